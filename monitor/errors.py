@@ -1,0 +1,42 @@
+"""One exception tree: every error newsmon raises on purpose derives from NewsmonError.
+
+Foreign exceptions are wrapped at stage boundaries (``raise ... from e``) so that callers
+catch one family and messages say what newsmon was doing, never a secret.
+"""
+
+from __future__ import annotations
+
+
+class NewsmonError(Exception):
+    """Root of newsmon's own errors."""
+
+
+class ConfigError(NewsmonError):
+    """The watchlist is invalid; ``path`` is the dotted key path of the offending value."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class QueryError(NewsmonError):
+    """A rule query does not parse; ``column`` is 1-based within the query text."""
+
+    def __init__(self, column: int, message: str) -> None:
+        self.column = column
+        self.message = message
+        super().__init__(f"column {column}: {message}")
+
+
+class FetchError(NewsmonError):
+    """A fetch failed; ``reason`` is a short machine-friendly code for logs and status."""
+
+    def __init__(self, reason: str, message: str, *, status: int | None = None) -> None:
+        self.reason = reason
+        self.status = status
+        super().__init__(message)
+
+
+class StoreError(NewsmonError):
+    """The database is unusable (corrupt, unwritable, from a newer newsmon)."""

@@ -1,0 +1,1 @@
+"""Alert channels behind one ``Notifier`` contract; see ``base``."""
