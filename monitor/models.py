@@ -41,6 +41,7 @@ class FeedState:
     etag: str | None
     last_modified: str | None
     polled: bool  # has had at least one successful poll
+    errors: int  # consecutive failed polls
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class BodyStatus(enum.StrEnum):
     EMPTY = "empty"  # extraction found no article text
     TIMEOUT = "timeout"  # extraction overran its budget
     BLOCKED = "blocked"  # the address guard refused the link
+    SKIPPED = "skipped"  # a first poll's old entry: recorded as seen, its page not fetched
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,212 @@
+"""The ``newsmon`` command. Exit codes: 0 done, 1 the operation failed, 2 usage or
+configuration error (or an unknown name or id)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from monitor import __version__
+from monitor.config import Config, load_config
+from monitor.daemon import Daemon, install_stop_signals
+from monitor.durations import parse_duration
+from monitor.errors import ConfigError, NewsmonError, StoreError
+from monitor.log import configure_logging
+from monitor.store import Store
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("NEWSMON_CONFIG") or "newsmon.toml")
+
+
+async def _cmd_run(args: argparse.Namespace, config: Config) -> int:
+    async with Daemon.open(config) as daemon:
+        if args.once:
+            await daemon.run_once()
+        else:
+            stop = asyncio.Event()
+            install_stop_signals(stop)
+            await daemon.run_forever(stop)
+    return EXIT_OK
+
+
+async def _cmd_check(args: argparse.Namespace, config: Config) -> int:
+    enabled = sum(r.enabled for r in config.rules)
+    print(
+        f"{config.path}: ok: {len(config.feeds)} feeds, {enabled} rules enabled "
+        f"of {len(config.rules)}, {len(config.notifiers)} notifiers"
+    )
+    return EXIT_OK
+
+
+async def _with_store(config: Config, action: Callable[[Store], Coroutine[Any, Any, int]]) -> int:
+    store = await Store.open(config.monitor.database, durability=config.monitor.durability)
+    try:
+        return await action(store)
+    finally:
+        await store.close()
+
+
+async def _cmd_feeds(args: argparse.Namespace, config: Config) -> int:
+    async def show(store: Store) -> int:
+        rows = await store.feeds()
+        watched = {f.url for f in config.feeds if f.enabled}
+        table = [
+            [
+                r.name or r.url,
+                "ok" if not r.consecutive_errors else f"failing x{r.consecutive_errors}",
+                str(r.last_status or "-"),
+                _when(r.last_poll_at),
+                _when(r.next_poll_at) if r.url in watched else "not watched",
+                r.last_error or "",
+            ]
+            for r in rows
+        ]
+        if not table:
+            print("no feed polled yet")
+            return EXIT_OK
+        print(_table(["feed", "health", "http", "last poll", "next poll", "last error"], table))
+        return EXIT_OK
+
+    return await _with_store(config, show)
+
+
+async def _cmd_hits(args: argparse.Namespace, config: Config) -> int:
+    since = time.time() - parse_duration(args.since)
+
+    async def show(store: Store) -> int:
+        hits = await store.hits(rule=args.rule, since=since)
+        if args.json:
+            print(json.dumps([asdict(h) for h in hits], indent=2, ensure_ascii=False))
+        elif not hits:
+            print("no hits")
+        for h in [] if args.json else hits:
+            print(f"{_when(h.created_at)}  [{h.rule}] {h.title}\n  {h.feed}: {h.url or '-'}")
+            print(f"  matched: {', '.join(h.matched)}\n  {h.snippet}\n")
+        return EXIT_OK
+
+    return await _with_store(config, show)
+
+
+async def _cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
+    async def show(store: Store) -> int:
+        rows = await store.deliveries(failed_only=args.failed)
+        if args.json:
+            print(json.dumps([asdict(r) for r in rows], indent=2, ensure_ascii=False))
+            return EXIT_OK
+        if not rows:
+            print("no deliveries")
+            return EXIT_OK
+        table = [
+            [r.id[:12], r.notifier, r.state, str(r.attempts), _when(r.updated_at), r.rule,
+             r.title[:50], r.last_error or ""]
+            for r in rows
+        ]  # fmt: skip
+        headers = ["id", "notifier", "state", "tries", "updated", "rule", "title", "reason"]
+        print(_table(headers, table))
+        return EXIT_OK
+
+    return await _with_store(config, show)
+
+
+async def _cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
+    async def requeue(store: Store) -> int:
+        matches = [
+            r.id for r in await store.deliveries(limit=1_000_000) if r.id.startswith(args.id)
+        ]
+        if len(matches) != 1:
+            print(f"newsmon: no single delivery with id {args.id!r}", file=sys.stderr)
+            return EXIT_USAGE
+        if not await store.requeue(matches[0], time.time()):
+            print(f"newsmon: delivery {matches[0]} is not failed or expired", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"delivery {matches[0]} queued again; the running daemon sends it")
+        return EXIT_OK
+
+    return await _with_store(config, requeue)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="watchlist (default $NEWSMON_CONFIG, ./newsmon.toml)")
+    common.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser = argparse.ArgumentParser(prog="newsmon", description="News monitoring and alerts.")
+    parser.add_argument("--version", action="version", version=f"newsmon {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", parents=[common], help="run the daemon")
+    run.add_argument("--once", action="store_true", help="poll every feed, deliver, exit")
+    run.set_defaults(handler=_cmd_run)
+    sub.add_parser("check", parents=[common], help="validate the watchlist").set_defaults(
+        handler=_cmd_check
+    )
+    sub.add_parser("feeds", parents=[common], help="feed health").set_defaults(handler=_cmd_feeds)
+    hits = sub.add_parser("hits", parents=[common], help="stored hits")
+    hits.add_argument("--rule")
+    hits.add_argument("--since", default="1d")
+    hits.add_argument("--json", action="store_true")
+    hits.set_defaults(handler=_cmd_hits)
+    deliveries = sub.add_parser("deliveries", parents=[common], help="the alert outbox")
+    deliveries.add_argument("--failed", action="store_true", help="failed and expired only")
+    deliveries.add_argument("--json", action="store_true")
+    deliveries.set_defaults(handler=_cmd_deliveries)
+    redeliver = sub.add_parser("redeliver", parents=[common], help="re-queue a delivery")
+    redeliver.add_argument("id", help="delivery id (a unique prefix will do)")
+    redeliver.set_defaults(handler=_cmd_redeliver)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(args.log_level)
+    if getattr(args, "since", None):
+        try:
+            parse_duration(args.since)
+        except ValueError as e:
+            print(f"newsmon: --since: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        config = load_config(_config_path(args))
+    except ConfigError as e:
+        print(f"newsmon: configuration error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        code: int = asyncio.run(args.handler(args, config))
+    except StoreError as e:
+        print(f"newsmon: database error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except NewsmonError as e:
+        print(f"newsmon: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,457 @@
+"""The TOML watchlist turned into frozen, validated dataclasses.
+
+Strict on purpose: an unknown key, a wrong type or a dangling reference is a ``ConfigError``
+naming the dotted key path (``rules[1].notify[0]``), so a typo never silently disables a
+rule. Secrets are read here, and only their ``Secret`` wrapper leaves this module.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+from monitor import __version__
+from monitor.durations import parse_duration
+from monitor.errors import ConfigError, RuleCompileError
+from monitor.models import Document
+from monitor.rules import RuleIndex, compile_rules
+from monitor.secrets import Secret
+
+DEFAULT_USER_AGENT = f"newsmon/{__version__} (+https://github.com/newsmon/newsmon)"
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    database: Path
+    interval: float = 600.0
+    concurrency: int = 32
+    per_host: int = 2
+    fetch_articles: bool = True
+    user_agent: str = DEFAULT_USER_AGENT
+    durability: Literal["process", "power"] = "process"
+    notices: tuple[str, ...] = ()
+    first_poll_max_age: float = 86400.0
+    feed_max_bytes: int = 10 * 1024 * 1024
+    page_max_bytes: int = 5 * 1024 * 1024
+    timeout: float = 30.0  # total deadline of one HTTP exchange, body included
+    extract_workers: int = 0  # 0: one per core
+    extract_timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    url: str
+    name: str | None  # None: the feed's own title once known, its URL until then
+    interval: float
+    tags: tuple[str, ...] = ()
+    enabled: bool = True
+    username: str | None = None
+    password: Secret | None = None
+
+    @property
+    def label(self) -> str:
+        """The name rules scope by before the feed's title is known."""
+        return self.name or self.url
+
+
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    name: str
+    query: str
+    notify: tuple[str, ...]
+    feeds: tuple[str, ...] = ("*",)
+    enabled: bool = True
+    max_per_hour: int | None = None
+    examples_match: tuple[str, ...] = ()
+    examples_no_match: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleNotifierConfig:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookNotifierConfig:
+    name: str
+    url: Secret
+    secret: Secret | None = None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class SlackNotifierConfig:
+    name: str
+    url: Secret
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class EmailNotifierConfig:
+    name: str
+    host: str
+    port: int
+    security: Literal["starttls", "tls", "none"]
+    sender: str
+    to: tuple[str, ...]
+    username: str | None = None
+    password: Secret | None = None
+    timeout: float = 30.0
+
+
+NotifierConfig: TypeAlias = (
+    ConsoleNotifierConfig | WebhookNotifierConfig | SlackNotifierConfig | EmailNotifierConfig
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    monitor: MonitorConfig
+    feeds: tuple[FeedConfig, ...]
+    entities: Mapping[str, tuple[str, ...]]
+    rules: tuple[RuleConfig, ...]
+    notifiers: Mapping[str, NotifierConfig]
+    index: RuleIndex = field(repr=False)
+    # feed URL -> names of the enabled rules that watch it
+    scopes: Mapping[str, frozenset[str]] = field(repr=False)
+
+    def rule(self, name: str) -> RuleConfig | None:
+        return next((r for r in self.rules if r.name == name), None)
+
+
+_MISSING: Any = object()
+
+
+class _Table:
+    """Reads one TOML table, remembering which keys were used so leftovers are errors."""
+
+    def __init__(self, data: object, path: str, base: Path) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(path, f"expected a table, got {_kind(data)}")
+        self.data: dict[str, Any] = data
+        self.path = path
+        self.base = base
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def _get(self, name: str, types: tuple[type, ...], what: str, default: Any) -> Any:
+        self.used.add(name)
+        if name not in self.data:
+            if default is _MISSING:
+                raise ConfigError(self.key(name), "is required")
+            return default
+        value = self.data[name]
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            raise ConfigError(self.key(name), f"expected {what}, got {_kind(value)}")
+        return value
+
+    def str(self, name: str, default: Any = _MISSING) -> Any:
+        value = self._get(name, (str,), "a string", default)
+        if isinstance(value, str) and not value.strip():
+            raise ConfigError(self.key(name), "must not be empty")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: Any = _MISSING) -> Any:
+        value = self.str(name, default)
+        if value not in choices:
+            listed = ", ".join(f'"{c}"' for c in choices)
+            raise ConfigError(self.key(name), f"expected one of {listed}, got {value!r}")
+        return value
+
+    def int(self, name: str, default: Any = _MISSING, minimum: int = 1) -> Any:
+        value = self._get(name, (int,), "a whole number", default)
+        if value is not None and value < minimum:
+            raise ConfigError(self.key(name), f"must be at least {minimum}, got {value}")
+        return value
+
+    def bool(self, name: str, default: Any = _MISSING) -> Any:
+        return self._get(name, (bool,), "true or false", default)
+
+    def duration(self, name: str, default: Any = _MISSING) -> Any:
+        value = self.str(name, default)
+        if not isinstance(value, str):
+            return value
+        try:
+            seconds = parse_duration(value)
+        except ValueError as e:
+            raise ConfigError(self.key(name), str(e)) from None
+        if seconds <= 0:
+            raise ConfigError(self.key(name), "must be longer than zero")
+        return seconds
+
+    def strings(self, name: str, default: Any = _MISSING, *, nonempty: bool = False) -> Any:
+        value = self._get(name, (list,), "a list of strings", default)
+        if value is default:
+            return value
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                raise ConfigError(f"{self.key(name)}[{i}]", "expected a non-empty string")
+        if nonempty and not value:
+            raise ConfigError(self.key(name), "must list at least one")
+        return tuple(value)
+
+    def table(self, name: str) -> _Table:
+        return _Table(self._get(name, (dict,), "a table", {}), self.key(name), self.base)
+
+    def tables(self, name: str) -> list[_Table]:
+        value = self._get(name, (list,), "an array of tables ([[...]])", [])
+        return [_Table(item, f"{self.key(name)}[{i}]", self.base) for i, item in enumerate(value)]
+
+    def secret(self, name: str, *, required: bool) -> Secret | None:
+        """``name``, ``name_env`` or ``name_file``: exactly one of the three."""
+        given = [k for k in (name, f"{name}_env", f"{name}_file") if k in self.data]
+        self.used.update((name, f"{name}_env", f"{name}_file"))
+        if len(given) > 1:
+            raise ConfigError(self.key(name), f"give only one of {', '.join(given)}")
+        if not given:
+            if required:
+                raise ConfigError(self.key(name), f"is required (or {name}_env, {name}_file)")
+            return None
+        key = given[0]
+        source = self.str(key)
+        if key.endswith("_env"):
+            value = os.environ.get(source)
+            if not value:
+                raise ConfigError(self.key(key), f"environment variable {source} is not set")
+            return Secret(value)
+        if key.endswith("_file"):
+            path = self.base / os.path.expandvars(source)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                reason = e.strerror if isinstance(e, OSError) and e.strerror else "unreadable"
+                raise ConfigError(self.key(key), f"cannot read {path}: {reason}") from None
+            text = text.removesuffix("\n").removesuffix("\r")
+            if not text:
+                raise ConfigError(self.key(key), f"{path} is empty")
+            return Secret(text)
+        return Secret(source)
+
+    def finish(self) -> None:
+        unknown = [k for k in self.data if k not in self.used]
+        if unknown:
+            raise ConfigError(self.key(unknown[0]), "unknown key")
+
+
+def _kind(value: object) -> str:
+    names = {str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+    names |= {list: "a list", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _state_dir(base: Path) -> Path:
+    """systemd's StateDirectory anchors the database so the watchlist can stay read-only."""
+    state = os.environ.get("STATE_DIRECTORY")
+    return Path(state.split(":")[0]) if state else base
+
+
+def _monitor(t: _Table) -> MonitorConfig:
+    d = MonitorConfig(database=Path("newsmon.db"))
+    cfg = MonitorConfig(
+        database=_state_dir(t.base) / t.str("database", "newsmon.db"),
+        interval=t.duration("interval", d.interval),
+        concurrency=t.int("concurrency", d.concurrency),
+        per_host=t.int("per_host", d.per_host),
+        fetch_articles=t.bool("fetch_articles", d.fetch_articles),
+        user_agent=t.str("user_agent", d.user_agent),
+        durability=t.choice("durability", ("process", "power"), d.durability),
+        notices=t.strings("notices", d.notices),
+        first_poll_max_age=t.duration("first_poll_max_age", d.first_poll_max_age),
+        feed_max_bytes=t.int("feed_max_bytes", d.feed_max_bytes),
+        page_max_bytes=t.int("page_max_bytes", d.page_max_bytes),
+        timeout=t.duration("timeout", d.timeout),
+        extract_workers=t.int("extract_workers", d.extract_workers, minimum=0),
+        extract_timeout=t.duration("extract_timeout", d.extract_timeout),
+    )
+    t.finish()
+    return cfg
+
+
+def _feed(t: _Table, default_interval: float) -> FeedConfig:
+    url = t.str("url")
+    if not url.lower().startswith(("http://", "https://")):
+        raise ConfigError(t.key("url"), f"expected an http:// or https:// URL, got {url!r}")
+    feed = FeedConfig(
+        url=url,
+        name=t.str("name", None),
+        interval=t.duration("interval", default_interval),
+        tags=t.strings("tags", ()),
+        enabled=t.bool("enabled", True),
+        username=t.str("username", None),
+        password=t.secret("password", required=False),
+    )
+    t.finish()
+    return feed
+
+
+def _rule(t: _Table) -> RuleConfig:
+    examples = t.table("examples")
+    rule = RuleConfig(
+        name=t.str("name"),
+        query=t.str("query"),
+        notify=t.strings("notify", nonempty=True),
+        feeds=t.strings("feeds", ("*",), nonempty=True),
+        enabled=t.bool("enabled", True),
+        max_per_hour=t.int("max_per_hour", None),
+        examples_match=examples.strings("match", ()),
+        examples_no_match=examples.strings("no_match", ()),
+    )
+    examples.finish()
+    t.finish()
+    return rule
+
+
+def _notifier(t: _Table, name: str) -> NotifierConfig:
+    kind = t.choice("type", ("console", "webhook", "slack", "email"))
+    cfg: NotifierConfig
+    if kind == "console":
+        cfg = ConsoleNotifierConfig(name)
+    elif kind == "webhook":
+        url = t.secret("url", required=True)
+        assert url is not None
+        cfg = WebhookNotifierConfig(
+            name, url, t.secret("secret", required=False), t.duration("timeout", 30.0)
+        )
+    elif kind == "slack":
+        url = t.secret("url", required=True)
+        assert url is not None
+        cfg = SlackNotifierConfig(name, url, t.duration("timeout", 30.0))
+    else:
+        security = t.choice("security", ("starttls", "tls", "none"), "starttls")
+        default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
+        cfg = EmailNotifierConfig(
+            name,
+            host=t.str("host"),
+            port=t.int("port", default_port),
+            security=security,
+            sender=t.str("from"),
+            to=t.strings("to", nonempty=True),
+            username=t.str("username", None),
+            password=t.secret("password", required=False),
+            timeout=t.duration("timeout", 30.0),
+        )
+    t.finish()
+    return cfg
+
+
+def _entities(t: _Table) -> dict[str, tuple[str, ...]]:
+    entities = {name: t.strings(name, nonempty=True) for name in t.data}
+    t.finish()
+    return entities
+
+
+def _unique(items: list[tuple[str, str]], what: str) -> None:
+    seen: set[str] = set()
+    for path, value in items:
+        if value in seen:
+            raise ConfigError(path, f"duplicate {what} {value!r}")
+        seen.add(value)
+
+
+def _scopes(
+    feeds: tuple[FeedConfig, ...], rules: tuple[RuleConfig, ...]
+) -> dict[str, frozenset[str]]:
+    """Which enabled rules watch each feed; a selector is a feed name or a tag."""
+    names = {f.label for f in feeds}
+    tags = {tag for f in feeds for tag in f.tags}
+    for i, rule in enumerate(rules):
+        for j, selector in enumerate(rule.feeds):
+            path = f"rules[{i}].feeds[{j}]"
+            if selector == "*":
+                continue
+            if selector in names and selector in tags:
+                raise ConfigError(path, f"{selector!r} is both a feed name and a tag")
+            if selector not in names and selector not in tags:
+                raise ConfigError(path, f"no feed name or tag {selector!r}")
+    scopes: dict[str, frozenset[str]] = {}
+    for feed in feeds:
+        keys = {"*", feed.label, *feed.tags}
+        scopes[feed.url] = frozenset(
+            r.name for r in rules if r.enabled and keys.intersection(r.feeds)
+        )
+    return scopes
+
+
+def _compile(rules: tuple[RuleConfig, ...], entities: Mapping[str, tuple[str, ...]]) -> RuleIndex:
+    try:
+        return compile_rules({r.name: r.query for r in rules}, entities)
+    except RuleCompileError as e:
+        if e.rule is not None:
+            at = next(i for i, r in enumerate(rules) if r.name == e.rule)
+            raise ConfigError(f"rules[{at}].query", str(e.error)) from None
+        raise ConfigError(f"entities.{e.entity}[{e.form_index}]", str(e.error)) from None
+
+
+def _check_examples(rules: tuple[RuleConfig, ...], index: RuleIndex) -> None:
+    """A rule's own examples are its self-test: a rule that fails them is a config error."""
+    for i, rule in enumerate(rules):
+        for key, texts, expected in (
+            ("match", rule.examples_match, True),
+            ("no_match", rule.examples_no_match, False),
+        ):
+            for j, text in enumerate(texts):
+                found = bool(index.match(Document("", "", text), only={rule.name}))
+                if found != expected:
+                    verb = "does not match" if expected else "matches"
+                    raise ConfigError(
+                        f"rules[{i}].examples.{key}[{j}]", f"the query {verb} this example"
+                    )
+
+
+def parse_config(data: dict[str, Any], path: Path) -> Config:
+    """Validate an already-parsed TOML document; relative paths anchor to ``path``'s folder."""
+    root = _Table(data, "", path.parent)
+    monitor = _monitor(root.table("monitor"))
+    feeds = tuple(_feed(t, monitor.interval) for t in root.tables("feeds"))
+    _unique([(f"feeds[{i}].url", f.url) for i, f in enumerate(feeds)], "feed URL")
+    _unique([(f"feeds[{i}].name", f.name) for i, f in enumerate(feeds) if f.name], "feed name")
+    notifier_table = root.table("notifiers")
+    notifiers = {
+        name: _notifier(notifier_table.table(name), name) for name in list(notifier_table.data)
+    }
+    notifier_table.finish()
+    rules = tuple(_rule(t) for t in root.tables("rules"))
+    _unique([(f"rules[{i}].name", r.name) for i, r in enumerate(rules)], "rule name")
+    for i, rule in enumerate(rules):
+        for j, target in enumerate(rule.notify):
+            if target not in notifiers:
+                raise ConfigError(f"rules[{i}].notify[{j}]", f'no notifier named "{target}"')
+    for j, target in enumerate(monitor.notices):
+        if target not in notifiers:
+            raise ConfigError(f"monitor.notices[{j}]", f'no notifier named "{target}"')
+    entities = _entities(root.table("entities"))
+    root.finish()
+    index = _compile(rules, entities)
+    _check_examples(rules, index)
+    return Config(
+        path=path,
+        monitor=monitor,
+        feeds=feeds,
+        entities=entities,
+        rules=rules,
+        notifiers=notifiers,
+        index=index,
+        scopes=_scopes(feeds, rules),
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the watchlist at ``path``; raises ConfigError."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError("", f"cannot read {path}: {e.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError("", f"{path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("", f"{path}: TOML syntax error: {e}") from None
+    return parse_config(data, path.resolve())

@@ -1,0 +1,25 @@
+"""Human durations ("90s", "10m", "2h", "1d") as seconds."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``; raises ValueError with a message fit for a user."""
+    match = _DURATION.fullmatch(text)
+    if not match:
+        raise ValueError(f'expected a duration like "90s", "10m", "2h" or "1d", got {text!r}')
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def format_duration(seconds: float) -> str:
+    """The largest whole unit that fits, for humans ("10m", "36h")."""
+    for unit in ("d", "h", "m"):
+        size = _UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -1,0 +1,23 @@
+"""Prints each alert to standard output: the journal under systemd, a terminal by hand."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from monitor.models import Alert, Outcome, SendResult
+from monitor.notify.render import alert_text
+
+
+class ConsoleNotifier:
+    def __init__(self, name: str, stream: TextIO | None = None) -> None:
+        self.name = name
+        self._stream = stream
+
+    async def send(self, alert: Alert) -> SendResult:
+        stream = self._stream or sys.stdout
+        print(alert_text(alert), file=stream, flush=True)
+        return SendResult(Outcome.SENT, "printed")
+
+    async def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,145 @@
+"""One feed poll, end to end: fetch, parse, keep what is new, extract, match, store.
+
+The store commits everything a poll learned in one transaction; a failure anywhere before
+that leaves the feed's cursor untouched, so the next poll sees the same entries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+
+import aiohttp
+
+from monitor.config import Config, FeedConfig
+from monitor.errors import FetchError
+from monitor.extract import Extractor
+from monitor.fetch import Fetcher
+from monitor.log import log_event
+from monitor.models import BodyStatus, Document, Entry, Extracted, FeedState, PollResult, Story
+from monitor.parse import ParseError, parse_feed
+from monitor.store import Store
+
+log = logging.getLogger("newsmon.poll")
+HTML_TYPES = ("text/html", "application/xhtml")
+MAX_BACKOFF = 6 * 3600.0
+
+
+class Pipeline:
+    """Polls feeds with the daemon's shared parts; the watchlist is passed per poll so a
+    reload takes effect at the next one."""
+
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        extractor: Extractor,
+        *,
+        clock: Callable[[], float],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._fetcher = fetcher
+        self._extractor = extractor
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    def _next_poll(self, interval: float, errors: int = 0) -> float:
+        """Next poll time: the interval with 10% jitter; after errors, exponential backoff."""
+        delay = min(interval * 2**errors, max(interval, MAX_BACKOFF)) if errors else interval
+        return self._clock() + delay * self._rng.uniform(0.9, 1.1)
+
+    async def poll(self, feed: FeedConfig, config: Config) -> PollResult:
+        """Poll one feed; every failure is returned as a PollResult, never raised."""
+        state = await self._store.feed_state(feed.url)
+        try:
+            result = await self._poll(feed, config, state)
+        except (FetchError, ParseError) as e:
+            status = e.status if isinstance(e, FetchError) else None
+            errors = state.errors + 1
+            next_at = self._next_poll(feed.interval, errors)
+            await self._store.record_failure(state.id, self._clock(), next_at, status, str(e))
+            log_event(
+                log, logging.WARNING, "poll_failed", feed=feed.label, error=str(e), errors=errors
+            )
+            return PollResult(feed.url, "error", error=str(e))
+        log_event(
+            log, logging.INFO, "poll_" + result.outcome, feed=feed.label,
+            new=result.new_entries, hits=result.hits,
+        )  # fmt: skip
+        return result
+
+    async def _poll(self, feed: FeedConfig, config: Config, state: FeedState) -> PollResult:
+        headers = {}
+        if state.etag:
+            headers["If-None-Match"] = state.etag
+        if state.last_modified:
+            headers["If-Modified-Since"] = state.last_modified
+        auth = None
+        if feed.username is not None:
+            password = feed.password.reveal() if feed.password else ""
+            auth = aiohttp.BasicAuth(feed.username, password)
+        fetched = await self._fetcher.get(
+            feed.url, max_bytes=config.monitor.feed_max_bytes, headers=headers, auth=auth
+        )
+        if fetched.status == 304:
+            now = self._clock()
+            await self._store.record_not_modified(state.id, now, self._next_poll(feed.interval))
+            return PollResult(feed.url, "not_modified")
+        parsed = parse_feed(fetched.body, fetched.headers)
+        unique = list({e.key: e for e in reversed(parsed.entries)}.values())  # first wins
+        known = await self._store.known_keys(state.id, [e.key for e in unique])
+        fresh = [e for e in unique if e.key not in known]
+        stories = await asyncio.gather(*(self._story(e, feed, config, state) for e in fresh))
+        hits = await self._store.commit_poll(
+            state,
+            now=self._clock(),
+            next_poll_at=self._next_poll(feed.interval),
+            status=fetched.status,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            title=parsed.title,
+            stories=stories,
+            destinations={r.name: r.notify for r in config.rules},
+        )
+        return PollResult(feed.url, "ok", new_entries=len(stories), hits=len(hits))
+
+    async def _story(
+        self, entry: Entry, feed: FeedConfig, config: Config, state: FeedState
+    ) -> Story:
+        alertable = state.polled or self._recent(entry, config.monitor.first_poll_max_age)
+        story_key = entry.url or f"entry:{feed.url}\n{entry.key}"
+        if not alertable:
+            return Story(entry, story_key, entry.content, BodyStatus.SKIPPED, (), False)
+        page = await self._page(entry, config)
+        body = page.body if page.status is BodyStatus.EXTRACTED else entry.content
+        status = page.status
+        if status is not BodyStatus.EXTRACTED and entry.content:
+            status = BodyStatus.FEED_CONTENT
+        rules = config.scopes.get(feed.url, frozenset())
+        document = Document(entry.title, entry.summary, body)
+        matches = tuple(config.index.match(document, only=rules)) if rules else ()
+        return Story(entry, story_key, body, status, matches, True)
+
+    def _recent(self, entry: Entry, max_age: float) -> bool:
+        """On a feed's first poll only recent entries may alert; a future date counts as now."""
+        if entry.published is None:
+            return False
+        return self._clock() - entry.published.timestamp() <= max_age
+
+    async def _page(self, entry: Entry, config: Config) -> Extracted:
+        if not config.monitor.fetch_articles:
+            return Extracted("", BodyStatus.DISABLED)
+        if entry.url is None:
+            return Extracted("", BodyStatus.NO_LINK)
+        try:
+            page = await self._fetcher.get(
+                entry.url, max_bytes=config.monitor.page_max_bytes, accept_body=HTML_TYPES
+            )
+        except FetchError as e:
+            status = BodyStatus.NOT_HTML if e.reason == "not_html" else BodyStatus.FETCH_FAILED
+            log_event(log, logging.INFO, "page_failed", url=entry.url, error=str(e))
+            return Extracted("", status, str(e))
+        return await self._extractor.extract(page.body, page.url)

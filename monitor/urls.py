@@ -1,0 +1,46 @@
+"""URL normalization: one spelling per article, so one story is one key."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+# Query parameters that only say where a click came from (marketing and analytics).
+_TRACKING_PREFIXES = ("utm_", "mtm_", "pk_", "at_")
+_TRACKING_NAMES = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid",
+        "mc_cid", "mc_eid", "_hsenc", "_hsmi", "mkt_tok", "igshid", "ocid", "cmpid",
+        "ref_src", "ref_url", "smid", "sr_share", "ito", "xtor", "__twitter_impression",
+    }
+)  # fmt: skip
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _is_tracking(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _TRACKING_NAMES or lowered.startswith(_TRACKING_PREFIXES)
+
+
+def normalize_url(url: str) -> str | None:
+    """The canonical spelling of an http(s) URL, or None when it is not one.
+
+    Lower-case scheme and host, no default port, no fragment, no tracking parameters,
+    the rest of the query sorted. The path is kept as given: servers may treat case in
+    it as meaningful.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    query = sorted(
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)
+    )
+    return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query), ""))

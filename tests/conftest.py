@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import Publisher, Receiver
+from tests.watchlists import watchlist
+
+
+@pytest.fixture
+async def publisher() -> AsyncIterator[Publisher]:
+    server = Publisher()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    server = Receiver()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def write_watchlist(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Writes a watchlist for the given servers and returns its path."""
+
+    def write(text: str | None = None, **kwargs: object) -> Path:
+        path = tmp_path / "newsmon.toml"
+        path.write_text(text if text is not None else watchlist(**kwargs), encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,89 @@
+"""The newsmon command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.servers import Item, Publisher, Receiver
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def newsmon(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script (falling back to the module when not on PATH)."""
+    exe = shutil.which("newsmon")
+    cmd = [exe] if exe else [sys.executable, "-m", "monitor.cli"]
+    env = {k: v for k, v in os.environ.items() if k not in ("NEWSMON_CONFIG", "STATE_DIRECTORY")}
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120, check=False
+    )
+
+
+def test_check_accepts_the_example_watchlist() -> None:
+    """`newsmon check` passes on the shipped example and says what it found."""
+    done = newsmon("check", "--config", str(ROOT / "config.example.toml"))
+    assert done.returncode == 0, done.stderr
+    assert "ok:" in done.stdout
+
+
+def test_check_rejects_a_broken_watchlist_with_exit_2(tmp_path: Path) -> None:
+    """A typo in a notifier name exits 2 with the key path and the problem."""
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    path = tmp_path / "broken.toml"
+    path.write_text(text.replace('notify = ["terminal"]', 'notify = ["slak"]'), encoding="utf-8")
+    done = newsmon("check", "--config", str(path))
+    assert done.returncode == 2
+    assert 'rules[0].notify[0]: no notifier named "slak"' in done.stderr
+
+
+def test_missing_watchlist_exits_2(tmp_path: Path) -> None:
+    """No watchlist at the default path is a clear configuration error."""
+    done = newsmon("check", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "newsmon.toml" in done.stderr
+
+
+async def test_run_once_delivers_then_nothing_on_the_next_run(
+    tmp_path: Path, publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """`newsmon run --once` alerts the webhook for a matching story, and nothing next time;
+    `hits` and `deliveries` then show what happened."""
+    publisher.rss_items = [
+        Item("Embassy row", "/x", summary="Russia recalls staff from its embassy.")
+    ]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    done = await _run_async("run", "--once", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert len(receiver.accepted) == 1
+    again = await _run_async("run", "--once", "--config", str(path))
+    assert again.returncode == 0, again.stderr
+    assert len(receiver.attempts) == 1
+
+    hits = newsmon("hits", "--json", "--config", str(path))
+    assert [h["title"] for h in json.loads(hits.stdout)] == ["Embassy row"]
+    deliveries = newsmon("deliveries", "--config", str(path))
+    assert " sent " in deliveries.stdout
+    feeds = newsmon("feeds", "--config", str(path))
+    assert "Test Gazette" in feeds.stdout and "ok" in feeds.stdout
+
+
+async def _run_async(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run newsmon in a thread so this test's servers keep answering meanwhile."""
+    import asyncio
+
+    return await asyncio.to_thread(newsmon, *args)
+
+
+@pytest.mark.parametrize("args", [["--version"], ["run", "--help"]])
+def test_version_and_help(args: list[str]) -> None:
+    """The basics answer without a watchlist."""
+    done = newsmon(*args)
+    assert done.returncode == 0
+    assert "newsmon" in done.stdout

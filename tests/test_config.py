@@ -1,0 +1,148 @@
+"""The watchlist: strict, with errors that name the key path."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from monitor.config import WebhookNotifierConfig, load_config
+from monitor.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BASE = """
+[[feeds]]
+url = "https://example.org/feed.xml"
+name = "Example"
+tags = ["world"]
+
+[entities]
+russia = ["Russia", "Russian"]
+
+[[rules]]
+name = "r"
+query = "@russia AND embassy"
+notify = ["hook"]
+
+[notifiers.hook]
+type = "console"
+"""
+
+
+def load(tmp_path: Path, text: str) -> object:
+    path = tmp_path / "w.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return load_config(path)
+
+
+def test_example_watchlist_is_valid() -> None:
+    """The shipped config.example.toml passes validation with no secret set."""
+    config = load_config(ROOT / "config.example.toml")
+    assert config.rule("russia-embassy") is not None
+    assert len(config.feeds) >= 3
+
+
+@pytest.mark.parametrize(
+    ("edit", "path", "message"),
+    [
+        pytest.param(
+            BASE.replace('notify = ["hook"]', 'notify = ["slak"]'),
+            "rules[0].notify[0]",
+            'no notifier named "slak"',
+            id="dangling-notifier",
+        ),
+        pytest.param(BASE + "\n[monitor]\nintervall = '5m'\n", "monitor.intervall",
+                     "unknown key", id="unknown-key"),
+        pytest.param(BASE + "\n[monitor]\ninterval = '5 minutes'\n", "monitor.interval",
+                     "expected a duration", id="bad-duration"),
+        pytest.param(BASE + "\n[monitor]\nconcurrency = '8'\n", "monitor.concurrency",
+                     "expected a whole number, got a string", id="wrong-type"),
+        pytest.param(BASE.replace("https://example.org/feed.xml", "ftp://x/feed"),
+                     "feeds[0].url", "expected an http", id="feed-scheme"),
+        pytest.param(BASE.replace('query = "@russia AND embassy"', 'query = "@rusia AND x"'),
+                     "rules[0].query", "rusia", id="unknown-entity"),
+        pytest.param(BASE.replace('query = "@russia AND embassy"', 'query = "a AND"'),
+                     "rules[0].query", "column", id="query-syntax"),
+        pytest.param(BASE.replace('notify = ["hook"]', 'notify = []'),
+                     "rules[0].notify", "at least one", id="no-notifier"),
+        pytest.param(BASE.replace('notify = ["hook"]', 'notify = ["hook"]\nfeeds = ["asia"]'),
+                     "rules[0].feeds[0]", "no feed name or tag", id="unknown-scope"),
+        pytest.param(BASE.replace('type = "console"', 'type = "pager"'),
+                     "notifiers.hook.type", "expected one of", id="notifier-type"),
+        pytest.param(BASE.replace('type = "console"', 'type = "webhook"'),
+                     "notifiers.hook.url", "is required", id="webhook-url-missing"),
+        pytest.param(
+            BASE.replace('notify = ["hook"]', 'notify = ["hook"]\nexamples.match = ["nothing"]'),
+            "rules[0].examples.match[0]", "does not match", id="failing-example",
+        ),
+        pytest.param(BASE + '\n[[rules]]\nname = "r"\nquery = "x"\nnotify = ["hook"]\n',
+                     "rules[1].name", "duplicate", id="duplicate-rule"),
+        pytest.param("[monitor\n", "", "TOML syntax error", id="toml-syntax"),
+    ],
+)  # fmt: skip
+def test_bad_watchlist_names_the_key(tmp_path: Path, edit: str, path: str, message: str) -> None:
+    """Every mistake is a ConfigError naming where it is and what is wrong."""
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, edit)
+    assert caught.value.path == path
+    assert message in caught.value.message
+
+
+def test_secrets_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret can come from an environment variable or a file (trailing newline dropped)."""
+    (tmp_path / "hmac").write_text("from-file\n", encoding="utf-8")
+    monkeypatch.setenv("HOOK_URL", "https://hooks.example.org/T0KEN")
+    monkeypatch.setenv("CREDS", str(tmp_path))
+    text = BASE.replace(
+        'type = "console"',
+        'type = "webhook"\nurl_env = "HOOK_URL"\nsecret_file = "${CREDS}/hmac"',
+    )
+    config = load(tmp_path, text)
+    hook = config.notifiers["hook"]  # type: ignore[attr-defined]
+    assert isinstance(hook, WebhookNotifierConfig)
+    assert hook.url.reveal() == "https://hooks.example.org/T0KEN"
+    assert hook.secret is not None and hook.secret.reveal() == "from-file"
+    assert "T0KEN" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("notifier", "path", "message"),
+    [
+        ('url_env = "NOPE_UNSET"', "notifiers.hook.url_env", "NOPE_UNSET is not set"),
+        ('url_file = "missing.txt"', "notifiers.hook.url_file", "cannot read"),
+        ('url = "https://x/T0KEN"\nurl_env = "X"', "notifiers.hook.url", "only one"),
+    ],
+    ids=["env-unset", "file-missing", "two-sources"],
+)
+def test_unreadable_secret_names_the_key_not_the_value(
+    tmp_path: Path, notifier: str, path: str, message: str
+) -> None:
+    """A secret that cannot be read is a config error naming the key, never the value."""
+    text = BASE.replace('type = "console"', f'type = "webhook"\n{notifier}')
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+    assert caught.value.path == path
+    assert message in caught.value.message
+    assert "T0KEN" not in str(caught.value)
+
+
+def test_database_is_relative_to_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under systemd the database lives in $STATE_DIRECTORY, the watchlist elsewhere."""
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/newsmon")
+    config = load(tmp_path, BASE)
+    assert config.monitor.database == Path("/var/lib/newsmon/newsmon.db")  # type: ignore[attr-defined]
+
+
+def test_rules_scope_by_feed_name_or_tag(tmp_path: Path) -> None:
+    """A rule scoped to a tag watches the feeds with that tag only."""
+    text = BASE.replace('notify = ["hook"]', 'notify = ["hook"]\nfeeds = ["world"]')
+    text += '\n[[feeds]]\nurl = "https://example.org/other.xml"\n'
+    config = load(tmp_path, text)
+    assert config.scopes == {  # type: ignore[attr-defined]
+        "https://example.org/feed.xml": frozenset({"r"}),
+        "https://example.org/other.xml": frozenset(),
+    }

@@ -1,0 +1,212 @@
+"""One feed poll end to end against real local servers and a real SQLite file."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor.config import load_config
+from monitor.daemon import Daemon
+from monitor.deliver import RetryPolicy
+from tests.servers import Item, Publisher, Receiver
+
+FAST_RETRY = RetryPolicy(base=0.01, cap=0.05)
+MATCHING = Item(
+    "Diplomats meet in Ankara",
+    "/world/talks?utm_source=rss",
+    summary="Russian and U.S. diplomats met over the work of their respective embassies.",
+)
+OTHER = Item("Prussian history", "/history/prussia", summary="The Prussian embassy reopened.")
+
+
+async def run_once(path: Path) -> None:
+    async with Daemon.open(load_config(path), retry=FAST_RETRY) as daemon:
+        await daemon.run_once(delivery_deadline=30)
+
+
+def count(db: Path, table: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+async def test_matching_story_alerts_once_and_other_does_not(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """A story mentioning Russia and embassies alerts once, signed; the Prussian one never."""
+    publisher.rss_items = [MATCHING, OTHER]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    await run_once(path)
+
+    assert len(receiver.accepted) == 1
+    got = receiver.accepted[0]
+    assert got.body["rule"] == "russia-embassy"
+    assert got.body["title"] == "Diplomats meet in Ankara"
+    assert got.body["url"] == f"{publisher.base}/world/talks"  # tracking parameter gone
+    assert got.body["feed"] == "Test Gazette"
+    assert got.body["matched"] == ["Russian", "embassies"]
+    assert got.body["published"].endswith("Z")
+    assert "embassies" in got.body["snippet"]
+    expected = hmac.new(b"s3cret-hmac", got.raw, hashlib.sha256).hexdigest()
+    assert got.headers["X-Newsmon-Signature"] == f"sha256={expected}"
+    assert got.headers["X-Newsmon-Delivery"] == got.headers["Idempotency-Key"]
+    assert count(path.parent / "newsmon.db", "entries") == 2
+
+
+async def test_second_run_and_restart_send_nothing_new(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """Polling again, in the same process or after a restart, never alerts twice."""
+    publisher.rss_items = [MATCHING]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    config = load_config(path)
+    async with Daemon.open(config, retry=FAST_RETRY) as daemon:
+        await daemon.run_once()
+        await daemon.run_once()
+    publisher.rss_items = [MATCHING, OTHER]  # the feed changed: it is fetched and parsed again
+    await run_once(path)
+    assert len(receiver.attempts) == 1
+    assert count(path.parent / "newsmon.db", "hits") == 1
+
+
+async def test_second_poll_is_conditional_and_304_changes_nothing(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """The cursor is sent back (If-None-Match, If-Modified-Since); a 304 stores nothing."""
+    publisher.rss_items = [MATCHING]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    await run_once(path)
+    db = path.parent / "newsmon.db"
+    before = count(db, "entries"), count(db, "hits"), count(db, "deliveries")
+    await run_once(path)
+    first, second = publisher.hits("/rss.xml")
+    assert "If-None-Match" not in first
+    assert second["If-None-Match"].startswith('"')
+    assert second["If-Modified-Since"] == "Wed, 01 Jan 2025 00:00:00 GMT"
+    assert (count(db, "entries"), count(db, "hits"), count(db, "deliveries")) == before
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT last_status FROM feeds").fetchone()[0] == 304
+
+
+async def test_transient_failures_are_retried_and_delivered_exactly_once(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """A receiver answering 500, 500, then 200 gets the alert once, same delivery id."""
+    receiver = Receiver(script=[500, 500])
+    await receiver.start()
+    try:
+        publisher.rss_items = [MATCHING]
+        path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+        await run_once(path)
+    finally:
+        await receiver.stop()
+    assert len(receiver.attempts) == 3
+    assert len(receiver.accepted) == 1
+    assert len({a.headers["X-Newsmon-Delivery"] for a in receiver.attempts}) == 1
+    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+        assert conn.execute("SELECT state, attempts FROM deliveries").fetchone() == ("sent", 3)
+
+
+async def test_permanent_refusal_ends_failed_with_reason(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """A 400 is not retried: the delivery ends 'failed' with the answer as its reason."""
+    receiver = Receiver(script=[400])
+    await receiver.start()
+    try:
+        publisher.rss_items = [MATCHING]
+        path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+        await run_once(path)
+    finally:
+        await receiver.stop()
+    assert len(receiver.attempts) == 1
+    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+        row = conn.execute("SELECT state, last_error FROM deliveries").fetchone()
+    assert row == ("failed", "HTTP 400: nope")
+
+
+async def test_article_body_is_extracted_and_matched(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """A story whose feed text does not match alerts on the words of its extracted page."""
+    body = "\n\n".join(
+        [
+            "Officials from Moscow arrived on Tuesday for a round of talks that had been "
+            "planned for months, according to people familiar with the schedule.",
+            "The delegation toured the new embassy compound before meeting local ministers, "
+            "who described the discussions as long, frank and useful for both sides.",
+            "Further meetings are expected next month, when trade and energy questions "
+            "will be on the agenda of both governments.",
+        ]
+    )
+    publisher.rss_items = [Item("Talks resume", "/a/talks", body=body, summary="Talks resume.")]
+    path = write_watchlist(
+        feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url, fetch_articles=True
+    )
+    await run_once(path)
+    assert len(receiver.accepted) == 1
+    assert receiver.accepted[0].body["matched"] == ["Moscow", "embassy"]
+    assert publisher.hits("/a/talks")
+    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+        status, stored = conn.execute("SELECT body_status, body FROM entries").fetchone()
+    assert status == "extracted"
+    assert "embassy compound" in stored
+    assert "Copyright" not in stored
+
+
+async def test_first_poll_alerts_only_on_recent_entries(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """A new feed's old and undated entries are recorded as seen; later ones alert."""
+    old = Item(
+        "Old embassy story",
+        "/old",
+        summary="Moscow embassy news",
+        published=datetime.now(UTC) - timedelta(days=3),
+    )
+    undated = Item("Undated", "/undated", summary="Kremlin embassy", published=None)
+    future = Item(
+        "Future-dated",
+        "/future",
+        summary="Russia embassy",
+        published=datetime.now(UTC) + timedelta(days=2),
+    )
+    publisher.rss_items = [old, undated, future]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    await run_once(path)
+    assert [a.body["title"] for a in receiver.accepted] == ["Future-dated"]
+    assert count(path.parent / "newsmon.db", "entries") == 3
+    later_old = Item(
+        "Older but new to us",
+        "/later",
+        summary="Russian embassy",
+        published=datetime.now(UTC) - timedelta(days=5),
+    )
+    publisher.rss_items = [later_old, old, undated, future]
+    await run_once(path)
+    assert [a.body["title"] for a in receiver.accepted] == ["Future-dated", "Older but new to us"]
+
+
+async def test_same_story_in_two_feeds_alerts_once_and_names_both(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """The same article in an RSS and an Atom feed (tracking parameters differing) alerts
+    once per rule, and the alert lists the other outlet under `also`."""
+    publisher.rss_items = [MATCHING]
+    publisher.atom_items = [
+        Item(MATCHING.title + " (wire)", "/world/talks?fbclid=xyz", summary=MATCHING.summary)
+    ]
+    path = write_watchlist(
+        feeds=[f"{publisher.base}/rss.xml", f"{publisher.base}/atom.xml"], hook=receiver.url
+    )
+    await run_once(path)
+    assert len(receiver.accepted) == 1
+    also = receiver.accepted[0].body["also"]
+    assert len(also) == 1
+    assert {also[0]["feed"], receiver.accepted[0].body["feed"]} == {
+        "Test Gazette",
+        "Test Atom Wire",
+    }
+    assert count(path.parent / "newsmon.db", "entries") == 2
