@@ -40,3 +40,32 @@ class FetchError(NewsmonError):
 
 class StoreError(NewsmonError):
     """The database is unusable (corrupt, unwritable, from a newer newsmon)."""
+
+
+class RuleCompileError(NewsmonError):
+    """A rule or an entity form does not compile.
+
+    ``rule`` names the rule, or is None when the fault is in an entity's form list;
+    ``entity`` names the entity involved (an unknown ``@name`` or the faulty list);
+    ``form_index`` indexes that list; ``error`` carries the column and the message.
+    """
+
+    def __init__(
+        self,
+        error: QueryError,
+        *,
+        rule: str | None = None,
+        entity: str | None = None,
+        form_index: int | None = None,
+    ) -> None:
+        self.rule = rule
+        self.entity = entity
+        self.form_index = form_index
+        self.error = error
+        if rule is not None:
+            where = f"rule {rule!r}"
+        elif form_index is not None:
+            where = f"entity {entity!r} form {form_index}"
+        else:
+            where = f"entity {entity!r}"
+        super().__init__(f"{where}: {error}")

@@ -1,0 +1,138 @@
+"""All rules compiled into one index, so an article is tokenised once per match call.
+
+Each rule is filed under the words it cannot match without (its ``Trigger``). A document's
+distinct words select the candidate rules; only those are evaluated, and equal sub-queries
+shared between rules are evaluated once per document. Rules that can match a text with
+none of their words (``NOT sport``) are always candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+
+from monitor.errors import QueryError, RuleCompileError
+from monitor.models import Document, RuleMatch
+from monitor.rules import syntax
+from monitor.rules.explain import Explanation, explain
+from monitor.rules.plan import Builder, Plan, View
+from monitor.rules.snippet import matched_terms, snippet
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    name: str
+    query: syntax.Query
+    plan: Plan
+
+
+class RuleIndex:
+    """Compiled rules; build with :func:`compile_rules`."""
+
+    def __init__(
+        self,
+        rules: Sequence[CompiledRule],
+        entities: Mapping[str, tuple[syntax.Phrase | syntax.Exact, ...]],
+    ) -> None:
+        self.rules = {rule.name: rule for rule in rules}
+        self.entities = entities
+        self._order = {rule.name: i for i, rule in enumerate(rules)}
+        self._by_key: dict[str, list[str]] = {}
+        self._by_prefix: dict[str, list[str]] = {}
+        self._always: list[str] = []
+        for rule in rules:
+            trigger = rule.plan.trigger()
+            if trigger is None:
+                self._always.append(rule.name)
+                continue
+            for key in trigger.keys:
+                self._by_key.setdefault(key, []).append(rule.name)
+            for stem in trigger.prefixes:
+                self._by_prefix.setdefault(stem, []).append(rule.name)
+        self._prefix_lengths = sorted({len(stem) for stem in self._by_prefix})
+
+    def match(self, doc: Document, only: AbstractSet[str] | None = None) -> list[RuleMatch]:
+        """The rules ``doc`` matches (restricted to ``only`` when given), in rule order."""
+        view = View(doc)
+        matches = []
+        for name in self._candidates(view, only):
+            spans = self.rules[name].plan.evidence(view)
+            if spans is not None:
+                terms = matched_terms(view, spans)
+                matches.append(RuleMatch(name, terms, snippet(view, terms)))
+        return matches
+
+    def explain(self, doc: Document, rule: str) -> Explanation:
+        """Why ``rule`` matches ``doc`` or not; raises KeyError for an unknown rule name."""
+        compiled = self.rules[rule]
+        return explain(rule, compiled.query, self.entities, doc)
+
+    def _candidates(self, view: View, only: AbstractSet[str] | None) -> list[str]:
+        found = set(self._always)
+        by_key, by_prefix = self._by_key, self._by_prefix
+        for key in view.where:
+            names = by_key.get(key)
+            if names is not None:
+                found.update(names)
+            for length in self._prefix_lengths:
+                names = by_prefix.get(key[:length]) if length <= len(key) else None
+                if names is not None:
+                    found.update(names)
+        if only is not None:
+            found &= only
+        return sorted(found, key=self._order.__getitem__)
+
+
+def compile_entities(
+    entities: Mapping[str, Sequence[str]],
+) -> dict[str, tuple[syntax.Phrase | syntax.Exact, ...]]:
+    """Parse every entity's surface forms; raises RuleCompileError naming the form."""
+    parsed = {}
+    for name, form_texts in entities.items():
+        if not form_texts:
+            raise RuleCompileError(QueryError(1, "an entity needs at least one form"), entity=name)
+        forms = []
+        for i, text in enumerate(form_texts):
+            try:
+                forms.append(syntax.parse_form(text))
+            except QueryError as e:
+                raise RuleCompileError(e, entity=name, form_index=i) from e
+        parsed[name] = tuple(forms)
+    return parsed
+
+
+def unknown_entity(query: syntax.Query, known: AbstractSet[str]) -> syntax.EntityRef | None:
+    """The leftmost ``@name`` in ``query`` that is not a known entity, if any."""
+    stack: list[syntax.Node] = [query.root]
+    unknown: list[syntax.EntityRef] = []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, syntax.EntityRef):
+            if node.name not in known:
+                unknown.append(node)
+        elif isinstance(node, syntax.And | syntax.Or):
+            stack.extend(node.items)
+        elif isinstance(node, syntax.Near):
+            stack.extend((node.left, node.right))
+        elif isinstance(node, syntax.Not | syntax.AtLeast | syntax.Scope):
+            stack.append(node.item)
+    return min(unknown, key=lambda ref: ref.column, default=None)
+
+
+def compile_rules(rules: Mapping[str, str], entities: Mapping[str, Sequence[str]]) -> RuleIndex:
+    """Parse and compile every rule into one index; raises RuleCompileError."""
+    forms = compile_entities(entities)
+    builder = Builder(forms)
+    compiled = []
+    for name, text in rules.items():
+        try:
+            query = syntax.parse_query(text)
+        except QueryError as e:
+            raise RuleCompileError(e, rule=name) from e
+        ref = unknown_entity(query, forms.keys())
+        if ref is not None:
+            error = QueryError(ref.column, f"unknown entity @{ref.name}")
+            raise RuleCompileError(error, rule=name, entity=ref.name)
+        compiled.append(CompiledRule(name, query, builder.build(query.root)))
+    return RuleIndex(compiled, forms)

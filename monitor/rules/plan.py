@@ -1,0 +1,448 @@
+"""Executable form of a query: entities resolved, field scopes pushed into the terms.
+
+A plan node answers three questions about a tokenised document (a ``View``): does it hold,
+which term occurrences prove it (``evidence``), and which words must be present for it to
+hold at all (``trigger``), which is what lets the index skip most rules without evaluating
+them. Positional nodes (terms, OR of terms, NEAR) also list their ``occurrences``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from monitor.models import Document
+from monitor.rules import normalize, syntax
+from monitor.rules.inflect import forms
+
+FIELDS = syntax.FIELDS
+ALL_FIELDS = frozenset(range(len(FIELDS)))
+
+# A matched stretch of words: (field index, first token, last token), inclusive.
+Span = tuple[int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One place a positional node matched, and the term spans inside it."""
+
+    field: int
+    first: int
+    last: int
+    parts: tuple[Span, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Folded words and prefixes of which at least one must occur for a node to hold."""
+
+    keys: frozenset[str]
+    prefixes: frozenset[str]
+
+    @property
+    def cost(self) -> tuple[int, int]:
+        """Smaller is more selective: fewer alternatives, then longer (rarer) words."""
+        lengths = [len(k) for k in self.keys | self.prefixes]
+        return len(self.keys) + 4 * len(self.prefixes), -min(lengths, default=0)
+
+
+class View:
+    """A document tokenised once, with a folded-word index and a per-document memo."""
+
+    __slots__ = ("_sorted_keys", "memo", "texts", "tokens", "where")
+
+    def __init__(self, doc: Document) -> None:
+        self.texts = (doc.title, doc.summary, doc.body)
+        self.tokens = tuple(normalize.tokenize(text) for text in self.texts)
+        where: dict[str, list[tuple[int, int]]] = {}
+        for f, tokens in enumerate(self.tokens):
+            for i, key in enumerate(tokens.folded):
+                found = where.get(key)
+                if found is None:
+                    where[key] = [(f, i)]
+                else:
+                    found.append((f, i))
+        self.where = where
+        self.memo: dict[int, list[Occurrence]] = {}
+        self._sorted_keys: list[str] | None = None
+
+    def keys_with_prefix(self, stem: str) -> list[str]:
+        """Distinct folded words of the document that start with ``stem``."""
+        if self._sorted_keys is None:
+            self._sorted_keys = sorted(self.where)
+        keys = self._sorted_keys
+        out = []
+        for i in range(bisect.bisect_left(keys, stem), len(keys)):
+            if not keys[i].startswith(stem):
+                break
+            out.append(keys[i])
+        return out
+
+
+class Plan:
+    """Base of plan nodes; ``source`` is the AST node it came from, for explanations."""
+
+    __slots__ = ("ident", "source")
+
+    def __init__(self, source: syntax.Node) -> None:
+        self.ident = 0  # set by the Builder: the memo key
+        self.source = source
+
+    def holds(self, view: View) -> bool:
+        raise NotImplementedError
+
+    def evidence(self, view: View) -> list[Span] | None:
+        """Term spans that make this node hold, or None when it does not hold."""
+        raise NotImplementedError
+
+    def trigger(self) -> Trigger | None:
+        """What must occur for this node to hold; None if it can hold on an empty text."""
+        raise NotImplementedError
+
+    def children(self) -> tuple[Plan, ...]:
+        return ()
+
+
+class Positional(Plan):
+    """A node with places in the text; holds when it has at least one occurrence."""
+
+    __slots__ = ()
+
+    def find(self, view: View) -> list[Occurrence]:
+        raise NotImplementedError
+
+    def occurrences(self, view: View) -> list[Occurrence]:
+        """All occurrences in text order, memoised per document (rules share terms)."""
+        found = view.memo.get(self.ident)
+        if found is None:
+            found = view.memo[self.ident] = self.find(view)
+        return found
+
+    def holds(self, view: View) -> bool:
+        return bool(self.occurrences(view))
+
+    def evidence(self, view: View) -> list[Span] | None:
+        occurrences = self.occurrences(view)
+        return [part for o in occurrences for part in o.parts] if occurrences else None
+
+
+class Words(Positional):
+    """Consecutive words; each slot is the set of keys accepted at that position."""
+
+    __slots__ = ("case_sensitive", "fields", "slots")
+
+    def __init__(
+        self,
+        source: syntax.Node,
+        slots: tuple[frozenset[str], ...],
+        fields: frozenset[int],
+        case_sensitive: bool,
+    ) -> None:
+        super().__init__(source)
+        self.slots = slots
+        self.fields = fields
+        self.case_sensitive = case_sensitive
+
+    def find(self, view: View) -> list[Occurrence]:
+        first = self.slots[0]
+        starts = [
+            place
+            for key in (first if not self.case_sensitive else {normalize.fold(k) for k in first})
+            for place in view.where.get(key, ())
+            if place[0] in self.fields
+        ]
+        found = []
+        width = len(self.slots)
+        for f, i in sorted(starts):
+            tokens = view.tokens[f]
+            keys = tokens.exact if self.case_sensitive else tokens.folded
+            if i + width <= len(keys) and all(
+                keys[i + j] in slot for j, slot in enumerate(self.slots)
+            ):
+                found.append(Occurrence(f, i, i + width - 1, ((f, i, i + width - 1),)))
+        return found
+
+    def trigger(self) -> Trigger:
+        slot = max(self.slots, key=lambda s: min(len(k) for k in s))
+        keys = slot if not self.case_sensitive else frozenset(normalize.fold(k) for k in slot)
+        return Trigger(keys, frozenset())
+
+
+class Prefix(Positional):
+    __slots__ = ("fields", "stem")
+
+    def __init__(self, source: syntax.Node, stem: str, fields: frozenset[int]) -> None:
+        super().__init__(source)
+        self.stem = stem
+        self.fields = fields
+
+    def find(self, view: View) -> list[Occurrence]:
+        places = sorted(
+            place
+            for key in view.keys_with_prefix(self.stem)
+            for place in view.where[key]
+            if place[0] in self.fields
+        )
+        return [Occurrence(f, i, i, ((f, i, i),)) for f, i in places]
+
+    def trigger(self) -> Trigger:
+        return Trigger(frozenset(), frozenset({self.stem}))
+
+
+class AnyOf(Positional):
+    """OR of positional nodes (and entities): non-overlapping, leftmost-longest first."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, source: syntax.Node, items: tuple[Positional, ...]) -> None:
+        super().__init__(source)
+        self.items = items
+
+    def find(self, view: View) -> list[Occurrence]:
+        return disjoint([o for item in self.items for o in item.occurrences(view)])
+
+    def trigger(self) -> Trigger | None:
+        return _union(item.trigger() for item in self.items)
+
+    def children(self) -> tuple[Plan, ...]:
+        return self.items
+
+
+class Near(Positional):
+    """Two positional nodes in one field, close enough, sharing no word."""
+
+    __slots__ = ("distance", "left", "right")
+
+    def __init__(
+        self, source: syntax.Node, left: Positional, right: Positional, distance: int | None
+    ) -> None:
+        super().__init__(source)
+        self.left = left
+        self.right = right
+        self.distance = distance
+
+    def find(self, view: View) -> list[Occurrence]:
+        lefts = self.left.occurrences(view)
+        rights = self.right.occurrences(view) if lefts else []
+        found = []
+        for a in lefts:
+            for b in rights:
+                if a.field != b.field:
+                    continue
+                if a.last < b.first:
+                    gap = b.first - a.last
+                elif b.last < a.first:
+                    gap = a.first - b.last
+                else:
+                    continue  # overlapping: no word is counted twice
+                first, last = min(a.first, b.first), max(a.last, b.last)
+                sentences = view.tokens[a.field].sentence
+                if (
+                    sentences[first] == sentences[last]
+                    if self.distance is None
+                    else gap <= self.distance
+                ):
+                    found.append(Occurrence(a.field, first, last, a.parts + b.parts))
+        found.sort(key=lambda o: (o.field, o.first, o.last))
+        return found
+
+    def trigger(self) -> Trigger | None:
+        return _most_selective(self.children())
+
+    def children(self) -> tuple[Plan, ...]:
+        return (self.left, self.right)
+
+
+class AtLeast(Plan):
+    __slots__ = ("count", "item")
+
+    def __init__(self, source: syntax.Node, count: int, item: Positional) -> None:
+        super().__init__(source)
+        self.count = count
+        self.item = item
+
+    def holds(self, view: View) -> bool:
+        return len(disjoint(self.item.occurrences(view))) >= self.count
+
+    def evidence(self, view: View) -> list[Span] | None:
+        found = disjoint(self.item.occurrences(view))
+        return [p for o in found for p in o.parts] if len(found) >= self.count else None
+
+    def trigger(self) -> Trigger | None:
+        return self.item.trigger()
+
+    def children(self) -> tuple[Plan, ...]:
+        return (self.item,)
+
+
+class All(Plan):
+    __slots__ = ("items",)
+
+    def __init__(self, source: syntax.Node, items: tuple[Plan, ...]) -> None:
+        super().__init__(source)
+        self.items = items
+
+    def holds(self, view: View) -> bool:
+        return all(item.holds(view) for item in self.items)
+
+    def evidence(self, view: View) -> list[Span] | None:
+        spans: list[Span] = []
+        for item in self.items:
+            found = item.evidence(view)
+            if found is None:
+                return None
+            spans.extend(found)
+        return spans
+
+    def trigger(self) -> Trigger | None:
+        return _most_selective(self.items)
+
+    def children(self) -> tuple[Plan, ...]:
+        return self.items
+
+
+class Any(Plan):
+    """OR with an AND/NOT inside, so it has no positions of its own."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, source: syntax.Node, items: tuple[Plan, ...]) -> None:
+        super().__init__(source)
+        self.items = items
+
+    def holds(self, view: View) -> bool:
+        return any(item.holds(view) for item in self.items)
+
+    def evidence(self, view: View) -> list[Span] | None:
+        found = [item.evidence(view) for item in self.items]
+        held = [spans for spans in found if spans is not None]
+        return [span for spans in held for span in spans] if held else None
+
+    def trigger(self) -> Trigger | None:
+        return _union(item.trigger() for item in self.items)
+
+    def children(self) -> tuple[Plan, ...]:
+        return self.items
+
+
+class Negation(Plan):
+    __slots__ = ("item",)
+
+    def __init__(self, source: syntax.Node, item: Plan) -> None:
+        super().__init__(source)
+        self.item = item
+
+    def holds(self, view: View) -> bool:
+        return not self.item.holds(view)
+
+    def evidence(self, view: View) -> list[Span] | None:
+        return None if self.item.holds(view) else []
+
+    def trigger(self) -> None:
+        return None
+
+    def children(self) -> tuple[Plan, ...]:
+        return (self.item,)
+
+
+def disjoint(occurrences: list[Occurrence]) -> list[Occurrence]:
+    """Leftmost-longest occurrences that share no word, in text order."""
+    ordered = sorted(occurrences, key=lambda o: (o.field, o.first, -o.last))
+    kept: list[Occurrence] = []
+    for o in ordered:
+        if kept and kept[-1].field == o.field and o.first <= kept[-1].last:
+            continue
+        kept.append(o)
+    return kept
+
+
+def _union(triggers: Iterable[Trigger | None]) -> Trigger | None:
+    keys: set[str] = set()
+    prefixes: set[str] = set()
+    for trigger in triggers:
+        if trigger is None:
+            return None
+        keys |= trigger.keys
+        prefixes |= trigger.prefixes
+    return Trigger(frozenset(keys), frozenset(prefixes))
+
+
+def _most_selective(items: Sequence[Plan]) -> Trigger | None:
+    """For an AND, one necessary child suffices: take the one fewest texts will contain."""
+    triggers = [t for t in (item.trigger() for item in items) if t is not None]
+    return min(triggers, key=lambda t: t.cost, default=None)
+
+
+class Builder:
+    """Turns ASTs into plans, sharing equal sub-plans across rules when ``share`` is set."""
+
+    def __init__(self, entities: Mapping[str, Sequence[syntax.Phrase | syntax.Exact]]) -> None:
+        self.entities = entities
+        self.shared: dict[tuple[object, ...], Plan] = {}
+
+    def build(self, node: syntax.Node, fields: frozenset[int] = ALL_FIELDS) -> Plan:
+        """Compile ``node``; entity names must have been checked against ``entities``."""
+        if isinstance(node, syntax.Word):
+            return self._words(node, (forms(node.key),), fields, False)
+        if isinstance(node, syntax.Phrase):
+            return self._words(node, tuple(frozenset({w}) for w in node.words), fields, False)
+        if isinstance(node, syntax.Exact):
+            return self._words(node, tuple(frozenset({w}) for w in node.words), fields, True)
+        if isinstance(node, syntax.Prefix):
+            return self._share(
+                ("prefix", node.stem, fields), lambda: Prefix(node, node.stem, fields)
+            )
+        if isinstance(node, syntax.EntityRef):
+            forms_ = tuple(self.positional(form, fields) for form in self.entities[node.name])
+            return self._share(("any", *(f.ident for f in forms_)), lambda: AnyOf(node, forms_))
+        if isinstance(node, syntax.Scope):
+            return self.build(node.item, fields & {FIELDS.index(node.field)})
+        if isinstance(node, syntax.Not):
+            item = self.build(node.item, fields)
+            return self._share(("not", item.ident), lambda: Negation(node, item))
+        if isinstance(node, syntax.AtLeast):
+            counted = self.positional(node.item, fields)
+            return self._share(
+                ("atleast", node.count, counted.ident), lambda: AtLeast(node, node.count, counted)
+            )
+        if isinstance(node, syntax.Near):
+            left = self.positional(node.left, fields)
+            right = self.positional(node.right, fields)
+            return self._share(
+                ("near", left.ident, right.ident, node.distance),
+                lambda: Near(node, left, right, node.distance),
+            )
+        items = tuple(self.build(item, fields) for item in node.items)
+        idents = tuple(item.ident for item in items)
+        if isinstance(node, syntax.And):
+            return self._share(("all", *idents), lambda: All(node, items))
+        positional = tuple(item for item in items if isinstance(item, Positional))
+        if len(positional) == len(items):
+            return self._share(("any", *idents), lambda: AnyOf(node, positional))
+        return self._share(("anyplan", *idents), lambda: Any(node, items))
+
+    def positional(self, node: syntax.Node, fields: frozenset[int]) -> Positional:
+        plan = self.build(node, fields)
+        assert isinstance(plan, Positional)  # the parser only lets positional nodes here
+        return plan
+
+    def _words(
+        self,
+        node: syntax.Node,
+        slots: tuple[frozenset[str], ...],
+        fields: frozenset[int],
+        case_sensitive: bool,
+    ) -> Plan:
+        return self._share(
+            ("words", slots, fields, case_sensitive),
+            lambda: Words(node, slots, fields, case_sensitive),
+        )
+
+    def _share(self, key: tuple[object, ...], make: Callable[[], Plan]) -> Plan:
+        plan = self.shared.get(key)
+        if plan is None:
+            plan = make()
+            plan.ident = len(self.shared) + 1
+            self.shared[key] = plan
+        return plan

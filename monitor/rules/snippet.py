@@ -1,0 +1,58 @@
+"""Turning matched token spans into what people read: matched terms and a snippet."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from monitor.models import MatchedTerm
+from monitor.rules.plan import FIELDS, Span, View
+
+SNIPPET_WIDTH = 200
+_SPACES = re.compile(r"\s+")
+
+
+def matched_terms(view: View, spans: Iterable[Span]) -> tuple[MatchedTerm, ...]:
+    """Each distinct span once, in field then text order, with the words as found."""
+    out = []
+    for f, first, last in sorted(set(spans)):
+        tokens = view.tokens[f]
+        start, end = tokens.start[first], tokens.end[last]
+        out.append(MatchedTerm(view.texts[f][start:end], FIELDS[f], start, end))
+    return tuple(out)
+
+
+def snippet(view: View, terms: tuple[MatchedTerm, ...], width: int = SNIPPET_WIDTH) -> str:
+    """About ``width`` characters around the window holding the most distinct matched words.
+
+    Ties go to the body, then the summary: the title is shown in every alert anyway.
+    """
+    best: tuple[int, int, int, str, int, int] | None = None
+    for rank, name in enumerate(reversed(FIELDS)):
+        in_field = [t for t in terms if t.field == name]
+        for i, anchor in enumerate(in_field):
+            window = [t for t in in_field[i:] if t.end <= anchor.start + width]
+            distinct = len({t.text.casefold() for t in window})
+            score = (distinct, len(window), -rank, name, anchor.start, window[-1].end)
+            if best is None or score[:3] > best[:3]:
+                best = score
+    if best is None:
+        return ""
+    _, _, _, name, start, end = best
+    return _window(view.texts[FIELDS.index(name)], start, end, width)
+
+
+def _window(text: str, start: int, end: int, width: int) -> str:
+    """Centre [start, end) in ``width`` characters, cut at spaces, marked with ellipses."""
+    pad = max(0, (width - (end - start)) // 2)
+    lo = max(0, start - pad)
+    hi = min(len(text), max(end, lo + width))
+    lo = max(0, min(lo, hi - width))
+    if lo > 0:
+        space = text.find(" ", lo, start)
+        lo = space + 1 if space != -1 else lo
+    if hi < len(text):
+        space = text.rfind(" ", end, hi)
+        hi = space if space != -1 else hi
+    body = _SPACES.sub(" ", text[lo:hi]).strip()
+    return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
