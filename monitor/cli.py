@@ -21,7 +21,7 @@ from monitor.daemon import Daemon, install_stop_signals
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, NewsmonError, StoreError
 from monitor.log import configure_logging
-from monitor.store import Store
+from monitor.store import FeedRow, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -37,6 +37,12 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _health(row: FeedRow) -> str:
+    if row.consecutive_errors:
+        return f"failing x{row.consecutive_errors}"
+    return "ok" if row.last_success_at is not None else "not polled yet"
 
 
 def _config_path(args: argparse.Namespace) -> Path:
@@ -78,7 +84,7 @@ async def _cmd_feeds(args: argparse.Namespace, config: Config) -> int:
         table = [
             [
                 r.name or r.url,
-                "ok" if not r.consecutive_errors else f"failing x{r.consecutive_errors}",
+                _health(r),
                 str(r.last_status or "-"),
                 _when(r.last_poll_at),
                 _when(r.next_poll_at) if r.url in watched else "not watched",

@@ -152,30 +152,30 @@ class _Table:
             raise ConfigError(self.key(name), f"expected {what}, got {_kind(value)}")
         return value
 
-    def str(self, name: str, default: Any = _MISSING) -> Any:
+    def text(self, name: str, default: Any = _MISSING) -> Any:
         value = self._get(name, (str,), "a string", default)
         if isinstance(value, str) and not value.strip():
             raise ConfigError(self.key(name), "must not be empty")
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: Any = _MISSING) -> Any:
-        value = self.str(name, default)
+        value = self.text(name, default)
         if value not in choices:
             listed = ", ".join(f'"{c}"' for c in choices)
             raise ConfigError(self.key(name), f"expected one of {listed}, got {value!r}")
         return value
 
-    def int(self, name: str, default: Any = _MISSING, minimum: int = 1) -> Any:
+    def integer(self, name: str, default: Any = _MISSING, minimum: int = 1) -> Any:
         value = self._get(name, (int,), "a whole number", default)
         if value is not None and value < minimum:
             raise ConfigError(self.key(name), f"must be at least {minimum}, got {value}")
         return value
 
-    def bool(self, name: str, default: Any = _MISSING) -> Any:
+    def flag(self, name: str, default: Any = _MISSING) -> Any:
         return self._get(name, (bool,), "true or false", default)
 
     def duration(self, name: str, default: Any = _MISSING) -> Any:
-        value = self.str(name, default)
+        value = self.text(name, default)
         if not isinstance(value, str):
             return value
         try:
@@ -215,7 +215,7 @@ class _Table:
                 raise ConfigError(self.key(name), f"is required (or {name}_env, {name}_file)")
             return None
         key = given[0]
-        source = self.str(key)
+        source = self.text(key)
         if key.endswith("_env"):
             value = os.environ.get(source)
             if not value:
@@ -255,19 +255,19 @@ def _state_dir(base: Path) -> Path:
 def _monitor(t: _Table) -> MonitorConfig:
     d = MonitorConfig(database=Path("newsmon.db"))
     cfg = MonitorConfig(
-        database=_state_dir(t.base) / t.str("database", "newsmon.db"),
+        database=_state_dir(t.base) / t.text("database", "newsmon.db"),
         interval=t.duration("interval", d.interval),
-        concurrency=t.int("concurrency", d.concurrency),
-        per_host=t.int("per_host", d.per_host),
-        fetch_articles=t.bool("fetch_articles", d.fetch_articles),
-        user_agent=t.str("user_agent", d.user_agent),
+        concurrency=t.integer("concurrency", d.concurrency),
+        per_host=t.integer("per_host", d.per_host),
+        fetch_articles=t.flag("fetch_articles", d.fetch_articles),
+        user_agent=t.text("user_agent", d.user_agent),
         durability=t.choice("durability", ("process", "power"), d.durability),
         notices=t.strings("notices", d.notices),
         first_poll_max_age=t.duration("first_poll_max_age", d.first_poll_max_age),
-        feed_max_bytes=t.int("feed_max_bytes", d.feed_max_bytes),
-        page_max_bytes=t.int("page_max_bytes", d.page_max_bytes),
+        feed_max_bytes=t.integer("feed_max_bytes", d.feed_max_bytes),
+        page_max_bytes=t.integer("page_max_bytes", d.page_max_bytes),
         timeout=t.duration("timeout", d.timeout),
-        extract_workers=t.int("extract_workers", d.extract_workers, minimum=0),
+        extract_workers=t.integer("extract_workers", d.extract_workers, minimum=0),
         extract_timeout=t.duration("extract_timeout", d.extract_timeout),
     )
     t.finish()
@@ -275,16 +275,16 @@ def _monitor(t: _Table) -> MonitorConfig:
 
 
 def _feed(t: _Table, default_interval: float) -> FeedConfig:
-    url = t.str("url")
+    url = t.text("url")
     if not url.lower().startswith(("http://", "https://")):
         raise ConfigError(t.key("url"), f"expected an http:// or https:// URL, got {url!r}")
     feed = FeedConfig(
         url=url,
-        name=t.str("name", None),
+        name=t.text("name", None),
         interval=t.duration("interval", default_interval),
         tags=t.strings("tags", ()),
-        enabled=t.bool("enabled", True),
-        username=t.str("username", None),
+        enabled=t.flag("enabled", True),
+        username=t.text("username", None),
         password=t.secret("password", required=False),
     )
     t.finish()
@@ -294,12 +294,12 @@ def _feed(t: _Table, default_interval: float) -> FeedConfig:
 def _rule(t: _Table) -> RuleConfig:
     examples = t.table("examples")
     rule = RuleConfig(
-        name=t.str("name"),
-        query=t.str("query"),
+        name=t.text("name"),
+        query=t.text("query"),
         notify=t.strings("notify", nonempty=True),
         feeds=t.strings("feeds", ("*",), nonempty=True),
-        enabled=t.bool("enabled", True),
-        max_per_hour=t.int("max_per_hour", None),
+        enabled=t.flag("enabled", True),
+        max_per_hour=t.integer("max_per_hour", None),
         examples_match=examples.strings("match", ()),
         examples_no_match=examples.strings("no_match", ()),
     )
@@ -328,12 +328,12 @@ def _notifier(t: _Table, name: str) -> NotifierConfig:
         default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
         cfg = EmailNotifierConfig(
             name,
-            host=t.str("host"),
-            port=t.int("port", default_port),
+            host=t.text("host"),
+            port=t.integer("port", default_port),
             security=security,
-            sender=t.str("from"),
+            sender=t.text("from"),
             to=t.strings("to", nonempty=True),
-            username=t.str("username", None),
+            username=t.text("username", None),
             password=t.secret("password", required=False),
             timeout=t.duration("timeout", 30.0),
         )

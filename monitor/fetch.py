@@ -78,7 +78,7 @@ class Fetcher:
         async with self._session.get(
             url, headers=headers, auth=auth, max_redirects=MAX_REDIRECTS
         ) as resp:
-            answer = dict(resp.headers)
+            answer = {k.lower(): v for k, v in resp.headers.items()}
             final = str(resp.url)
             if resp.status == 304:
                 return Fetched(final, 304, b"", answer)

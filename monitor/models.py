@@ -15,7 +15,8 @@ from datetime import datetime
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
-    """A response read whole within its size cap. ``status`` 304 has an empty body."""
+    """A response read whole within its size cap. ``status`` 304 has an empty body;
+    header names are lower-case."""
 
     url: str
     status: int
@@ -24,11 +25,11 @@ class Fetched:
 
     @property
     def etag(self) -> str | None:
-        return self.headers.get("ETag")
+        return self.headers.get("etag")
 
     @property
     def last_modified(self) -> str | None:
-        return self.headers.get("Last-Modified")
+        return self.headers.get("last-modified")
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,7 +90,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str]) -> ParsedFeed:
     A malformed ("bozo") feed still yields the entries feedparser recovered; only a
     document with no feed structure at all raises ParseError.
     """
-    result = feedparser.parse(body, response_headers={k.lower(): v for k, v in headers.items()})
+    result = feedparser.parse(body, response_headers=dict(headers))
     if not result.get("version") and not result.entries:
         reason = result.get("bozo_exception")
         detail = f": {type(reason).__name__}" if reason else ""

@@ -213,9 +213,7 @@ class Store:
 
     # -- feeds ---------------------------------------------------------------------
 
-    async def sync_feeds(
-        self, feeds: Mapping[str, str | None], now: float, spread: float
-    ) -> None:
+    async def sync_feeds(self, feeds: Mapping[str, str | None], now: float, spread: float) -> None:
         """Make sure every watched feed (URL -> configured name, if any) has a row.
 
         New feeds get their first poll spread over ``spread`` seconds from now, so a long

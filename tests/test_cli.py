@@ -71,7 +71,8 @@ async def test_run_once_delivers_then_nothing_on_the_next_run(
     deliveries = newsmon("deliveries", "--config", str(path))
     assert " sent " in deliveries.stdout
     feeds = newsmon("feeds", "--config", str(path))
-    assert "Test Gazette" in feeds.stdout and "ok" in feeds.stdout
+    assert "Test Gazette" in feeds.stdout
+    assert " ok " in feeds.stdout
 
 
 async def _run_async(*args: str) -> subprocess.CompletedProcess[str]:

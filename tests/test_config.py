@@ -103,7 +103,8 @@ def test_secrets_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     hook = config.notifiers["hook"]  # type: ignore[attr-defined]
     assert isinstance(hook, WebhookNotifierConfig)
     assert hook.url.reveal() == "https://hooks.example.org/T0KEN"
-    assert hook.secret is not None and hook.secret.reveal() == "from-file"
+    assert hook.secret is not None
+    assert hook.secret.reveal() == "from-file"
     assert "T0KEN" not in repr(config)
 
 

@@ -31,7 +31,8 @@ def test_normalize_url(url: str, expected: str | None) -> None:
 RSS = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>Wire &amp; Co</title>
 <item><title>With guid</title><guid>tag:wire,1</guid><link>https://w.example/a?utm_medium=x</link>
-<description>&lt;p&gt;Hello &lt;b&gt;world&lt;/b&gt;&lt;/p&gt;&lt;script&gt;x()&lt;/script&gt;</description>
+<description>&lt;p&gt;Hello &lt;b&gt;world&lt;/b&gt;&lt;/p&gt;&lt;script&gt;x()&lt;/script&gt;
+</description>
 <pubDate>Thu, 27 Feb 2025 09:58:00 GMT</pubDate></item>
 <item><title>Link only</title><link>https://w.example/b</link></item>
 <item><title>Nothing\x01 else</title></item>
@@ -46,7 +47,8 @@ def test_entries_have_stable_keys_and_plain_text() -> None:
     assert first.key == "id:tag:wire,1"
     assert first.url == "https://w.example/a"
     assert first.summary == "Hello world"
-    assert first.published is not None and first.published.isoformat().startswith("2025-02-27T09:58")
+    assert first.published is not None
+    assert first.published.isoformat().startswith("2025-02-27T09:58")
     assert second.key == "url:https://w.example/b"
     assert third.key.startswith("hash:")
     assert third.title == "Nothing else"
@@ -60,7 +62,8 @@ def test_truncated_feed_still_yields_its_entries() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"", b"<html><body><p>Not a feed</p></body></html>", b"\x00\x01garbage"],
+    "body",
+    [b"", b"<html><body><p>Not a feed</p></body></html>", b"\x00\x01garbage"],
     ids=["empty", "html", "binary"],
 )
 def test_not_a_feed_is_a_parse_error(body: bytes) -> None:
