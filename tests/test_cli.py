@@ -88,3 +88,30 @@ def test_version_and_help(args: list[str]) -> None:
     done = newsmon(*args)
     assert done.returncode == 0
     assert "newsmon" in done.stdout
+
+
+async def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """`newsmon run` polls on its own schedule, delivers, and exits 0 on SIGTERM."""
+    import asyncio
+    import signal
+
+    publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    exe = shutil.which("newsmon")
+    cmd = [exe] if exe else [sys.executable, "-m", "monitor.cli"]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, "run", "--config", str(path), stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            _, stderr = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, stderr.decode()
+    assert b"stopped" in stderr
