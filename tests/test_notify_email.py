@@ -9,6 +9,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -17,9 +18,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest_notify import assert_no_leak, make_alert
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.models import Outcome
-from monitor.notify.email import EmailNotifier, Security
+from monitor.notify.email import EmailNotifier, Security, render_email
 from monitor.secrets import Secret
 
 PASSWORD = "hunter2-Pa55-9d1e"
@@ -28,6 +31,18 @@ TO = ("Desk <desk@example.org>", "ops@example.org")
 # aiosmtpd logs the dialogue it serves (AUTH lines included) under "mail.log": that is the
 # server's side of the test, not newsmon's, so the leak checks leave it out.
 SERVER_LOGGER = "mail.log"
+# The headers render_email writes, and the only ones a received message may have.
+EXPECTED_HEADERS = {
+    "Subject",
+    "From",
+    "To",
+    "Date",
+    "Message-ID",
+    "Auto-Submitted",
+    "X-Newsmon-Delivery",
+    "MIME-Version",
+    "Content-Type",
+}
 
 
 @dataclass
@@ -211,17 +226,7 @@ async def test_title_cannot_inject_headers(title: str, smtpd: tuple[Recorder, in
     [received] = recorder.messages
     assert received.rcpt_tos == ["desk@example.org", "ops@example.org"]
     msg = received.message
-    assert set(msg.keys()) == {
-        "Subject",
-        "From",
-        "To",
-        "Date",
-        "Message-ID",
-        "Auto-Submitted",
-        "X-Newsmon-Delivery",
-        "MIME-Version",
-        "Content-Type",
-    }
+    assert set(msg.keys()) == EXPECTED_HEADERS
     subject = str(msg["Subject"]).lstrip()
     assert subject.startswith("[newsmon] russia-embassy: ")
     assert len(subject) <= 200
@@ -443,3 +448,16 @@ def test_rejects_an_unknown_security_mode() -> None:
     """A security mode other than starttls, tls or none is refused at construction."""
     with pytest.raises(ValueError, match="security"):
         notifier(25, security="ssl")  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(title=st.text(), rule=st.text(), delivery_id=st.text(min_size=1))
+def test_no_title_adds_a_header(title: str, rule: str, delivery_id: str) -> None:
+    """Whatever a title holds, the serialized message parses back to exactly our headers."""
+    alert = make_alert(title=title, rule=rule, delivery_id=delivery_id)
+    msg = render_email(alert, sender=SENDER, to=TO, date=datetime(2025, 2, 27, tzinfo=UTC))
+    parsed = email.message_from_bytes(msg.as_bytes(policy=email.policy.SMTP))
+    assert set(parsed.keys()) == EXPECTED_HEADERS
+    subject = str(msg["Subject"])
+    assert len(subject) <= 200
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in subject)

@@ -16,6 +16,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from conftest_notify import assert_no_leak, make_alert
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.models import AlsoSeen, Outcome
 from monitor.notify.slack import SlackNotifier, render_slack
@@ -382,3 +384,28 @@ async def test_no_answer_within_timeout_is_retried(
 def test_render_is_pure_and_stable() -> None:
     """Rendering the same alert twice gives the same message (retries send the same text)."""
     assert render_slack(make_alert()) == render_slack(make_alert())
+
+
+@settings(max_examples=200, deadline=None)
+@given(title=st.text(), snippet=st.text(), feed=st.text(), word=st.text())
+def test_no_feed_text_becomes_a_slack_token(title: str, snippet: str, feed: str, word: str) -> None:
+    """Whatever Unicode or markup a feed sends, the only Slack tokens are our own links."""
+    alert = make_alert(
+        title=title,
+        snippet=snippet,
+        feed=feed,
+        matched=(word,),
+        also=(AlsoSeen("https://ok.example/x", feed, title),),
+    )
+    payload = render_slack(alert)
+    json.dumps(payload, ensure_ascii=True)  # serializable: no lone surrogate survives
+    for token in slack_tokens(payload):
+        target = token.split("|", 1)[0]
+        assert target in (
+            "https://www.example.org/news/2025/02/27/russia-embassy?utm=x&amp;page=2",
+            "https://ok.example/x",
+        )
+    for block in payload["blocks"]:
+        for obj in [block.get("text"), *block.get("elements", [])]:
+            if obj:
+                assert 1 <= len(obj["text"]) <= 3000
