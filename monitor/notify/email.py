@@ -40,9 +40,9 @@ Security = Literal["starttls", "tls", "none"]
 SECURITY_MODES: Final = ("starttls", "tls", "none")
 
 SUBJECT_LIMIT: Final = 200
-TITLE_LIMIT: Final = 500
+TITLE_LIMIT: Final = 300
 FIELD_LIMIT: Final = 300
-SNIPPET_LIMIT: Final = 5000
+SNIPPET_LIMIT: Final = 1000
 ALSO_SHOWN: Final = 20
 # How much of a server's reply goes into a detail.
 REPLY_LIMIT: Final = 200
@@ -161,7 +161,11 @@ def render_html(alert: Alert) -> str:
         f'white-space:nowrap">{name}</td><td style="padding:2px 0">{value}</td></tr>'
         for name, value in rows
     )
-    cell = f"font-family:{_FONT};font-size:14px;line-height:1.5;color:#1d2430"
+    # overflow-wrap: an unbroken 300-character "word" from a feed must not widen the card.
+    cell = (
+        f"font-family:{_FONT};font-size:14px;line-height:1.5;color:#1d2430;"
+        "overflow-wrap:anywhere;word-break:break-word"
+    )
     link = "color:#0b57d0;text-decoration:none"
     parts = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
