@@ -236,6 +236,20 @@ async def test_title_cannot_inject_headers(title: str, smtpd: tuple[Recorder, in
         assert "\n" not in str(value)
 
 
+async def test_non_ascii_text_arrives_intact(smtpd: tuple[Recorder, int]) -> None:
+    """Cyrillic, accents and emoji in title and snippet survive encoding in subject and parts."""
+    recorder, port = smtpd
+    alert = make_alert(title="Посольство России в Анкаре 🇷🇺 — «déjà vu»", snippet="Россия ✓")
+    assert (await notifier(port).send(alert)).outcome is Outcome.SENT
+    msg = recorder.messages[0].message
+    assert msg["Subject"].lstrip() == (
+        "[newsmon] russia-embassy: Посольство России в Анкаре 🇷🇺 — «déjà vu»"
+    )
+    text, html = parts(msg)
+    assert "Посольство России в Анкаре 🇷🇺 — «déjà vu»" in text
+    assert "Россия ✓" in html
+
+
 async def test_message_id_is_stable_across_attempts(smtpd: tuple[Recorder, int]) -> None:
     """Two sends of one delivery carry the same Message-ID; another delivery gets another."""
     recorder, port = smtpd
