@@ -273,7 +273,8 @@ def classify_smtp_error(e: Exception) -> SendResult:
         return SendResult(Outcome.RETRY, f"network error: {e.strerror or type(e).__name__}")
     if isinstance(e, ValueError):
         # aiosmtplib refuses an address it cannot send safely (a configuration mistake).
-        return SendResult(Outcome.PERMANENT, f"invalid message or address: {one_line(str(e))}")
+        detail = truncate(one_line(str(e)), REPLY_LIMIT)
+        return SendResult(Outcome.PERMANENT, f"invalid message or address: {detail}")
     raise e
 
 

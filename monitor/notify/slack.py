@@ -147,7 +147,7 @@ def render_slack(alert: Alert) -> dict[str, Any]:
     if link:
         text += f"\n{link}"
     return {
-        "text": text,  # at most ~1.5 KB by construction, far below TEXT_LIMIT
+        "text": text,  # a few KB at most by construction, far below TEXT_LIMIT
         "blocks": blocks,
         "unfurl_links": False,
         "unfurl_media": False,
