@@ -20,7 +20,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from monitor.config import (
     Config,
     ConsoleNotifierConfig,
-    EmailNotifierConfig,
     FeedConfig,
     NotifierConfig,
     SlackNotifierConfig,
@@ -33,6 +32,8 @@ from monitor.log import log_event
 from monitor.models import PollResult
 from monitor.notify.base import Notifier
 from monitor.notify.console import ConsoleNotifier
+from monitor.notify.email import EmailNotifier
+from monitor.notify.slack import SlackNotifier
 from monitor.notify.webhook import WebhookNotifier
 from monitor.pipeline import Pipeline
 from monitor.store import Store
@@ -47,9 +48,19 @@ def build_notifier(cfg: NotifierConfig, session: aiohttp.ClientSession) -> Notif
         return ConsoleNotifier(cfg.name)
     if isinstance(cfg, WebhookNotifierConfig):
         return WebhookNotifier(cfg.name, cfg.url, session, secret=cfg.secret, timeout=cfg.timeout)
-    if isinstance(cfg, SlackNotifierConfig | EmailNotifierConfig):
-        raise NotImplementedError(f"notifier type of {cfg.name!r} is not available yet")
-    raise TypeError(cfg)
+    if isinstance(cfg, SlackNotifierConfig):
+        return SlackNotifier(cfg.name, cfg.url, session, timeout=cfg.timeout)
+    return EmailNotifier(
+        cfg.name,
+        host=cfg.host,
+        port=cfg.port,
+        security=cfg.security,
+        username=cfg.username,
+        password=cfg.password,
+        sender=cfg.sender,
+        to=cfg.to,
+        timeout=cfg.timeout,
+    )
 
 
 @dataclass

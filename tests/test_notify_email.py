@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from conftest_notify import assert_no_leak, make_alert
+from tests.notify_servers import assert_no_leak, make_alert
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

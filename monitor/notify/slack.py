@@ -7,14 +7,14 @@ is why they are never used (aiohttp #3960).
 
 from __future__ import annotations
 
+import json
 import logging
-import urllib.parse
 from typing import Any, Final
 
 import aiohttp
 
-from monitor.models import Alert, Outcome, SendResult
-from monitor.notify.base import classify_http
+from monitor.models import Alert, SendResult
+from monitor.notify.http import post
 from monitor.notify.text import (
     display_host,
     escape_capped,
@@ -37,8 +37,6 @@ MAX_BLOCKS: Final = 50
 TITLE_LIMIT: Final = 300
 FEED_LIMIT: Final = 200
 ALSO_SHOWN: Final = 10
-# How much of Slack's answer goes into a detail: its error codes are short words.
-HINT_LIMIT: Final = 200
 
 # Slack's control characters in mrkdwn; escaping them is the documented way to show them
 # literally, so a feed can neither ping (<!channel>, <@U123>) nor label a link.
@@ -154,11 +152,6 @@ def render_slack(alert: Alert) -> dict[str, Any]:
     }
 
 
-def _hint(body: str) -> str:
-    """Slack's answer as one short line (it names the error: ``channel_not_found``)."""
-    return truncate(one_line(body), HINT_LIMIT)
-
-
 class SlackNotifier:
     """Posts alerts to one Slack incoming webhook through the shared aiohttp session.
 
@@ -174,59 +167,17 @@ class SlackNotifier:
         self.name = name
         self._url = url
         self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
 
     async def send(self, alert: Alert) -> SendResult:
         """Render and post ``alert``; never raises for a failure of Slack's or the network's."""
-        result = await self._post(render_slack(alert))
+        body = json.dumps(render_slack(alert), ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json"}
+        result = await post(
+            self._session, self._url, body, headers, deadline=self._timeout, peer="Slack"
+        )
         log.debug("slack %s: delivery %s %s", self.name, alert.delivery_id, result.detail)
         return result
 
-    async def _post(self, payload: dict[str, Any]) -> SendResult:
-        try:
-            async with self._session.post(
-                self._url.reveal(),
-                json=payload,
-                timeout=self._timeout,
-                # Slack never redirects a webhook; following one would send the message
-                # somewhere the operator did not configure.
-                allow_redirects=False,
-            ) as resp:
-                raw = await resp.content.read(HINT_LIMIT * 4)
-                body = raw.decode("utf-8", "replace")
-                return self._scrubbed(classify_http(resp.status, resp.headers, _hint(body)))
-        except TimeoutError:
-            return SendResult(Outcome.RETRY, "timed out waiting for Slack")
-        except aiohttp.InvalidURL:
-            return SendResult(Outcome.PERMANENT, "the webhook URL is not a valid URL")
-        except aiohttp.ServerDisconnectedError:
-            # The request may have arrived: the one duplicate window (RELIABILITY.md 48).
-            return SendResult(Outcome.RETRY, "Slack closed the connection without answering")
-        except aiohttp.ClientConnectionError as e:
-            # str(e) names the URL; the class name and errno say enough.
-            return SendResult(Outcome.RETRY, f"connection failed: {_describe(e)}")
-        except aiohttp.ClientError as e:
-            return SendResult(Outcome.RETRY, f"HTTP client error: {type(e).__name__}")
-
-    def _scrubbed(self, result: SendResult) -> SendResult:
-        """Slack's body never holds the URL, but a misconfigured URL may point at a server
-        that echoes requests; the detail must stay safe whatever answered."""
-        url = self._url.reveal()
-        detail = result.detail
-        for secret in (url, urllib.parse.urlsplit(url).path):
-            if len(secret) > 1:
-                detail = detail.replace(secret, "<webhook>")
-        if detail == result.detail:
-            return result
-        return SendResult(result.outcome, detail, result.retry_after)
-
     async def close(self) -> None:
         """Nothing to release: the session belongs to the composition root."""
-
-
-def _describe(e: aiohttp.ClientConnectionError) -> str:
-    """An exception's class and errno, without its message (which holds the URL)."""
-    os_error = getattr(e, "os_error", None)
-    if isinstance(os_error, OSError) and os_error.strerror:
-        return f"{type(e).__name__} ({os_error.strerror})"
-    return type(e).__name__

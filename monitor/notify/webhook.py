@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 
 import aiohttp
 
-from monitor.models import Alert, Outcome, SendResult
-from monitor.notify.base import classify_http
+from monitor.models import Alert, SendResult
+from monitor.notify.http import post
 from monitor.notify.render import alert_json
 from monitor.secrets import Secret
 
@@ -46,32 +45,7 @@ class WebhookNotifier:
         }
         if self._secret is not None:
             headers["X-Newsmon-Signature"] = sign(body, self._secret)
-        return await post(self._session, self._url, body, headers, self._timeout)
+        return await post(self._session, self._url, body, headers, deadline=self._timeout)
 
     async def close(self) -> None:
         """The session belongs to the daemon."""
-
-
-async def post(
-    session: aiohttp.ClientSession,
-    url: Secret,
-    body: bytes,
-    headers: dict[str, str],
-    deadline: float,
-) -> SendResult:
-    """POST and classify the answer; errors are described without the (secret) URL."""
-    try:
-        async with (
-            asyncio.timeout(deadline),
-            session.post(url.reveal(), data=body, headers=headers, allow_redirects=False) as resp,
-        ):
-            hint = (await resp.content.read(300)).decode("utf-8", "replace")
-            return classify_http(resp.status, resp.headers, " ".join(hint.split())[:200])
-    except TimeoutError:
-        return SendResult(Outcome.RETRY, f"no answer within {deadline:g}s")
-    except aiohttp.ClientConnectorError as e:
-        return SendResult(Outcome.RETRY, f"cannot connect: {e.os_error.strerror or 'error'}")
-    except aiohttp.InvalidURL:
-        return SendResult(Outcome.PERMANENT, "the destination URL is invalid")
-    except aiohttp.ClientError as e:
-        return SendResult(Outcome.RETRY, f"HTTP exchange failed: {type(e).__name__}")
