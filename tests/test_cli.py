@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +15,27 @@ from tests.servers import Item, Publisher, Receiver
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def newsmon(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script (falling back to the module when not on PATH)."""
-    exe = shutil.which("newsmon")
-    cmd = [exe] if exe else [sys.executable, "-m", "monitor.cli"]
+def command() -> list[str]:
+    """The console script installed beside this Python, importing this checkout's code."""
+    script = Path(sys.executable).parent / "newsmon"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "monitor.cli"]
+
+
+def environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("NEWSMON_CONFIG", "STATE_DIRECTORY")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def newsmon(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*cmd, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120, check=False
+        [*command(), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment(),
+        timeout=120,
+        check=False,
     )
 
 
@@ -99,10 +112,8 @@ async def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(
 
     publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
-    exe = shutil.which("newsmon")
-    cmd = [exe] if exe else [sys.executable, "-m", "monitor.cli"]
     proc = await asyncio.create_subprocess_exec(
-        *cmd, "run", "--config", str(path), stderr=asyncio.subprocess.PIPE
+        *command(), "run", "--config", str(path), stderr=asyncio.subprocess.PIPE, env=environment()
     )
     try:
         await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)

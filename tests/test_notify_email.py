@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from tests.notify_servers import assert_no_leak, make_alert
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.models import Outcome
 from monitor.notify.email import EmailNotifier, Security, render_email
 from monitor.secrets import Secret
+from tests.notify_servers import assert_no_leak, make_alert
 
 PASSWORD = "hunter2-Pa55-9d1e"
 SENDER = "newsmon <alerts@example.org>"

@@ -15,13 +15,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from tests.notify_servers import assert_no_leak, make_alert
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.models import AlsoSeen, Outcome
 from monitor.notify.slack import SlackNotifier, render_slack
 from monitor.secrets import Secret
+from tests.notify_servers import assert_no_leak, make_alert
 
 # A distinctive token in the webhook path: it must never reach a detail or a log line.
 TOKEN = "XOXB-SECRET-7f3a9c"
