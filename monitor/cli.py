@@ -40,6 +40,8 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _health(row: FeedRow) -> str:
+    if row.disabled_reason:
+        return "disabled"
     if row.consecutive_errors:
         return f"failing x{row.consecutive_errors}"
     return "ok" if row.last_success_at is not None else "not polled yet"
@@ -87,8 +89,12 @@ async def _cmd_feeds(args: argparse.Namespace, config: Config) -> int:
                 _health(r),
                 str(r.last_status or "-"),
                 _when(r.last_poll_at),
-                _when(r.next_poll_at) if r.url in watched else "not watched",
-                r.last_error or "",
+                _when(r.next_poll_at)
+                if r.url in watched and not r.disabled_reason
+                else "-"
+                if r.url in watched
+                else "not watched",
+                f"disabled: {r.disabled_reason}" if r.disabled_reason else r.last_error or "",
             ]
             for r in rows
         ]
@@ -156,6 +162,22 @@ async def _cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
     return await _with_store(config, requeue)
 
 
+async def _cmd_resume(args: argparse.Namespace, config: Config) -> int:
+    feed = next((f for f in config.feeds if args.name in (f.url, f.label)), None)
+    if feed is None:
+        print(f"newsmon: no feed named {args.name!r} in the watchlist", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def enable(store: Store) -> int:
+        if await store.enable_feed(feed.url, time.time()):
+            print(f"feed {feed.label} enabled again; the running daemon polls it shortly")
+        else:
+            print(f"feed {feed.label} was not disabled")
+        return EXIT_OK
+
+    return await _with_store(config, enable)
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="watchlist (default $NEWSMON_CONFIG, ./newsmon.toml)")
@@ -184,6 +206,9 @@ def _parser() -> argparse.ArgumentParser:
     redeliver = sub.add_parser("redeliver", parents=[common], help="re-queue a delivery")
     redeliver.add_argument("id", help="delivery id (a unique prefix will do)")
     redeliver.set_defaults(handler=_cmd_redeliver)
+    resume = sub.add_parser("resume", parents=[common], help="poll a disabled feed again")
+    resume.add_argument("name", help="the feed's name or URL")
+    resume.set_defaults(handler=_cmd_resume)
     return parser
 
 

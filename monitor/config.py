@@ -28,6 +28,8 @@ DEFAULT_USER_AGENT = f"newsmon/{__version__} (+https://github.com/newsmon/newsmo
 class MonitorConfig:
     database: Path
     interval: float = 600.0
+    min_interval: float = 60.0
+    max_interval: float = 86400.0
     concurrency: int = 32
     per_host: int = 2
     fetch_articles: bool = True
@@ -257,6 +259,8 @@ def _monitor(t: _Table) -> MonitorConfig:
     cfg = MonitorConfig(
         database=_state_dir(t.base) / t.text("database", "newsmon.db"),
         interval=t.duration("interval", d.interval),
+        min_interval=t.duration("min_interval", d.min_interval),
+        max_interval=t.duration("max_interval", d.max_interval),
         concurrency=t.integer("concurrency", d.concurrency),
         per_host=t.integer("per_host", d.per_host),
         fetch_articles=t.flag("fetch_articles", d.fetch_articles),
@@ -271,6 +275,8 @@ def _monitor(t: _Table) -> MonitorConfig:
         extract_timeout=t.duration("extract_timeout", d.extract_timeout),
     )
     t.finish()
+    if cfg.min_interval > cfg.max_interval:
+        raise ConfigError(t.key("min_interval"), "is longer than max_interval")
     return cfg
 
 

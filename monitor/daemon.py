@@ -122,7 +122,9 @@ class Daemon:
         """Poll every enabled feed now, then deliver what is due, retrying transient
         failures for up to ``delivery_deadline`` seconds."""
         await self._sync_feeds(spread=0.0)
-        await self.poll(list(self._enabled().values()))
+        feeds = self._enabled()
+        due = await self.store.due_feeds(feeds, self.clock(), force=True)
+        await self.poll([feeds[url] for url in due])
         try:
             async with asyncio.timeout(delivery_deadline):
                 await self.relay.run(until_empty=True)
