@@ -212,7 +212,7 @@ class Prefix(Positional):
 
 
 class AnyOf(Positional):
-    """OR of positional nodes (and entities): non-overlapping, leftmost-longest first."""
+    """OR of positional nodes, and entities: every place any of them matches."""
 
     __slots__ = ("items",)
 
@@ -221,7 +221,10 @@ class AnyOf(Positional):
         self.items = items
 
     def find(self, view: View) -> list[Occurrence]:
-        return disjoint([o for item in self.items for o in item.occurrences(view)])
+        merged = {
+            (o.field, o.first, o.last): o for item in self.items for o in item.occurrences(view)
+        }
+        return sorted(merged.values())
 
     def trigger(self) -> Trigger | None:
         return _union(item.trigger() for item in self.items)
