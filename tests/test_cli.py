@@ -126,3 +126,35 @@ async def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(
             await proc.wait()
     assert proc.returncode == 0, stderr.decode()
     assert b"stopped" in stderr
+
+
+def test_test_command_explains_match_and_non_match(tmp_path: Path) -> None:
+    """`newsmon test -` shows MATCH with the words found, and why another rule failed."""
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    text += '\n[[rules]]\nname = "oil"\nquery = "sanctions NEAR/5 oil"\nnotify = ["terminal"]\n'
+    path = tmp_path / "w.toml"
+    path.write_text(text, encoding="utf-8")
+    story = "Russian and U.S. diplomats met over the work of their respective embassies."
+    done = subprocess.run(
+        [*command(), "test", "-", "--config", str(path)],
+        input=story, capture_output=True, text=True, env=environment(), timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "rule russia-embassy: MATCH" in done.stdout
+    assert "[Russian]" in done.stdout
+    assert "[embassies]" in done.stdout
+    assert "rule oil: no match" in done.stdout
+    assert "sanctions (column 1): not found" in done.stdout
+
+
+async def test_test_command_fetches_and_extracts_a_url(publisher: Publisher) -> None:
+    """`newsmon test URL --rule` runs the real fetch and extraction on the page."""
+    body = "The Kremlin said on Monday that the embassy would reopen next week.\n\n" * 3
+    publisher.rss_items = [Item("Reopening", "/story", body=body)]
+    done = await _run_async(
+        "test", f"{publisher.base}/story", "--rule", "russia-embassy",
+        "--config", str(ROOT / "config.example.toml"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "extracted" in done.stdout
+    assert "rule russia-embassy: MATCH" in done.stdout
