@@ -17,7 +17,7 @@ from typing import Any
 
 from monitor import __version__
 from monitor.config import Config, load_config
-from monitor.daemon import Daemon, install_stop_signals
+from monitor.daemon import Daemon, install_signals
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, FetchError, NewsmonError, StoreError
 from monitor.extract import Extractor
@@ -60,9 +60,9 @@ async def _cmd_run(args: argparse.Namespace, config: Config) -> int:
         if args.once:
             await daemon.run_once()
         else:
-            stop = asyncio.Event()
-            install_stop_signals(stop)
-            await daemon.run_forever(stop)
+            stop, reload = asyncio.Event(), asyncio.Event()
+            install_signals(stop, reload)
+            await daemon.run_forever(stop, reload)
     return EXIT_OK
 
 
