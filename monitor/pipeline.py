@@ -20,7 +20,13 @@ from monitor.fetch import Fetcher
 from monitor.log import log_event
 from monitor.models import BodyStatus, Document, Entry, Extracted, FeedState, PollResult, Story
 from monitor.parse import ParseError, parse_feed
-from monitor.schedule import Bounds, after_failure, after_success, publisher_hint
+from monitor.schedule import (
+    Bounds,
+    adaptive_interval,
+    after_failure,
+    after_success,
+    publisher_hint,
+)
 from monitor.store import Store
 
 log = logging.getLogger("newsmon.poll")
@@ -115,10 +121,11 @@ class Pipeline:
         known = await self._store.known_keys(state.id, [e.key for e in unique])
         fresh = [e for e in unique if e.key not in known]
         stories = await asyncio.gather(*(self._story(e, feed, config, state) for e in fresh))
+        interval = await self._interval(feed, state, fresh, bounds)
         hits = await self._store.commit_poll(
             state,
             now=self._clock(),
-            next_poll_at=self._at(after_success(feed.interval, hint, bounds)),
+            next_poll_at=self._at(after_success(interval, hint, bounds)),
             status=fetched.status,
             etag=fetched.etag,
             last_modified=fetched.last_modified,
@@ -127,6 +134,19 @@ class Pipeline:
             destinations={r.name: r.notify for r in config.rules},
         )
         return PollResult(feed.url, "ok", new_entries=len(stories), hits=len(hits))
+
+    async def _interval(
+        self, feed: FeedConfig, state: FeedState, fresh: list[Entry], bounds: Bounds
+    ) -> float:
+        """The feed's interval, or with ``adaptive`` the one its publishing rhythm suggests
+        (the configured interval until there is enough history)."""
+        if not feed.adaptive:
+            return feed.interval
+        times = await self._store.publication_times(state.id)
+        now = self._clock()
+        times += [e.published.timestamp() if e.published else now for e in fresh]
+        learned = adaptive_interval(times, bounds)
+        return feed.interval if learned is None else learned
 
     async def _story(
         self, entry: Entry, feed: FeedConfig, config: Config, state: FeedState

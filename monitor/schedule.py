@@ -7,6 +7,7 @@ waiting. All results are seconds from now, before jitter.
 from __future__ import annotations
 
 import email.utils
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -72,3 +73,15 @@ def parse_ttl(value: object) -> float | None:
     except ValueError:
         return None
     return minutes * 60.0 if 0 < minutes < 100_000 else None
+
+
+def adaptive_interval(published: list[float], bounds: Bounds) -> float | None:
+    """Half the median gap between a feed's recent entries: a feed that publishes hourly
+    is polled every half hour, one that publishes weekly far less. None until there are
+    enough entries to say (five)."""
+    times = sorted(published)
+    gaps = [b - a for a, b in itertools.pairwise(times) if b > a]
+    if len(gaps) < 4:
+        return None
+    gaps.sort()
+    return bounds.clamp(gaps[len(gaps) // 2] / 2)

@@ -305,6 +305,15 @@ class Store:
         )
         return {r[0] for r in rows}
 
+    async def publication_times(self, feed_id: int, limit: int = 20) -> list[float]:
+        """When the feed's newest entries were published (or first seen, when undated)."""
+        rows = await self._all(
+            "SELECT COALESCE(published, seen_at) AS t FROM entries WHERE feed_id = ?"
+            " ORDER BY t DESC LIMIT ?",
+            (feed_id, limit),
+        )
+        return [r[0] for r in rows]
+
     async def commit_poll(
         self,
         feed: FeedState,

@@ -12,7 +12,14 @@ import pytest
 from monitor.cli import main
 from monitor.config import load_config
 from monitor.daemon import Daemon
-from monitor.schedule import Bounds, after_failure, after_success, parse_ttl, publisher_hint
+from monitor.schedule import (
+    Bounds,
+    adaptive_interval,
+    after_failure,
+    after_success,
+    parse_ttl,
+    publisher_hint,
+)
 from tests.servers import Item, Publisher
 
 NOW = 1_700_000_000.0
@@ -125,3 +132,34 @@ async def test_cache_headers_lengthen_the_next_poll(publisher: Publisher, write_
         await daemon.run_once()
     next_poll = feed_row(path.parent / "newsmon.db")[0]
     assert 7200 * 0.9 <= next_poll - started <= 7200 * 1.1 + 60
+
+
+def test_adaptive_interval_follows_the_publishing_rhythm() -> None:
+    """Hourly entries give a 30-minute interval; too little history gives none."""
+    hourly = [NOW - 3600 * i for i in range(10)]
+    assert adaptive_interval(hourly, BOUNDS) == 1800
+    assert adaptive_interval(hourly[:4], BOUNDS) is None
+    weekly = [NOW - 7 * 86400 * i for i in range(10)]
+    assert adaptive_interval(weekly, BOUNDS) == 86400  # clamped by max_interval
+    burst = [NOW] * 10
+    assert adaptive_interval(burst, BOUNDS) is None  # no gaps, no rhythm
+
+
+async def test_adaptive_feed_is_scheduled_by_its_rhythm(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """With adaptive = true, a feed publishing every two hours is polled hourly."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime.now(UTC)
+    publisher.rss_items = [
+        Item(f"n{i}", f"/n{i}", published=start - timedelta(hours=2 * i)) for i in range(8)
+    ]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('interval = "1m"', 'interval = "1m"\nadaptive = true'), "utf-8")
+    began = time.time()
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once()
+    next_poll = feed_row(path.parent / "newsmon.db")[0]
+    assert 3600 * 0.9 <= next_poll - began <= 3600 * 1.1 + 60
