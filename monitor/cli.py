@@ -69,8 +69,8 @@ async def _cmd_run(args: argparse.Namespace, config: Config) -> int:
 async def _cmd_check(args: argparse.Namespace, config: Config) -> int:
     enabled = sum(r.enabled for r in config.rules)
     print(
-        f"{config.path}: ok: {len(config.feeds)} feeds, {enabled} rules enabled "
-        f"of {len(config.rules)}, {len(config.notifiers)} notifiers"
+        f"{config.path}: ok (feeds: {len(config.feeds)}, rules: {enabled} enabled of "
+        f"{len(config.rules)}, notifiers: {len(config.notifiers)})"
     )
     return EXIT_OK
 

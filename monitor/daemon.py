@@ -119,6 +119,7 @@ class Daemon:
                 notifiers=notifiers,
             )  # fmt: skip
             stack.push_async_callback(daemon._close_notifiers)
+            stack.push_async_callback(daemon._stop_relay)
             now = clock()
             await store.recover_sending(now)
             await store.cancel_deliveries(daemon._notifiers, now)
@@ -181,12 +182,14 @@ class Daemon:
         old, self.config = self.config, config
         await self._sync_feeds(spread=min(_shortest_interval(config), 60.0))
         if config.notifiers != old.notifiers and not self._fixed_notifiers:
+            delivering = self._relay_task is not None
             await self._stop_relay()
             await self._close_notifiers()
             self._notifiers = self._build_notifiers(config)
             cancelled = await self.store.cancel_deliveries(self._notifiers, self.clock())
             self.relay = self._make_relay()
-            self._start_relay()
+            if delivering:
+                self._start_relay()
             if cancelled:
                 log_event(log, logging.WARNING, "deliveries_cancelled", count=cancelled)
         fixed = [k for k in _RESTART_KEYS if getattr(old.monitor, k) != getattr(config.monitor, k)]

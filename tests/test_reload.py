@@ -13,8 +13,8 @@ import pytest
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.deliver import RetryPolicy
+from tests.daemon import running, terminate
 from tests.servers import Item, Publisher, Receiver
-from tests.test_cli import command, environment
 from tests.watchlists import watchlist
 
 
@@ -72,10 +72,7 @@ async def test_running_daemon_picks_up_a_new_feed(
     on SIGHUP or when the file changes on disk."""
     publisher.atom_items = [Item("Atom embassy", "/a", summary="Kremlin embassy talks")]
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
-    proc = await asyncio.create_subprocess_exec(
-        *command(), "run", "--config", str(path), stderr=asyncio.subprocess.PIPE, env=environment()
-    )
-    try:
+    async with running(path) as proc:
         await wait_until(lambda: publisher.hits("/rss.xml"))
         feeds = [f"{publisher.base}/rss.xml", f"{publisher.base}/atom.xml"]
         path.write_text(watchlist(feeds=feeds, hook=receiver.url), encoding="utf-8")
@@ -83,15 +80,9 @@ async def test_running_daemon_picks_up_a_new_feed(
             proc.send_signal(signal.SIGHUP)
         await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
         assert receiver.accepted[0].body["title"] == "Atom embassy"
-        proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            _, stderr = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        stderr = await terminate(proc)
     assert proc.returncode == 0
-    assert b"reloaded feeds=2" in stderr
+    assert "reloaded feeds=2" in stderr
 
 
 def test_unchanged_path_is_not_a_reload(tmp_path: Path) -> None:
