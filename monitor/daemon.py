@@ -87,9 +87,7 @@ class Daemon:
         async with AsyncExitStack() as stack:
             store = await Store.open(m.database, durability=m.durability)
             stack.push_async_callback(store.close)
-            session = make_session(
-                concurrency=m.concurrency, per_host=m.per_host, user_agent=m.user_agent
-            )
+            session = make_session(user_agent=m.user_agent)
             stack.push_async_callback(session.close)
             extractor = Extractor(workers=m.extract_workers, timeout=m.extract_timeout)
             stack.callback(extractor.close)
@@ -101,7 +99,11 @@ class Daemon:
             await store.recover_sending(now)
             await store.cancel_deliveries(notifiers, now)
             relay = Relay(store, notifiers, policy=retry or RetryPolicy(), clock=clock)
-            pipeline = Pipeline(store, Fetcher(session, timeout=m.timeout), extractor, clock=clock)
+            fetcher = Fetcher(
+                session, timeout=m.timeout, concurrency=m.concurrency, per_host=m.per_host,
+                allow_networks=m.allow_networks, proxy=m.proxy,
+            )  # fmt: skip
+            pipeline = Pipeline(store, fetcher, extractor, clock=clock)
             yield cls(config, store, pipeline, relay, clock)
 
     def _enabled(self) -> dict[str, FeedConfig]:

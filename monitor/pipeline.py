@@ -24,6 +24,7 @@ from monitor.store import Store
 
 log = logging.getLogger("newsmon.poll")
 HTML_TYPES = ("text/html", "application/xhtml")
+_PAGE_STATUS = {"not_html": BodyStatus.NOT_HTML, "blocked": BodyStatus.BLOCKED}
 MAX_BACKOFF = 6 * 3600.0
 
 
@@ -82,7 +83,11 @@ class Pipeline:
             password = feed.password.reveal() if feed.password else ""
             auth = aiohttp.BasicAuth(feed.username, password)
         fetched = await self._fetcher.get(
-            feed.url, max_bytes=config.monitor.feed_max_bytes, headers=headers, auth=auth
+            feed.url,
+            max_bytes=config.monitor.feed_max_bytes,
+            headers=headers,
+            auth=auth,
+            trusted_origin=feed.url,
         )
         if fetched.status == 304:
             now = self._clock()
@@ -113,7 +118,7 @@ class Pipeline:
         story_key = entry.url or f"entry:{feed.url}\n{entry.key}"
         if not alertable:
             return Story(entry, story_key, entry.content, BodyStatus.SKIPPED, (), False)
-        page = await self._page(entry, config)
+        page = await self._page(entry, feed, config)
         body = page.body if page.status is BodyStatus.EXTRACTED else entry.content
         status = page.status
         if status is not BodyStatus.EXTRACTED and entry.content:
@@ -129,17 +134,20 @@ class Pipeline:
             return False
         return self._clock() - entry.published.timestamp() <= max_age
 
-    async def _page(self, entry: Entry, config: Config) -> Extracted:
+    async def _page(self, entry: Entry, feed: FeedConfig, config: Config) -> Extracted:
         if not config.monitor.fetch_articles:
             return Extracted("", BodyStatus.DISABLED)
         if entry.url is None:
             return Extracted("", BodyStatus.NO_LINK)
         try:
             page = await self._fetcher.get(
-                entry.url, max_bytes=config.monitor.page_max_bytes, accept_body=HTML_TYPES
+                entry.url,
+                max_bytes=config.monitor.page_max_bytes,
+                accept_body=HTML_TYPES,
+                trusted_origin=feed.url,  # the feed's own site; other links are guarded
             )
         except FetchError as e:
-            status = BodyStatus.NOT_HTML if e.reason == "not_html" else BodyStatus.FETCH_FAILED
+            status = _PAGE_STATUS.get(e.reason, BodyStatus.FETCH_FAILED)
             log_event(log, logging.INFO, "page_failed", url=entry.url, error=str(e))
             return Extracted("", status, str(e))
         return await self._extractor.extract(page.body, page.url)
