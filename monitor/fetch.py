@@ -97,9 +97,10 @@ async def _translated(deadline: float) -> AsyncIterator[None]:
         raise FetchError("payload", "the response body was cut off or malformed") from None
     except aiohttp.ServerDisconnectedError:
         raise FetchError("disconnected", "the server closed without answering") from None
-    except aiohttp.ClientResponseError as e:
-        # The response parser's verdict: oversized or too many headers, bad framing.
-        raise FetchError("protocol", f"malformed HTTP response: {e.message}") from None
+    except aiohttp.ClientResponseError:
+        # The response parser's verdict (oversized or too many headers, bad framing); its
+        # message quotes the publisher's bytes, so it is not passed on.
+        raise FetchError("protocol", "malformed HTTP response head or framing") from None
     except aiohttp.ClientError as e:
         raise FetchError("http", f"HTTP exchange failed: {type(e).__name__}") from None
 
