@@ -9,6 +9,7 @@ hop and credentials never travel to another origin.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 
@@ -17,7 +18,7 @@ from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from monitor.errors import FetchError
-from monitor.guard import ALLOWED_SCHEMES, Guard, Network, origin, screen
+from monitor.guard import Guard, Network, origin, screen
 from monitor.models import Fetched
 
 MAX_REDIRECTS = 5
@@ -63,6 +64,11 @@ class _Slots:
             sem, users = self._hosts.pop(host)
             if users > 1:
                 self._hosts[host] = (sem, users - 1)
+
+
+def _basic(user: str, password: str) -> str:
+    """An Authorization value for HTTP basic auth (RFC 7617, UTF-8)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def _parse(raw: str) -> URL:
@@ -139,7 +145,7 @@ class Fetcher:
         *,
         max_bytes: int,
         headers: Mapping[str, str] | None = None,
-        auth: aiohttp.BasicAuth | None = None,
+        auth: tuple[str, str] | None = None,
         accept_body: tuple[str, ...] = (),
         trusted_origin: str | None = None,
     ) -> Fetched:
@@ -153,9 +159,10 @@ class Fetcher:
         headers: it raises FetchError("not_html", ...).
         """
         start = _parse(url)
-        trusted = origin(_parse(trusted_origin)) if trusted_origin is not None else None
+        trusted = origin(screen(_parse(trusted_origin))) if trusted_origin is not None else None
+        sent = {**(headers or {}), **({"Authorization": _basic(*auth)} if auth else {})}
         async with self._slots.hold(origin(start)[1]), _translated(self._timeout):
-            return await self._follow(start, trusted, max_bytes, headers or {}, auth, accept_body)
+            return await self._follow(start, trusted, max_bytes, sent, accept_body)
 
     async def _follow(
         self,
@@ -163,19 +170,20 @@ class Fetcher:
         trusted: tuple[str, str, int | None] | None,
         max_bytes: int,
         headers: Mapping[str, str],
-        auth: aiohttp.BasicAuth | None,
         accept_body: tuple[str, ...],
     ) -> Fetched:
         """Follow redirects by hand, at most MAX_REDIRECTS, guarding every hop."""
         first = origin(url)
         for hop in range(MAX_REDIRECTS + 1):
-            home = origin(url) == first
+            guard = origin(url) != trusted
+            if guard:
+                url = screen(url)
             sent = (
                 headers
-                if home
+                if origin(url) == first
                 else {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
             )
-            async with self._open(url, trusted, sent, auth if home else None, hop) as resp:
+            async with self._open(url, guard, sent, hop) as resp:
                 if resp.status not in _REDIRECTS:
                     return await _read(url, resp, max_bytes, accept_body)
                 location = resp.headers.get("Location")
@@ -190,19 +198,15 @@ class Fetcher:
     async def _open(
         self,
         url: URL,
-        trusted: tuple[str, str, int | None] | None,
+        guard: bool,
         headers: Mapping[str, str],
-        auth: aiohttp.BasicAuth | None,
         hop: int,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """One request. An untrusted URL goes to its checked addresses only (pinned: the
+        """One request. A guarded URL goes to its checked addresses only (pinned: the
         URL names the address, Host and TLS SNI keep the name), never resolved again."""
-        if url.scheme.lower() not in ALLOWED_SCHEMES:
-            raise FetchError("blocked", f"only http(s) links are followed, not {url.scheme}:")
-        if origin(url) == trusted:
+        if not guard:
             targets, sni, sent = [url], None, headers
         else:
-            url = screen(url)
             try:
                 addresses = await self._guard.addresses(url)
             except FetchError as e:
@@ -212,7 +216,7 @@ class Fetcher:
             targets = [url.with_host(a) for a in addresses]
             sni = url.raw_host.rstrip(".") if url.scheme == "https" and url.raw_host else None
             sent = {**headers, "Host": url.host_port_subcomponent or ""}
-        resp = await self._connect(targets, sent, auth, sni)
+        resp = await self._connect(targets, sent, sni)
         try:
             yield resp
         finally:
@@ -222,31 +226,28 @@ class Fetcher:
         self,
         targets: Sequence[URL],
         headers: Mapping[str, str],
-        auth: aiohttp.BasicAuth | None,
         sni: str | None,
     ) -> aiohttp.ClientResponse:
         """The answer from the first of ``targets`` (one host's addresses) that connects."""
         *others, last = targets
         for target in others:
             try:
-                return await self._get(target, headers, auth, sni)
+                return await self._get(target, headers, sni)
             except aiohttp.ClientSSLError:
                 raise  # the name's certificate is wrong: another address is no cure
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
                 continue
-        return await self._get(last, headers, auth, sni)
+        return await self._get(last, headers, sni)
 
     async def _get(
         self,
         target: URL,
         headers: Mapping[str, str],
-        auth: aiohttp.BasicAuth | None,
         sni: str | None,
     ) -> aiohttp.ClientResponse:
         return await self._session.get(
             target,
             headers=headers,
-            auth=auth,
             allow_redirects=False,
             proxy=self._proxy,
             timeout=self._client_timeout,

@@ -68,8 +68,8 @@ def refusal(address: Address, allowed: Sequence[Network] = ()) -> str | None:
         (address.is_link_local, "link-local"),
         (address.is_multicast, "multicast"),
         (address in _CGNAT, "shared address space (CGNAT)"),
-        (address.is_private, "private"),
         (address.is_reserved, "reserved"),
+        (address.is_private, "private"),
         (not address.is_global or any(address in n for n in _NON_GLOBAL), "not global"),
     )
     return next((why for hit, why in checks if hit), None)

@@ -11,8 +11,6 @@ import logging
 import random
 from collections.abc import Callable
 
-import aiohttp
-
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError
 from monitor.extract import Extractor
@@ -81,7 +79,7 @@ class Pipeline:
         auth = None
         if feed.username is not None:
             password = feed.password.reveal() if feed.password else ""
-            auth = aiohttp.BasicAuth(feed.username, password)
+            auth = (feed.username, password)
         fetched = await self._fetcher.get(
             feed.url,
             max_bytes=config.monitor.feed_max_bytes,

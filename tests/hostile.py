@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import socket
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 Writer = asyncio.StreamWriter
 
@@ -221,3 +224,31 @@ async def _start_together(
         stack.push_async_callback(server.stop)
         servers.append(server)
     return servers
+
+
+class StubResolver(AbstractResolver):
+    """DNS for made-up names: each name answers from a script, one answer list per query
+    (the last one repeats), so a test can play a rebinding attacker."""
+
+    def __init__(self, script: dict[str, list[list[str]]]) -> None:
+        self.script = script
+        self.queries: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.queries.append(host)
+        answers = self.script.get(host)
+        if not answers:
+            raise OSError(socket.EAI_NONAME, "Name or service not known")
+        addresses = answers.pop(0) if len(answers) > 1 else answers[0]
+        return [
+            ResolveResult(
+                hostname=host, host=a, port=port, proto=0, flags=0,
+                family=socket.AF_INET6 if ":" in a else socket.AF_INET,
+            )
+            for a in addresses
+        ]  # fmt: skip
+
+    async def close(self) -> None:
+        pass
