@@ -12,10 +12,14 @@ import asyncio
 import contextlib
 import functools
 import socket
+import ssl
+import subprocess
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 Writer = asyncio.StreamWriter
@@ -62,8 +66,15 @@ class Hostile:
     DRIP_INTERVAL = 0.05  # seconds between the bytes of /drip
     bomb_size = 64 << 20  # decoded bytes of the bombs
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, greeting: str = "hello") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        greeting: str = "hello",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.host = host
+        self.tls = tls
         self.port = port
         self.greeting = greeting
         self.connections = 0
@@ -90,10 +101,10 @@ class Hostile:
     @property
     def base(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self._server = await asyncio.start_server(self._accept, self.host, self.port, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -252,3 +263,21 @@ class StubResolver(AbstractResolver):
 
     async def close(self) -> None:
         pass
+
+
+def self_signed(directory: Path, name: str) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a self-signed certificate for ``name`` (a DNS name or an IP
+    address), and the certificate's path for a client that should trust it."""
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    kind = "IP" if name[0].isdigit() else "DNS"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", f"/CN={name}", "-addext", f"subjectAltName={kind}:{name}",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip("openssl cannot make a certificate here")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context, cert

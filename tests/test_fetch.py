@@ -7,7 +7,6 @@ import contextlib
 import ipaddress
 import socket
 import ssl
-import subprocess
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from aiohttp import web
 from monitor.config import load_config
 from monitor.errors import ConfigError, FetchError
 from monitor.fetch import Fetcher, make_session
+from tests.hostile import self_signed
 from tests.servers import Item, Publisher
 
 CAP = 1 << 20
@@ -126,16 +126,7 @@ async def test_a_closed_port_is_a_connect_error(fetcher: Fetcher) -> None:
 async def test_an_untrusted_certificate_fails_closed(fetcher: Fetcher, tmp_path: Path) -> None:
     """A self-signed certificate is refused as "tls", with no insecure retry
     (RELIABILITY.md 19)."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    made = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        capture_output=True, check=False,
-    )  # fmt: skip
-    if made.returncode != 0:
-        pytest.skip("openssl cannot make a certificate here")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    context, _ = self_signed(tmp_path, "127.0.0.1")
     seen: list[str] = []
 
     async def handler(request: web.Request) -> web.Response:

@@ -9,7 +9,9 @@ host names. Other addresses appear only as strings in the classification tests.
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,7 +19,7 @@ import pytest
 from monitor.errors import FetchError
 from monitor.fetch import Fetcher, make_session
 from monitor.guard import Network, ip_literal, refusal
-from tests.hostile import Hostile, StubResolver, running, same_port
+from tests.hostile import Hostile, StubResolver, running, same_port, self_signed
 from tests.servers import Publisher
 
 CAP = 1 << 20
@@ -336,3 +338,23 @@ async def test_a_configured_proxy_carries_pinned_and_guarded_requests(
         await refused(fetcher, "http://inside.test:8080/", trusted=publisher.base)
         await refused(fetcher, "http://127.0.0.3:8080/", trusted=publisher.base)
         assert proxy.connections == 1
+
+
+async def test_a_pinned_https_link_is_verified_for_its_name(tmp_path: Path) -> None:
+    """Pinning keeps TLS honest: the certificate is checked against the link's host name
+    (sent as SNI), not the pinned address, so a name the certificate does not cover fails."""
+    server_tls, cert = self_signed(tmp_path, "news.test")
+    trusting = ssl.create_default_context(cafile=str(cert))
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trusting))
+    server = Hostile("127.0.0.5", greeting="over tls", tls=server_tls)
+    try:
+        async with running(server):
+            resolver = StubResolver({"news.test": [["127.0.0.5"]], "other.test": [["127.0.0.5"]]})
+            fetcher = guarded(session, allow=("127.0.0.5/32",), resolver=resolver)
+            got = await fetcher.get(f"https://news.test:{server.port}/x", max_bytes=CAP)
+            assert (got.body, got.url) == (b"over tls", f"https://news.test:{server.port}/x")
+            with pytest.raises(FetchError) as caught:
+                await fetcher.get(f"https://other.test:{server.port}/x", max_bytes=CAP)
+            assert caught.value.reason == "tls"
+    finally:
+        await session.close()
