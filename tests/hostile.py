@@ -59,8 +59,9 @@ class Request:
 class Hostile:
     """A loopback HTTP server whose paths misbehave; see ``_routes`` for the menu.
 
-    ``redirects`` maps a path to the Location it answers 302 with (set by tests); any
-    other path answers 200 with ``greeting``. ``release`` ends the stalls.
+    ``redirects`` maps a path to the Location it answers 302 with, ``pages`` a path to
+    what it serves (both set by tests); any other path answers 200 with ``greeting``.
+    ``release`` ends the stalls.
     """
 
     DRIP_INTERVAL = 0.05  # seconds between the bytes of /drip
@@ -80,6 +81,7 @@ class Hostile:
         self.connections = 0
         self.requests: list[Request] = []
         self.redirects: dict[str, str] = {}
+        self.pages: dict[str, tuple[str, bytes]] = {}  # path: content type, body
         self.seen = asyncio.Event()  # set at the first request read
         self.release = asyncio.Event()
         self._server: asyncio.Server | None = None
@@ -143,8 +145,8 @@ class Hostile:
         if path in self.redirects:
             writer.write(head(302, ("Location", self.redirects[path]), length(0)))
             return
-        body = self.greeting.encode()
-        writer.write(head(200, ("Content-Type", "text/plain"), length(len(body))))
+        kind, body = self.pages.get(path, ("text/plain", self.greeting.encode()))
+        writer.write(head(200, ("Content-Type", kind), length(len(body))))
         writer.write(body)
 
     async def _drip(self, writer: Writer) -> None:

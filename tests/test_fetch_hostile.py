@@ -4,9 +4,11 @@ never holds up the fetches running beside it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -219,3 +221,33 @@ async def test_only_gzip_and_deflate_are_advertised(
     fetcher = Fetcher(session, timeout=5.0, concurrency=4, per_host=2)
     await fetch(fetcher, hostile.base + "/ok")
     assert hostile.requests[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+@contextlib.contextmanager
+def full_backlog() -> Iterator[int]:
+    """A loopback port whose accept queue is full, so the kernel drops new SYNs: a server
+    that never accepts."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        port = server.getsockname()[1]
+        with contextlib.ExitStack() as stack:
+            for _ in range(2):  # Linux queues backlog + 1 connections
+                filler = stack.enter_context(socket.socket())
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+            yield port
+
+
+async def test_a_server_that_never_accepts_hits_the_connect_timeout(
+    session: aiohttp.ClientSession,
+) -> None:
+    """SYNs dropped (a full accept queue): the connect timeout ends the attempt, well before
+    the total deadline (RELIABILITY.md 16)."""
+    fetcher = Fetcher(session, timeout=30.0, concurrency=4, per_host=2, connect_timeout=DEADLINE)
+    started = time.monotonic()
+    with full_backlog() as port, pytest.raises(FetchError) as caught:
+        await fetch(fetcher, f"http://127.0.0.1:{port}/")
+    assert caught.value.reason == "connect_timeout"
+    assert DEADLINE <= time.monotonic() - started < DEADLINE + 2.0
