@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gzip
 import socket
 import ssl
 import subprocess
@@ -91,6 +92,7 @@ class Hostile:
             "/hang": self._hang,
             "/gzip-bomb": functools.partial(self._bomb, "gzip"),
             "/deflate-bomb": functools.partial(self._bomb, "deflate"),
+            "/double-gzip-bomb": self._double_bomb,
             "/endless": self._endless,
             "/huge-length": self._huge_length,
             "/long-header": self._long_header,
@@ -165,6 +167,12 @@ class Hostile:
         """Zeros: 64 MiB in about 64 KB by default, with an honest Content-Length."""
         payload = bomb(encoding, self.bomb_size)
         writer.write(head(200, FEED, ("Content-Encoding", encoding), length(len(payload))))
+        writer.write(payload)
+
+    async def _double_bomb(self, writer: Writer) -> None:
+        """The gzip bomb gzipped again, declared as ``Content-Encoding: gzip, gzip``."""
+        payload = gzip.compress(bomb("gzip", self.bomb_size))
+        writer.write(head(200, FEED, ("Content-Encoding", "gzip, gzip"), length(len(payload))))
         writer.write(payload)
 
     async def _endless(self, writer: Writer) -> None:

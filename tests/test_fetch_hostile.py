@@ -251,3 +251,14 @@ async def test_a_server_that_never_accepts_hits_the_connect_timeout(
         await fetch(fetcher, f"http://127.0.0.1:{port}/")
     assert caught.value.reason == "connect_timeout"
     assert DEADLINE <= time.monotonic() - started < DEADLINE + 2.0
+
+
+async def test_a_doubly_gzipped_bomb_is_not_inflated_twice(
+    session: aiohttp.ClientSession, hostile: Hostile
+) -> None:
+    """Content-Encoding "gzip, gzip": one layer is decoded and the inner bomb arrives still
+    compressed, a few hundred bytes for the parser to reject, never 64 MiB."""
+    fetcher = Fetcher(session, timeout=5.0, concurrency=4, per_host=2)
+    got = await fetch(fetcher, hostile.base + "/double-gzip-bomb")
+    assert got.body.startswith(b"\x1f\x8b")  # still gzip
+    assert len(got.body) < 64 << 10
