@@ -154,7 +154,8 @@ class Fetcher:
         URLs of ``trusted_origin``'s origin (any URL of it may be given: for a feed, its
         own URL; for an article, its feed's URL) skip the address guard; every other URL,
         first or redirected to, must pass it or raises FetchError("blocked", ...). ``auth``
-        and credential headers go to ``url``'s origin only. With ``accept_body``
+        (user name, password: HTTP basic auth) and the credential headers among
+        ``headers`` go to ``url``'s origin only. With ``accept_body``
         (content-type prefixes), a response of another type is not downloaded past its
         headers: it raises FetchError("not_html", ...).
         """
@@ -258,10 +259,12 @@ class Fetcher:
 async def _read(
     url: URL, resp: aiohttp.ClientResponse, max_bytes: int, accept_body: tuple[str, ...]
 ) -> Fetched:
-    """The response as a Fetched, its body streamed and capped after decoding."""
+    """The response as a Fetched, its body streamed and capped after decoding; its URL
+    never carries credentials."""
     answer = {k.lower(): v for k, v in resp.headers.items()}
+    final = str(url.with_user(None))
     if resp.status == 304:
-        return Fetched(str(url), 304, b"", answer)
+        return Fetched(final, 304, b"", answer)
     if not 200 <= resp.status < 300:
         raise FetchError(f"http_{resp.status}", f"HTTP {resp.status}", status=resp.status)
     if accept_body and not resp.content_type.startswith(accept_body):
@@ -275,4 +278,4 @@ async def _read(
         body += chunk
         if len(body) > max_bytes:
             raise FetchError("too_large", f"body exceeds the {max_bytes}-byte cap")
-    return Fetched(str(url), resp.status, bytes(body), answer)
+    return Fetched(final, resp.status, bytes(body), answer)

@@ -358,3 +358,16 @@ async def test_a_pinned_https_link_is_verified_for_its_name(tmp_path: Path) -> N
             assert caught.value.reason == "tls"
     finally:
         await session.close()
+
+
+async def test_credentials_in_the_operators_feed_url_are_used_not_repeated(
+    session: aiohttp.ClientSession,
+) -> None:
+    """A watchlist feed URL with user:pass@ is trusted: they authenticate the request, and
+    the URL handed back carries no credential."""
+    feed_site = Hostile("127.0.0.1")
+    async with running(feed_site):
+        feed = feed_site.base.replace("http://", "http://desk:s3cret@") + "/feed"
+        got = await guarded(session).get(feed, max_bytes=CAP, trusted_origin=feed)
+        assert feed_site.requests[0].headers["authorization"] == "Basic ZGVzazpzM2NyZXQ="
+        assert got.url == feed_site.base + "/feed"
