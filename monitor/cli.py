@@ -21,7 +21,7 @@ from monitor.daemon import Daemon, install_signals
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, FetchError, NewsmonError, StoreError
 from monitor.extract import Extractor
-from monitor.fetch import Fetcher, make_session
+from monitor.fetch import fetcher_for, make_session
 from monitor.log import configure_logging
 from monitor.models import Document
 from monitor.rules import render_explanation
@@ -187,8 +187,10 @@ async def _target_document(target: str, config: Config) -> tuple[Document, str]:
     and a line saying where its text came from."""
     m = config.monitor
     if target.startswith(("http://", "https://")):
-        async with make_session(concurrency=1, per_host=1, user_agent=m.user_agent) as session:
-            page = await Fetcher(session, timeout=m.timeout).get(target, max_bytes=m.page_max_bytes)
+        async with make_session(user_agent=m.user_agent) as session:
+            page = await fetcher_for(session, m).get(
+                target, max_bytes=m.page_max_bytes, trusted_origin=target
+            )
         data, source = page.body, page.url
     elif target == "-":
         data, source = await asyncio.to_thread(sys.stdin.buffer.read), "standard input"

@@ -7,16 +7,19 @@ rule. Secrets are read here, and only their ``Secret`` wrapper leaves this modul
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit
 
 from monitor import __version__
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, RuleCompileError
+from monitor.guard import Network
 from monitor.models import Document
 from monitor.rules import RuleIndex, compile_rules
 from monitor.secrets import Secret
@@ -43,6 +46,8 @@ class MonitorConfig:
     timeout: float = 30.0  # total deadline of one HTTP exchange, body included
     extract_workers: int = 0  # 0: one per core
     extract_timeout: float = 10.0
+    allow_networks: tuple[Network, ...] = ()  # opened to every link, past the address guard
+    proxy: str | None = None  # an http:// proxy for fetches; the guard still applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,11 +281,40 @@ def _monitor(t: _Table) -> MonitorConfig:
         timeout=t.duration("timeout", d.timeout),
         extract_workers=t.integer("extract_workers", d.extract_workers, minimum=0),
         extract_timeout=t.duration("extract_timeout", d.extract_timeout),
+        allow_networks=_networks(t, "allow_networks"),
+        proxy=_proxy(t, "proxy"),
     )
     t.finish()
     if cfg.min_interval > cfg.max_interval:
         raise ConfigError(t.key("min_interval"), "is longer than max_interval")
     return cfg
+
+
+def _networks(t: _Table, name: str) -> tuple[Network, ...]:
+    networks = []
+    for i, text in enumerate(t.strings(name, ())):
+        try:
+            networks.append(ipaddress.ip_network(text.strip()))
+        except ValueError:
+            raise ConfigError(
+                f"{t.key(name)}[{i}]", f"expected a network such as 10.1.0.0/16, got {text!r}"
+            ) from None
+    return tuple(networks)
+
+
+def _proxy(t: _Table, name: str) -> str | None:
+    """The value is never echoed: a proxy URL may carry a password."""
+    url: str | None = t.text(name, None)
+    if url is None:
+        return None
+    try:
+        parsed = urlsplit(url)
+        parsed.port  # noqa: B018 (a bad port raises here)
+    except ValueError:
+        raise ConfigError(t.key(name), "expected an http:// URL") from None
+    if parsed.scheme.lower() != "http" or not parsed.hostname:
+        raise ConfigError(t.key(name), "expected an http:// URL")
+    return url
 
 
 def _feed(t: _Table, default_interval: float, default_adaptive: bool) -> FeedConfig:

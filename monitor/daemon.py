@@ -30,7 +30,7 @@ from monitor.config import (
 from monitor.deliver import Relay, RetryPolicy
 from monitor.errors import ConfigError
 from monitor.extract import Extractor
-from monitor.fetch import Fetcher, make_session
+from monitor.fetch import fetcher_for, make_session
 from monitor.log import log_event
 from monitor.models import PollResult
 from monitor.notify.base import Notifier
@@ -107,13 +107,11 @@ class Daemon:
         async with AsyncExitStack() as stack:
             store = await Store.open(m.database, durability=m.durability)
             stack.push_async_callback(store.close)
-            session = make_session(
-                concurrency=m.concurrency, per_host=m.per_host, user_agent=m.user_agent
-            )
+            session = make_session(user_agent=m.user_agent)
             stack.push_async_callback(session.close)
             extractor = Extractor(workers=m.extract_workers, timeout=m.extract_timeout)
             stack.callback(extractor.close)
-            pipeline = Pipeline(store, Fetcher(session, timeout=m.timeout), extractor, clock=clock)
+            pipeline = Pipeline(store, fetcher_for(session, m), extractor, clock=clock)
             daemon = cls(
                 config, store, session, pipeline, clock=clock, retry=retry or RetryPolicy(),
                 notifiers=notifiers,

@@ -65,10 +65,10 @@ class ParsedFeed:
 
 
 class BodyStatus(enum.StrEnum):
-    """Where an entry's body came from, or why the page gave none."""
+    """Where an entry's body came from: the page (EXTRACTED), or why the page gave none,
+    in which case the body is the feed's own full content, if it has any."""
 
     EXTRACTED = "extracted"
-    FEED_CONTENT = "feed_content"  # the page was not used; the feed's full content was
     DISABLED = "disabled"  # fetch_articles = false
     NO_LINK = "no_link"
     FETCH_FAILED = "fetch_failed"

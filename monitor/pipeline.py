@@ -11,8 +11,6 @@ import logging
 import random
 from collections.abc import Callable
 
-import aiohttp
-
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError
 from monitor.extract import Extractor
@@ -31,6 +29,7 @@ from monitor.store import Store
 
 log = logging.getLogger("newsmon.poll")
 HTML_TYPES = ("text/html", "application/xhtml")
+_PAGE_STATUS = {"not_html": BodyStatus.NOT_HTML, "blocked": BodyStatus.BLOCKED}
 
 
 def _bounds(config: Config) -> Bounds:
@@ -106,9 +105,13 @@ class Pipeline:
         auth = None
         if feed.username is not None:
             password = feed.password.reveal() if feed.password else ""
-            auth = aiohttp.BasicAuth(feed.username, password)
+            auth = (feed.username, password)
         fetched = await self._fetcher.get(
-            feed.url, max_bytes=config.monitor.feed_max_bytes, headers=headers, auth=auth
+            feed.url,
+            max_bytes=config.monitor.feed_max_bytes,
+            headers=headers,
+            auth=auth,
+            trusted_origin=feed.url,
         )
         bounds = _bounds(config)
         if fetched.status == 304:
@@ -155,15 +158,14 @@ class Pipeline:
         story_key = entry.url or f"entry:{feed.url}\n{entry.key}"
         if not alertable:
             return Story(entry, story_key, entry.content, BodyStatus.SKIPPED, (), False)
-        page = await self._page(entry, config)
+        # Without a page body the feed's own full text stands in; the status keeps why
+        # (blocked, timeout, ...), as RELIABILITY.md case 1 asks.
+        page = await self._page(entry, feed, config)
         body = page.body if page.status is BodyStatus.EXTRACTED else entry.content
-        status = page.status
-        if status is not BodyStatus.EXTRACTED and entry.content:
-            status = BodyStatus.FEED_CONTENT
         rules = config.scopes.get(feed.url, frozenset())
         document = Document(entry.title, entry.summary, body)
         matches = tuple(config.index.match(document, only=rules)) if rules else ()
-        return Story(entry, story_key, body, status, matches, True)
+        return Story(entry, story_key, body, page.status, matches, True)
 
     def _recent(self, entry: Entry, max_age: float) -> bool:
         """On a feed's first poll only recent entries may alert; a future date counts as now."""
@@ -171,17 +173,20 @@ class Pipeline:
             return False
         return self._clock() - entry.published.timestamp() <= max_age
 
-    async def _page(self, entry: Entry, config: Config) -> Extracted:
+    async def _page(self, entry: Entry, feed: FeedConfig, config: Config) -> Extracted:
         if not config.monitor.fetch_articles:
             return Extracted("", BodyStatus.DISABLED)
         if entry.url is None:
             return Extracted("", BodyStatus.NO_LINK)
         try:
             page = await self._fetcher.get(
-                entry.url, max_bytes=config.monitor.page_max_bytes, accept_body=HTML_TYPES
+                entry.url,
+                max_bytes=config.monitor.page_max_bytes,
+                accept_body=HTML_TYPES,
+                trusted_origin=feed.url,  # the feed's own site; other links are guarded
             )
         except FetchError as e:
-            status = BodyStatus.NOT_HTML if e.reason == "not_html" else BodyStatus.FETCH_FAILED
+            status = _PAGE_STATUS.get(e.reason, BodyStatus.FETCH_FAILED)
             log_event(log, logging.INFO, "page_failed", url=entry.url, error=str(e))
             return Extracted("", status, str(e))
         return await self._extractor.extract(page.body, page.url)
