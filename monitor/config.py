@@ -40,6 +40,7 @@ class MonitorConfig:
     timeout: float = 30.0  # total deadline of one HTTP exchange, body included
     extract_workers: int = 0  # 0: one per core
     extract_timeout: float = 10.0
+    max_entries: int = 200  # a poll handles at most this many of a feed's newest entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +270,7 @@ def _monitor(t: _Table) -> MonitorConfig:
         timeout=t.duration("timeout", d.timeout),
         extract_workers=t.integer("extract_workers", d.extract_workers, minimum=0),
         extract_timeout=t.duration("extract_timeout", d.extract_timeout),
+        max_entries=t.integer("max_entries", d.max_entries, minimum=1),
     )
     t.finish()
     return cfg
