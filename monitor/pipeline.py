@@ -88,7 +88,7 @@ class Pipeline:
             now = self._clock()
             await self._store.record_not_modified(state.id, now, self._next_poll(feed.interval))
             return PollResult(feed.url, "not_modified")
-        parsed = parse_feed(fetched.body, fetched.headers)
+        parsed = parse_feed(fetched.body, fetched.headers, max_entries=config.monitor.max_entries)
         unique = list({e.key: e for e in reversed(parsed.entries)}.values())  # first wins
         known = await self._store.known_keys(state.id, [e.key for e in unique])
         fresh = [e for e in unique if e.key not in known]
