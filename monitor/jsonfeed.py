@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-VERSION_PREFIX = "https://jsonfeed.org/version/"
+VERSION_MARK = "jsonfeed.org/version/"  # after https:// (or http://, which feeds use too)
 _TYPES = ("application/feed+json", "application/json")
 _BOM = b"\xef\xbb\xbf"
 
@@ -34,7 +34,7 @@ def looks_like_json_feed(body: bytes, content_type: str) -> bool:
     media = content_type.split(";")[0].strip().lower()
     if media in _TYPES:
         return head.startswith((b"{", b"["))  # not "<": a feed mislabelled as JSON is XML
-    return head.startswith(b"{") and VERSION_PREFIX.encode() in head
+    return head.startswith(b"{") and VERSION_MARK.encode() in head
 
 
 def _text(value: object) -> str:
@@ -78,7 +78,9 @@ def read_json_feed(body: bytes) -> tuple[str | None, list[JsonItem]]:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"invalid JSON at byte {getattr(e, 'pos', 0)}") from None
     version = document.get("version") if isinstance(document, dict) else None
-    if not isinstance(version, str) or not version.startswith(VERSION_PREFIX):
+    if not isinstance(version, str) or not version.startswith(
+        (f"https://{VERSION_MARK}", f"http://{VERSION_MARK}")
+    ):
         raise ValueError("JSON, but not a JSON Feed (no jsonfeed.org version)")
     items = document.get("items")
     raw_items = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []

@@ -57,8 +57,12 @@ def html_to_text(markup: str, limit: int) -> str:
     return clean_text(root.text_content(), limit)
 
 
-def _published(item: Mapping[str, Any]) -> datetime | None:
-    parsed: time.struct_time | None = item.get("published_parsed") or item.get("updated_parsed")
+def _published(item: dict[str, Any]) -> datetime | None:
+    # dict.get, not item.get: feedparser's own get maps a missing updated_parsed to
+    # published_parsed with a DeprecationWarning (its issue 310)
+    parsed: time.struct_time | None = dict.get(item, "published_parsed") or dict.get(
+        item, "updated_parsed"
+    )
     if not parsed:
         return None
     try:
@@ -86,7 +90,7 @@ def _entry(
     return Entry(key, url, title, summary, content, published)
 
 
-def _feedparser_entry(item: Mapping[str, Any]) -> Entry:
+def _feedparser_entry(item: dict[str, Any]) -> Entry:
     contents = item.get("content") or []
     return _entry(
         guid=str(item.get("id", "")),

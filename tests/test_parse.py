@@ -110,10 +110,12 @@ def test_json_feed_maps_to_entries_with_the_same_identity_rules(content_type: st
     assert parse_feed(JSON_FEED, {}).entries == feed.entries
 
 
-def test_json_feed_with_a_bom_is_read() -> None:
-    """A UTF-8 byte order mark before the JSON does not hide the feed."""
+def test_json_feed_with_a_bom_or_http_version_is_read() -> None:
+    """A UTF-8 byte order mark, or an http:// version URL (pxlnv.com's), still reads."""
     feed = parse_feed(b"\xef\xbb\xbf" + JSON_FEED, {"content-type": "application/feed+json"})
     assert len(feed.entries) == 5
+    plain = JSON_FEED.replace(b"https://jsonfeed.org/version/1.1", b"http://jsonfeed.org/version/1")
+    assert parse_feed(plain, {}).entries == feed.entries
 
 
 @pytest.mark.parametrize(
