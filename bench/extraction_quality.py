@@ -9,6 +9,7 @@ also scores other trafilatura settings. A measurement, not a test.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 from multiprocessing import Pool
 from pathlib import Path
@@ -28,6 +29,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "include_comments": False, "include_tables": False, "favor_precision": True,
     },
 }  # fmt: skip
+_WORD = re.compile(r"\w+")
 
 
 def _extract(job: tuple[Path, dict[str, Any]]) -> str:
@@ -40,6 +42,20 @@ def _means(texts: list[str], truths: list[str]) -> str:
     scores = [word_scores(t, w) for t, w in zip(texts, truths, strict=True)]
     p, r, f = (statistics.fmean(s[i] for s in scores) for i in range(3))
     return f"P {p:.4f}  R {r:.4f}  F1 {f:.4f}"
+
+
+def _stray_lines(texts: list[str], truths: list[str]) -> int:
+    """Short lines (at most 30 words) whose words do not appear, in order, in the truth."""
+
+    def words(text: str) -> str:
+        return " ".join(_WORD.findall(text.lower()))
+
+    return sum(
+        1
+        for text, truth in zip(texts, truths, strict=True)
+        for line in text.splitlines()
+        if words(line) and len(words(line).split()) <= 30 and words(line) not in words(truth)
+    )
 
 
 def main() -> None:
@@ -58,6 +74,8 @@ def main() -> None:
             print(f"{label}, {len(pages)} aeb pages")
             print(f"  before clean.py: {_means(raw, truths)}")
             print(f"  after clean.py:  {_means(cleaned, truths)}")
+            print(f"  stray short lines: {_stray_lines(raw, truths)} before, "
+                  f"{_stray_lines(cleaned, truths)} after")  # fmt: skip
     removed = [
         (page, line)
         for page, text in zip(pages, raw, strict=True)
