@@ -48,6 +48,7 @@ class MonitorConfig:
     extract_timeout: float = 10.0
     allow_networks: tuple[Network, ...] = ()  # opened to every link, past the address guard
     proxy: str | None = None  # an http:// proxy for fetches; the guard still applies
+    max_entries: int = 200  # a poll handles at most this many of a feed's newest entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +284,7 @@ def _monitor(t: _Table) -> MonitorConfig:
         extract_timeout=t.duration("extract_timeout", d.extract_timeout),
         allow_networks=_networks(t, "allow_networks"),
         proxy=_proxy(t, "proxy"),
+        max_entries=t.integer("max_entries", d.max_entries, minimum=1),
     )
     t.finish()
     if cfg.min_interval > cfg.max_interval:

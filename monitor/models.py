@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +59,13 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
+    """A feed's entries, at most ``max_entries`` of its newest; ``dropped`` says how many
+    older ones the cap cut (worth a log line: the feed outruns the poll interval)."""
+
     title: str | None
     entries: tuple[Entry, ...]
     ttl: float | None = None  # RSS <ttl>, in seconds
+    dropped: int = 0  # entries past max_entries, not handled this poll
 
 
 class BodyStatus(enum.StrEnum):
@@ -81,11 +85,19 @@ class BodyStatus(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Extracted:
-    """An article page reduced to its story text."""
+    """An article page reduced to its story text, with what the page says about itself.
+
+    The metadata fields are None when the page does not give them (or extraction failed).
+    """
 
     body: str
     status: BodyStatus
     detail: str = ""  # why, when status is not EXTRACTED
+    canonical_url: str | None = None  # <link rel="canonical">, absolute and normalized
+    title: str | None = None
+    published: date | None = None  # the page's publication day (htmldate gives no time)
+    site_name: str | None = None
+    language: str | None = None  # lower-case BCP 47 tag from <html lang> and the like
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +151,7 @@ class PollResult:
     outcome: str  # "ok" | "not_modified" | "error"
     new_entries: int = 0
     hits: int = 0
+    dropped: int = 0  # entries past max_entries, not handled
     error: str | None = None
 
 

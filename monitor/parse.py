@@ -1,4 +1,5 @@
-"""Feed bytes to ``Entry`` values with a stable identity, via feedparser.
+"""Feed bytes to ``Entry`` values with a stable identity: RSS and Atom via feedparser,
+JSON Feed via monitor/jsonfeed.py.
 
 feedparser is always given bytes and the response headers, never a str or a URL, so it
 sniffs the encoding itself and never touches the network.
@@ -19,6 +20,7 @@ import lxml.etree
 import lxml.html
 
 from monitor.errors import NewsmonError
+from monitor.jsonfeed import JsonItem, looks_like_json_feed, read_json_feed
 from monitor.models import Entry, ParsedFeed
 from monitor.schedule import parse_ttl
 from monitor.urls import normalize_url
@@ -26,6 +28,7 @@ from monitor.urls import normalize_url
 MAX_TITLE = 1_000
 MAX_SUMMARY = 20_000
 MAX_CONTENT = 200_000
+MAX_ENTRIES = 200  # [monitor] max_entries' default
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"[ \t\r\f\v]+")
 
@@ -55,8 +58,12 @@ def html_to_text(markup: str, limit: int) -> str:
     return clean_text(root.text_content(), limit)
 
 
-def _published(item: Mapping[str, Any]) -> datetime | None:
-    parsed: time.struct_time | None = item.get("published_parsed") or item.get("updated_parsed")
+def _published(item: dict[str, Any]) -> datetime | None:
+    # dict.get, not item.get: feedparser's own get maps a missing updated_parsed to
+    # published_parsed with a DeprecationWarning (its issue 310)
+    parsed: time.struct_time | None = dict.get(item, "published_parsed") or dict.get(
+        item, "updated_parsed"
+    )
     if not parsed:
         return None
     try:
@@ -65,11 +72,13 @@ def _published(item: Mapping[str, Any]) -> datetime | None:
         return None
 
 
-def _entry(item: Mapping[str, Any]) -> Entry:
-    title = html_to_text(str(item.get("title", "")), MAX_TITLE)
-    url = normalize_url(str(item.get("link", ""))) if item.get("link") else None
-    published = _published(item)
-    guid = str(item.get("id", "")).strip()
+def _entry(
+    guid: str, link: str, title: str, summary: str, content: str, published: datetime | None
+) -> Entry:
+    """An Entry from plain-text fields, keyed by its id, else its normalized link, else a hash
+    of title and date (the same rules for every format)."""
+    url = normalize_url(link) if link else None
+    guid = guid.strip()
     if guid:
         key = f"id:{guid[:2000]}"
     elif url:
@@ -77,25 +86,77 @@ def _entry(item: Mapping[str, Any]) -> Entry:
     else:
         stamp = published.isoformat() if published else ""
         key = "hash:" + hashlib.sha256(f"{title}\n{stamp}".encode()).hexdigest()
-    contents = item.get("content") or []
-    content = html_to_text(str(contents[0].get("value", "")), MAX_CONTENT) if contents else ""
-    summary = html_to_text(str(item.get("summary", "")), MAX_SUMMARY)
     if summary == content:
         summary = ""  # feedparser mirrors content into summary; never count text twice
     return Entry(key, url, title, summary, content, published)
 
 
-def parse_feed(body: bytes, headers: Mapping[str, str]) -> ParsedFeed:
-    """Entries of an RSS or Atom document, newest first as the feed lists them.
+def _feedparser_entry(item: dict[str, Any]) -> Entry:
+    contents = item.get("content") or []
+    return _entry(
+        guid=str(item.get("id", "")),
+        link=str(item.get("link", "")),
+        title=html_to_text(str(item.get("title", "")), MAX_TITLE),
+        summary=html_to_text(str(item.get("summary", "")), MAX_SUMMARY),
+        content=html_to_text(str(contents[0].get("value", "")), MAX_CONTENT) if contents else "",
+        published=_published(item),
+    )
 
-    A malformed ("bozo") feed still yields the entries feedparser recovered; only a
+
+def _json_entry(item: JsonItem) -> Entry:
+    content = (
+        html_to_text(item.content_html, MAX_CONTENT)
+        if item.content_html
+        else clean_text(item.content_text, MAX_CONTENT)
+    )
+    return _entry(
+        guid=item.id,
+        link=item.url,
+        title=clean_text(item.title, MAX_TITLE),
+        summary=clean_text(item.summary, MAX_SUMMARY),
+        content=content,
+        published=item.published,
+    )
+
+
+def _newest(entries: list[Entry], limit: int) -> list[Entry]:
+    """At most ``limit`` entries, in document order: the latest by date when every entry
+    has one, else the first ones (feeds list newest first)."""
+    if len(entries) <= limit:
+        return entries
+    dated = [(e.published, -i) for i, e in enumerate(entries) if e.published is not None]
+    if len(dated) < len(entries):
+        return entries[:limit]
+    newest = sorted(dated, reverse=True)[:limit]  # on equal dates the earlier entry wins
+    return [entries[i] for i in sorted(-neg for _, neg in newest)]
+
+
+def parse_feed(
+    body: bytes, headers: Mapping[str, str], *, max_entries: int = MAX_ENTRIES
+) -> ParsedFeed:
+    """Entries of an RSS, Atom or JSON Feed document, in the feed's order, at most
+    ``max_entries`` of the newest (``ParsedFeed.dropped`` counts the rest).
+
+    A malformed ("bozo") XML feed still yields the entries feedparser recovered; only a
     document with no feed structure at all raises ParseError.
     """
-    result = feedparser.parse(body, response_headers=dict(headers))
-    if not result.get("version") and not result.entries:
-        reason = result.get("bozo_exception")
-        detail = f": {type(reason).__name__}" if reason else ""
-        raise ParseError(f"not an RSS or Atom feed{detail}")
-    title = html_to_text(str(result.feed.get("title", "")), MAX_TITLE) or None
-    entries = tuple(_entry(item) for item in result.entries)
-    return ParsedFeed(title, entries, parse_ttl(result.feed.get("ttl")))
+    lowered = {k.lower(): v for k, v in headers.items()}  # feedparser reads lower-case names
+    if looks_like_json_feed(body, lowered.get("content-type", "")):
+        try:
+            title, items = read_json_feed(body)
+        except ValueError as e:
+            raise ParseError(f"not a JSON Feed: {e}") from None
+        entries = [_json_entry(item) for item in items]
+        title = clean_text(title, MAX_TITLE) if title else None
+        ttl = None
+    else:
+        result = feedparser.parse(body, response_headers=lowered)
+        if not result.get("version") and not result.entries:
+            reason = result.get("bozo_exception")
+            detail = f": {type(reason).__name__}" if reason else ""
+            raise ParseError(f"not an RSS, Atom or JSON feed{detail}")
+        title = html_to_text(str(result.feed.get("title", "")), MAX_TITLE) or None
+        entries = [_feedparser_entry(item) for item in result.entries]
+        ttl = parse_ttl(result.feed.get("ttl"))
+    kept = _newest(entries, max_entries)
+    return ParsedFeed(title or None, tuple(kept), ttl, dropped=len(entries) - len(kept))

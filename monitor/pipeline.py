@@ -10,6 +10,8 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import replace
+from urllib.parse import urlsplit
 
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError
@@ -34,6 +36,21 @@ _PAGE_STATUS = {"not_html": BodyStatus.NOT_HTML, "blocked": BodyStatus.BLOCKED}
 
 def _bounds(config: Config) -> Bounds:
     return Bounds(config.monitor.min_interval, config.monitor.max_interval)
+
+
+def _site(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    for prefix in ("www.", "m.", "amp."):
+        host = host.removeprefix(prefix)
+    return host
+
+
+def _canonical(canonical: str | None, link: str | None) -> str | None:
+    """The page's declared canonical URL, when it stays on the link's own site: a page
+    may not claim another site's URL, or it could silence that site's stories."""
+    if canonical and link and _site(canonical) == _site(link):
+        return canonical
+    return link
 
 
 class Pipeline:
@@ -69,7 +86,7 @@ class Pipeline:
             return PollResult(feed.url, "error", error=str(e))
         log_event(
             log, logging.INFO, "poll_" + result.outcome, feed=feed.label,
-            new=result.new_entries, hits=result.hits,
+            new=result.new_entries, hits=result.hits, dropped=result.dropped or None,
         )  # fmt: skip
         return result
 
@@ -118,7 +135,7 @@ class Pipeline:
             delay = after_success(feed.interval, publisher_hint(fetched.headers, None, 0), bounds)
             await self._store.record_not_modified(state.id, self._clock(), self._at(delay))
             return PollResult(feed.url, "not_modified")
-        parsed = parse_feed(fetched.body, fetched.headers)
+        parsed = parse_feed(fetched.body, fetched.headers, max_entries=config.monitor.max_entries)
         hint = publisher_hint(fetched.headers, parsed.ttl, self._clock())
         unique = list({e.key: e for e in reversed(parsed.entries)}.values())  # first wins
         known = await self._store.known_keys(state.id, [e.key for e in unique])
@@ -136,7 +153,9 @@ class Pipeline:
             stories=stories,
             destinations={r.name: r.notify for r in config.rules},
         )
-        return PollResult(feed.url, "ok", new_entries=len(stories), hits=len(hits))
+        return PollResult(
+            feed.url, "ok", new_entries=len(stories), hits=len(hits), dropped=parsed.dropped
+        )
 
     async def _interval(
         self, feed: FeedConfig, state: FeedState, fresh: list[Entry], bounds: Bounds
@@ -155,13 +174,16 @@ class Pipeline:
         self, entry: Entry, feed: FeedConfig, config: Config, state: FeedState
     ) -> Story:
         alertable = state.polled or self._recent(entry, config.monitor.first_poll_max_age)
-        story_key = entry.url or f"entry:{feed.url}\n{entry.key}"
+        fallback_key = entry.url or f"entry:{feed.url}\n{entry.key}"
         if not alertable:
-            return Story(entry, story_key, entry.content, BodyStatus.SKIPPED, (), False)
+            return Story(entry, fallback_key, entry.content, BodyStatus.SKIPPED, (), False)
         # Without a page body the feed's own full text stands in; the status keeps why
         # (blocked, timeout, ...), as RELIABILITY.md case 1 asks.
         page = await self._page(entry, feed, config)
         body = page.body if page.status is BodyStatus.EXTRACTED else entry.content
+        if not entry.title and page.title:
+            entry = replace(entry, title=page.title)  # DESIGN.md 2: the page's headline
+        story_key = _canonical(page.canonical_url, entry.url) or fallback_key
         rules = config.scopes.get(feed.url, frozenset())
         document = Document(entry.title, entry.summary, body)
         matches = tuple(config.index.match(document, only=rules)) if rules else ()

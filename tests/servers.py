@@ -21,13 +21,15 @@ class Item:
     body: str = ""  # article page text; empty: the page 404s
     summary: str = ""
     guid: str | None = None
+    canonical: str | None = None  # the page's <link rel="canonical">, a path on the publisher
     published: datetime | None = field(default_factory=lambda: datetime.now(UTC))
 
 
-def article_html(title: str, body: str) -> str:
+def article_html(title: str, body: str, canonical: str | None = None) -> str:
     paragraphs = "".join(f"<p>{escape(p)}</p>" for p in body.split("\n\n"))
+    link = f"<link rel='canonical' href='{escape(canonical)}'>" if canonical else ""
     return (
-        f"<!doctype html><html><head><title>{escape(title)}</title></head><body>"
+        f"<!doctype html><html><head><title>{escape(title)}</title>{link}</head><body>"
         "<nav><a href='/'>Home</a> <a href='/world'>World</a> <a href='/sport'>Sport</a></nav>"
         f"<article><h1>{escape(title)}</h1>{paragraphs}</article>"
         "<footer>Copyright The Test Gazette</footer></body></html>"
@@ -109,7 +111,10 @@ class Publisher:
         item = self._page(request.path)
         if item is None or not item.body:
             raise web.HTTPNotFound()
-        return web.Response(text=article_html(item.title, item.body), content_type="text/html")
+        canonical = self.base + item.canonical if item.canonical else None
+        return web.Response(
+            text=article_html(item.title, item.body, canonical), content_type="text/html"
+        )
 
     def hits(self, path: str) -> list[dict[str, str]]:
         """Headers of each request for ``path``."""

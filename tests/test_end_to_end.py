@@ -8,9 +8,12 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.deliver import RetryPolicy
+from monitor.pipeline import _canonical
 from tests.servers import Item, Publisher, Receiver
 
 FAST_RETRY = RetryPolicy(base=0.01, cap=0.05)
@@ -210,3 +213,42 @@ async def test_same_story_in_two_feeds_alerts_once_and_names_both(
         "Test Atom Wire",
     }
     assert count(path.parent / "newsmon.db", "entries") == 2
+
+
+async def test_canonical_url_joins_two_links_to_one_story(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """Two feeds linking the same article under different URLs (a print and an AMP page)
+    alert once when the pages declare the same canonical URL on their own site."""
+    body = "The Kremlin said the embassy would reopen.\n\n" * 3
+    publisher.rss_items = [Item("Reopen", "/story/1", body=body, canonical="/story/1")]
+    publisher.atom_items = [Item("Reopen (AMP)", "/amp/story/1", body=body, canonical="/story/1")]
+    path = write_watchlist(
+        feeds=[f"{publisher.base}/rss.xml", f"{publisher.base}/atom.xml"],
+        hook=receiver.url,
+        fetch_articles=True,
+    )
+    await run_once(path)
+    assert len(receiver.accepted) == 1
+    assert len(receiver.accepted[0].body["also"]) == 1
+    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+        keys = {r[0] for r in conn.execute("SELECT story_key FROM entries")}
+    assert keys == {f"{publisher.base}/story/1"}
+
+
+@pytest.mark.parametrize(
+    ("canonical", "link", "expected"),
+    [
+        ("https://news.example/a", "https://www.news.example/a?x=1", "https://news.example/a"),
+        ("https://m.news.example/a", "https://news.example/amp/a", "https://m.news.example/a"),
+        ("https://other.example/a", "https://news.example/a", "https://news.example/a"),
+        (None, "https://news.example/a", "https://news.example/a"),
+    ],
+    ids=["same-site", "mobile-host", "foreign-site-refused", "none"],
+)
+def test_canonical_url_must_stay_on_its_site(
+    canonical: str | None, link: str, expected: str
+) -> None:
+    """A page may not claim another site's URL as its canonical one (it could silence
+    that site's stories)."""
+    assert _canonical(canonical, link) == expected

@@ -70,3 +70,131 @@ def test_not_a_feed_is_a_parse_error(body: bytes) -> None:
     """Bytes with no feed in them raise ParseError, which the poll records as a failure."""
     with pytest.raises(ParseError):
         parse_feed(body, {"Content-Type": "text/html"})
+
+
+JSON_FEED = b"""{"version": "https://jsonfeed.org/version/1.1", "title": "Wire <b>JSON</b>",
+ "items": [
+  {"id": "tag:wire,1", "url": "https://w.example/a?utm_medium=x", "title": "With id",
+   "content_html": "<p>Hello <b>world</b></p><script>x()</script>",
+   "date_published": "2025-02-27T09:58:00+01:00"},
+  {"id": 42, "title": "Numeric id", "content_text": "a < b & c"},
+  {"url": "https://w.example/b", "title": "Link only", "summary": "Short"},
+  {"title": "Nothing\\u0001 else", "date_modified": "2025-02-27T10:00:00Z"},
+  {"id": "", "title": 1000, "url": 1.5, "content_html": true, "date_published": "soon"},
+  "not an item"
+ ]}"""
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/feed+json", "application/json; charset=utf-8", "text/plain", ""],
+)
+def test_json_feed_maps_to_entries_with_the_same_identity_rules(content_type: str) -> None:
+    """JSON Feed 1.1 by type or by its version: id, else normalized url, else a hash."""
+    feed = parse_feed(JSON_FEED, {"Content-Type": content_type})
+    assert feed.title == "Wire <b>JSON</b>"  # JSON Feed titles are plain text
+    with_id, numeric, link, bare, wrong = feed.entries
+    assert with_id.key == "id:tag:wire,1"
+    assert with_id.url == "https://w.example/a"
+    assert with_id.content == "Hello world"
+    assert with_id.published is not None
+    assert with_id.published.isoformat() == "2025-02-27T08:58:00+00:00"
+    assert numeric.key == "id:42"
+    assert numeric.content == "a < b & c"  # content_text is text, not HTML
+    assert (link.key, link.summary) == ("url:https://w.example/b", "Short")
+    assert bare.key.startswith("hash:")
+    assert bare.title == "Nothing else"
+    assert bare.published is not None
+    assert wrong.key.startswith("hash:")  # wrong types count as absent
+    assert (wrong.title, wrong.url, wrong.content, wrong.published) == ("", None, "", None)
+    assert parse_feed(JSON_FEED, {}).entries == feed.entries
+
+
+def test_json_feed_with_a_bom_or_http_version_is_read() -> None:
+    """A UTF-8 byte order mark, or an http:// version URL (pxlnv.com's), still reads."""
+    feed = parse_feed(b"\xef\xbb\xbf" + JSON_FEED, {"content-type": "application/feed+json"})
+    assert len(feed.entries) == 5
+    plain = JSON_FEED.replace(b"https://jsonfeed.org/version/1.1", b"http://jsonfeed.org/version/1")
+    assert parse_feed(plain, {}).entries == feed.entries
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (JSON_FEED[:200], "invalid JSON"),
+        (b'{"rss": {"channel": {"item": []}}}', "not a JSON Feed"),
+        (b"[1, 2]", "not a JSON Feed"),
+        (b"[" * 100_000, "invalid JSON"),
+    ],
+    ids=["truncated", "rss-in-json", "array", "deep"],
+)
+def test_broken_json_feed_is_a_parse_error(body: bytes, message: str) -> None:
+    """JSON that is cut off or is not a JSON Feed raises ParseError saying so."""
+    with pytest.raises(ParseError, match=message):
+        parse_feed(body, {"content-type": "application/json"})
+
+
+def _rss(items: list[tuple[str, str]]) -> bytes:
+    """An RSS feed of (title, pubDate) items without guid or link."""
+    body = "".join(
+        f"<item><title>{t}</title>" + (f"<pubDate>{d}</pubDate>" if d else "") + "</item>"
+        for t, d in items
+    )
+    return f"<rss version='2.0'><channel><title>T</title>{body}</channel></rss>".encode()
+
+
+def test_max_entries_keeps_the_newest_and_counts_the_rest() -> None:
+    """With every item dated, the newest N are kept in feed order and the cut is reported."""
+    days = ["Mon, 03 Mar 2025", "Sat, 01 Mar 2025", "Tue, 04 Mar 2025", "Sun, 02 Mar 2025"]
+    items = [(f"day {d[5:7]}", f"{d} 10:00:00 GMT") for d in days]
+    feed = parse_feed(_rss(items), {}, max_entries=2)
+    assert [e.title for e in feed.entries] == ["day 03", "day 04"]
+    assert feed.dropped == 2
+    assert parse_feed(_rss(items), {}).dropped == 0
+
+
+def test_max_entries_without_dates_keeps_the_first() -> None:
+    """When some items are undated, the feed's own order (newest first) decides."""
+    items = [("a", ""), ("b", "Tue, 04 Mar 2025 10:00:00 GMT"), ("c", "")]
+    feed = parse_feed(_rss(items), {}, max_entries=2)
+    assert [e.title for e in feed.entries] == ["a", "b"]
+    assert feed.dropped == 1
+
+
+GUIDLESS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Café</title>
+<item><title>Zürich talks</title><link>https://w.example/z%C3%BCrich?utm_source=x</link></item>
+<item><title>Ünïcode only</title><pubDate>Tue, 04 Mar 2025 10:00:00 GMT</pubDate></item>
+</channel></rss>""".encode()
+
+
+RIGHT = {"content-type": "application/rss+xml; charset=utf-8"}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/xml; charset=windows-1252", "application/xml; charset=koi8-r"]
+)
+def test_link_keys_survive_a_wrong_charset(content_type: str) -> None:
+    """A guid-less item keyed by its link keeps its key when a wrong charset garbles its text."""
+    right = parse_feed(GUIDLESS, RIGHT)
+    wrong = parse_feed(GUIDLESS, {"content-type": content_type})
+    assert wrong.entries[1].title != right.entries[1].title  # the claim really garbled text
+    assert wrong.entries[0].key == right.entries[0].key == "url:https://w.example/z%C3%BCrich"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/rss+xml; charset=iso-8859-1", "text/xml", "text/html", ""]
+)
+def test_utf8_wins_over_a_weaker_claim(content_type: str) -> None:
+    """feedparser keeps UTF-8 bytes as UTF-8 under these claims, so even hash keys hold."""
+    assert parse_feed(GUIDLESS, {"content-type": content_type}) == parse_feed(GUIDLESS, RIGHT)
+
+
+def test_hash_keys_follow_the_decoded_title() -> None:
+    """Documented limit: an item with neither guid nor link is keyed by its decoded title,
+    so a wrong charset that changes the title changes the key (docs/extraction.md)."""
+    right = parse_feed(GUIDLESS, RIGHT)
+    wrong = parse_feed(GUIDLESS, {"content-type": "text/xml; charset=windows-1252"})
+    assert right.entries[1].title == "Ünïcode only"
+    assert wrong.entries[1].title == "ÃœnÃ¯code only"
+    assert wrong.entries[1].key != right.entries[1].key
