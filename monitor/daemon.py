@@ -100,7 +100,8 @@ class Daemon:
             now = clock()
             await store.recover_sending(now)
             await store.cancel_deliveries(notifiers, now)
-            relay = Relay(store, notifiers, policy=retry or RetryPolicy(), clock=clock)
+            lanes = {name: cfg.lane for name, cfg in config.notifiers.items()}
+            relay = Relay(store, notifiers, policy=retry or RetryPolicy(), clock=clock, lanes=lanes)
             pipeline = Pipeline(store, Fetcher(session, timeout=m.timeout), extractor, clock=clock)
             yield cls(config, store, pipeline, relay, clock)
 
