@@ -153,8 +153,11 @@ def render_slack(alert: Alert) -> dict[str, Any]:
 
 
 def _digest_line(alert: Alert) -> str:
-    title = _esc(alert.title, TITLE_LIMIT) or "(untitled)"
-    return f"• {_link(alert.url, title)} ({_esc(alert.feed, FEED_LIMIT)}, {_esc(alert.rule, 200)})"
+    # Cut long feed text before cleaning it: a digest may hold 200 100-KB titles, and
+    # four times the limit leaves room for the white space that cleaning collapses.
+    title = _esc(alert.title[: TITLE_LIMIT * 4], TITLE_LIMIT) or "(untitled)"
+    feed = _esc(alert.feed[: FEED_LIMIT * 4], FEED_LIMIT)
+    return f"• {_link(alert.url, title)} ({feed}, {_esc(alert.rule, FEED_LIMIT)})"
 
 
 def render_slack_digest(digest: Digest) -> dict[str, Any]:
