@@ -17,11 +17,13 @@ from typing import Any
 
 from monitor import __version__
 from monitor.config import Config, load_config
-from monitor.daemon import Daemon, install_stop_signals
+from monitor.daemon import Daemon, build_notifier, install_stop_signals
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, NewsmonError, StoreError
+from monitor.fetch import make_session
 from monitor.log import configure_logging
-from monitor.store import FeedRow, Store
+from monitor.models import Alert, Outcome
+from monitor.store import DeliveryRow, DestinationRow, FeedRow, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -118,18 +120,45 @@ async def _cmd_hits(args: argparse.Namespace, config: Config) -> int:
     return await _with_store(config, show)
 
 
+def _reason(row: DeliveryRow) -> str:
+    """Why a delivery is where it is, on one line."""
+    if row.state == "failed":
+        return f"refused: {row.last_error}"
+    if row.state in ("expired", "cancelled"):
+        return row.last_error or ""
+    if row.state == "pending" and row.last_error:
+        return f"retry at {_when(row.next_attempt_at)} after: {row.last_error}"
+    if row.state == "pending" and row.digest_id:
+        return f"in digest {row.digest_id[:12]}"
+    return ""
+
+
+def _paused_line(d: DestinationRow) -> str:
+    return (
+        f"PAUSED {d.notifier} since {_when(d.paused_at)}: {d.paused_reason}; "
+        f"its deliveries wait; `newsmon resume {d.notifier}` sends them"
+    )
+
+
 async def _cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
     async def show(store: Store) -> int:
         rows = await store.deliveries(failed_only=args.failed)
+        paused = [d for d in await store.destinations() if d.paused_at is not None]
         if args.json:
-            print(json.dumps([asdict(r) for r in rows], indent=2, ensure_ascii=False))
+            document = {
+                "paused": [asdict(d) for d in paused],
+                "deliveries": [asdict(r) | {"reason": _reason(r)} for r in rows],
+            }
+            print(json.dumps(document, indent=2, ensure_ascii=False))
             return EXIT_OK
+        for destination in paused:
+            print(_paused_line(destination))
         if not rows:
             print("no deliveries")
             return EXIT_OK
         table = [
             [r.id[:12], r.notifier, r.state, str(r.attempts), _when(r.updated_at), r.rule,
-             r.title[:50], r.last_error or ""]
+             r.title[:50], _reason(r)]
             for r in rows
         ]  # fmt: skip
         headers = ["id", "notifier", "state", "tries", "updated", "rule", "title", "reason"]
@@ -154,6 +183,61 @@ async def _cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
         return EXIT_OK
 
     return await _with_store(config, requeue)
+
+
+def _test_alert(name: str) -> Alert:
+    now = datetime.now(UTC)
+    return Alert(
+        delivery_id=f"test-{name}-{now.strftime('%Y%m%dT%H%M%SZ')}",
+        hit_id="test",
+        rule="notify-test",
+        title="newsmon test alert",
+        url=None,
+        feed="newsmon",
+        published=now,
+        matched=(),
+        snippet=f"If you can read this, the notifier {name!r} works.",
+    )
+
+
+async def _cmd_notify_test(args: argparse.Namespace, config: Config) -> int:
+    """Send one test alert now, outside the outbox, and print what the destination said."""
+    cfg = config.notifiers.get(args.name)
+    if cfg is None:
+        known = ", ".join(sorted(config.notifiers)) or "none"
+        print(f"newsmon: no notifier named {args.name!r} (known: {known})", file=sys.stderr)
+        return EXIT_USAGE
+    m = config.monitor
+    async with make_session(
+        concurrency=1, per_host=1, user_agent=m.user_agent
+    ) as session:  # fmt: skip
+        notifier = build_notifier(cfg, session)
+        try:
+            result = await notifier.send(_test_alert(args.name))
+        finally:
+            await notifier.close()
+    verdict = {
+        Outcome.SENT: "sent",
+        Outcome.RETRY: "failed (temporary)",
+        Outcome.PERMANENT: "refused",
+    }[result.outcome]
+    print(f"{args.name}: {verdict}: {result.detail}")
+    return EXIT_OK if result.outcome is Outcome.SENT else EXIT_FAILED
+
+
+async def _cmd_resume(args: argparse.Namespace, config: Config) -> int:
+    if args.name not in config.notifiers:
+        print(f"newsmon: no notifier named {args.name!r}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def resume(store: Store) -> int:
+        if await store.resume(args.name):
+            print(f"{args.name} resumed; the running daemon sends its waiting deliveries")
+        else:
+            print(f"{args.name} was not paused")
+        return EXIT_OK
+
+    return await _with_store(config, resume)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -184,6 +268,14 @@ def _parser() -> argparse.ArgumentParser:
     redeliver = sub.add_parser("redeliver", parents=[common], help="re-queue a delivery")
     redeliver.add_argument("id", help="delivery id (a unique prefix will do)")
     redeliver.set_defaults(handler=_cmd_redeliver)
+    notify_test = sub.add_parser(
+        "notify-test", parents=[common], help="send a test alert, show the answer"
+    )
+    notify_test.add_argument("name", help="notifier name")
+    notify_test.set_defaults(handler=_cmd_notify_test)
+    resume = sub.add_parser("resume", parents=[common], help="unpause a paused notifier")
+    resume.add_argument("name", help="notifier name")
+    resume.set_defaults(handler=_cmd_resume)
     return parser
 
 

@@ -41,6 +41,7 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False  # never answer (until ``release``): a destination that times out
+    echo: bool = False  # answer with the request's path and headers, as some servers do
 
 
 @dataclass
@@ -83,7 +84,8 @@ class Hook:
             if answer.status < 300:
                 self.accepted.append(got)
             self._changed.notify_all()
-        return web.Response(status=answer.status, headers=answer.headers, text="answer")
+        text = f"{request.path_qs} {dict(request.headers)}" if answer.echo else "answer"
+        return web.Response(status=answer.status, headers=answer.headers, text=text)
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
         async with asyncio.timeout(timeout), self._changed:
