@@ -507,21 +507,28 @@ class Store:
         return True
 
     async def lane_times(self, notifier: str, window: float | None) -> tuple[float | None, ...]:
-        """When this destination next has something to send, and (with a digest
-        ``window``) when its next digest closes; None for nothing waiting."""
+        """When this destination's first row in order may next be tried (the rows behind
+        it wait for it), and (with a digest ``window``) when its next digest closes;
+        None for nothing waiting."""
         async with self._lock:
-            digests = await self._one(
-                "SELECT MIN(next_attempt_at) FROM digests WHERE notifier = ? AND state = 'pending'",
+            digests = await self._first(
+                "SELECT next_attempt_at FROM digests WHERE notifier = ? AND state = 'pending'"
+                " ORDER BY created_at, rowid LIMIT 1",
                 (notifier,),
             )
-            singles = await self._one(
-                "SELECT MIN(next_attempt_at) FROM deliveries WHERE notifier = ?"
-                " AND state = 'pending' AND digest_id IS NULL",
+            singles = await self._first(
+                "SELECT next_attempt_at, created_at FROM deliveries WHERE notifier = ?"
+                " AND state = 'pending' AND digest_id IS NULL ORDER BY created_at, rowid LIMIT 1",
                 (notifier,),
             )
-        times = [t for t in (digests[0], None if window else singles[0]) if t is not None]
-        closes = singles[0] + window if window and singles[0] is not None else None
-        return (min(times) if times else None, closes)
+        if window is not None:
+            return (digests[0] if digests else None, singles[1] + window if singles else None)
+        times = [row[0] for row in (digests, singles) if row is not None]
+        return (min(times) if times else None, None)
+
+    async def _first(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
+        async with self._db.execute(sql, params) as cursor:
+            return await cursor.fetchone()
 
     async def open_deliveries(self) -> int:
         async with self._lock:
