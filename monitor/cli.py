@@ -17,15 +17,15 @@ from typing import Any
 
 from monitor import __version__
 from monitor.config import Config, load_config
-from monitor.daemon import Daemon, install_signals
+from monitor.daemon import Daemon, build_notifier, install_signals
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, FetchError, NewsmonError, StoreError
 from monitor.extract import Extractor
 from monitor.fetch import fetcher_for, make_session
 from monitor.log import configure_logging
-from monitor.models import Document
+from monitor.models import Alert, Document, Outcome
 from monitor.rules import render_explanation
-from monitor.store import FeedRow, Store
+from monitor.store import DeliveryRow, DestinationRow, FeedRow, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -128,18 +128,45 @@ async def _cmd_hits(args: argparse.Namespace, config: Config) -> int:
     return await _with_store(config, show)
 
 
+def _reason(row: DeliveryRow) -> str:
+    """Why a delivery is where it is, on one line."""
+    if row.state == "failed":
+        return f"refused: {row.last_error}"
+    if row.state in ("expired", "cancelled"):
+        return row.last_error or ""
+    if row.state == "pending" and row.last_error:
+        return f"retry at {_when(row.next_attempt_at)} after: {row.last_error}"
+    if row.state == "pending" and row.digest_id:
+        return f"in digest {row.digest_id[:12]}"
+    return ""
+
+
+def _paused_line(d: DestinationRow) -> str:
+    return (
+        f"PAUSED {d.notifier} since {_when(d.paused_at)}: {d.paused_reason}; "
+        f"its deliveries wait; `newsmon resume {d.notifier}` sends them"
+    )
+
+
 async def _cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
     async def show(store: Store) -> int:
         rows = await store.deliveries(failed_only=args.failed)
+        paused = [d for d in await store.destinations() if d.paused_at is not None]
         if args.json:
-            print(json.dumps([asdict(r) for r in rows], indent=2, ensure_ascii=False))
+            document = {
+                "paused": [asdict(d) for d in paused],
+                "deliveries": [asdict(r) | {"reason": _reason(r)} for r in rows],
+            }
+            print(json.dumps(document, indent=2, ensure_ascii=False))
             return EXIT_OK
+        for destination in paused:
+            print(_paused_line(destination))
         if not rows:
             print("no deliveries")
             return EXIT_OK
         table = [
             [r.id[:12], r.notifier, r.state, str(r.attempts), _when(r.updated_at), r.rule,
-             r.title[:50], r.last_error or ""]
+             r.title[:50], _reason(r)]
             for r in rows
         ]  # fmt: skip
         headers = ["id", "notifier", "state", "tries", "updated", "rule", "title", "reason"]
@@ -166,20 +193,65 @@ async def _cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
     return await _with_store(config, requeue)
 
 
+def _test_alert(name: str) -> Alert:
+    now = datetime.now(UTC)
+    return Alert(
+        delivery_id=f"test-{name}-{now.strftime('%Y%m%dT%H%M%SZ')}",
+        hit_id="test",
+        rule="notify-test",
+        title="newsmon test alert",
+        url=None,
+        feed="newsmon",
+        published=now,
+        matched=(),
+        snippet=f"If you can read this, the notifier {name!r} works.",
+    )
+
+
+async def _cmd_notify_test(args: argparse.Namespace, config: Config) -> int:
+    """Send one test alert now, outside the outbox, and print what the destination said."""
+    cfg = config.notifiers.get(args.name)
+    if cfg is None:
+        known = ", ".join(sorted(config.notifiers)) or "none"
+        print(f"newsmon: no notifier named {args.name!r} (known: {known})", file=sys.stderr)
+        return EXIT_USAGE
+    m = config.monitor
+    async with make_session(user_agent=m.user_agent) as session:
+        notifier = build_notifier(cfg, session)
+        try:
+            result = await notifier.send(_test_alert(args.name))
+        finally:
+            await notifier.close()
+    verdict = {
+        Outcome.SENT: "sent",
+        Outcome.RETRY: "failed (temporary)",
+        Outcome.PERMANENT: "refused",
+    }[result.outcome]
+    print(f"{args.name}: {verdict}: {result.detail}")
+    return EXIT_OK if result.outcome is Outcome.SENT else EXIT_FAILED
+
+
 async def _cmd_resume(args: argparse.Namespace, config: Config) -> int:
+    """Resume a paused notifier, or poll a disabled feed again, by name."""
     feed = next((f for f in config.feeds if args.name in (f.url, f.label)), None)
-    if feed is None:
-        print(f"newsmon: no feed named {args.name!r} in the watchlist", file=sys.stderr)
+    if feed is None and args.name not in config.notifiers:
+        print(f"newsmon: no notifier or feed named {args.name!r}", file=sys.stderr)
         return EXIT_USAGE
 
-    async def enable(store: Store) -> int:
-        if await store.enable_feed(feed.url, time.time()):
-            print(f"feed {feed.label} enabled again; the running daemon polls it shortly")
-        else:
-            print(f"feed {feed.label} was not disabled")
+    async def resume(store: Store) -> int:
+        if args.name in config.notifiers:
+            if await store.resume(args.name):
+                print(f"{args.name} resumed; the running daemon sends its waiting deliveries")
+            else:
+                print(f"{args.name} was not paused")
+        if feed is not None:
+            if await store.enable_feed(feed.url, time.time()):
+                print(f"feed {feed.label} enabled again; the running daemon polls it shortly")
+            else:
+                print(f"feed {feed.label} was not disabled")
         return EXIT_OK
 
-    return await _with_store(config, enable)
+    return await _with_store(config, resume)
 
 
 async def _target_document(target: str, config: Config) -> tuple[Document, str]:
@@ -266,8 +338,16 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("target", help="a URL, an HTML or text file, or - for standard input")
     test.add_argument("--rule", help="only this rule")
     test.set_defaults(handler=_cmd_test)
-    resume = sub.add_parser("resume", parents=[common], help="poll a disabled feed again")
-    resume.add_argument("name", help="the feed's name or URL")
+
+    notify_test = sub.add_parser(
+        "notify-test", parents=[common], help="send a test alert, show the answer"
+    )
+    notify_test.add_argument("name", help="notifier name")
+    notify_test.set_defaults(handler=_cmd_notify_test)
+    resume = sub.add_parser(
+        "resume", parents=[common], help="unpause a notifier or re-enable a feed"
+    )
+    resume.add_argument("name", help="a notifier name, or a feed's name or URL")
     resume.set_defaults(handler=_cmd_resume)
     return parser
 

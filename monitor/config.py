@@ -11,16 +11,16 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from monitor import __version__
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, RuleCompileError
 from monitor.guard import Network
-from monitor.models import Document
+from monitor.models import Document, LanePolicy
 from monitor.rules import RuleIndex, compile_rules
 from monitor.secrets import Secret
 
@@ -83,6 +83,7 @@ class RuleConfig:
 @dataclass(frozen=True, slots=True)
 class ConsoleNotifierConfig:
     name: str
+    lane: LanePolicy = field(default_factory=LanePolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class WebhookNotifierConfig:
     url: Secret
     secret: Secret | None = None
     timeout: float = 30.0
+    lane: LanePolicy = field(default_factory=LanePolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,7 @@ class SlackNotifierConfig:
     name: str
     url: Secret
     timeout: float = 30.0
+    lane: LanePolicy = field(default_factory=LanePolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,7 @@ class EmailNotifierConfig:
     username: str | None = None
     password: Secret | None = None
     timeout: float = 30.0
+    lane: LanePolicy = field(default_factory=LanePolicy)
 
 
 NotifierConfig: TypeAlias = (
@@ -180,6 +184,13 @@ class _Table:
         if value is not None and value < minimum:
             raise ConfigError(self.key(name), f"must be at least {minimum}, got {value}")
         return value
+
+    def number(self, name: str, default: Any = _MISSING) -> Any:
+        """A positive number, whole or not."""
+        value = self._get(name, (int, float), "a number", default)
+        if value is not None and value <= 0:
+            raise ConfigError(self.key(name), f"must be more than zero, got {value}")
+        return value if value is None else float(value)
 
     def flag(self, name: str, default: Any = _MISSING) -> Any:
         return self._get(name, (bool,), "true or false", default)
@@ -354,6 +365,22 @@ def _rule(t: _Table) -> RuleConfig:
     return rule
 
 
+# Slack allows about one message per second per webhook (its rate-limit documentation).
+_DEFAULT_RATE: Final = {"slack": 1.0}
+
+
+def _lane(t: _Table, kind: str) -> LanePolicy:
+    """The delivery keys every notifier table accepts."""
+    d = LanePolicy()
+    return LanePolicy(
+        max_age=t.duration("max_age", d.max_age),
+        rate=t.number("rate", _DEFAULT_RATE.get(kind)),
+        burst=t.integer("burst", d.burst),
+        digest=t.duration("digest", None),
+        pause_after=t.integer("pause_after", d.pause_after),
+    )
+
+
 def _notifier(t: _Table, name: str) -> NotifierConfig:
     kind = t.choice("type", ("console", "webhook", "slack", "email"))
     cfg: NotifierConfig
@@ -383,6 +410,7 @@ def _notifier(t: _Table, name: str) -> NotifierConfig:
             password=t.secret("password", required=False),
             timeout=t.duration("timeout", 30.0),
         )
+    cfg = replace(cfg, lane=_lane(t, kind))
     t.finish()
     return cfg
 

@@ -127,7 +127,8 @@ class Daemon:
         return {n: build_notifier(c, self._session) for n, c in config.notifiers.items()}
 
     def _make_relay(self) -> Relay:
-        return Relay(self.store, self._notifiers, policy=self._retry, clock=self.clock)
+        lanes = {name: cfg.lane for name, cfg in self.config.notifiers.items()}
+        return Relay(self.store, self._notifiers, policy=self._retry, clock=self.clock, lanes=lanes)
 
     async def _close_notifiers(self) -> None:
         for notifier in self._notifiers.values():

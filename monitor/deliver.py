@@ -1,8 +1,10 @@
 """The outbox relay: sends pending deliveries, one independent lane per destination.
 
 A lane sends its destination's rows in order. A transient failure parks the whole lane
-until the retry time (the destination is likely down, and order matters), so one dead
-destination never delays another: each lane is its own task.
+until the retry time (the destination is likely down, and order matters), so one dead,
+slow or rate-limited destination never delays another: each lane is its own task. A lane
+also keeps its destination's rate (a token bucket), bundles its digests, and stops while
+the destination is paused after repeated permanent failures (until `newsmon resume`).
 """
 
 from __future__ import annotations
@@ -11,35 +13,64 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from monitor.log import log_event
-from monitor.models import Delivery, Outcome, SendResult
+from monitor.models import Delivery, DigestRow, LanePolicy, Outcome, SendResult
 from monitor.notify.base import Notifier
 from monitor.store import Store
 
 log = logging.getLogger("newsmon.deliver")
-BATCH = 100
+BATCH = 100  # rows read from SQLite at a time: memory stays flat whatever the backlog
+DIGEST_LIMIT = 200  # hits in one digest at most (RELIABILITY.md case 39)
+PAUSE_POLL = 2.0  # seconds between looks at a paused destination's state in SQLite
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, bounded by ``max_age`` since the hit."""
+    """Exponential backoff with full jitter; a destination's Retry-After, clamped to
+    [``floor``, ``cap``], takes its place (RELIABILITY.md case 45)."""
 
     base: float = 5.0
     cap: float = 3600.0
-    max_age: float = 86400.0
+    floor: float = 1.0
 
     def delay(self, attempts: int, retry_after: float | None, rng: random.Random) -> float:
-        """Seconds before the next attempt; a destination's Retry-After wins, within cap."""
+        """Seconds before the next attempt."""
         if retry_after is not None:
-            return min(retry_after, self.cap)
+            return min(max(retry_after, self.floor), self.cap)
         return rng.uniform(0, min(self.cap, self.base * 2 ** max(0, attempts - 1)))
 
 
+class TokenBucket:
+    """At most ``burst`` sends back to back, then ``rate`` per second."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def wait_time(self) -> float:
+        """Seconds until a send is allowed; 0.0 when one is allowed now."""
+        now = self._clock()
+        # max(0, ...): a wall clock stepped backwards must not drain the bucket.
+        self._tokens = min(self._burst, self._tokens + max(0.0, now - self._at) * self._rate)
+        self._at = now
+        return 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self._rate
+
+    def take(self) -> None:
+        self._tokens -= 1.0
+
+
 class Relay:
-    """Drains the outbox through the notifiers; ``wake()`` after new deliveries are stored."""
+    """Drains the outbox through the notifiers; ``wake()`` after new deliveries are stored.
+
+    ``lanes`` holds each destination's policy (default ``LanePolicy()``); ``clock`` and
+    ``sleep`` drive backoff, rate limits and digest windows, so tests control time.
+    """
 
     def __init__(
         self,
@@ -49,12 +80,23 @@ class Relay:
         policy: RetryPolicy,
         clock: Callable[[], float],
         rng: random.Random | None = None,
+        lanes: Mapping[str, LanePolicy] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        pause_poll: float = PAUSE_POLL,
     ) -> None:
         self._store = store
         self._notifiers = dict(notifiers)
         self._policy = policy
         self._clock = clock
         self._rng = rng or random.Random()
+        self._lanes = {name: (lanes or {}).get(name, LanePolicy()) for name in notifiers}
+        self._buckets = {
+            name: TokenBucket(lane.rate, lane.burst, clock)
+            for name, lane in self._lanes.items()
+            if lane.rate is not None
+        }
+        self._sleep = sleep
+        self._pause_poll = pause_poll
         self._wakeups = {name: asyncio.Event() for name in notifiers}
         self._stopping = False
 
@@ -69,60 +111,115 @@ class Relay:
         self.wake()
 
     async def run(self, *, until_empty: bool = False) -> None:
-        """Run every lane; forever, or (``until_empty``) until no delivery is open."""
+        """Run every lane; forever, or (``until_empty``) until nothing is due or waiting
+        for a retry. Digest windows are kept either way: nothing is flushed early."""
         async with asyncio.TaskGroup() as group:
             for name in self._notifiers:
                 group.create_task(self._lane(name, until_empty), name=f"lane-{name}")
 
     async def _lane(self, name: str, until_empty: bool) -> None:
         wakeup = self._wakeups[name]
+        window = self._lanes[name].digest
+        announced = False
         while not self._stopping:
             wakeup.clear()
+            reason = await self._store.paused(name)
+            if reason is not None:
+                if not announced:
+                    log_event(
+                        log, logging.ERROR, "destination_paused", notifier=name, reason=reason,
+                        fix=f"newsmon resume {name}",
+                    )  # fmt: skip
+                    announced = True
+                if until_empty:
+                    return
+                await self._wait(wakeup, self._pause_poll)
+                continue
+            if announced:
+                log_event(log, logging.WARNING, "destination_resumed", notifier=name)
+                announced = False
             await self.send_due(name)
-            next_at = await self._store.next_delivery_at(name)
+            next_at, closes = await self._store.lane_times(name, window)
             if next_at is None and until_empty:
                 return
-            timeout = None if next_at is None else max(0.0, next_at - self._clock())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), timeout)
+            times = [t for t in (next_at, closes) if t is not None]
+            await self._wait(wakeup, max(0.0, min(times) - self._clock()) if times else None)
+
+    @staticmethod
+    async def _wait(wakeup: asyncio.Event, seconds: float | None) -> None:
+        """Until ``wake()`` or ``seconds`` have passed (None: only ``wake()``)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wakeup.wait(), seconds)
 
     async def send_due(self, name: str) -> None:
-        """Send this destination's due rows in order; stop at the first transient failure."""
-        notifier = self._notifiers[name]
+        """Send this destination's due digests, then (bundling its digests first, when it
+        has a window) its due deliveries, in order; stop at the first transient failure
+        or when the destination pauses."""
+        window = self._lanes[name].digest
+        while True:
+            for digest in await self._store.due_digests(name, self._clock()):
+                if self._stopping or not await self._attempt(name, digest):
+                    return
+            if window is None:
+                break
+            if not await self._store.bundle_digest(name, window, self._clock(), DIGEST_LIMIT):
+                return
         while True:
             due = await self._store.due_deliveries(name, self._clock(), BATCH)
             for delivery in due:
-                if self._stopping or not await self._attempt(notifier, delivery):
+                if self._stopping or not await self._attempt(name, delivery):
                     return
             if len(due) < BATCH:
                 return
 
-    async def _attempt(self, notifier: Notifier, delivery: Delivery) -> bool:
+    async def _take_token(self, name: str) -> None:
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            return
+        while (wait := bucket.wait_time()) > 0:
+            await self._sleep(wait)
+        bucket.take()
+
+    async def _attempt(self, name: str, row: Delivery | DigestRow) -> bool:
         """One attempt; False when the lane should wait before trying anything else."""
-        store, now = self._store, self._clock()
-        alert = await store.alert(delivery)
-        await store.mark_sending(delivery.id, now)
+        store, notifier, lane = self._store, self._notifiers[name], self._lanes[name]
+        await self._take_token(name)
+        fields: dict[str, object] = {"delivery": row.id, "notifier": name}
+        digest = alert = None
+        if isinstance(row, DigestRow):
+            digest = await store.digest(row)
+            fields["hits"] = len(digest.alerts)
+        else:
+            alert = await store.alert(row)  # rendered fresh: `also` grows between attempts
+            fields["rule"] = alert.rule
+        await store.mark_sending(row.id, self._clock())
         try:
-            result = await notifier.send(alert)
+            if digest is not None:
+                result = await notifier.send_digest(digest)
+            else:
+                assert alert is not None
+                result = await notifier.send(alert)
         except Exception as e:  # a notifier bug must not kill the lane
-            log.exception("notifier %s raised", notifier.name)
+            log.exception("notifier %s raised", name)
             result = SendResult(Outcome.RETRY, f"internal error: {type(e).__name__}")
         now = self._clock()
-        fields = {"delivery": delivery.id, "notifier": notifier.name, "rule": alert.rule}
         if result.outcome is Outcome.SENT:
-            await store.mark_sent(delivery.id, now)
+            await store.mark_sent(row.id, name, now)
             log_event(log, logging.INFO, "delivery_sent", **fields, detail=result.detail)
             return True
         if result.outcome is Outcome.PERMANENT:
-            await store.mark_final(delivery.id, "failed", now, result.detail)
+            paused = await store.mark_failed(
+                row.id, name, now, result.detail, pause_after=lane.pause_after
+            )
             log_event(log, logging.ERROR, "delivery_failed", **fields, reason=result.detail)
-            return True
-        at = now + self._policy.delay(delivery.attempts + 1, result.retry_after, self._rng)
-        if at > delivery.created_at + self._policy.max_age:
-            await store.mark_final(delivery.id, "expired", now, f"gave up: {result.detail}")
+            return not paused
+        at = now + self._policy.delay(row.attempts + 1, result.retry_after, self._rng)
+        if at > row.created_at + lane.max_age:
+            reason = f"gave up after {row.attempts + 1} tries: {result.detail}"
+            await store.mark_expired(row.id, now, reason)
             log_event(log, logging.ERROR, "delivery_expired", **fields, reason=result.detail)
             return True
-        await store.mark_retry(delivery.id, now, at, result.detail)
+        await store.mark_retry(row.id, now, at, result.detail)
         log_event(
             log, logging.WARNING, "delivery_retry", **fields, reason=result.detail,
             retry_in=f"{at - now:.1f}s",

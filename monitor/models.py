@@ -174,6 +174,16 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class DigestRow:
+    """An outbox row that bundles several of one notifier's deliveries in one message."""
+
+    id: str
+    notifier: str
+    attempts: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """Everything a notifier renders; built from the store at each attempt."""
 
@@ -187,6 +197,30 @@ class Alert:
     matched: tuple[str, ...]
     snippet: str
     also: tuple[AlsoSeen, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Several hits for one destination in one message (``digest`` on a notifier).
+
+    ``delivery_id`` is the digest's own, stable across retries; each alert keeps its own
+    hit id, and its ``delivery_id`` is the member delivery's.
+    """
+
+    delivery_id: str
+    notifier: str
+    alerts: tuple[Alert, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LanePolicy:
+    """How the outbox treats one destination (the delivery keys of a notifier table)."""
+
+    max_age: float = 86400.0  # retried past this since the hit: expired
+    rate: float | None = None  # messages per second; None: unlimited
+    burst: int = 3  # messages sent back to back before ``rate`` applies
+    digest: float | None = None  # seconds of hits batched into one message; None: off
+    pause_after: int = 5  # permanent failures in a row (no success) that pause it
 
 
 class Outcome(enum.Enum):

@@ -21,7 +21,7 @@ from typing import Any
 import aiosqlite
 
 from monitor.errors import StoreError
-from monitor.models import Alert, AlsoSeen, Delivery, FeedState, Story
+from monitor.models import Alert, AlsoSeen, Delivery, Digest, DigestRow, FeedState, Story
 
 # Append-only: migration N brings user_version from N-1 to N. Never edit a shipped one.
 MIGRATIONS: tuple[str, ...] = (
@@ -85,6 +85,30 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE feeds ADD COLUMN disabled_reason TEXT;
     ALTER TABLE feeds ADD COLUMN not_before REAL NOT NULL DEFAULT 0;
     """,
+    # 3: The outbox's own state: destinations paused after repeated permanent failures, and
+    # digests, each bundling some of one destination's deliveries into one message.
+    """
+    CREATE TABLE destinations (
+        notifier TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL DEFAULT 0,
+        paused_at REAL,
+        paused_reason TEXT
+    );
+    CREATE TABLE digests (
+        id TEXT PRIMARY KEY,
+        notifier TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN
+            ('pending', 'sending', 'sent', 'failed', 'expired', 'cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        next_attempt_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        last_error TEXT
+    );
+    CREATE INDEX digests_due ON digests(notifier, state, next_attempt_at);
+    ALTER TABLE deliveries ADD COLUMN digest_id TEXT REFERENCES digests(id);
+    CREATE INDEX deliveries_digest ON deliveries(digest_id);
+    """,
 )
 
 OPEN_STATES = ("pending", "sending")
@@ -98,6 +122,12 @@ def hit_id(rule: str, story_key: str) -> str:
 def delivery_id(hit: str, notifier: str) -> str:
     """Stable across retries, so receivers can deduplicate on it."""
     return hashlib.sha256(f"delivery\n{hit}\n{notifier}".encode()).hexdigest()[:32]
+
+
+def digest_id(notifier: str, first: str) -> str:
+    """A digest's own delivery id; a delivery joins one digest at most, so its first
+    member names it for good."""
+    return hashlib.sha256(f"digest\n{notifier}\n{first}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +170,17 @@ class DeliveryRow:
     last_error: str | None
     rule: str
     title: str
+    digest_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationRow:
+    """A destination's health, for `newsmon deliveries` and `status`."""
+
+    notifier: str
+    failures: int  # permanent failures since its last success
+    paused_at: float | None
+    paused_reason: str | None
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -407,10 +448,20 @@ class Store:
         return [FeedRow(*r) for r in rows]
 
     # -- the outbox ----------------------------------------------------------------
+    #
+    # An outbox id names a delivery (one hit for one destination) or a digest (several of
+    # one destination's deliveries in one message). A digest's members mirror its state,
+    # so every hit's fate shows in `newsmon deliveries` whichever way it went.
 
     async def recover_sending(self, now: float) -> int:
-        """Rows a crash left in 'sending' go back to pending: at most one extra copy."""
+        """Rows a crash left in 'sending' go back to pending: at most one extra copy.
+        Returns how many deliveries were in flight."""
         async with self._transaction():
+            await self._db.execute(
+                "UPDATE digests SET state = 'pending', next_attempt_at = ?, updated_at = ?"
+                " WHERE state = 'sending'",
+                (now, now),
+            )
             cursor = await self._db.execute(
                 "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, updated_at = ?"
                 " WHERE state = 'sending'",
@@ -420,24 +471,30 @@ class Store:
 
     async def cancel_deliveries(self, notifiers: Iterable[str], now: float) -> int:
         """Open deliveries to destinations no longer in the watchlist end as cancelled."""
+        reason = "destination removed from the watchlist"
+        keep = json.dumps(list(notifiers))
         async with self._transaction():
-            cursor = await self._db.execute(
-                "UPDATE deliveries SET state = 'cancelled', updated_at = ?,"
-                " last_error = 'destination removed from the watchlist'"
+            await self._db.execute(
+                "UPDATE digests SET state = 'cancelled', updated_at = ?, last_error = ?"
                 " WHERE state IN ('pending', 'sending')"
                 " AND notifier NOT IN (SELECT value FROM json_each(?))",
-                (now, json.dumps(list(notifiers))),
+                (now, reason, keep),
+            )
+            cursor = await self._db.execute(
+                "UPDATE deliveries SET state = 'cancelled', updated_at = ?, last_error = ?"
+                " WHERE state IN ('pending', 'sending')"
+                " AND notifier NOT IN (SELECT value FROM json_each(?))",
+                (now, reason, keep),
             )
             return cursor.rowcount
 
     async def due_deliveries(self, notifier: str, now: float, limit: int) -> list[Delivery]:
-        """The destination's pending rows in creation order, up to the first not yet due.
-
-        Stopping at the first row still waiting keeps one destination's alerts in order.
-        """
+        """The destination's pending rows outside any digest, in the order their hits were
+        stored, up to the first not yet due: a retry keeps the alerts behind it in order."""
         rows = await self._all(
             "SELECT id, hit_id, notifier, attempts, created_at, next_attempt_at FROM deliveries"
-            " WHERE notifier = ? AND state = 'pending' ORDER BY created_at, id LIMIT ?",
+            " WHERE notifier = ? AND state = 'pending' AND digest_id IS NULL"
+            " ORDER BY created_at, rowid LIMIT ?",
             (notifier, limit),
         )
         due: list[Delivery] = []
@@ -447,15 +504,76 @@ class Store:
             due.append(Delivery(row[0], row[1], row[2], row[3], row[4]))
         return due
 
-    async def next_delivery_at(self, notifier: str) -> float | None:
-        """When this destination next has work; None when its outbox is empty."""
+    async def due_digests(self, notifier: str, now: float) -> list[DigestRow]:
+        """The destination's pending digests in order, up to the first not yet due."""
+        rows = await self._all(
+            "SELECT id, notifier, attempts, created_at, next_attempt_at FROM digests"
+            " WHERE notifier = ? AND state = 'pending' ORDER BY created_at, rowid",
+            (notifier,),
+        )
+        due: list[DigestRow] = []
+        for row in rows:
+            if row[4] > now:
+                break
+            due.append(DigestRow(row[0], row[1], row[2], row[3]))
+        return due
+
+    async def bundle_digest(self, notifier: str, window: float, now: float, limit: int) -> bool:
+        """When the oldest delivery waiting for a digest has waited ``window`` seconds,
+        bundle up to ``limit`` waiting deliveries (oldest first) into a new digest.
+
+        A delivery joins one digest at most, in the same transaction that creates it, so
+        no story is sent twice. Returns whether a digest was made.
+        """
+        async with self._transaction():
+            waiting = [
+                r[0]
+                for r in await self._db.execute_fetchall(
+                    "SELECT id FROM deliveries WHERE notifier = ? AND state = 'pending'"
+                    " AND digest_id IS NULL AND created_at <= ?"
+                    " ORDER BY created_at, rowid LIMIT ?",
+                    (notifier, now - window, 1),
+                )
+            ]
+            if not waiting:
+                return False
+            digest = digest_id(notifier, waiting[0])
+            await self._db.execute(
+                "INSERT INTO digests (id, notifier, state, created_at, next_attempt_at,"
+                " updated_at) VALUES (?, ?, 'pending', ?, ?, ?)",
+                (digest, notifier, now, now, now),
+            )
+            await self._db.execute(
+                "UPDATE deliveries SET digest_id = ?, updated_at = ? WHERE id IN"
+                " (SELECT id FROM deliveries WHERE notifier = ? AND state = 'pending'"
+                " AND digest_id IS NULL ORDER BY created_at, rowid LIMIT ?)",
+                (digest, now, notifier, limit),
+            )
+        return True
+
+    async def lane_times(self, notifier: str, window: float | None) -> tuple[float | None, ...]:
+        """When this destination's first row in order may next be tried (the rows behind
+        it wait for it), and (with a digest ``window``) when its next digest closes;
+        None for nothing waiting."""
         async with self._lock:
-            row = await self._one(
-                "SELECT MIN(next_attempt_at) FROM deliveries WHERE notifier = ?"
-                " AND state = 'pending'",
+            digests = await self._first(
+                "SELECT next_attempt_at FROM digests WHERE notifier = ? AND state = 'pending'"
+                " ORDER BY created_at, rowid LIMIT 1",
                 (notifier,),
             )
-        return row[0] if row[0] is not None else None
+            singles = await self._first(
+                "SELECT next_attempt_at, created_at FROM deliveries WHERE notifier = ?"
+                " AND state = 'pending' AND digest_id IS NULL ORDER BY created_at, rowid LIMIT 1",
+                (notifier,),
+            )
+        if window is not None:
+            return (digests[0] if digests else None, singles[1] + window if singles else None)
+        times = [row[0] for row in (digests, singles) if row is not None]
+        return (min(times) if times else None, None)
+
+    async def _first(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
+        async with self._db.execute(sql, params) as cursor:
+            return await cursor.fetchone()
 
     async def open_deliveries(self) -> int:
         async with self._lock:
@@ -464,22 +582,74 @@ class Store:
             )
         return int(row[0])
 
-    async def mark_sending(self, delivery: str, now: float) -> None:
-        await self._set_state(delivery, "sending", now, attempts=1)
+    async def mark_sending(self, outbox_id: str, now: float) -> None:
+        await self._set_state(outbox_id, "sending", now, attempts=1)
 
-    async def mark_sent(self, delivery: str, now: float) -> None:
-        await self._set_state(delivery, "sent", now, error=None)
+    async def mark_sent(self, outbox_id: str, notifier: str, now: float) -> None:
+        """Committed as soon as the destination accepted; a success ends a failure streak."""
+        async with self._transaction():
+            await self._update(outbox_id, "sent", now, error=None)
+            await self._db.execute(
+                "UPDATE destinations SET failures = 0 WHERE notifier = ? AND failures > 0",
+                (notifier,),
+            )
 
-    async def mark_retry(self, delivery: str, now: float, at: float, error: str) -> None:
-        await self._set_state(delivery, "pending", now, error=error, next_attempt_at=at)
+    async def mark_retry(self, outbox_id: str, now: float, at: float, error: str) -> None:
+        await self._set_state(outbox_id, "pending", now, error=error, next_attempt_at=at)
 
-    async def mark_final(self, delivery: str, state: str, now: float, error: str) -> None:
-        """End a delivery as 'failed' or 'expired', with the reason."""
-        await self._set_state(delivery, state, now, error=error)
+    async def mark_expired(self, outbox_id: str, now: float, error: str) -> None:
+        await self._set_state(outbox_id, "expired", now, error=error)
+
+    async def mark_failed(
+        self, outbox_id: str, notifier: str, now: float, error: str, *, pause_after: int
+    ) -> bool:
+        """End a row as failed for good and count the failure against its destination;
+        True when this failure is the one that pauses the destination."""
+        async with self._transaction():
+            await self._update(outbox_id, "failed", now, error=error)
+            row = await self._one(
+                "INSERT INTO destinations (notifier, failures) VALUES (?, 1)"
+                " ON CONFLICT (notifier) DO UPDATE SET failures = failures + 1"
+                " RETURNING failures, paused_at",
+                (notifier,),
+            )
+            if row[1] is not None or row[0] < pause_after:
+                return False
+            reason = f"{row[0]} permanent failures in a row, the last: {error}"
+            await self._db.execute(
+                "UPDATE destinations SET paused_at = ?, paused_reason = ? WHERE notifier = ?",
+                (now, reason, notifier),
+            )
+            return True
+
+    async def paused(self, notifier: str) -> str | None:
+        """Why the destination is paused, or None when it is not."""
+        rows = await self._all(
+            "SELECT paused_reason FROM destinations WHERE notifier = ? AND paused_at IS NOT NULL",
+            (notifier,),
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def resume(self, notifier: str) -> bool:
+        """Unpause a destination (its failure streak starts again); False if not paused."""
+        async with self._transaction():
+            cursor = await self._db.execute(
+                "UPDATE destinations SET paused_at = NULL, paused_reason = NULL, failures = 0"
+                " WHERE notifier = ? AND paused_at IS NOT NULL",
+                (notifier,),
+            )
+            return cursor.rowcount == 1
+
+    async def destinations(self) -> list[DestinationRow]:
+        rows = await self._all(
+            "SELECT notifier, failures, paused_at, paused_reason FROM destinations"
+            " ORDER BY notifier"
+        )
+        return [DestinationRow(*r) for r in rows]
 
     async def _set_state(
         self,
-        delivery: str,
+        outbox_id: str,
         state: str,
         now: float,
         *,
@@ -488,19 +658,41 @@ class Store:
         next_attempt_at: float | None = None,
     ) -> None:
         async with self._transaction():
-            await self._db.execute(
-                "UPDATE deliveries SET state = ?, updated_at = ?, attempts = attempts + ?,"
-                " last_error = CASE WHEN ? = '' THEN last_error ELSE ? END,"
-                " next_attempt_at = COALESCE(?, next_attempt_at) WHERE id = ?",
-                (state, now, attempts, error, error, next_attempt_at, delivery),
-            )
+            await self._update(
+                outbox_id, state, now, attempts=attempts, error=error,
+                next_attempt_at=next_attempt_at,
+            )  # fmt: skip
+
+    async def _update(
+        self,
+        outbox_id: str,
+        state: str,
+        now: float,
+        *,
+        attempts: int = 0,
+        error: str | None = "",
+        next_attempt_at: float | None = None,
+    ) -> None:
+        """Set a delivery's, or a digest's and its members', state; '' keeps the error."""
+        changes = (
+            "SET state = ?, updated_at = ?, attempts = attempts + ?,"
+            " last_error = CASE WHEN ? = '' THEN last_error ELSE ? END,"
+            " next_attempt_at = COALESCE(?, next_attempt_at)"
+        )
+        values = (state, now, attempts, error, error, next_attempt_at, outbox_id)
+        await self._db.execute(f"UPDATE digests {changes} WHERE id = ?", values)
+        await self._db.execute(
+            f"UPDATE deliveries {changes} WHERE id = ? OR digest_id = ?", (*values, outbox_id)
+        )
 
     async def requeue(self, delivery: str, now: float) -> bool:
-        """Put a failed or expired delivery back in the queue; False if there is none."""
+        """Put a failed or expired delivery back in the queue, out of any digest it was
+        in (a digest window bundles it afresh); False if there is none."""
         async with self._transaction():
             cursor = await self._db.execute(
                 "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, updated_at = ?,"
-                " created_at = ?, attempts = 0 WHERE id = ? AND state IN ('failed', 'expired')",
+                " created_at = ?, attempts = 0, digest_id = NULL"
+                " WHERE id = ? AND state IN ('failed', 'expired')",
                 (now, now, now, delivery),
             )
             return cursor.rowcount == 1
@@ -508,20 +700,23 @@ class Store:
     async def alert(self, delivery: Delivery) -> Alert:
         """Everything a notifier needs, read fresh at each attempt (``also`` grows)."""
         async with self._lock:
-            row = await self._one(
-                "SELECT h.rule, e.title, e.url, COALESCE(f.name, f.title, f.url), e.published,"
-                " h.matched, h.snippet, h.story_key, e.id FROM hits h"
-                " JOIN entries e ON e.id = h.entry_id JOIN feeds f ON f.id = e.feed_id"
-                " WHERE h.id = ?",
-                (delivery.hit_id,),
-            )
-            async with self._db.execute(
-                "SELECT e.url, COALESCE(f.name, f.title, f.url), e.title FROM entries e"
-                " JOIN feeds f ON f.id = e.feed_id WHERE e.story_key = ? AND e.id != ?"
-                " ORDER BY e.seen_at",
-                (row[7], row[8]),
-            ) as cursor:
-                others = await cursor.fetchall()
+            return await self._alert(delivery)
+
+    async def _alert(self, delivery: Delivery) -> Alert:
+        row = await self._one(
+            "SELECT h.rule, e.title, e.url, COALESCE(f.name, f.title, f.url), e.published,"
+            " h.matched, h.snippet, h.story_key, e.id FROM hits h"
+            " JOIN entries e ON e.id = h.entry_id JOIN feeds f ON f.id = e.feed_id"
+            " WHERE h.id = ?",
+            (delivery.hit_id,),
+        )
+        async with self._db.execute(
+            "SELECT e.url, COALESCE(f.name, f.title, f.url), e.title FROM entries e"
+            " JOIN feeds f ON f.id = e.feed_id WHERE e.story_key = ? AND e.id != ?"
+            " ORDER BY e.seen_at",
+            (row[7], row[8]),
+        ) as cursor:
+            others = await cursor.fetchall()
         published = datetime.fromtimestamp(row[4], UTC) if row[4] is not None else None
         return Alert(
             delivery_id=delivery.id,
@@ -536,13 +731,25 @@ class Store:
             also=tuple(AlsoSeen(o[0], o[1], o[2]) for o in others),
         )
 
+    async def digest(self, row: DigestRow) -> Digest:
+        """A digest's alerts, in the order their hits were stored, each read fresh."""
+        async with self._lock:
+            async with self._db.execute(
+                "SELECT id, hit_id, notifier, attempts, created_at FROM deliveries"
+                " WHERE digest_id = ? ORDER BY created_at, rowid",
+                (row.id,),
+            ) as cursor:
+                members = await cursor.fetchall()
+            alerts = [await self._alert(Delivery(*m)) for m in members]
+        return Digest(row.id, row.notifier, tuple(alerts))
+
     async def deliveries(self, *, failed_only: bool = False, limit: int = 100) -> list[DeliveryRow]:
         rows = await self._all(
             "SELECT d.id, d.hit_id, d.notifier, d.state, d.attempts, d.created_at, d.updated_at,"
-            " d.next_attempt_at, d.last_error, h.rule, e.title FROM deliveries d"
+            " d.next_attempt_at, d.last_error, h.rule, e.title, d.digest_id FROM deliveries d"
             " JOIN hits h ON h.id = d.hit_id JOIN entries e ON e.id = h.entry_id"
             " WHERE (? = 0 OR d.state IN ('failed', 'expired'))"
-            " ORDER BY d.created_at DESC, d.id LIMIT ?",
+            " ORDER BY d.created_at DESC, d.rowid DESC LIMIT ?",
             (failed_only, limit),
         )
         return [DeliveryRow(*r) for r in rows]

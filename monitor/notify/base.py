@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Protocol
 
-from monitor.models import Alert, Outcome, SendResult
+from monitor.models import Alert, Digest, Outcome, SendResult
 
 # Retry-After beyond this is treated as "a long time", not obeyed literally.
 MAX_RETRY_AFTER = 3600.0
@@ -23,6 +23,10 @@ class Notifier(Protocol):
     name: str
 
     async def send(self, alert: Alert) -> SendResult: ...
+
+    async def send_digest(self, digest: Digest) -> SendResult:
+        """Several alerts in one message (a notifier with ``digest`` set)."""
+        ...
 
     async def close(self) -> None: ...
 

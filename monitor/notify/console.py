@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from monitor.models import Alert, Outcome, SendResult
-from monitor.notify.render import alert_text
+from monitor.models import Alert, Digest, Outcome, SendResult
+from monitor.notify.render import alert_text, digest_text
 
 
 class ConsoleNotifier:
@@ -15,8 +15,13 @@ class ConsoleNotifier:
         self._stream = stream
 
     async def send(self, alert: Alert) -> SendResult:
-        stream = self._stream or sys.stdout
-        print(alert_text(alert), file=stream, flush=True)
+        return self._print(alert_text(alert))
+
+    async def send_digest(self, digest: Digest) -> SendResult:
+        return self._print(digest_text(digest))
+
+    def _print(self, text: str) -> SendResult:
+        print(text, file=self._stream or sys.stdout, flush=True)
         return SendResult(Outcome.SENT, "printed")
 
     async def close(self) -> None:

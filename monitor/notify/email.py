@@ -15,6 +15,8 @@ import hashlib
 import html
 import logging
 import ssl
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -23,7 +25,7 @@ from typing import Final, Literal
 
 import aiosmtplib
 
-from monitor.models import Alert, Outcome, SendResult
+from monitor.models import Alert, Digest, Outcome, SendResult
 from monitor.notify.text import (
     display_host,
     format_published,
@@ -83,6 +85,12 @@ def render_subject(alert: Alert) -> str:
 
 def render_text(alert: Alert) -> str:
     """The text/plain part: what the HTML part says, readable in any client."""
+    lines = [_text_card(alert), "-- ", f"newsmon delivery {one_line(alert.delivery_id)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _text_card(alert: Alert) -> str:
+    """One alert as plain text, ending with an empty line."""
     url = http_url(alert.url)
     host = display_host(url) if url else ""
     lines = [truncate(one_line(alert.title), TITLE_LIMIT) or "(untitled)"]
@@ -111,8 +119,7 @@ def render_text(alert: Alert) -> str:
             lines.append(line)
         if len(alert.also) > ALSO_SHOWN:
             lines.append(f"- and {len(alert.also) - ALSO_SHOWN} more")
-    lines += ["", "-- ", f"newsmon delivery {one_line(alert.delivery_id)}"]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, ""])
 
 
 def _e(text: str) -> str:
@@ -219,18 +226,95 @@ def render_email(alert: Alert, *, sender: str, to: tuple[str, ...], date: dateti
     Pure: the same alert, addresses and date give the same message. Header values are
     one line each; the Message-ID depends only on the delivery id and the sender's domain.
     """
+    return _message(
+        alert.delivery_id, render_subject(alert), render_text(alert), render_html(alert),
+        sender=sender, to=to, date=date,
+    )  # fmt: skip
+
+
+def _message(
+    delivery: str, subject: str, text: str, html_part: str, *,
+    sender: str, to: tuple[str, ...], date: datetime,
+) -> EmailMessage:  # fmt: skip
     msg = EmailMessage()
-    msg["Subject"] = render_subject(alert)
+    msg["Subject"] = subject
     msg["From"] = header_value(sender)
     msg["To"] = ", ".join(header_value(t) for t in to)
     msg["Date"] = format_datetime(date.astimezone(UTC))
-    msg["Message-ID"] = message_id(alert.delivery_id, sender)
+    msg["Message-ID"] = message_id(delivery, sender)
     # RFC 3834: an automatic message; vacation responders should not answer it.
     msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Newsmon-Delivery"] = truncate(header_value(alert.delivery_id), FIELD_LIMIT)
-    msg.set_content(render_text(alert))
-    msg.add_alternative(render_html(alert), subtype="html")
+    msg["X-Newsmon-Delivery"] = truncate(header_value(delivery), FIELD_LIMIT)
+    msg.set_content(text)
+    msg.add_alternative(html_part, subtype="html")
     return msg
+
+
+def render_digest_subject(digest: Digest) -> str:
+    """``[newsmon] digest: N alerts (rule, rule)``, one line, capped."""
+    count = len(digest.alerts)
+    rules = ", ".join(dict.fromkeys(header_value(a.rule) for a in digest.alerts))
+    return truncate(f"[newsmon] digest: {count} alert{'s' if count != 1 else ''} ({rules})",
+                    SUBJECT_LIMIT)  # fmt: skip
+
+
+def render_digest_html(digest: Digest) -> str:
+    """The text/html part of a digest: each alert's linked title, source, time, rule and
+    snippet, built only from escaped text like ``render_html``."""
+    cell = f"font-family:{_FONT};font-size:14px;line-height:1.5;color:#1d2430"
+    link = "color:#0b57d0;text-decoration:none;font-weight:600"
+    items = []
+    for alert in digest.alerts:
+        title = _e(truncate(one_line(alert.title), TITLE_LIMIT) or "(untitled)")
+        meta = " · ".join(
+            _e(x)
+            for x in (
+                truncate(one_line(alert.feed), FIELD_LIMIT),
+                format_published(alert.published),
+                one_line(alert.rule),
+            )
+        )
+        snippet = truncate(one_line(alert.snippet), SNIPPET_LIMIT)
+        items.append(
+            f'<tr><td style="padding:10px 24px;border-top:1px solid #eceef1;{cell};'
+            f'overflow-wrap:anywhere">{_a(alert.url, title, link)}'
+            f'<div style="font-size:12px;color:#6b7685">{meta}</div>'
+            f'<div style="color:#333c48">{_highlight(snippet, alert.matched)}</div></td></tr>'
+        )
+    return (
+        "\n".join(
+            [
+                '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+                f"<title>{_e(render_digest_subject(digest))}</title></head>",
+                '<body style="margin:0;padding:24px 12px;background:#f3f4f6">',
+                '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" '
+                'style="max-width:640px;margin:0 auto;background:#ffffff;'
+                'border:1px solid #dde1e6">',
+                f'<tr><td style="padding:18px 24px 8px;{cell};font-size:18px;font-weight:600">'
+                f"newsmon digest: {len(digest.alerts)} alerts</td></tr>",
+                *items,
+                f'<tr><td style="padding:12px 24px 18px;border-top:1px solid #eceef1;{cell};'
+                f'font-size:12px;color:#8a94a3">Sent by newsmon · delivery '
+                f"{_e(one_line(digest.delivery_id))}</td></tr>",
+                "</table></body></html>",
+            ]
+        )
+        + "\n"
+    )
+
+
+def render_digest_email(
+    digest: Digest, *, sender: str, to: tuple[str, ...], date: datetime
+) -> EmailMessage:
+    """One message for several alerts; its Message-ID comes from the digest's own id."""
+    count = len(digest.alerts)
+    text = [f"newsmon digest: {count} alert{'s' if count != 1 else ''}", ""]
+    text += [_text_card(a) for a in digest.alerts]
+    text += ["-- ", f"newsmon delivery {one_line(digest.delivery_id)}"]
+    return _message(
+        digest.delivery_id, render_digest_subject(digest), "\n".join(text) + "\n",
+        render_digest_html(digest), sender=sender, to=to, date=date,
+    )  # fmt: skip
 
 
 def _reply(code: int, message: str) -> str:
@@ -284,6 +368,7 @@ class EmailNotifier:
     ``security``: "starttls" requires the upgrade (a server that does not offer it fails
     closed, before any AUTH); "tls" is implicit TLS (port 465); "none" is plain SMTP, for
     a local relay. ``timeout`` bounds the whole exchange and each command within it.
+    ``clock`` (Unix seconds) dates the messages.
     """
 
     def __init__(
@@ -298,6 +383,7 @@ class EmailNotifier:
         sender: str,
         to: tuple[str, ...],
         timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if security not in SECURITY_MODES:
             raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}")
@@ -312,6 +398,7 @@ class EmailNotifier:
         self._sender = sender
         self._to = to
         self._timeout = timeout
+        self._clock = clock
         # The envelope: bare addresses, whatever display names the headers carry.
         self._envelope_from = _bare(sender)
         self._envelope_to = [_bare(t) for t in to]
@@ -321,7 +408,18 @@ class EmailNotifier:
 
         Some recipients refused and others accepted is SENT, naming the refused ones.
         """
-        message = render_email(alert, sender=self._sender, to=self._to, date=datetime.now(UTC))
+        message = render_email(alert, sender=self._sender, to=self._to, date=self._now())
+        return await self._send(message, alert.delivery_id)
+
+    async def send_digest(self, digest: Digest) -> SendResult:
+        """Several alerts in one message; like ``send`` otherwise."""
+        message = render_digest_email(digest, sender=self._sender, to=self._to, date=self._now())
+        return await self._send(message, digest.delivery_id)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    async def _send(self, message: EmailMessage, delivery: str) -> SendResult:
         client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,
@@ -344,7 +442,7 @@ class EmailNotifier:
         else:
             await _quit(client)
             result = self._scrubbed(_accepted(len(self._envelope_to), refused, reply))
-        log.debug("email %s: delivery %s %s", self.name, alert.delivery_id, result.detail)
+        log.debug("email %s: delivery %s %s", self.name, delivery, result.detail)
         return result
 
     def _scrubbed(self, result: SendResult) -> SendResult:

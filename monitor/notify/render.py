@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.models import Alert
+from monitor.models import Alert, Digest
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
@@ -32,3 +32,19 @@ def alert_text(alert: Alert) -> str:
         lines.append(f"  {alert.snippet}")
     lines.extend(f"  also: {a.feed}: {a.url or a.title}" for a in alert.also)
     return "\n".join(lines)
+
+
+def digest_json(digest: Digest) -> dict[str, Any]:
+    """The generic webhook body of a digest (DESIGN.md section 4)."""
+    return {
+        "digest": True,
+        "notifier": digest.notifier,
+        "hits": [alert_json(a) for a in digest.alerts],
+    }
+
+
+def digest_text(digest: Digest) -> str:
+    """A plain-text rendering of a digest: a count, then each alert."""
+    count = len(digest.alerts)
+    head = f"[newsmon digest] {count} alert{'s' if count != 1 else ''}"
+    return "\n\n".join([head, *(alert_text(a) for a in digest.alerts)])

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from monitor.models import Alert, SendResult
+from monitor.models import Alert, Digest, SendResult
 from monitor.notify.http import post
 from monitor.notify.text import (
     display_host,
@@ -152,6 +152,52 @@ def render_slack(alert: Alert) -> dict[str, Any]:
     }
 
 
+def _digest_line(alert: Alert) -> str:
+    # Cut long feed text before cleaning it: a digest may hold 200 100-KB titles, and
+    # four times the limit leaves room for the white space that cleaning collapses.
+    title = _esc(alert.title[: TITLE_LIMIT * 4], TITLE_LIMIT) or "(untitled)"
+    feed = _esc(alert.feed[: FEED_LIMIT * 4], FEED_LIMIT)
+    return f"• {_link(alert.url, title)} ({feed}, {_esc(alert.rule, FEED_LIMIT)})"
+
+
+def render_slack_digest(digest: Digest) -> dict[str, Any]:
+    """One message for several alerts: a line per alert (linked title, source, rule),
+    packed into as few sections as Slack's limits allow, then the digest's delivery id."""
+    count = len(digest.alerts)
+    header = truncate(f"newsmon digest: {count} alert{'s' if count != 1 else ''}", HEADER_LIMIT)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header}}
+    ]
+    lines: list[str] = []
+    shown = 0
+    for alert in digest.alerts:
+        line = _digest_line(alert)
+        if sum(len(x) + 1 for x in lines) + len(line) > SECTION_LIMIT:
+            blocks.append({"type": "section", "text": _mrkdwn("\n".join(lines))})
+            lines = []
+        # Room for this section, the "more" line and the closing context block.
+        if len(blocks) >= MAX_BLOCKS - 3:
+            break
+        lines.append(line)
+        shown += 1
+    if lines:
+        blocks.append({"type": "section", "text": _mrkdwn("\n".join(lines))})
+    if shown < count:
+        blocks.append({"type": "section", "text": _mrkdwn(f"…and {count - shown} more")})
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [_mrkdwn(f"newsmon delivery {_esc(digest.delivery_id, 200)}")],
+        }
+    )
+    return {
+        "text": f"[newsmon] {header.removeprefix('newsmon ')}",
+        "blocks": blocks,
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
 class SlackNotifier:
     """Posts alerts to one Slack incoming webhook through the shared aiohttp session.
 
@@ -171,12 +217,18 @@ class SlackNotifier:
 
     async def send(self, alert: Alert) -> SendResult:
         """Render and post ``alert``; never raises for a failure of Slack's or the network's."""
-        body = json.dumps(render_slack(alert), ensure_ascii=False).encode()
+        return await self._post(render_slack(alert), alert.delivery_id)
+
+    async def send_digest(self, digest: Digest) -> SendResult:
+        return await self._post(render_slack_digest(digest), digest.delivery_id)
+
+    async def _post(self, message: dict[str, Any], delivery: str) -> SendResult:
+        body = json.dumps(message, ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json"}
         result = await post(
             self._session, self._url, body, headers, deadline=self._timeout, peer="Slack"
         )
-        log.debug("slack %s: delivery %s %s", self.name, alert.delivery_id, result.detail)
+        log.debug("slack %s: delivery %s %s", self.name, delivery, result.detail)
         return result
 
     async def close(self) -> None:

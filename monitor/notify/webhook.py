@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from typing import Any
 
 import aiohttp
 
-from monitor.models import Alert, SendResult
+from monitor.models import Alert, Digest, SendResult
 from monitor.notify.http import post
-from monitor.notify.render import alert_json
+from monitor.notify.render import alert_json, digest_json
 from monitor.secrets import Secret
 
 
@@ -37,11 +38,17 @@ class WebhookNotifier:
         self._timeout = timeout
 
     async def send(self, alert: Alert) -> SendResult:
-        body = json.dumps(alert_json(alert), ensure_ascii=False).encode()
+        return await self._post(alert_json(alert), alert.delivery_id)
+
+    async def send_digest(self, digest: Digest) -> SendResult:
+        return await self._post(digest_json(digest), digest.delivery_id)
+
+    async def _post(self, payload: dict[str, Any], delivery: str) -> SendResult:
+        body = json.dumps(payload, ensure_ascii=False).encode()
         headers = {
             "Content-Type": "application/json",
-            "X-Newsmon-Delivery": alert.delivery_id,
-            "Idempotency-Key": alert.delivery_id,
+            "X-Newsmon-Delivery": delivery,
+            "Idempotency-Key": delivery,
         }
         if self._secret is not None:
             headers["X-Newsmon-Signature"] = sign(body, self._secret)

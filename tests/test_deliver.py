@@ -1,0 +1,291 @@
+"""The outbox relay against real webhook receivers and a real SQLite file: retries,
+Retry-After, permanent failures, expiry, cancellation, pausing, isolation, rate limits."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from monitor.deliver import Relay, RetryPolicy, TokenBucket
+from monitor.models import LanePolicy
+from monitor.notify.base import parse_retry_after
+from monitor.notify.webhook import WebhookNotifier
+from monitor.secrets import Secret
+from monitor.store import Store
+from tests.outbox import Answer, Hook, ManualClock, add_hits, eventually
+
+POLICY = RetryPolicy(base=1.0, cap=600.0)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(tmp_path / "newsmon.db")
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+async def hook(clock: ManualClock, *script: Answer) -> Hook:
+    server = Hook(script, clock)
+    await server.start()
+    return server
+
+
+def relay(
+    store: Store,
+    hooks: dict[str, Hook],
+    session: aiohttp.ClientSession,
+    clock: ManualClock,
+    lanes: dict[str, LanePolicy] | None = None,
+    timeout: float = 30.0,
+    pause_poll: float = 2.0,
+) -> Relay:
+    notifiers = {
+        name: WebhookNotifier(name, Secret(h.url), session, timeout=timeout)
+        for name, h in hooks.items()
+    }
+    return Relay(
+        store, notifiers, policy=POLICY, clock=clock, rng=random.Random(7), lanes=lanes,
+        sleep=clock.sleep, pause_poll=pause_poll,
+    )  # fmt: skip
+
+
+async def sent(store: Store, count: int) -> bool:
+    return sum(r.state == "sent" for r in await store.deliveries(limit=10_000)) == count
+
+
+async def states(store: Store) -> list[tuple[str, str, int, str | None]]:
+    """(title, state, attempts, reason) of every delivery, oldest first."""
+    rows = await store.deliveries(limit=10_000)
+    return [(r.title, r.state, r.attempts, r.last_error) for r in reversed(rows)]
+
+
+async def test_500_then_429_retry_after_then_200(store, session, clock) -> None:
+    """A 5xx backs off; a 429's Retry-After (30 s) is obeyed to the second; the third
+    attempt is sent with the same delivery id, and the row ends sent after 3 tries."""
+    server = await hook(clock, Answer(500), Answer(429, {"Retry-After": "30"}), Answer(200))
+    try:
+        await add_hits(store, 1, ["a"], clock())
+        r = relay(store, {"a": server}, session, clock)
+        await r.send_due("a")
+        (row,) = await store.deliveries()
+        assert (row.state, row.attempts, row.last_error) == ("pending", 1, "HTTP 500: answer")
+        assert clock() <= row.next_attempt_at <= clock() + POLICY.base  # full jitter
+        clock.now = row.next_attempt_at
+        await r.send_due("a")
+        (row,) = await store.deliveries()
+        assert row.next_attempt_at == clock() + 30
+        assert row.last_error == "HTTP 429: answer"
+        clock.advance(29.9)
+        await r.send_due("a")
+        assert len(server.seen) == 2  # not before Retry-After has passed
+        clock.advance(0.1)
+        await r.send_due("a")
+        assert await states(store) == [("story 0", "sent", 3, None)]
+        assert len({s.delivery for s in server.seen}) == 1
+        assert len(server.seen) == 3
+    finally:
+        await server.stop()
+
+
+NOW = 1_750_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("header", "low", "high"),
+    [
+        (None, 0.0, 4.0),  # missing: backoff with full jitter (3rd attempt: up to 4 s)
+        ("abc", 0.0, 4.0),
+        ("-5", 0.0, 4.0),
+        ("0", 1.0, 1.0),  # clamped up: no tight loop
+        ("999999999", 600.0, 600.0),  # clamped down to the policy's cap
+        (format_datetime(datetime.fromtimestamp(NOW + 120, UTC), usegmt=True), 120.0, 120.0),
+        (format_datetime(datetime.fromtimestamp(NOW - 120, UTC), usegmt=True), 1.0, 1.0),
+    ],
+    ids=["missing", "garbage", "negative", "zero", "huge", "http-date", "past-date"],
+)
+def test_odd_retry_after_values_are_clamped_or_ignored(
+    header: str | None, low: float, high: float
+) -> None:
+    """Retry-After as seconds or an HTTP date is obeyed within [1 s, cap]; nonsense
+    falls back to backoff (RELIABILITY.md case 45)."""
+    rng = random.Random(3)
+    for _ in range(50):
+        delay = POLICY.delay(3, parse_retry_after(header, NOW), rng)
+        assert low <= delay <= high
+
+
+async def test_permanent_failure_is_final_with_its_reason(store, session, clock) -> None:
+    """A 404 fails the delivery at once, with the answer as reason, and is never retried."""
+    server = await hook(clock, Answer(404))
+    try:
+        await add_hits(store, 1, ["a"], clock())
+        r = relay(store, {"a": server}, session, clock)
+        await r.send_due("a")
+        clock.advance(86400)
+        await r.send_due("a")
+        assert await states(store) == [("story 0", "failed", 1, "HTTP 404: answer")]
+        assert len(server.seen) == 1
+    finally:
+        await server.stop()
+
+
+async def test_retried_past_max_age_expires(store, session, clock) -> None:
+    """A destination down longer than the notifier's max_age: the delivery expires with
+    the last reason and the count of tries; nothing is left pending."""
+    server = await hook(clock, *[Answer(503)] * 50)
+    try:
+        await add_hits(store, 1, ["a"], clock())
+        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=120)})
+        for _ in range(50):
+            await r.send_due("a")
+            next_at, _ = await store.lane_times("a", None)
+            if next_at is None:
+                break
+            clock.now = next_at
+        ((_, state, attempts, reason),) = await states(store)
+        assert state == "expired"
+        assert reason == f"gave up after {attempts} tries: HTTP 503: answer"
+        assert clock() <= NOW + 120 + POLICY.cap
+    finally:
+        await server.stop()
+
+
+async def test_removed_destination_cancels_its_open_deliveries(store, clock) -> None:
+    """Deliveries to a notifier gone from the watchlist end cancelled, with the reason;
+    the others stay pending."""
+    await add_hits(store, 2, ["kept", "gone"], clock())
+    assert await store.cancel_deliveries(["kept"], clock()) == 2
+    got = {(r.notifier, r.state, r.last_error) for r in await store.deliveries()}
+    assert got == {
+        ("kept", "pending", None),
+        ("gone", "cancelled", "destination removed from the watchlist"),
+    }
+
+
+async def test_repeated_permanent_failures_pause_the_destination(
+    store, session, clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three refusals in a row pause the destination loudly; the rest stay pending, the
+    pause survives a restart, and `resume` (from another connection) lets them go."""
+    server = await hook(clock, *[Answer(403)] * 3)
+    try:
+        await add_hits(store, 5, ["a"], clock())
+        lanes = {"a": LanePolicy(pause_after=3)}
+        r = relay(store, {"a": server}, session, clock, lanes, pause_poll=0.02)
+        with caplog.at_level(logging.INFO, logger="newsmon.deliver"):
+            await r.run(until_empty=True)  # returns: a paused lane has nothing to do
+        assert [s for _, s, _, _ in await states(store)] == ["failed"] * 3 + ["pending"] * 2
+        assert len(server.seen) == 3
+        reason = "3 permanent failures in a row, the last: HTTP 403: answer"
+        assert await store.paused("a") == reason
+        (paused_log,) = [m for m in caplog.messages if m.startswith("destination_paused")]
+        assert "newsmon resume a" in paused_log
+        assert [r.levelno for r in caplog.records if "paused" in r.message] == [logging.ERROR]
+
+        other = await Store.open(tmp_path / "newsmon.db")  # a restart, or the CLI
+        try:
+            assert await other.paused("a") == reason
+            with caplog.at_level(logging.INFO, logger="newsmon.deliver"):
+                task = asyncio.create_task(r.run())
+                await eventually(lambda: caplog.messages.count(paused_log) == 2)
+                assert len(server.seen) == 3  # the running lane holds back
+                assert await other.resume("a")
+                await eventually(lambda: sent(store, 2))
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            assert "destination_resumed notifier=a" in caplog.messages
+        finally:
+            await other.close()
+        assert [s for _, s, _, _ in await states(store)] == ["failed"] * 3 + ["sent"] * 2
+    finally:
+        await server.stop()
+
+
+async def test_a_success_ends_a_failure_streak(store, session, clock) -> None:
+    """Refusals separated by a success do not pause the destination."""
+    server = await hook(clock, Answer(400), Answer(400), Answer(200), Answer(400), Answer(400))
+    try:
+        await add_hits(store, 6, ["a"], clock())
+        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(pause_after=3)})
+        await r.send_due("a")
+        assert await store.paused("a") is None
+        assert [s for _, s, _, _ in await states(store)] == [
+            "failed", "failed", "sent", "failed", "failed", "sent",
+        ]  # fmt: skip
+    finally:
+        await server.stop()
+
+
+async def test_slow_and_failing_destinations_do_not_delay_another(store, session, clock) -> None:
+    """While one destination hangs until its timeout and another answers 500, a healthy
+    destination receives every alert, in order; the slow one is still on its first."""
+    slow = await hook(clock, Answer(hang=True))
+    failing = await hook(clock, *[Answer(500)] * 100)
+    healthy = await hook(clock)
+    servers = {"slow": slow, "failing": failing, "healthy": healthy}
+    try:
+        await add_hits(store, 5, list(servers), clock())
+        r = relay(store, servers, session, clock, timeout=300)
+        task = asyncio.create_task(r.run())
+        await eventually(lambda: sent(store, 5))
+        assert [s.body["title"] for s in healthy.accepted] == [f"story {i}" for i in range(5)]
+        assert len(slow.seen) == 1
+        assert not slow.accepted  # its first request has not been answered yet
+        await failing.wait_for(lambda: len(failing.seen) >= 1)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        for server in servers.values():
+            await server.stop()
+
+
+async def test_rate_limit_allows_a_burst_then_one_per_second(store, session, clock) -> None:
+    """rate = 1, burst = 3: three alerts at once, then one a second (on the test's
+    clock, so this takes milliseconds)."""
+    server = await hook(clock)
+    try:
+        await add_hits(store, 8, ["a"], clock())
+        start = clock()
+        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(rate=1.0, burst=3)})
+        await r.send_due("a")
+        times = [s.at - start for s in server.accepted]
+        assert times == pytest.approx([0, 0, 0, 1, 2, 3, 4, 5])
+        assert [s.body["title"] for s in server.accepted] == [f"story {i}" for i in range(8)]
+    finally:
+        await server.stop()
+
+
+def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
+    """An idle bucket holds no more than its burst; a drained one refills at its rate."""
+    clock = ManualClock()
+    bucket = TokenBucket(2.0, 3, clock)
+    for _ in range(3):
+        assert bucket.wait_time() == 0.0
+        bucket.take()
+    assert bucket.wait_time() == pytest.approx(0.5)
+    clock.advance(3600)
+    for _ in range(3):
+        assert bucket.wait_time() == 0.0
+        bucket.take()
+    assert bucket.wait_time() == pytest.approx(0.5)
+    clock.advance(-60)  # a wall clock stepped back does not drain it further
+    assert bucket.wait_time() == pytest.approx(0.5)

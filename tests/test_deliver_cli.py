@@ -1,0 +1,205 @@
+"""`newsmon notify-test`, `resume` and `deliveries` as a user runs them, and the proof
+that no destination secret reaches a log line or the CLI's output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.daemon import build_notifier
+from monitor.deliver import Relay, RetryPolicy
+from monitor.fetch import make_session
+from monitor.store import Store
+from tests.outbox import Answer, Hook, add_hits
+from tests.test_cli import newsmon
+from tests.test_notify_email import Recorder, smtpd  # noqa: F401
+
+TOKEN = "t0k3n-in-the-path"  # the Hook's URL path
+HMAC_SECRET = "hmac-Secret-77f2"
+SLACK_TOKEN = "T000/B000/slackSECRETxyz"
+PASSWORD = "wrong-Pa55-secret-91"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on: connections to it are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def watchlist(tmp_path: Path, hook_url: str, smtp_port: int = 25) -> Path:
+    path = tmp_path / "newsmon.toml"
+    path.write_text(
+        f"""
+[monitor]
+database = "newsmon.db"
+
+[[rules]]
+name = "r"
+query = "Russia"
+notify = ["hook", "slack", "mail"]
+
+[notifiers.hook]
+type = "webhook"
+url = "{hook_url}"
+secret = "{HMAC_SECRET}"
+pause_after = 1
+max_age = "1s"
+
+[notifiers.slack]
+type = "slack"
+url = "http://127.0.0.1:{closed_port()}/services/{SLACK_TOKEN}"
+max_age = "1s"
+rate = 1000
+
+[notifiers.mail]
+type = "email"
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+username = "alerts"
+password = "{PASSWORD}"
+from = "newsmon <alerts@example.org>"
+to = ["desk@example.org"]
+max_age = "1s"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[Hook]:
+    server = Hook()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run newsmon in a thread so this test's servers keep answering meanwhile."""
+    return await asyncio.to_thread(newsmon, *args)
+
+
+async def test_notify_test_prints_the_answer_and_exits_by_outcome(
+    hook: Hook, tmp_path: Path
+) -> None:
+    """notify-test: exit 0 and the answer when accepted, 1 when refused, 2 for a name
+    that is no notifier; the test alert reaches the destination signed."""
+    path = watchlist(tmp_path, hook.url)
+    done = await cli("notify-test", "hook", "--config", str(path))
+    assert (done.returncode, done.stdout) == (0, "hook: sent: HTTP 200\n"), done.stderr
+    (got,) = hook.accepted
+    assert got.body["rule"] == "notify-test"
+    assert got.headers["X-Newsmon-Signature"].startswith("sha256=")
+
+    hook.script = [Answer(404)]
+    refused = await cli("notify-test", "hook", "--config", str(path))
+    assert (refused.returncode, refused.stdout) == (1, "hook: refused: HTTP 404: answer\n")
+    down = await cli("notify-test", "slack", "--config", str(path))
+    assert down.returncode == 1
+    assert down.stdout.startswith("slack: failed (temporary): connection failed: ")
+    unknown = await cli("notify-test", "nope", "--config", str(path))
+    assert unknown.returncode == 2
+    assert "no notifier named 'nope'" in unknown.stderr
+
+
+async def test_deliveries_explains_failures_and_shows_pauses_until_resume(
+    hook: Hook, tmp_path: Path
+) -> None:
+    """After a refusal pauses a destination, `deliveries` says so on top and explains each
+    row in one line; `resume` unpauses it (exit 2 for an unknown name)."""
+    path = watchlist(tmp_path, hook.url)
+    config = load_config(path)
+    hook.script = [Answer(410)]
+    store = await Store.open(config.monitor.database)
+    try:
+        await add_hits(store, 2, ["hook"], 1_750_000_000.0)
+        async with make_session(user_agent="t") as session:
+            notifiers = {"hook": build_notifier(config.notifiers["hook"], session)}
+            lanes = {"hook": config.notifiers["hook"].lane}
+            relay = Relay(store, notifiers, policy=RetryPolicy(), clock=lambda: 1.75e9,
+                          lanes=lanes)  # fmt: skip
+            await relay.run(until_empty=True)
+    finally:
+        await store.close()
+
+    shown = await cli("deliveries", "--config", str(path))
+    lines = shown.stdout.splitlines()
+    assert lines[0].startswith("PAUSED hook since ")
+    assert "1 permanent failures in a row, the last: HTTP 410: answer" in lines[0]
+    assert "`newsmon resume hook`" in lines[0]
+    assert any(" failed " in x and x.endswith("refused: HTTP 410: answer") for x in lines)
+    assert any(" pending " in x for x in lines)
+    as_json = json.loads((await cli("deliveries", "--json", "--config", str(path))).stdout)
+    assert [d["notifier"] for d in as_json["paused"]] == ["hook"]
+    assert {d["reason"] for d in as_json["deliveries"]} == {"refused: HTTP 410: answer", ""}
+
+    assert (await cli("resume", "nope", "--config", str(path))).returncode == 2
+    resumed = await cli("resume", "hook", "--config", str(path))
+    assert resumed.returncode == 0
+    assert resumed.stdout.startswith("hook resumed")
+    again = await cli("deliveries", "--config", str(path))
+    assert "PAUSED" not in again.stdout
+    assert (await cli("resume", "hook", "--config", str(path))).stdout == "hook was not paused\n"
+
+
+async def test_no_secret_in_logs_or_cli_output_when_destinations_fail(
+    tmp_path: Path,
+    smtpd: tuple[Recorder, int],  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A webhook that echoes its request (token in the URL, HMAC secret set), a Slack URL
+    that refuses connections and an SMTP login refused: no URL token, password or HMAC
+    secret shows in the relay's logs, in `notify-test` or in `deliveries`
+    (RELIABILITY.md case 54)."""
+    _, smtp_port = smtpd
+    server = Hook([Answer(500, echo=True)] * 100)
+    await server.start()
+    try:
+        path = watchlist(tmp_path, server.url, smtp_port)
+        config = load_config(path)
+        names = ["hook", "slack", "mail"]
+        store = await Store.open(config.monitor.database)
+        try:
+            await add_hits(store, 2, names, 1_750_000_000.0)
+            async with make_session(user_agent="t") as session:
+                notifiers = {n: build_notifier(config.notifiers[n], session) for n in names}
+                lanes = {n: config.notifiers[n].lane for n in names}
+                relay = Relay(
+                    store, notifiers, policy=RetryPolicy(base=0.01, cap=0.05, floor=0.01),
+                    clock=lambda: 1_750_000_000.0, rng=random.Random(5), lanes=lanes,
+                )  # fmt: skip
+                with caplog.at_level(logging.DEBUG):
+                    for name in names:
+                        await relay.send_due(name)
+        finally:
+            await store.close()
+        assert len(server.seen) == 1  # the echoing webhook was asked, and answered 500
+        outputs = [
+            await cli("--version"),
+            *[await cli("notify-test", n, "--log-level", "debug", "--config", str(path))
+              for n in names],
+            await cli("deliveries", "--config", str(path)),
+            await cli("deliveries", "--json", "--config", str(path)),
+        ]  # fmt: skip
+    finally:
+        await server.stop()
+    assert [o.returncode for o in outputs[1:4]] == [1, 1, 1]
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("newsmon"))
+    assert "delivery_retry" in logged
+    printed = "\n".join(o.stdout + o.stderr for o in outputs)
+    assert "authentication failed: 535" in printed
+    for secret in (TOKEN, HMAC_SECRET, SLACK_TOKEN, "slackSECRETxyz", PASSWORD):
+        assert secret not in logged
+        assert secret not in printed
