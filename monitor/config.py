@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 from monitor import __version__
+from monitor.cluster import DEFAULT_THRESHOLD
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, RuleCompileError
 from monitor.models import Document
@@ -42,6 +43,9 @@ class MonitorConfig:
     timeout: float = 30.0  # total deadline of one HTTP exchange, body included
     extract_workers: int = 0  # 0: one per core
     extract_timeout: float = 10.0
+    cluster_threshold: float = DEFAULT_THRESHOLD  # containment that makes two texts one story
+    cluster_window: float = 3 * 86400.0  # how far back a new entry looks for its story
+    retention: float = 30 * 86400.0  # how long entries keep their text (Store.prune)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class RuleConfig:
     max_per_hour: int | None = None
     examples_match: tuple[str, ...] = ()
     examples_no_match: tuple[str, ...] = ()
+    per_story: bool = True  # False: every copy of a story alerts, not just the first
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +178,13 @@ class _Table:
             raise ConfigError(self.key(name), f"must be at least {minimum}, got {value}")
         return value
 
+    def fraction(self, name: str, default: Any = _MISSING) -> Any:
+        """A number above 0 and at most 1."""
+        value = self._get(name, (int, float), "a number", default)
+        if not 0 < value <= 1:
+            raise ConfigError(self.key(name), f"must be above 0 and at most 1, got {value}")
+        return float(value)
+
     def flag(self, name: str, default: Any = _MISSING) -> Any:
         return self._get(name, (bool,), "true or false", default)
 
@@ -273,8 +285,14 @@ def _monitor(t: _Table) -> MonitorConfig:
         timeout=t.duration("timeout", d.timeout),
         extract_workers=t.integer("extract_workers", d.extract_workers, minimum=0),
         extract_timeout=t.duration("extract_timeout", d.extract_timeout),
+        cluster_threshold=t.fraction("cluster_threshold", d.cluster_threshold),
+        cluster_window=t.duration("cluster_window", d.cluster_window),
+        retention=t.duration("retention", d.retention),
     )
     t.finish()
+    if cfg.cluster_window > cfg.retention:
+        # fingerprints are pruned with the bodies, so a longer window would find nothing
+        raise ConfigError(t.key("cluster_window"), "is longer than retention")
     if cfg.min_interval > cfg.max_interval:
         raise ConfigError(t.key("min_interval"), "is longer than max_interval")
     return cfg
@@ -308,6 +326,7 @@ def _rule(t: _Table) -> RuleConfig:
         max_per_hour=t.integer("max_per_hour", None),
         examples_match=examples.strings("match", ()),
         examples_no_match=examples.strings("no_match", ()),
+        per_story=t.flag("per_story", True),
     )
     examples.finish()
     t.finish()
