@@ -5,11 +5,14 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from monitor import cluster
+from monitor.config import Config, parse_config
+from monitor.errors import ConfigError
 
 TOPIC = ("embassy", "diplomats", "talks", "sanctions", "minister", "ankara", "moscow",
          "russia", "russian", "officials", "said", "meeting", "foreign", "ministry",
@@ -112,3 +115,34 @@ def test_fingerprint_is_stable_across_processes() -> None:
     here = cluster.fingerprint(story(5))
     assert here is not None
     assert outputs == {here.signature.hex() + "\n"}
+
+
+def _config(monitor: str, rule: str = "") -> Config:
+    text = f"""
+[monitor]
+{monitor}
+[[rules]]
+name = "r"
+query = "embassy"
+notify = ["out"]
+{rule}
+[notifiers.out]
+type = "console"
+"""
+    return parse_config(tomllib.loads(text), Path("/tmp/newsmon.toml"))
+
+
+def test_cluster_settings_have_defaults_and_are_validated() -> None:
+    """cluster_threshold, cluster_window, retention and per_story parse; bad values name
+    their key."""
+    default = _config("")
+    assert default.monitor.cluster_threshold == cluster.DEFAULT_THRESHOLD
+    assert (default.monitor.cluster_window, default.monitor.retention) == (3 * 86400, 30 * 86400)
+    assert default.rules[0].per_story is True
+    tuned = _config('cluster_threshold = 0.7\ncluster_window = "1d"', "per_story = false")
+    assert (tuned.monitor.cluster_threshold, tuned.monitor.cluster_window) == (0.7, 86400)
+    assert tuned.rules[0].per_story is False
+    with pytest.raises(ConfigError, match=r"monitor.cluster_threshold: must be above 0"):
+        _config("cluster_threshold = 1.5")
+    with pytest.raises(ConfigError, match=r"monitor.cluster_window: is longer than retention"):
+        _config('cluster_window = "40d"')
