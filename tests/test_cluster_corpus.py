@@ -141,8 +141,11 @@ def labelled_pairs(articles: list[Article], seed: int = 7) -> list[Pair]:
 
 
 def same_story(a: str, b: str, threshold: float = cluster.DEFAULT_THRESHOLD) -> bool:
+    """As the store decides: the band index must find the pair, then containment decides."""
     fa, fb = cluster.fingerprint(a), cluster.fingerprint(b)
-    return fa is not None and fb is not None and cluster.containment(fa, fb) >= threshold
+    if fa is None or fb is None or not set(cluster.bands(fa)) & set(cluster.bands(fb)):
+        return False
+    return cluster.containment(fa, fb) >= threshold
 
 
 def precision_recall(pairs: list[Pair], threshold: float) -> tuple[float, float]:
