@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from monitor import __version__
+from monitor.backtest import Caught, scan
 from monitor.config import Config, load_config
 from monitor.daemon import Daemon, build_notifier, install_signals
 from monitor.durations import parse_duration
-from monitor.errors import ConfigError, FetchError, NewsmonError, StoreError
+from monitor.errors import ConfigError, FetchError, NewsmonError, RuleCompileError, StoreError
 from monitor.extract import Extractor
 from monitor.fetch import fetcher_for, make_session
 from monitor.log import configure_logging
 from monitor.models import Alert, Document, Outcome
-from monitor.rules import render_explanation
+from monitor.rules import RuleIndex, compile_rules, render_explanation
 from monitor.store import DeliveryRow, DestinationRow, FeedRow, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -116,13 +117,19 @@ async def _cmd_hits(args: argparse.Namespace, config: Config) -> int:
 
     async def show(store: Store) -> int:
         hits = await store.hits(rule=args.rule, since=since)
-        if args.json:
-            print(json.dumps([asdict(h) for h in hits], indent=2, ensure_ascii=False))
-        elif not hits:
+        if not hits and not args.json:
             print("no hits")
+        also = await store.also_seen([h.id for h in hits])
+        if args.json:
+            rows = [asdict(h) | {"also": [asdict(a) for a in also.get(h.id, [])]} for h in hits]
+            print(json.dumps(rows, indent=2, ensure_ascii=False))
         for h in [] if args.json else hits:
             print(f"{_when(h.created_at)}  [{h.rule}] {h.title}\n  {h.feed}: {h.url or '-'}")
-            print(f"  matched: {', '.join(h.matched)}\n  {h.snippet}\n")
+            print(f"  matched: {', '.join(h.matched)}")
+            if also.get(h.id):
+                seen = "; ".join(f"{a.feed}: {a.url or a.title}" for a in also[h.id])
+                print(f"  also seen in: {seen}")
+            print(f"  {h.snippet}\n")
         return EXIT_OK
 
     return await _with_store(config, show)
@@ -306,6 +313,106 @@ async def _cmd_test(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+ArchiveRule = tuple[RuleIndex, str, set[str] | None]  # index, rule name, feed URLs or all
+
+
+def _archive_rule(args: argparse.Namespace, config: Config) -> ArchiveRule:
+    """The rule to run over the archive: a watchlist rule (with its feed scope) or a query;
+    raises ConfigError for an unknown name or a query that does not compile."""
+    if getattr(args, "rule", None):
+        rule = config.rule(args.rule)
+        if rule is None:
+            raise ConfigError("--rule", f"no rule named {args.rule!r}")
+        query, name = rule.query, rule.name
+        feeds = {f.url for f in config.feeds if {"*", f.label, *f.tags} & set(rule.feeds)}
+    else:
+        query, name, feeds = args.query, "query", None
+    try:
+        return compile_rules({name: query}, config.entities), name, feeds
+    except RuleCompileError as e:
+        raise ConfigError("--query" if feeds is None else "--rule", str(e.error)) from None
+
+
+def _progress(total: int) -> Callable[[int], None] | None:
+    """A progress bar on standard error, only when a person is watching it."""
+    if not sys.stderr.isatty() or total == 0:
+        return None
+
+    def show(done: int) -> None:
+        filled = 30 * done // total
+        end = "\n" if done >= total else ""
+        print(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,}", end=end, file=sys.stderr
+        )
+
+    return show
+
+
+async def _caught(args: argparse.Namespace, rule: ArchiveRule, store: Store) -> list[Caught]:
+    index, name, feeds = rule
+    since = time.time() - parse_duration(args.since)
+    progress = _progress(await store.archive_size(since))
+    return [c async for c in scan(store, index, name, since, feeds=feeds, progress=progress)]
+
+
+def _day(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
+
+
+async def _cmd_backtest(args: argparse.Namespace, config: Config) -> int:
+    try:
+        rule = _archive_rule(args, config)
+    except ConfigError as e:
+        print(f"newsmon: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def run(store: Store) -> int:
+        caught = await _caught(args, rule, store)
+        for c in caught:
+            e = c.entry
+            print(f"{_when(e.published or e.seen_at)}  {e.feed}  {e.title}\n  {e.url or '-'}")
+            print(f"  matched: {', '.join(c.matched)}")
+        stories = len({c.entry.story_key for c in caught})
+        print(f"\n{len(caught)} entries ({stories} stories) since {args.since} ago matched")
+        for what, key in (
+            ("day", lambda c: _day(c.entry.seen_at)),
+            ("feed", lambda c: c.entry.feed),
+        ):
+            counts: dict[str, int] = {}
+            for c in caught:
+                counts[key(c)] = counts.get(key(c), 0) + 1
+            if counts:
+                rows = [[k, str(v)] for k, v in sorted(counts.items())]
+                print("\n" + _table([what, "entries"], rows))
+        return EXIT_OK
+
+    return await _with_store(config, run)
+
+
+async def _cmd_search(args: argparse.Namespace, config: Config) -> int:
+    try:
+        rule = _archive_rule(args, config)
+    except ConfigError as e:
+        print(f"newsmon: {e}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def run(store: Store) -> int:
+        stories: dict[str, list[Caught]] = {}
+        for c in await _caught(args, rule, store):
+            stories.setdefault(c.entry.story_key, []).append(c)
+        if not stories:
+            print("no stored story matches")
+        for copies in sorted(stories.values(), key=lambda cs: -cs[-1].entry.seen_at)[: args.limit]:
+            e = copies[0].entry
+            print(f"{_when(e.published or e.seen_at)}  {e.title}\n  {e.feed}: {e.url or '-'}")
+            if len(copies) > 1:
+                print(f"  also in: {', '.join(sorted({c.entry.feed for c in copies[1:]}))}")
+            print(f"  matched: {', '.join(copies[0].matched)}\n")
+        return EXIT_OK
+
+    return await _with_store(config, run)
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="watchlist (default $NEWSMON_CONFIG, ./newsmon.toml)")
@@ -349,6 +456,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("name", help="a notifier name, or a feed's name or URL")
     resume.set_defaults(handler=_cmd_resume)
+    backtest = sub.add_parser("backtest", parents=[common], help="what a rule would have caught")
+    which = backtest.add_mutually_exclusive_group(required=True)
+    which.add_argument("--rule", help="a rule of the watchlist (even a disabled one)")
+    which.add_argument("--query", help="a query in the rule language")
+    backtest.add_argument("--since", default="7d")
+    backtest.set_defaults(handler=_cmd_backtest)
+    search = sub.add_parser("search", parents=[common], help="stored stories matching a query")
+    search.add_argument("query", help="a query in the rule language")
+    search.add_argument("--since", default="7d")
+    search.add_argument("--limit", type=int, default=50, help="stories shown, newest first")
+    search.set_defaults(handler=_cmd_search)
     return parser
 
 

@@ -17,6 +17,7 @@ from typing import Any, Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from monitor import __version__
+from monitor.cluster import DEFAULT_THRESHOLD
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, RuleCompileError
 from monitor.guard import Network
@@ -49,6 +50,9 @@ class MonitorConfig:
     allow_networks: tuple[Network, ...] = ()  # opened to every link, past the address guard
     proxy: str | None = None  # an http:// proxy for fetches; the guard still applies
     max_entries: int = 200  # a poll handles at most this many of a feed's newest entries
+    cluster_threshold: float = DEFAULT_THRESHOLD  # containment that makes two texts one story
+    cluster_window: float = 3 * 86400.0  # how far back a new entry looks for its story
+    retention: float = 30 * 86400.0  # how long entries keep their text (Store.prune)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ class RuleConfig:
     max_per_hour: int | None = None
     examples_match: tuple[str, ...] = ()
     examples_no_match: tuple[str, ...] = ()
+    per_story: bool = True  # False: every copy of a story alerts, not just the first
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +197,13 @@ class _Table:
             raise ConfigError(self.key(name), f"must be more than zero, got {value}")
         return value if value is None else float(value)
 
+    def fraction(self, name: str, default: Any = _MISSING) -> Any:
+        """A number above 0 and at most 1."""
+        value = self._get(name, (int, float), "a number", default)
+        if not 0 < value <= 1:
+            raise ConfigError(self.key(name), f"must be above 0 and at most 1, got {value}")
+        return float(value)
+
     def flag(self, name: str, default: Any = _MISSING) -> Any:
         return self._get(name, (bool,), "true or false", default)
 
@@ -296,8 +308,14 @@ def _monitor(t: _Table) -> MonitorConfig:
         allow_networks=_networks(t, "allow_networks"),
         proxy=_proxy(t, "proxy"),
         max_entries=t.integer("max_entries", d.max_entries, minimum=1),
+        cluster_threshold=t.fraction("cluster_threshold", d.cluster_threshold),
+        cluster_window=t.duration("cluster_window", d.cluster_window),
+        retention=t.duration("retention", d.retention),
     )
     t.finish()
+    if cfg.cluster_window > cfg.retention:
+        # fingerprints are pruned with the bodies, so a longer window would find nothing
+        raise ConfigError(t.key("cluster_window"), "is longer than retention")
     if cfg.min_interval > cfg.max_interval:
         raise ConfigError(t.key("min_interval"), "is longer than max_interval")
     return cfg
@@ -359,6 +377,7 @@ def _rule(t: _Table) -> RuleConfig:
         max_per_hour=t.integer("max_per_hour", None),
         examples_match=examples.strings("match", ()),
         examples_no_match=examples.strings("no_match", ()),
+        per_story=t.flag("per_story", True),
     )
     examples.finish()
     t.finish()

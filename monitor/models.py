@@ -132,15 +132,35 @@ class RuleMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """A story text's MinHash signature (``monitor.cluster``) and its shingle count."""
+
+    shingles: int
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterPolicy:
+    """When a new entry joins an earlier one's story: its text overlaps the earlier text by
+    at least ``threshold`` (containment, 0..1) and the earlier one was seen within
+    ``window`` seconds."""
+
+    window: float
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
 class Story:
     """A new entry ready to be stored, with what it matched."""
 
     entry: Entry
-    story_key: str  # one per story: the canonical URL until clustering exists
+    story_key: str  # the entry's own: its canonical URL; the store may file it under a cluster
     body: str
     body_status: BodyStatus
     matches: tuple[RuleMatch, ...]
     alertable: bool  # False on a first poll for old or undated entries
+    # None: too short to cluster; the store then keeps ``story_key`` as the story
+    fingerprint: Fingerprint | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,22 @@ from collections.abc import Callable
 from dataclasses import replace
 from urllib.parse import urlsplit
 
+from monitor import cluster
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError
 from monitor.extract import Extractor
 from monitor.fetch import Fetcher
 from monitor.log import log_event
-from monitor.models import BodyStatus, Document, Entry, Extracted, FeedState, PollResult, Story
+from monitor.models import (
+    BodyStatus,
+    ClusterPolicy,
+    Document,
+    Entry,
+    Extracted,
+    FeedState,
+    PollResult,
+    Story,
+)
 from monitor.parse import ParseError, parse_feed
 from monitor.schedule import (
     Bounds,
@@ -152,6 +162,11 @@ class Pipeline:
             title=parsed.title,
             stories=stories,
             destinations={r.name: r.notify for r in config.rules},
+            # story clustering (docs/clustering.md): copies join the first one's story
+            clustering=ClusterPolicy(
+                config.monitor.cluster_window, config.monitor.cluster_threshold
+            ),
+            per_copy={r.name for r in config.rules if not r.per_story},
         )
         return PollResult(
             feed.url, "ok", new_entries=len(stories), hits=len(hits), dropped=parsed.dropped
@@ -176,7 +191,8 @@ class Pipeline:
         alertable = state.polled or self._recent(entry, config.monitor.first_poll_max_age)
         fallback_key = entry.url or f"entry:{feed.url}\n{entry.key}"
         if not alertable:
-            return Story(entry, fallback_key, entry.content, BodyStatus.SKIPPED, (), False)
+            print_ = cluster.story_fingerprint(entry.title, entry.summary, entry.content)
+            return Story(entry, fallback_key, entry.content, BodyStatus.SKIPPED, (), False, print_)
         # Without a page body the feed's own full text stands in; the status keeps why
         # (blocked, timeout, ...), as RELIABILITY.md case 1 asks.
         page = await self._page(entry, feed, config)
@@ -187,7 +203,8 @@ class Pipeline:
         rules = config.scopes.get(feed.url, frozenset())
         document = Document(entry.title, entry.summary, body)
         matches = tuple(config.index.match(document, only=rules)) if rules else ()
-        return Story(entry, story_key, body, page.status, matches, True)
+        print_ = cluster.story_fingerprint(entry.title, entry.summary, body)
+        return Story(entry, story_key, body, page.status, matches, True, print_)
 
     def _recent(self, entry: Entry, max_age: float) -> bool:
         """On a feed's first poll only recent entries may alert; a future date counts as now."""

@@ -12,6 +12,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,8 +21,19 @@ from typing import Any
 
 import aiosqlite
 
+from monitor import cluster
 from monitor.errors import StoreError
-from monitor.models import Alert, AlsoSeen, Delivery, Digest, DigestRow, FeedState, Story
+from monitor.models import (
+    Alert,
+    AlsoSeen,
+    ClusterPolicy,
+    Delivery,
+    Digest,
+    DigestRow,
+    FeedState,
+    Fingerprint,
+    Story,
+)
 
 # Append-only: migration N brings user_version from N-1 to N. Never edit a shipped one.
 MIGRATIONS: tuple[str, ...] = (
@@ -109,9 +121,29 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE deliveries ADD COLUMN digest_id TEXT REFERENCES digests(id);
     CREATE INDEX deliveries_digest ON deliveries(digest_id);
     """,
+    # 4: story clustering: each entry's MinHash signature, its LSH band keys (only a window
+    # of recent ones is searched, so the key comes first), and lookups by URL and by age
+    """
+    CREATE TABLE story_prints (
+        entry_id INTEGER PRIMARY KEY REFERENCES entries(id),
+        shingles INTEGER NOT NULL,
+        signature BLOB NOT NULL,
+        seen_at REAL NOT NULL
+    );
+    CREATE INDEX story_prints_seen ON story_prints(seen_at);
+    CREATE TABLE story_bands (
+        band INTEGER NOT NULL,
+        seen_at REAL NOT NULL,
+        entry_id INTEGER NOT NULL,
+        PRIMARY KEY (band, seen_at, entry_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX entries_url ON entries(url);
+    CREATE INDEX entries_seen ON entries(seen_at);
+    """,
 )
 
 OPEN_STATES = ("pending", "sending")
+MAX_CANDIDATES = 20  # earlier entries compared in full per new entry, best band agreement first
 
 
 def hit_id(rule: str, story_key: str) -> str:
@@ -181,6 +213,22 @@ class DestinationRow:
     failures: int  # permanent failures since its last success
     paused_at: float | None
     paused_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """An archived entry, for backtests and search; ``body`` is empty once pruned."""
+
+    id: int
+    story_key: str
+    feed: str
+    feed_url: str
+    title: str
+    url: str | None
+    summary: str
+    body: str
+    published: float | None
+    seen_at: float
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -367,30 +415,23 @@ class Store:
         title: str | None,
         stories: Sequence[Story],
         destinations: Mapping[str, Sequence[str]],
+        clustering: ClusterPolicy | None = None,
+        per_copy: AbstractSet[str] = frozenset(),
     ) -> list[str]:
         """Store a successful poll in ONE transaction: the new entries, their hits, one
         pending delivery per hit and destination (rule -> notifiers), and the feed's cursor.
 
-        A crash before COMMIT leaves the old cursor, so the entries are fetched again;
-        after it, nothing is lost. Returns the ids of hits that are new.
+        With ``clustering``, each entry is filed under the story of an earlier copy (see
+        ``_file_entries``); rules named in ``per_copy`` key their hits by the entry's own
+        story key instead, so every copy alerts. A crash before COMMIT leaves the old
+        cursor, so the entries are fetched again; after it, nothing is lost. Returns the
+        ids of hits that are new.
         """
         new_hits: list[str] = []
         async with self._transaction():
             db = self._db
-            await db.executemany(
-                "INSERT INTO entries (feed_id, key, url, story_key, title, summary, body,"
-                " body_status, published, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (feed_id, key) DO NOTHING",
-                [
-                    (
-                        feed.id, s.entry.key, s.entry.url, s.story_key, s.entry.title,
-                        s.entry.summary, s.body, s.body_status.value,
-                        _ts(s.entry.published), now,
-                    )
-                    for s in stories
-                ],
-            )  # fmt: skip
-            for story in stories:
+            story_keys = await self._file_entries(feed.id, stories, now, clustering)
+            for story, story_key in zip(stories, story_keys, strict=True):
                 if not story.alertable or not story.matches:
                     continue
                 entry_id = (
@@ -400,13 +441,14 @@ class Store:
                     )
                 )[0]
                 for match in story.matches:
-                    hid = hit_id(match.rule, story.story_key)
+                    key = story.story_key if match.rule in per_copy else story_key
+                    hid = hit_id(match.rule, key)
                     cursor = await db.execute(
                         "INSERT INTO hits (id, rule, story_key, entry_id, matched, snippet,"
                         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
                         " ON CONFLICT (id) DO NOTHING",
                         (
-                            hid, match.rule, story.story_key, entry_id,
+                            hid, match.rule, key, entry_id,
                             json.dumps(match.matched_words), match.snippet, now,
                         ),
                     )  # fmt: skip
@@ -765,3 +807,151 @@ class Store:
         return [
             HitRow(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], r[7]) for r in rows
         ]
+
+    # -- stories -------------------------------------------------------------------
+
+    async def _file_entries(
+        self, feed_id: int, stories: Sequence[Story], now: float, policy: ClusterPolicy | None
+    ) -> list[str]:
+        """Insert the poll's entries in order, each under its story key; returns the keys.
+
+        Inside the poll's transaction, so a copy in the same batch, or in a feed polled at
+        the same moment (the transaction lock serialises commits), finds the one before it.
+        A URL seen before keeps its story whatever the text says now; otherwise a
+        fingerprint within the window decides; otherwise the entry starts a story.
+        """
+        keys = []
+        for story in stories:
+            key = story.story_key
+            if policy is not None:
+                key = await self._known_story(story) or key
+                if key == story.story_key and story.fingerprint is not None:
+                    found = await self._find_story(story.fingerprint, now, policy)
+                    key = found or key
+            entry = story.entry
+            async with self._db.execute(
+                "INSERT INTO entries (feed_id, key, url, story_key, title, summary, body,"
+                " body_status, published, seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (feed_id, key) DO NOTHING RETURNING id",
+                (
+                    feed_id,
+                    entry.key,
+                    entry.url,
+                    key,
+                    entry.title,
+                    entry.summary,
+                    story.body,
+                    story.body_status.value,
+                    _ts(entry.published),
+                    now,
+                ),
+            ) as cursor:
+                inserted = await cursor.fetchone()
+            if inserted is not None and story.fingerprint is not None:
+                await self._index_print(inserted[0], story.fingerprint, now)
+            keys.append(key)
+        return keys  # fmt: skip
+
+    async def _known_story(self, story: Story) -> str | None:
+        """The story already filed under the entry's link or its canonical URL."""
+        for url in dict.fromkeys((story.entry.url, story.story_key)):
+            if known := await self._story_of_url(url):
+                return known
+        return None
+
+    async def _story_of_url(self, url: str | None) -> str | None:
+        if url is None:
+            return None
+        async with self._db.execute(
+            "SELECT story_key FROM entries WHERE url = ? ORDER BY id LIMIT 1", (url,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return str(row[0]) if row else None
+
+    async def _index_print(self, entry_id: int, print_: Fingerprint, now: float) -> None:
+        await self._db.execute(
+            "INSERT INTO story_prints (entry_id, shingles, signature, seen_at) VALUES (?, ?, ?, ?)",
+            (entry_id, print_.shingles, print_.signature, now),
+        )
+        await self._db.executemany(
+            "INSERT OR IGNORE INTO story_bands (band, seen_at, entry_id) VALUES (?, ?, ?)",
+            [(band, now, entry_id) for band in cluster.bands(print_)],
+        )
+
+    async def _find_story(
+        self, print_: Fingerprint, now: float, policy: ClusterPolicy
+    ) -> str | None:
+        """The story key of the most similar entry seen within the window, if any reaches
+        the threshold. Candidates come from the band index, best-agreeing first, so the
+        cost depends on how many copies there are, not on the size of the archive."""
+        async with self._db.execute(
+            "SELECT p.shingles, p.signature, e.story_key FROM"
+            " (SELECT entry_id, COUNT(*) AS agree FROM story_bands"
+            "  WHERE band IN (SELECT value FROM json_each(?)) AND seen_at >= ?"
+            "  GROUP BY entry_id ORDER BY agree DESC, entry_id LIMIT ?) c"
+            " JOIN story_prints p ON p.entry_id = c.entry_id"
+            " JOIN entries e ON e.id = c.entry_id ORDER BY c.agree DESC, c.entry_id",
+            (json.dumps(cluster.bands(print_)), now - policy.window, MAX_CANDIDATES),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        scored = [(cluster.containment(print_, Fingerprint(r[0], r[1])), str(r[2])) for r in rows]
+        score, key = max(scored, key=lambda s: s[0], default=(0.0, None))
+        return key if score >= policy.threshold else None
+
+    async def find_story(
+        self, print_: Fingerprint, now: float, window: float, threshold: float
+    ) -> str | None:
+        """The story an entry with this fingerprint would join now, or None."""
+        async with self._lock:
+            return await self._find_story(print_, now, ClusterPolicy(window, threshold))
+
+    async def also_seen(self, hit_ids: Sequence[str]) -> dict[str, list[AlsoSeen]]:
+        """For each hit, the other entries filed under its story, oldest first: the copies
+        that arrived after its alert went out are shown here, never alerted again."""
+        rows = await self._all(
+            "SELECT h.id, e.url, COALESCE(f.name, f.title, f.url), e.title FROM hits h"
+            " JOIN entries e ON e.story_key = h.story_key AND e.id != h.entry_id"
+            " JOIN feeds f ON f.id = e.feed_id"
+            " WHERE h.id IN (SELECT value FROM json_each(?)) ORDER BY e.seen_at, e.id",
+            (json.dumps(list(hit_ids)),),
+        )
+        also: dict[str, list[AlsoSeen]] = {}
+        for row in rows:
+            also.setdefault(row[0], []).append(AlsoSeen(row[1], row[2], row[3]))
+        return also
+
+    async def prune(self, now: float, retention: float) -> int:
+        """Forget the text of entries older than ``retention``: bodies and fingerprints go,
+        rows, keys and hits stay, so a pruned story still in a feed is not new again.
+        Returns how many bodies were cleared."""
+        cutoff = now - retention
+        async with self._transaction():
+            cursor = await self._db.execute(
+                "UPDATE entries SET body = '' WHERE seen_at < ? AND body != ''", (cutoff,)
+            )
+            await self._db.execute("DELETE FROM story_bands WHERE seen_at < ?", (cutoff,))
+            await self._db.execute("DELETE FROM story_prints WHERE seen_at < ?", (cutoff,))
+            return cursor.rowcount
+
+    async def archive_size(self, since: float) -> int:
+        """How many stored entries were seen since ``since`` (for a progress bar)."""
+        async with self._lock:
+            row = await self._one("SELECT COUNT(*) FROM entries WHERE seen_at >= ?", (since,))
+        return int(row[0])
+
+    async def archive(self, since: float, page: int = 500) -> AsyncIterator[list[StoredEntry]]:
+        """Stored entries seen since ``since``, oldest first, a page at a time; the lock is
+        held per page only, so a running daemon's commits interleave."""
+        after = 0
+        while True:
+            rows = await self._all(
+                "SELECT e.id, e.story_key, COALESCE(f.name, f.title, f.url), f.url, e.title,"
+                " e.url, e.summary, e.body, e.published, e.seen_at FROM entries e"
+                " JOIN feeds f ON f.id = e.feed_id WHERE e.seen_at >= ? AND e.id > ?"
+                " ORDER BY e.id LIMIT ?",
+                (since, after, page),
+            )
+            if not rows:
+                return
+            yield [StoredEntry(*r) for r in rows]
+            after = rows[-1][0]

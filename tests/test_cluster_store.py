@@ -1,0 +1,170 @@
+"""Story clustering in the store: copies join the first entry's story, in a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor import cluster
+from monitor.models import BodyStatus, ClusterPolicy, Delivery, Entry, RuleMatch, Story
+from monitor.store import Store, hit_id
+from tests.test_cluster import story, trimmed
+
+DAY = 86400.0
+POLICY = ClusterPolicy(window=3 * DAY, threshold=cluster.DEFAULT_THRESHOLD)
+MATCH = RuleMatch("russia", (), "snippet")
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(tmp_path / "newsmon.db")
+    await opened.sync_feeds({f"https://feed{i}.test/rss": f"Feed {i}" for i in range(3)}, 0, 0)
+    yield opened
+    await opened.close()
+
+
+def item(url: str | None, body: str, *, title: str = "Title", per_feed_key: str = "") -> Story:
+    """A new entry as the pipeline hands it over: keyed by its own URL, matching one rule."""
+    key = per_feed_key or url or "k"
+    entry = Entry(key, url, title, "", "", None)
+    print_ = cluster.story_fingerprint(title, "", body)
+    return Story(entry, url or f"entry:{key}", body, BodyStatus.EXTRACTED, (MATCH,), True, print_)
+
+
+async def commit(
+    store: Store,
+    feed: int,
+    stories: list[Story],
+    now: float = T0,
+    policy: ClusterPolicy | None = POLICY,
+    per_copy: frozenset[str] = frozenset(),
+) -> list[str]:
+    state = await store.feed_state(f"https://feed{feed}.test/rss")
+    return await store.commit_poll(
+        state, now=now, next_poll_at=now + 60, status=200, etag=None, last_modified=None,
+        title=None, stories=stories, destinations={"russia": ["hook"]}, clustering=policy,
+        per_copy=per_copy,
+    )  # fmt: skip
+
+
+async def story_keys(store: Store) -> list[str]:
+    return [e.story_key for page in [p async for p in store.archive(0)] for e in page]
+
+
+async def test_copy_in_another_feed_joins_the_story_and_alerts_once(store: Store) -> None:
+    """A trimmed copy under another URL and headline joins the first story: one hit, and
+    the alert lists the copy under ``also``."""
+    first = await commit(store, 0, [item("https://a.test/1", story(1))])
+    later = await commit(
+        store, 1, [item("https://b.test/x", trimmed(story(1), 4), title="Other")], T0 + DAY
+    )
+    assert first == [hit_id("russia", "https://a.test/1")]
+    assert later == []
+    assert await story_keys(store) == ["https://a.test/1", "https://a.test/1"]
+    alert = await store.alert(Delivery("d", first[0], "hook", 0, T0))
+    assert [a.url for a in alert.also] == ["https://b.test/x"]
+    assert [a.feed for a in (await store.also_seen(first))[first[0]]] == ["Feed 1"]
+
+
+async def test_different_story_on_the_same_topic_alerts_again(store: Store) -> None:
+    """Another story built from the same topic words is a story of its own."""
+    await commit(store, 0, [item("https://a.test/1", story(1))])
+    later = await commit(store, 1, [item("https://b.test/2", story(2))], T0 + 60)
+    assert later == [hit_id("russia", "https://b.test/2")]
+
+
+async def test_copy_outside_the_window_starts_a_new_story(store: Store) -> None:
+    """An old story is not joined once it is older than the window."""
+    await commit(store, 0, [item("https://a.test/1", story(1))])
+    later = await commit(store, 1, [item("https://b.test/1", story(1))], T0 + POLICY.window + 1)
+    assert later == [hit_id("russia", "https://b.test/1")]
+
+
+async def test_copies_in_one_batch_join_each_other(store: Store) -> None:
+    """Two copies in the same poll form one story: the first one found keys it."""
+    batch = [item("https://a.test/1", story(3)), item("https://a.test/2", trimmed(story(3), 5))]
+    assert await commit(store, 0, batch) == [hit_id("russia", "https://a.test/1")]
+
+
+async def test_feeds_committing_at_once_agree_on_one_story(store: Store) -> None:
+    """Two feeds carrying one story, committed concurrently, still alert once."""
+    results = await asyncio.gather(
+        commit(store, 0, [item("https://a.test/1", story(4))]),
+        commit(store, 1, [item("https://b.test/1", story(4))]),
+    )
+    assert sorted(map(len, results)) == [0, 1]
+    assert len(set(await story_keys(store))) == 1
+
+
+async def test_short_entries_never_cluster(store: Store) -> None:
+    """Title-only entries with the same words stay separate stories."""
+    a = item("https://a.test/1", "", title="Russia recalls its envoy")
+    b = item("https://b.test/1", "", title="Russia recalls its envoy")
+    assert a.fingerprint is None
+    assert len(await commit(store, 0, [a, b])) == 2
+
+
+async def test_same_url_keeps_its_story_without_a_fingerprint(store: Store) -> None:
+    """A URL already filed under a story stays there even when its text is too short now."""
+    await commit(store, 0, [item("https://a.test/1", story(5))])
+    await commit(store, 1, [item("https://b.test/9", story(5))], T0 + 60)
+    again = item("https://b.test/9", "", title="short")
+    assert await commit(store, 2, [again], T0 + 120) == []
+    assert set(await story_keys(store)) == {"https://a.test/1"}
+
+
+async def test_per_copy_rule_alerts_for_every_copy(store: Store) -> None:
+    """With per_story = false, a rule keys its hits by each copy's own URL."""
+    await commit(store, 0, [item("https://a.test/1", story(6))], per_copy=frozenset({"russia"}))
+    later = await commit(
+        store, 1, [item("https://b.test/1", story(6))], T0 + 60, per_copy=frozenset({"russia"})
+    )
+    assert later == [hit_id("russia", "https://b.test/1")]
+    assert set(await story_keys(store)) == {"https://a.test/1"}  # still one story
+
+
+async def test_without_a_policy_every_url_is_its_own_story(store: Store) -> None:
+    """Clustering off (no policy) keeps the old behaviour: one story per URL."""
+    await commit(store, 0, [item("https://a.test/1", story(7))], policy=None)
+    later = await commit(store, 1, [item("https://b.test/1", story(7))], T0 + 60, policy=None)
+    assert later == [hit_id("russia", "https://b.test/1")]
+
+
+async def test_find_story_answers_from_the_index(store: Store) -> None:
+    """find_story names the story a text would join, and None for a new one or too late."""
+    await commit(store, 0, [item("https://a.test/1", story(8))])
+    copy = cluster.fingerprint(trimmed(story(8), 3))
+    other = cluster.fingerprint(story(9))
+    assert copy is not None
+    assert other is not None
+    assert await store.find_story(copy, T0 + 60, 3 * DAY, 0.5) == "https://a.test/1"
+    assert await store.find_story(other, T0 + 60, 3 * DAY, 0.5) is None
+    assert await store.find_story(copy, T0 + 4 * DAY, 3 * DAY, 0.5) is None
+
+
+async def test_prune_clears_text_but_a_pruned_story_never_alerts_again(store: Store) -> None:
+    """Past retention bodies and fingerprints go; keys and hits stay, so the same entry
+    is still known and its URL in another feed still belongs to the old story."""
+    await commit(store, 0, [item("https://a.test/1", story(10))])
+    await commit(store, 0, [item("https://a.test/2", story(11))], T0 + 20 * DAY)
+    assert await store.prune(T0 + 31 * DAY, 30 * DAY) == 1
+    entries = [e for page in [p async for p in store.archive(0)] for e in page]
+    assert [bool(e.body) for e in entries] == [False, True]
+    state = await store.feed_state("https://feed0.test/rss")
+    assert await store.known_keys(state.id, ["https://a.test/1"]) == {"https://a.test/1"}
+    assert await commit(store, 1, [item("https://a.test/1", story(10))], T0 + 32 * DAY) == []
+    assert await store.prune(T0 + 31 * DAY, 30 * DAY) == 0
+
+
+async def test_archive_pages_through_entries_since(store: Store) -> None:
+    """archive yields every entry seen since the cut, oldest first, page by page."""
+    for i in range(5):
+        await commit(store, 0, [item(f"https://a.test/{i}", story(20 + i))], T0 + i)
+    pages = [page async for page in store.archive(T0 + 1, page=2)]
+    assert [len(p) for p in pages] == [2, 2]
+    assert [e.url for p in pages for e in p] == [f"https://a.test/{i}" for i in range(1, 5)]
+    assert await store.archive_size(T0 + 1) == 4
