@@ -21,6 +21,7 @@ from monitor.daemon import Daemon, install_stop_signals
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, NewsmonError, StoreError
 from monitor.log import configure_logging
+from monitor.status import format_status, gather_status
 from monitor.store import FeedRow, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -156,6 +157,23 @@ async def _cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
     return await _with_store(config, requeue)
 
 
+async def _cmd_status(args: argparse.Namespace, config: Config) -> int:
+    database = config.monitor.database
+    if not database.exists():
+        print(f"no database at {database}: newsmon has not run yet")
+        return EXIT_OK
+
+    async def show(store: Store) -> int:
+        report = await gather_status(store, config, time.time())
+        if args.json:
+            print(json.dumps(asdict(report), indent=2, default=str))
+        else:
+            print(format_status(report))
+        return EXIT_OK
+
+    return await _with_store(config, show)
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="watchlist (default $NEWSMON_CONFIG, ./newsmon.toml)")
@@ -172,6 +190,9 @@ def _parser() -> argparse.ArgumentParser:
         handler=_cmd_check
     )
     sub.add_parser("feeds", parents=[common], help="feed health").set_defaults(handler=_cmd_feeds)
+    status = sub.add_parser("status", parents=[common], help="is it working? at a glance")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_cmd_status)
     hits = sub.add_parser("hits", parents=[common], help="stored hits")
     hits.add_argument("--rule")
     hits.add_argument("--since", default="1d")

@@ -40,6 +40,7 @@ class MonitorConfig:
     timeout: float = 30.0  # total deadline of one HTTP exchange, body included
     extract_workers: int = 0  # 0: one per core
     extract_timeout: float = 10.0
+    metrics: tuple[str, int] | None = None  # host and port of the metrics endpoint; off: None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,9 +270,22 @@ def _monitor(t: _Table) -> MonitorConfig:
         timeout=t.duration("timeout", d.timeout),
         extract_workers=t.integer("extract_workers", d.extract_workers, minimum=0),
         extract_timeout=t.duration("extract_timeout", d.extract_timeout),
+        metrics=_listen_address(t, "metrics"),
     )
     t.finish()
     return cfg
+
+
+def _listen_address(t: _Table, name: str) -> tuple[str, int] | None:
+    """An address like 127.0.0.1:9464 or [::1]:9464; port 0 takes any free port."""
+    value = t.text(name, None)
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(t.key(name), f'expected "host:port", got {value!r}')
+    return host, int(port)
 
 
 def _feed(t: _Table, default_interval: float) -> FeedConfig:

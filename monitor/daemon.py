@@ -26,9 +26,9 @@ from monitor.config import (
     WebhookNotifierConfig,
 )
 from monitor.deliver import Relay, RetryPolicy
-from monitor.extract import Extractor
 from monitor.fetch import Fetcher, make_session
 from monitor.log import log_event
+from monitor.metrics import MeasuredExtractor
 from monitor.models import PollResult
 from monitor.notify.base import Notifier
 from monitor.notify.console import ConsoleNotifier
@@ -36,6 +36,7 @@ from monitor.notify.email import EmailNotifier
 from monitor.notify.slack import SlackNotifier
 from monitor.notify.webhook import WebhookNotifier
 from monitor.pipeline import Pipeline
+from monitor.service import Service
 from monitor.store import Store
 
 log = logging.getLogger("newsmon.daemon")
@@ -70,6 +71,7 @@ class Daemon:
     pipeline: Pipeline
     relay: Relay
     clock: Callable[[], float]
+    service: Service  # sd_notify, watchdog, STATUS= and metrics
 
     @classmethod
     @asynccontextmanager
@@ -91,7 +93,11 @@ class Daemon:
                 concurrency=m.concurrency, per_host=m.per_host, user_agent=m.user_agent
             )
             stack.push_async_callback(session.close)
-            extractor = Extractor(workers=m.extract_workers, timeout=m.extract_timeout)
+            service = Service.from_environment()
+            stack.callback(service.close)
+            extractor = MeasuredExtractor(
+                service.metrics, workers=m.extract_workers, timeout=m.extract_timeout
+            )
             stack.callback(extractor.close)
             if notifiers is None:
                 notifiers = {n: build_notifier(c, session) for n, c in config.notifiers.items()}
@@ -102,7 +108,7 @@ class Daemon:
             await store.cancel_deliveries(notifiers, now)
             relay = Relay(store, notifiers, policy=retry or RetryPolicy(), clock=clock)
             pipeline = Pipeline(store, Fetcher(session, timeout=m.timeout), extractor, clock=clock)
-            yield cls(config, store, pipeline, relay, clock)
+            yield cls(config, store, pipeline, relay, clock, service)
 
     def _enabled(self) -> dict[str, FeedConfig]:
         return {f.url: f for f in self.config.feeds if f.enabled}
@@ -114,6 +120,7 @@ class Daemon:
     async def poll(self, feeds: list[FeedConfig]) -> list[PollResult]:
         """Poll these feeds concurrently, then wake the relay for what they found."""
         results = await asyncio.gather(*(self.pipeline.poll(f, self.config) for f in feeds))
+        self.service.metrics.record_polls(results)
         if any(r.hits for r in results):
             self.relay.wake()
         return list(results)
@@ -160,7 +167,8 @@ class Daemon:
         scheduler.start()
         log_event(log, logging.INFO, "started", feeds=len(self._enabled()))
         try:
-            await stop.wait()
+            async with self.service.running(self.store, lambda: self.config):
+                await stop.wait()
         finally:
             scheduler.shutdown(wait=False)
             relay.cancel()

@@ -513,3 +513,29 @@ class Store:
         return [
             HitRow(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], r[7]) for r in rows
         ]
+
+    # -- health: the watchdog, `newsmon status` and metrics -------------------------
+
+    async def ping(self) -> None:
+        """A read of the database header: proves the connection's thread answers and the
+        file can be read. Raises StoreError when it cannot."""
+        try:
+            async with self._lock:
+                await self._one("PRAGMA user_version")
+        except sqlite3.Error as e:
+            raise StoreError(f"database does not answer: {e}") from None
+
+    async def delivery_counts(self) -> dict[tuple[str, str], int]:
+        """(notifier, state) -> number of deliveries."""
+        rows = await self._all(
+            "SELECT notifier, state, COUNT(*) FROM deliveries GROUP BY notifier, state"
+        )
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    async def hit_counts(self, since: float | None = None) -> dict[str, int]:
+        """rule -> number of hits stored (created at or after ``since``, when given)."""
+        rows = await self._all(
+            "SELECT rule, COUNT(*) FROM hits WHERE created_at >= ? GROUP BY rule",
+            (since if since is not None else float("-inf"),),
+        )
+        return {r[0]: int(r[1]) for r in rows}
