@@ -84,12 +84,13 @@ class Service:
                         health=store.ping,
                     )
                 )
+            # READY=1 before any ping or STATUS=: start-up is complete, then we run
+            self.notifier.ready(await self._status_line(store, config()))
             tasks = [asyncio.create_task(self._keep_status(store, config), name="status")]
             if self._watchdog is not None:
                 watchdog = keep_alive(self.notifier, self._watchdog, store.ping)
                 tasks.append(asyncio.create_task(watchdog, name="watchdog"))
             stack.push_async_callback(_cancel, tasks)
-            self.notifier.ready(await self._status_line(store, config()))
             try:
                 yield
             finally:
