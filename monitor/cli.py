@@ -17,10 +17,14 @@ from typing import Any
 
 from monitor import __version__
 from monitor.config import Config, load_config
-from monitor.daemon import Daemon, install_stop_signals
+from monitor.daemon import Daemon, install_signals
 from monitor.durations import parse_duration
-from monitor.errors import ConfigError, NewsmonError, StoreError
+from monitor.errors import ConfigError, FetchError, NewsmonError, StoreError
+from monitor.extract import Extractor
+from monitor.fetch import Fetcher, make_session
 from monitor.log import configure_logging
+from monitor.models import Document
+from monitor.rules import render_explanation
 from monitor.status import format_status, gather_status
 from monitor.store import FeedRow, Store
 
@@ -41,6 +45,8 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _health(row: FeedRow) -> str:
+    if row.disabled_reason:
+        return "disabled"
     if row.consecutive_errors:
         return f"failing x{row.consecutive_errors}"
     return "ok" if row.last_success_at is not None else "not polled yet"
@@ -55,17 +61,17 @@ async def _cmd_run(args: argparse.Namespace, config: Config) -> int:
         if args.once:
             await daemon.run_once()
         else:
-            stop = asyncio.Event()
-            install_stop_signals(stop)
-            await daemon.run_forever(stop)
+            stop, reload = asyncio.Event(), asyncio.Event()
+            install_signals(stop, reload)
+            await daemon.run_forever(stop, reload)
     return EXIT_OK
 
 
 async def _cmd_check(args: argparse.Namespace, config: Config) -> int:
     enabled = sum(r.enabled for r in config.rules)
     print(
-        f"{config.path}: ok: {len(config.feeds)} feeds, {enabled} rules enabled "
-        f"of {len(config.rules)}, {len(config.notifiers)} notifiers"
+        f"{config.path}: ok (feeds: {len(config.feeds)}, rules: {enabled} enabled of "
+        f"{len(config.rules)}, notifiers: {len(config.notifiers)})"
     )
     return EXIT_OK
 
@@ -88,8 +94,12 @@ async def _cmd_feeds(args: argparse.Namespace, config: Config) -> int:
                 _health(r),
                 str(r.last_status or "-"),
                 _when(r.last_poll_at),
-                _when(r.next_poll_at) if r.url in watched else "not watched",
-                r.last_error or "",
+                _when(r.next_poll_at)
+                if r.url in watched and not r.disabled_reason
+                else "-"
+                if r.url in watched
+                else "not watched",
+                f"disabled: {r.disabled_reason}" if r.disabled_reason else r.last_error or "",
             ]
             for r in rows
         ]
@@ -174,6 +184,72 @@ async def _cmd_status(args: argparse.Namespace, config: Config) -> int:
     return await _with_store(config, show)
 
 
+async def _cmd_resume(args: argparse.Namespace, config: Config) -> int:
+    feed = next((f for f in config.feeds if args.name in (f.url, f.label)), None)
+    if feed is None:
+        print(f"newsmon: no feed named {args.name!r} in the watchlist", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def enable(store: Store) -> int:
+        if await store.enable_feed(feed.url, time.time()):
+            print(f"feed {feed.label} enabled again; the running daemon polls it shortly")
+        else:
+            print(f"feed {feed.label} was not disabled")
+        return EXIT_OK
+
+    return await _with_store(config, enable)
+
+
+async def _target_document(target: str, config: Config) -> tuple[Document, str]:
+    """The story at ``target`` (URL, file or '-'), through the real fetch and extraction;
+    and a line saying where its text came from."""
+    m = config.monitor
+    if target.startswith(("http://", "https://")):
+        async with make_session(concurrency=1, per_host=1, user_agent=m.user_agent) as session:
+            page = await Fetcher(session, timeout=m.timeout).get(target, max_bytes=m.page_max_bytes)
+        data, source = page.body, page.url
+    elif target == "-":
+        data, source = await asyncio.to_thread(sys.stdin.buffer.read), "standard input"
+    else:
+        try:
+            data, source = await asyncio.to_thread(Path(target).read_bytes), target
+        except OSError as e:
+            raise ConfigError("", f"cannot read {target}: {e.strerror}") from None
+    if not _looks_like_html(data):
+        text = data.decode("utf-8", "replace")
+        return Document("", "", text), f"{source}: {len(text.split())} words of plain text"
+    extractor = Extractor(workers=1, timeout=m.extract_timeout)
+    try:
+        extracted = await extractor.extract(data, source if source.startswith("http") else None)
+    finally:
+        extractor.close()
+    words = len(extracted.body.split())
+    note = f" ({extracted.detail})" if extracted.detail else ""
+    line = f"{source}: {words} words, {extracted.status.value}{note}"
+    return Document("", "", extracted.body), line
+
+
+def _looks_like_html(data: bytes) -> bool:
+    head = data[:2048].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<?xml")) or b"<body" in head
+
+
+async def _cmd_test(args: argparse.Namespace, config: Config) -> int:
+    names = [args.rule] if args.rule else [r.name for r in config.rules]
+    if args.rule and config.rule(args.rule) is None:
+        print(f"newsmon: no rule named {args.rule!r}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        document, source = await _target_document(args.target, config)
+    except FetchError as e:
+        print(f"newsmon: cannot fetch {args.target}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    print(source, end="\n\n")
+    for name in names:
+        print(render_explanation(config.index.explain(document, name)), end="\n\n")
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="watchlist (default $NEWSMON_CONFIG, ./newsmon.toml)")
@@ -205,6 +281,13 @@ def _parser() -> argparse.ArgumentParser:
     redeliver = sub.add_parser("redeliver", parents=[common], help="re-queue a delivery")
     redeliver.add_argument("id", help="delivery id (a unique prefix will do)")
     redeliver.set_defaults(handler=_cmd_redeliver)
+    test = sub.add_parser("test", parents=[common], help="which rules match a story, and why")
+    test.add_argument("target", help="a URL, an HTML or text file, or - for standard input")
+    test.add_argument("--rule", help="only this rule")
+    test.set_defaults(handler=_cmd_test)
+    resume = sub.add_parser("resume", parents=[common], help="poll a disabled feed again")
+    resume.add_argument("name", help="the feed's name or URL")
+    resume.set_defaults(handler=_cmd_resume)
     return parser
 
 

@@ -28,6 +28,9 @@ DEFAULT_USER_AGENT = f"newsmon/{__version__} (+https://github.com/newsmon/newsmo
 class MonitorConfig:
     database: Path
     interval: float = 600.0
+    min_interval: float = 60.0
+    max_interval: float = 86400.0
+    adaptive: bool = False
     concurrency: int = 32
     per_host: int = 2
     fetch_articles: bool = True
@@ -50,6 +53,7 @@ class FeedConfig:
     interval: float
     tags: tuple[str, ...] = ()
     enabled: bool = True
+    adaptive: bool = False  # the interval follows how often the feed publishes
     username: str | None = None
     password: Secret | None = None
 
@@ -258,6 +262,9 @@ def _monitor(t: _Table) -> MonitorConfig:
     cfg = MonitorConfig(
         database=_state_dir(t.base) / t.text("database", "newsmon.db"),
         interval=t.duration("interval", d.interval),
+        min_interval=t.duration("min_interval", d.min_interval),
+        max_interval=t.duration("max_interval", d.max_interval),
+        adaptive=t.flag("adaptive", d.adaptive),
         concurrency=t.integer("concurrency", d.concurrency),
         per_host=t.integer("per_host", d.per_host),
         fetch_articles=t.flag("fetch_articles", d.fetch_articles),
@@ -273,6 +280,8 @@ def _monitor(t: _Table) -> MonitorConfig:
         metrics=_listen_address(t, "metrics"),
     )
     t.finish()
+    if cfg.min_interval > cfg.max_interval:
+        raise ConfigError(t.key("min_interval"), "is longer than max_interval")
     return cfg
 
 
@@ -288,7 +297,7 @@ def _listen_address(t: _Table, name: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
-def _feed(t: _Table, default_interval: float) -> FeedConfig:
+def _feed(t: _Table, default_interval: float, default_adaptive: bool) -> FeedConfig:
     url = t.text("url")
     if not url.lower().startswith(("http://", "https://")):
         raise ConfigError(t.key("url"), f"expected an http:// or https:// URL, got {url!r}")
@@ -298,6 +307,7 @@ def _feed(t: _Table, default_interval: float) -> FeedConfig:
         interval=t.duration("interval", default_interval),
         tags=t.strings("tags", ()),
         enabled=t.flag("enabled", True),
+        adaptive=t.flag("adaptive", default_adaptive),
         username=t.text("username", None),
         password=t.secret("password", required=False),
     )
@@ -423,7 +433,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     """Validate an already-parsed TOML document; relative paths anchor to ``path``'s folder."""
     root = _Table(data, "", path.parent)
     monitor = _monitor(root.table("monitor"))
-    feeds = tuple(_feed(t, monitor.interval) for t in root.tables("feeds"))
+    feeds = tuple(_feed(t, monitor.interval, monitor.adaptive) for t in root.tables("feeds"))
     _unique([(f"feeds[{i}].url", f.url) for i, f in enumerate(feeds)], "feed URL")
     _unique([(f"feeds[{i}].name", f.name) for i, f in enumerate(feeds) if f.name], "feed name")
     notifier_table = root.table("notifiers")

@@ -10,9 +10,10 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -24,8 +25,10 @@ from monitor.config import (
     NotifierConfig,
     SlackNotifierConfig,
     WebhookNotifierConfig,
+    load_config,
 )
 from monitor.deliver import Relay, RetryPolicy
+from monitor.errors import ConfigError
 from monitor.fetch import Fetcher, make_session
 from monitor.log import log_event
 from monitor.metrics import MeasuredExtractor
@@ -64,14 +67,32 @@ def build_notifier(cfg: NotifierConfig, session: aiohttp.ClientSession) -> Notif
     )
 
 
-@dataclass
 class Daemon:
-    config: Config
-    store: Store
-    pipeline: Pipeline
-    relay: Relay
-    clock: Callable[[], float]
-    service: Service  # sd_notify, watchdog, STATUS= and metrics
+    """The running newsmon: polls, delivers, and swaps in a new watchlist on reload."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        session: aiohttp.ClientSession,
+        pipeline: Pipeline,
+        *,
+        clock: Callable[[], float],
+        retry: RetryPolicy,
+        notifiers: Mapping[str, Notifier] | None,
+        service: Service,
+    ) -> None:
+        self.config = config
+        self.service = service  # sd_notify, watchdog, STATUS= and metrics
+        self.store = store
+        self.pipeline = pipeline
+        self.clock = clock
+        self._session = session
+        self._retry = retry
+        self._fixed_notifiers = notifiers is not None
+        self._notifiers: Mapping[str, Notifier] = notifiers or self._build_notifiers(config)
+        self.relay = self._make_relay()
+        self._relay_task: asyncio.Task[None] | None = None
 
     @classmethod
     @asynccontextmanager
@@ -99,16 +120,27 @@ class Daemon:
                 service.metrics, workers=m.extract_workers, timeout=m.extract_timeout
             )
             stack.callback(extractor.close)
-            if notifiers is None:
-                notifiers = {n: build_notifier(c, session) for n, c in config.notifiers.items()}
-            for notifier in notifiers.values():
-                stack.push_async_callback(notifier.close)
+            pipeline = Pipeline(store, Fetcher(session, timeout=m.timeout), extractor, clock=clock)
+            daemon = cls(
+                config, store, session, pipeline, clock=clock, retry=retry or RetryPolicy(),
+                notifiers=notifiers, service=service,
+            )  # fmt: skip
+            stack.push_async_callback(daemon._close_notifiers)
+            stack.push_async_callback(daemon._stop_relay)
             now = clock()
             await store.recover_sending(now)
-            await store.cancel_deliveries(notifiers, now)
-            relay = Relay(store, notifiers, policy=retry or RetryPolicy(), clock=clock)
-            pipeline = Pipeline(store, Fetcher(session, timeout=m.timeout), extractor, clock=clock)
-            yield cls(config, store, pipeline, relay, clock, service)
+            await store.cancel_deliveries(daemon._notifiers, now)
+            yield daemon
+
+    def _build_notifiers(self, config: Config) -> dict[str, Notifier]:
+        return {n: build_notifier(c, self._session) for n, c in config.notifiers.items()}
+
+    def _make_relay(self) -> Relay:
+        return Relay(self.store, self._notifiers, policy=self._retry, clock=self.clock)
+
+    async def _close_notifiers(self) -> None:
+        for notifier in self._notifiers.values():
+            await notifier.close()
 
     def _enabled(self) -> dict[str, FeedConfig]:
         return {f.url: f for f in self.config.feeds if f.enabled}
@@ -119,7 +151,8 @@ class Daemon:
 
     async def poll(self, feeds: list[FeedConfig]) -> list[PollResult]:
         """Poll these feeds concurrently, then wake the relay for what they found."""
-        results = await asyncio.gather(*(self.pipeline.poll(f, self.config) for f in feeds))
+        config = self.config  # one watchlist for the whole batch, even across a reload
+        results = await asyncio.gather(*(self.pipeline.poll(f, config) for f in feeds))
         self.service.metrics.record_polls(results)
         if any(r.hits for r in results):
             self.relay.wake()
@@ -129,7 +162,9 @@ class Daemon:
         """Poll every enabled feed now, then deliver what is due, retrying transient
         failures for up to ``delivery_deadline`` seconds."""
         await self._sync_feeds(spread=0.0)
-        await self.poll(list(self._enabled().values()))
+        feeds = self._enabled()
+        due = await self.store.due_feeds(feeds, self.clock(), force=True)
+        await self.poll([feeds[url] for url in due])
         try:
             async with asyncio.timeout(delivery_deadline):
                 await self.relay.run(until_empty=True)
@@ -137,11 +172,66 @@ class Daemon:
             left = await self.store.open_deliveries()
             log_event(log, logging.WARNING, "deliveries_left", pending=left)
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
+    async def reload(self) -> bool:
+        """Read the watchlist again and apply it; a bad one changes nothing and is logged
+        with its key path, so an editing mistake never takes the daemon down."""
+        try:
+            config = await asyncio.to_thread(load_config, self.config.path)
+        except ConfigError as e:
+            log_event(log, logging.ERROR, "reload_failed", path=self.config.path, error=str(e))
+            return False
+        await self.apply(config)
+        return True
+
+    async def apply(self, config: Config) -> None:
+        """Switch to ``config``: new feeds are scheduled (spread out), removed ones stop,
+        changed rules apply to the next entries, and a changed set of notifiers restarts
+        delivery, cancelling what was queued for a removed one."""
+        old, self.config = self.config, config
+        await self._sync_feeds(spread=min(_shortest_interval(config), 60.0))
+        if config.notifiers != old.notifiers and not self._fixed_notifiers:
+            delivering = self._relay_task is not None
+            await self._stop_relay()
+            await self._close_notifiers()
+            self._notifiers = self._build_notifiers(config)
+            cancelled = await self.store.cancel_deliveries(self._notifiers, self.clock())
+            self.relay = self._make_relay()
+            if delivering:
+                self._start_relay()
+            if cancelled:
+                log_event(log, logging.WARNING, "deliveries_cancelled", count=cancelled)
+        fixed = [k for k in _RESTART_KEYS if getattr(old.monitor, k) != getattr(config.monitor, k)]
+        if fixed:
+            log_event(log, logging.WARNING, "restart_needed", keys=",".join(fixed))
+        log_event(
+            log, logging.INFO, "reloaded", feeds=len(self._enabled()), rules=len(config.rules),
+            notifiers=len(config.notifiers),
+        )  # fmt: skip
+
+    def _start_relay(self) -> None:
+        self._relay_task = asyncio.create_task(self.relay.run(), name="relay")
+
+    async def _stop_relay(self) -> None:
+        """Let lanes finish the attempt in hand, within a bound; then recover any row a
+        forced cancel left in 'sending'."""
+        task, self._relay_task = self._relay_task, None
+        if task is None:
+            return
+        self.relay.stop()
+        try:
+            async with asyncio.timeout(STOP_GRACE):
+                await asyncio.shield(task)
+        except TimeoutError:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+            await self.store.recover_sending(self.clock())
+
+    async def run_forever(self, stop: asyncio.Event, reload: asyncio.Event) -> None:
         """Poll each feed when due (the due times live in the database, so a restart
-        neither re-polls everything nor forgets a backoff) until ``stop`` is set."""
-        interval = min((f.interval for f in self.config.feeds), default=600.0)
-        await self._sync_feeds(spread=min(interval, 60.0))
+        neither re-polls everything nor forgets a backoff) until ``stop`` is set; reload
+        the watchlist when ``reload`` is set or the file changes."""
+        await self._sync_feeds(spread=min(_shortest_interval(self.config), 60.0))
         in_flight: set[str] = set()
         tasks: set[asyncio.Task[list[PollResult]]] = set()
 
@@ -163,24 +253,76 @@ class Daemon:
 
         scheduler = AsyncIOScheduler()
         scheduler.add_job(tick, "interval", seconds=TICK, max_instances=1, coalesce=True)
-        relay = asyncio.create_task(self.relay.run(), name="relay")
+        watcher = asyncio.create_task(_watch(self.config.path, reload), name="watch")
+        self._start_relay()
         scheduler.start()
         log_event(log, logging.INFO, "started", feeds=len(self._enabled()))
         try:
             async with self.service.running(self.store, lambda: self.config):
-                await stop.wait()
+                while not stop.is_set():
+                    await _first(stop.wait(), reload.wait())
+                    if reload.is_set() and not stop.is_set():
+                        reload.clear()
+                        self.service.reloading()
+                        applied = await self.reload()
+                        self.service.reloaded(RELOADED if applied else RELOAD_REFUSED)
         finally:
             scheduler.shutdown(wait=False)
-            relay.cancel()
+            watcher.cancel()
             for task in tasks:
                 task.cancel()
-            with suppress(asyncio.CancelledError):
-                await asyncio.gather(relay, *tasks, return_exceptions=True)
+            await asyncio.gather(watcher, *tasks, return_exceptions=True)
+            await self._stop_relay()
             log_event(log, logging.INFO, "stopped")
 
 
-def install_stop_signals(stop: asyncio.Event) -> None:
-    """SIGTERM (systemd) and SIGINT (Ctrl-C) end the daemon cleanly."""
+# Settings that shape objects built once at start (the database, the HTTP session).
+_RESTART_KEYS = ("database", "durability", "concurrency", "per_host", "user_agent", "metrics")
+RELOADED = "watchlist reloaded"  # STATUS= after a reload
+RELOAD_REFUSED = "watchlist NOT reloaded: the last good one runs; see the log"
+STOP_GRACE = 10.0  # seconds lanes get to finish an attempt in hand
+WATCH_INTERVAL = 2.0  # seconds between checks of the watchlist file
+
+
+def _shortest_interval(config: Config) -> float:
+    return min((f.interval for f in config.feeds), default=config.monitor.interval)
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    """Wait until any of ``waits`` finishes; cancel the rest."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+async def _watch(path: Path, reload: asyncio.Event) -> None:
+    """Set ``reload`` when the watchlist file changes on disk (edited in place or
+    replaced by an editor's rename); a stat every few seconds costs nothing."""
+    seen = _signature(path)
+    while True:
+        await asyncio.sleep(WATCH_INTERVAL)
+        now = _signature(path)
+        if now != seen and now is not None:
+            seen = now
+            reload.set()
+
+
+def install_signals(stop: asyncio.Event, reload: asyncio.Event) -> None:
+    """SIGTERM (systemd) and SIGINT (Ctrl-C) end the daemon cleanly; SIGHUP (systemctl
+    reload) re-reads the watchlist."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload.set)

@@ -56,10 +56,17 @@ class Relay:
         self._clock = clock
         self._rng = rng or random.Random()
         self._wakeups = {name: asyncio.Event() for name in notifiers}
+        self._stopping = False
 
     def wake(self) -> None:
         for event in self._wakeups.values():
             event.set()
+
+    def stop(self) -> None:
+        """Ask every lane to finish the attempt in hand and return: an attempt cut off
+        mid-send could be accepted by the destination without being marked sent."""
+        self._stopping = True
+        self.wake()
 
     async def run(self, *, until_empty: bool = False) -> None:
         """Run every lane; forever, or (``until_empty``) until no delivery is open."""
@@ -69,7 +76,7 @@ class Relay:
 
     async def _lane(self, name: str, until_empty: bool) -> None:
         wakeup = self._wakeups[name]
-        while True:
+        while not self._stopping:
             wakeup.clear()
             await self.send_due(name)
             next_at = await self._store.next_delivery_at(name)
@@ -85,7 +92,7 @@ class Relay:
         while True:
             due = await self._store.due_deliveries(name, self._clock(), BATCH)
             for delivery in due:
-                if not await self._attempt(notifier, delivery):
+                if self._stopping or not await self._attempt(notifier, delivery):
                     return
             if len(due) < BATCH:
                 return

@@ -6,6 +6,8 @@ catch one family and messages say what newsmon was doing, never a secret.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class NewsmonError(Exception):
     """Root of newsmon's own errors."""
@@ -30,11 +32,23 @@ class QueryError(NewsmonError):
 
 
 class FetchError(NewsmonError):
-    """A fetch failed; ``reason`` is a short machine-friendly code for logs and status."""
+    """A fetch failed; ``reason`` is a short machine-friendly code for logs and status.
 
-    def __init__(self, reason: str, message: str, *, status: int | None = None) -> None:
+    ``headers`` (lower-case names) are the failed response's, when there was one: a 429 or
+    503 carries the Retry-After that schedules the next poll.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.reason = reason
         self.status = status
+        self.headers: Mapping[str, str] = headers or {}
         super().__init__(message)
 
 

@@ -83,7 +83,9 @@ class Fetcher:
             if resp.status == 304:
                 return Fetched(final, 304, b"", answer)
             if not 200 <= resp.status < 300:
-                raise FetchError(f"http_{resp.status}", f"HTTP {resp.status}", status=resp.status)
+                raise FetchError(
+                    f"http_{resp.status}", f"HTTP {resp.status}", status=resp.status, headers=answer
+                )
             if accept_body and not resp.content_type.startswith(accept_body):
                 raise FetchError("not_html", f"content type {resp.content_type}")
             declared = resp.content_length

@@ -37,8 +37,11 @@ def configure_logging(level: str) -> None:
         fmt = "%(asctime)s " + fmt
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(fmt))
+    handler.set_name("newsmon")
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in [h for h in root.handlers if h.get_name() == "newsmon"]:
+        root.removeHandler(old)
+    root.addHandler(handler)
     root.setLevel(level.upper())
     # libraries stay quiet unless something is really wrong
     for noisy in ("apscheduler", "trafilatura", "htmldate", "courlan", "charset_normalizer"):

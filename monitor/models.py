@@ -61,6 +61,7 @@ class Entry:
 class ParsedFeed:
     title: str | None
     entries: tuple[Entry, ...]
+    ttl: float | None = None  # RSS <ttl>, in seconds
 
 
 class BodyStatus(enum.StrEnum):

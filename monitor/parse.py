@@ -20,6 +20,7 @@ import lxml.html
 
 from monitor.errors import NewsmonError
 from monitor.models import Entry, ParsedFeed
+from monitor.schedule import parse_ttl
 from monitor.urls import normalize_url
 
 MAX_TITLE = 1_000
@@ -97,4 +98,4 @@ def parse_feed(body: bytes, headers: Mapping[str, str]) -> ParsedFeed:
         raise ParseError(f"not an RSS or Atom feed{detail}")
     title = html_to_text(str(result.feed.get("title", "")), MAX_TITLE) or None
     entries = tuple(_entry(item) for item in result.entries)
-    return ParsedFeed(title, entries)
+    return ParsedFeed(title, entries, parse_ttl(result.feed.get("ttl")))

@@ -20,11 +20,21 @@ from monitor.fetch import Fetcher
 from monitor.log import log_event
 from monitor.models import BodyStatus, Document, Entry, Extracted, FeedState, PollResult, Story
 from monitor.parse import ParseError, parse_feed
+from monitor.schedule import (
+    Bounds,
+    adaptive_interval,
+    after_failure,
+    after_success,
+    publisher_hint,
+)
 from monitor.store import Store
 
 log = logging.getLogger("newsmon.poll")
 HTML_TYPES = ("text/html", "application/xhtml")
-MAX_BACKOFF = 6 * 3600.0
+
+
+def _bounds(config: Config) -> Bounds:
+    return Bounds(config.monitor.min_interval, config.monitor.max_interval)
 
 
 class Pipeline:
@@ -46,9 +56,8 @@ class Pipeline:
         self._clock = clock
         self._rng = rng or random.Random()
 
-    def _next_poll(self, interval: float, errors: int = 0) -> float:
-        """Next poll time: the interval with 10% jitter; after errors, exponential backoff."""
-        delay = min(interval * 2**errors, max(interval, MAX_BACKOFF)) if errors else interval
+    def _at(self, delay: float) -> float:
+        """A poll time ``delay`` from now, with 10% jitter so feeds drift apart."""
         return self._clock() + delay * self._rng.uniform(0.9, 1.1)
 
     async def poll(self, feed: FeedConfig, config: Config) -> PollResult:
@@ -57,19 +66,36 @@ class Pipeline:
         try:
             result = await self._poll(feed, config, state)
         except (FetchError, ParseError) as e:
-            status = e.status if isinstance(e, FetchError) else None
-            errors = state.errors + 1
-            next_at = self._next_poll(feed.interval, errors)
-            await self._store.record_failure(state.id, self._clock(), next_at, status, str(e))
-            log_event(
-                log, logging.WARNING, "poll_failed", feed=feed.label, error=str(e), errors=errors
-            )
+            await self._failed(feed, config, state, e)
             return PollResult(feed.url, "error", error=str(e))
         log_event(
             log, logging.INFO, "poll_" + result.outcome, feed=feed.label,
             new=result.new_entries, hits=result.hits,
         )  # fmt: skip
         return result
+
+    async def _failed(
+        self, feed: FeedConfig, config: Config, state: FeedState, error: FetchError | ParseError
+    ) -> None:
+        """Record a failed poll: back off, honour Retry-After, and stop polling a feed
+        its publisher says is gone (410), saying so once."""
+        now, errors = self._clock(), state.errors + 1
+        status = error.status if isinstance(error, FetchError) else None
+        headers = error.headers if isinstance(error, FetchError) else {}
+        delay = after_failure(feed.interval, errors, headers, now, _bounds(config))
+        not_before = now + delay if "retry-after" in headers else 0.0
+        disable = "410 Gone: the publisher removed this feed" if status == 410 else None
+        await self._store.record_failure(
+            state.id, now, self._at(delay), status, str(error), not_before=not_before,
+            disable=disable,
+        )  # fmt: skip
+        if disable:
+            log_event(log, logging.ERROR, "feed_disabled", feed=feed.label, reason=disable)
+        else:
+            log_event(
+                log, logging.WARNING, "poll_failed", feed=feed.label, error=str(error),
+                errors=errors, retry_in=f"{delay:.0f}s",
+            )  # fmt: skip
 
     async def _poll(self, feed: FeedConfig, config: Config, state: FeedState) -> PollResult:
         headers = {}
@@ -84,19 +110,22 @@ class Pipeline:
         fetched = await self._fetcher.get(
             feed.url, max_bytes=config.monitor.feed_max_bytes, headers=headers, auth=auth
         )
+        bounds = _bounds(config)
         if fetched.status == 304:
-            now = self._clock()
-            await self._store.record_not_modified(state.id, now, self._next_poll(feed.interval))
+            delay = after_success(feed.interval, publisher_hint(fetched.headers, None, 0), bounds)
+            await self._store.record_not_modified(state.id, self._clock(), self._at(delay))
             return PollResult(feed.url, "not_modified")
         parsed = parse_feed(fetched.body, fetched.headers)
+        hint = publisher_hint(fetched.headers, parsed.ttl, self._clock())
         unique = list({e.key: e for e in reversed(parsed.entries)}.values())  # first wins
         known = await self._store.known_keys(state.id, [e.key for e in unique])
         fresh = [e for e in unique if e.key not in known]
         stories = await asyncio.gather(*(self._story(e, feed, config, state) for e in fresh))
+        interval = await self._interval(feed, state, fresh, bounds)
         hits = await self._store.commit_poll(
             state,
             now=self._clock(),
-            next_poll_at=self._next_poll(feed.interval),
+            next_poll_at=self._at(after_success(interval, hint, bounds)),
             status=fetched.status,
             etag=fetched.etag,
             last_modified=fetched.last_modified,
@@ -105,6 +134,19 @@ class Pipeline:
             destinations={r.name: r.notify for r in config.rules},
         )
         return PollResult(feed.url, "ok", new_entries=len(stories), hits=len(hits))
+
+    async def _interval(
+        self, feed: FeedConfig, state: FeedState, fresh: list[Entry], bounds: Bounds
+    ) -> float:
+        """The feed's interval, or with ``adaptive`` the one its publishing rhythm suggests
+        (the configured interval until there is enough history)."""
+        if not feed.adaptive:
+            return feed.interval
+        times = await self._store.publication_times(state.id)
+        now = self._clock()
+        times += [e.published.timestamp() if e.published else now for e in fresh]
+        learned = adaptive_interval(times, bounds)
+        return feed.interval if learned is None else learned
 
     async def _story(
         self, entry: Entry, feed: FeedConfig, config: Config, state: FeedState

@@ -32,7 +32,7 @@ class StatusReport:
     feeds_healthy: int
     feeds_failing: int
     feeds_new: int  # watched, not polled yet
-    feeds_disabled: int  # in the watchlist with enabled = false
+    feeds_disabled: int  # enabled = false in the watchlist, or gone (410) until resumed
     failing: tuple[str, ...]  # names of the failing feeds
     last_poll_at: float | None
     hits_last_day: int
@@ -93,7 +93,8 @@ async def gather_status(
 ) -> StatusReport:
     """The report for ``config``'s database as of ``now``."""
     watched = {f.url for f in config.feeds if f.enabled}
-    rows = [r for r in await store.feeds() if r.url in watched]
+    known = [r for r in await store.feeds() if r.url in watched]
+    rows = [r for r in known if r.disabled_reason is None]
     failing = [r for r in rows if r.consecutive_errors]
     polls = [r.last_poll_at for r in rows if r.last_poll_at is not None]
     deliveries = await store.delivery_counts()
@@ -109,7 +110,7 @@ async def gather_status(
         feeds_healthy=sum(1 for r in rows if not r.consecutive_errors and r.last_success_at),
         feeds_failing=len(failing),
         feeds_new=sum(1 for r in rows if not r.consecutive_errors and not r.last_success_at),
-        feeds_disabled=sum(1 for f in config.feeds if not f.enabled),
+        feeds_disabled=sum(1 for f in config.feeds if not f.enabled) + len(known) - len(rows),
         failing=tuple(r.name or r.url for r in failing),
         last_poll_at=max(polls, default=None),
         hits_last_day=sum((await store.hit_counts(since=now - DAY)).values()),

@@ -80,6 +80,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX deliveries_due ON deliveries(notifier, state, next_attempt_at);
     """,
+    # 2: feed health: why a feed is disabled (410 Gone), and a Retry-After in force
+    """
+    ALTER TABLE feeds ADD COLUMN disabled_reason TEXT;
+    ALTER TABLE feeds ADD COLUMN not_before REAL NOT NULL DEFAULT 0;
+    """,
 )
 
 OPEN_STATES = ("pending", "sending")
@@ -107,6 +112,7 @@ class FeedRow:
     last_error: str | None
     consecutive_errors: int
     next_poll_at: float
+    disabled_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,9 +249,15 @@ class Store:
             )
         return FeedState(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
-    async def due_feeds(self, urls: Iterable[str], now: float) -> list[str]:
+    async def due_feeds(self, urls: Iterable[str], now: float, *, force: bool = False) -> list[str]:
+        """Watched, enabled feeds due now; with ``force``, every one whose Retry-After is
+        not still in force (``run --once``)."""
         wanted = set(urls)
-        rows = await self._all("SELECT url FROM feeds WHERE next_poll_at <= ?", (now,))
+        rows = await self._all(
+            "SELECT url FROM feeds WHERE disabled_reason IS NULL AND not_before <= ?"
+            " AND (? OR next_poll_at <= ?)",
+            (now, force, now),
+        )
         return [r[0] for r in rows if r[0] in wanted]
 
     async def next_feed_due(self, urls: Iterable[str]) -> float | None:
@@ -255,14 +267,35 @@ class Store:
         return min(due) if due else None
 
     async def record_failure(
-        self, feed_id: int, now: float, next_poll_at: float, status: int | None, error: str
+        self,
+        feed_id: int,
+        now: float,
+        next_poll_at: float,
+        status: int | None,
+        error: str,
+        *,
+        not_before: float = 0.0,
+        disable: str | None = None,
     ) -> None:
+        """A failed poll: the error, the backoff, a Retry-After in force (``not_before``),
+        or (``disable``) the reason the feed is polled no more."""
         async with self._transaction():
             await self._db.execute(
                 "UPDATE feeds SET last_poll_at = ?, last_status = ?, last_error = ?,"
-                " consecutive_errors = consecutive_errors + 1, next_poll_at = ? WHERE id = ?",
-                (now, status, error, next_poll_at, feed_id),
+                " consecutive_errors = consecutive_errors + 1, next_poll_at = ?,"
+                " not_before = ?, disabled_reason = ? WHERE id = ?",
+                (now, status, error, next_poll_at, not_before, disable, feed_id),
             )
+
+    async def enable_feed(self, url: str, now: float) -> bool:
+        """Poll a disabled feed again (``newsmon resume``); False if it was not disabled."""
+        async with self._transaction():
+            cursor = await self._db.execute(
+                "UPDATE feeds SET disabled_reason = NULL, next_poll_at = ?, not_before = 0"
+                " WHERE url = ? AND disabled_reason IS NOT NULL",
+                (now, url),
+            )
+            return cursor.rowcount == 1
 
     async def known_keys(self, feed_id: int, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` this feed has delivered before."""
@@ -271,6 +304,15 @@ class Store:
             (feed_id, json.dumps(list(keys))),
         )
         return {r[0] for r in rows}
+
+    async def publication_times(self, feed_id: int, limit: int = 20) -> list[float]:
+        """When the feed's newest entries were published (or first seen, when undated)."""
+        rows = await self._all(
+            "SELECT COALESCE(published, seen_at) AS t FROM entries WHERE feed_id = ?"
+            " ORDER BY t DESC LIMIT ?",
+            (feed_id, limit),
+        )
+        return [r[0] for r in rows]
 
     async def commit_poll(
         self,
@@ -341,7 +383,8 @@ class Store:
             await db.execute(
                 "UPDATE feeds SET title = COALESCE(?, title), etag = ?, last_modified = ?,"
                 " polled = 1, last_poll_at = ?, last_success_at = ?, last_status = ?,"
-                " last_error = NULL, consecutive_errors = 0, next_poll_at = ? WHERE id = ?",
+                " last_error = NULL, consecutive_errors = 0, not_before = 0, next_poll_at = ?"
+                " WHERE id = ?",
                 (title, etag, last_modified, now, now, status, next_poll_at, feed.id),
             )
         return new_hits
@@ -350,14 +393,16 @@ class Store:
         async with self._transaction():
             await self._db.execute(
                 "UPDATE feeds SET last_poll_at = ?, last_success_at = ?, last_status = 304,"
-                " last_error = NULL, consecutive_errors = 0, next_poll_at = ? WHERE id = ?",
+                " last_error = NULL, consecutive_errors = 0, not_before = 0, next_poll_at = ?"
+                " WHERE id = ?",
                 (now, now, next_poll_at, feed_id),
             )
 
     async def feeds(self) -> list[FeedRow]:
         rows = await self._all(
             "SELECT url, COALESCE(name, title), last_poll_at, last_success_at, last_status,"
-            " last_error, consecutive_errors, next_poll_at FROM feeds ORDER BY url"
+            " last_error, consecutive_errors, next_poll_at, disabled_reason FROM feeds"
+            " ORDER BY url"
         )
         return [FeedRow(*r) for r in rows]
 

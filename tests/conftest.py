@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+# hypothesis is imported here, at a shallow stack, on purpose: otherwise its pytest plugin
+# first imports it from the terminal-summary hook, deep in pluggy's stack, where pytest's
+# assertion rewriter trips CPython 3.11's "AST constructor recursion depth mismatch"
+# (python/cpython#106905) and a green run exits 1.
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import hypothesis  # noqa: F401
 import pytest
 
 from tests.servers import Publisher, Receiver

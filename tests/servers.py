@@ -78,6 +78,9 @@ class Publisher:
         self.rss_items: list[Item] = []
         self.atom_items: list[Item] = []
         self.requests: list[tuple[str, dict[str, str]]] = []
+        # path -> (status, headers): answer this instead of the normal content
+        self.overrides: dict[str, tuple[int, dict[str, str]]] = {}
+        self.extra_headers: dict[str, str] = {}
         self.base = ""
         self._runner: web.AppRunner | None = None
 
@@ -86,6 +89,9 @@ class Publisher:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.path_qs, dict(request.headers)))
+        if request.path in self.overrides:
+            status, headers = self.overrides[request.path]
+            return web.Response(status=status, headers=headers, text="no")
         if request.path in ("/rss.xml", "/atom.xml"):
             if request.path == "/rss.xml":
                 text, kind = rss(self.base, self.rss_items), "application/rss+xml"
@@ -98,7 +104,7 @@ class Publisher:
             return web.Response(
                 text=text,
                 content_type=kind,
-                headers={"ETag": etag, "Last-Modified": modified},
+                headers={"ETag": etag, "Last-Modified": modified, **self.extra_headers},
             )
         item = self._page(request.path)
         if item is None or not item.body:

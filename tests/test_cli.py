@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.daemon import ROOT, command, environment, running, terminate
 from tests.servers import Item, Publisher, Receiver
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def command() -> list[str]:
-    """The console script installed beside this Python, importing this checkout's code."""
-    script = Path(sys.executable).parent / "newsmon"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "monitor.cli"]
-
-
-def environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NEWSMON_CONFIG", "STATE_DIRECTORY")}
-    env["PYTHONPATH"] = str(ROOT)
-    return env
 
 
 def newsmon(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,7 +29,7 @@ def test_check_accepts_the_example_watchlist() -> None:
     """`newsmon check` passes on the shipped example and says what it found."""
     done = newsmon("check", "--config", str(ROOT / "config.example.toml"))
     assert done.returncode == 0, done.stderr
-    assert "ok:" in done.stdout
+    assert ": ok (feeds: 5" in done.stdout
 
 
 def test_check_rejects_a_broken_watchlist_with_exit_2(tmp_path: Path) -> None:
@@ -90,8 +76,6 @@ async def test_run_once_delivers_then_nothing_on_the_next_run(
 
 async def _run_async(*args: str) -> subprocess.CompletedProcess[str]:
     """Run newsmon in a thread so this test's servers keep answering meanwhile."""
-    import asyncio
-
     return await asyncio.to_thread(newsmon, *args)
 
 
@@ -107,22 +91,42 @@ async def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(
     publisher: Publisher, receiver: Receiver, write_watchlist
 ) -> None:
     """`newsmon run` polls on its own schedule, delivers, and exits 0 on SIGTERM."""
-    import asyncio
-    import signal
-
     publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
-    proc = await asyncio.create_subprocess_exec(
-        *command(), "run", "--config", str(path), stderr=asyncio.subprocess.PIPE, env=environment()
-    )
-    try:
+    async with running(path) as proc:
         await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
-        proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            _, stderr = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, stderr.decode()
-    assert b"stopped" in stderr
+        stderr = await terminate(proc)
+    assert proc.returncode == 0, stderr
+    assert "stopped" in stderr
+
+
+def test_test_command_explains_match_and_non_match(tmp_path: Path) -> None:
+    """`newsmon test -` shows MATCH with the words found, and why another rule failed."""
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    text += '\n[[rules]]\nname = "oil"\nquery = "sanctions NEAR/5 oil"\nnotify = ["terminal"]\n'
+    path = tmp_path / "w.toml"
+    path.write_text(text, encoding="utf-8")
+    story = "Russian and U.S. diplomats met over the work of their respective embassies."
+    done = subprocess.run(
+        [*command(), "test", "-", "--config", str(path)],
+        input=story, capture_output=True, text=True, env=environment(), timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "rule russia-embassy: MATCH" in done.stdout
+    assert "[Russian]" in done.stdout
+    assert "[embassies]" in done.stdout
+    assert "rule oil: no match" in done.stdout
+    assert "sanctions (column 1): not found" in done.stdout
+
+
+async def test_test_command_fetches_and_extracts_a_url(publisher: Publisher) -> None:
+    """`newsmon test URL --rule` runs the real fetch and extraction on the page."""
+    body = "The Kremlin said on Monday that the embassy would reopen next week.\n\n" * 3
+    publisher.rss_items = [Item("Reopening", "/story", body=body)]
+    done = await _run_async(
+        "test", f"{publisher.base}/story", "--rule", "russia-embassy",
+        "--config", str(ROOT / "config.example.toml"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "extracted" in done.stdout
+    assert "rule russia-embassy: MATCH" in done.stdout

@@ -60,7 +60,7 @@ async def test_endpoint_serves_real_counts_after_a_run(
     path = write_watchlist(text.replace("[monitor]\n", '[monitor]\nmetrics = "127.0.0.1:0"\n'))
     stop = asyncio.Event()
     async with Daemon.open(load_config(path)) as daemon, aiohttp.ClientSession() as session:
-        running = asyncio.create_task(daemon.run_forever(stop))
+        running = asyncio.create_task(daemon.run_forever(stop, asyncio.Event()))
         try:
             await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
             address = daemon.service.metrics_address

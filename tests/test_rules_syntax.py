@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import QueryError
@@ -126,6 +126,7 @@ QUERY_ALPHABET = st.sampled_from(
 )
 
 
+@settings(max_examples=500, derandomize=True)
 @given(st.one_of(st.text(max_size=40), st.lists(QUERY_ALPHABET, max_size=20).map("".join)))
 def test_parser_never_crashes(text: str) -> None:
     """Any input parses (and unparses to an equal tree) or raises QueryError with a column."""

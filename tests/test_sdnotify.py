@@ -248,8 +248,9 @@ async def _spawn(config: Path, notify: str) -> asyncio.subprocess.Process:
 async def test_run_says_ready_pings_and_says_stopping_on_sigterm(
     started_listener: Listener, publisher: Publisher, write_watchlist
 ) -> None:
-    """A real `newsmon run` sends READY=1 first, WATCHDOG=1 while it runs, STOPPING=1
-    last on SIGTERM, then exits 0; a notifier URL's secret never reaches its log."""
+    """A real `newsmon run` sends READY=1 first, WATCHDOG=1 while it runs, RELOADING=1
+    (with MONOTONIC_USEC) then READY=1 on SIGHUP, STOPPING=1 last on SIGTERM, then exits
+    0; a notifier URL's secret never reaches its log."""
     publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
     refused = f"http://127.0.0.1:9/{SECRET_TOKEN}"  # nothing listens on the discard port
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=refused)
@@ -257,6 +258,8 @@ async def test_run_says_ready_pings_and_says_stopping_on_sigterm(
     try:
         seen = await _read_until(proc, b"delivery_retry")
         await started_listener.wait_for("WATCHDOG", count=3)
+        proc.send_signal(signal.SIGHUP)
+        await started_listener.wait_for("READY", count=2)
         elapsed, stderr = await _stop(proc, seen)
     finally:
         if proc.returncode is None:
@@ -264,10 +267,19 @@ async def test_run_says_ready_pings_and_says_stopping_on_sigterm(
             await proc.wait()
     assert proc.returncode == 0, stderr.decode()
     assert elapsed < STOP_BOUND
-    kinds = [next(iter(m)) for m in started_listener.messages]
+    messages = started_listener.messages
+    kinds = [next(iter(m)) for m in messages]
     assert kinds[0] == "READY"
     assert kinds[-1] == "STOPPING"
-    assert set(kinds[1:-1]) <= {"WATCHDOG", "STATUS"}
+    reloading = kinds.index("RELOADING")
+    ready = kinds.index("READY", 1)  # the watchdog keeps pinging while a reload runs
+    assert reloading < ready
+    assert set(kinds[1:reloading] + kinds[reloading + 1 : ready] + kinds[ready + 1 : -1]) <= {
+        "WATCHDOG",
+        "STATUS",
+    }
+    assert int(messages[reloading]["MONOTONIC_USEC"]) > 0
+    assert messages[ready]["STATUS"] == "watchlist reloaded"
     assert "feeds" in started_listener.messages[0]["STATUS"]
     log = stderr.decode()
     assert SECRET_TOKEN not in log

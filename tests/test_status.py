@@ -140,3 +140,25 @@ async def test_low_disk_leads_the_status_line_and_is_logged_once(
 def test_sizes_read_like_df(count: int, text: str) -> None:
     """Byte counts print in decimal units with one decimal."""
     assert size(count) == text
+
+
+async def test_a_feed_gone_410_counts_as_disabled_not_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed the daemon stopped polling after 410 Gone is 'disabled' until resumed."""
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    gone, live = "http://127.0.0.1:9/gone.xml", "http://127.0.0.1:9/live.xml"
+    path = tmp_path / "newsmon.toml"
+    path.write_text(watchlist(feeds=[gone, live]), encoding="utf-8")
+    config = load_config(path)
+    store = await Store.open(config.monitor.database)
+    try:
+        now = time.time()
+        await store.sync_feeds({gone: None, live: None}, now, 0.0)
+        state = await store.feed_state(gone)
+        await store.record_failure(state.id, now, now + 60, 410, "HTTP 410", disable="gone")
+        report = await gather_status(store, config, now)
+    finally:
+        await store.close()
+    assert (report.feeds_healthy, report.feeds_failing) == (0, 0)
+    assert (report.feeds_new, report.feeds_disabled) == (1, 1)

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 from monitor.errors import QueryError, RuleCompileError
 from monitor.models import Document, RuleMatch
-from monitor.rules import syntax
+from monitor.rules import normalize, syntax
 from monitor.rules.explain import Explanation, explain
 from monitor.rules.plan import Builder, Plan, View
 from monitor.rules.snippet import matched_terms, snippet
+
+SPELLING_CACHE_SIZE = 200_000  # distinct surface words remembered; about 40 MB at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +53,13 @@ class RuleIndex:
             for stem in trigger.prefixes:
                 self._by_prefix.setdefault(stem, []).append(rule.name)
         self._prefix_lengths = sorted({len(stem) for stem in self._by_prefix})
+        self._spellings: dict[str, normalize.Spelling] = {}
 
     def match(self, doc: Document, only: AbstractSet[str] | None = None) -> list[RuleMatch]:
         """The rules ``doc`` matches (restricted to ``only`` when given), in rule order."""
-        view = View(doc)
+        if len(self._spellings) > SPELLING_CACHE_SIZE:
+            self._spellings.clear()
+        view = View(doc, self._spellings)
         matches = []
         for name in self._candidates(view, only):
             spans = self.rules[name].plan.evidence(view)

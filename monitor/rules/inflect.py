@@ -97,7 +97,7 @@ def forms(word: str) -> frozenset[str]:
     if len(word) < _MIN_LENGTH or not word.isalpha():
         return frozenset({word})
     found = {word, *_IRREGULAR.get(word, ())}
-    for base in [word, *_singulars(word)]:
+    for base in [word, *(b for b in _singulars(word) if len(b) >= _MIN_LENGTH)]:
         found.add(base)
         found.update(_inflections(base))
     return frozenset(found)

@@ -53,8 +53,8 @@ def exact(word: str) -> str:
 
 
 def _strip_possessive(word: str) -> str:
-    if len(word) > 2 and word[-2] in "'’ʼ" and word[-1] in "sS":
-        return word[:-2]
+    while len(word) > 2 and word[-2] in "'’ʼ" and word[-1] in "sS":
+        word = word[:-2]
     return word
 
 
@@ -87,39 +87,62 @@ class Tokens:
         return len(self.folded)
 
 
-def tokenize(text: str) -> Tokens:
-    """Split ``text`` into words with their keys, offsets and sentence numbers."""
+# What one surface string becomes: its (exact key, folded key, is-acronym) pieces, and the
+# length of the word as found (the possessive excluded).
+Spelling = tuple[tuple[tuple[str, str, bool], ...], int]
+
+
+def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
+    """Split ``text`` into words with their keys, offsets and sentence numbers.
+
+    ``cache`` remembers how each surface string normalises; articles repeat their words,
+    and a long-lived cache (the rule index keeps one) makes most words a dict lookup.
+    """
+    if cache is None:
+        cache = {}
     tokens = Tokens()
+    folded, exacts, starts, ends = tokens.folded, tokens.exact, tokens.start, tokens.end
+    sentences, acronyms = tokens.sentence, tokens.acronym
     sentence = 0
     previous = ""
     for m in _TOKEN.finditer(text):
-        kind = m.lastgroup
-        if kind == "stop":
-            # An abbreviation or an initial ("John F. Kennedy") does not end a sentence.
-            if m.group() != "." or not (previous in _ABBREVIATIONS or len(previous) == 1):
-                sentence += 1
-            previous = ""
-            continue
         surface = m.group()
-        if kind == "acronym":
-            raw = _acronym_key(surface)
-            stripped = surface if not surface.endswith(("'s", "’s", "ʼs")) else surface[:-2]
-        else:
-            raw = stripped = _strip_possessive(surface)
-        exact_key = exact(raw)
-        pieces = [(exact_key, kind == "acronym")]
-        if exact_key != raw and not _is_one_word(exact_key):
-            # NFKC can turn one character into several words ("¼" gives "1⁄4"): split them
-            # as a query or an article spelling them out would be split.
-            spelled = tokenize(exact_key)
-            pieces = list(zip(spelled.exact, spelled.acronym, strict=True))
-        for piece, acronym in pieces:
-            key = fold(piece)  # folded from the exact key, so 'US' and us share a trigger
-            tokens.folded.append(key)
-            tokens.exact.append(piece)
-            tokens.start.append(m.start())
-            tokens.end.append(m.start() + len(stripped))
-            tokens.sentence.append(sentence)
-            tokens.acronym.append(acronym)
+        spelling = cache.get(surface)
+        if spelling is None:
+            if m.lastgroup == "stop":
+                # An abbreviation or an initial ("John F. Kennedy") ends no sentence.
+                if surface != "." or not (previous in _ABBREVIATIONS or len(previous) == 1):
+                    sentence += 1
+                previous = ""
+                continue
+            spelling = cache[surface] = _spell(surface, m.lastgroup == "acronym")
+        start = m.start()
+        end = start + spelling[1]
+        for exact_key, key, acronym in spelling[0]:
+            folded.append(key)
+            exacts.append(exact_key)
+            starts.append(start)
+            ends.append(end)
+            sentences.append(sentence)
+            acronyms.append(acronym)
             previous = key
     return tokens
+
+
+def _spell(surface: str, acronym: bool) -> Spelling:
+    """Keys of one word or acronym as found in the text."""
+    if acronym:
+        raw = _acronym_key(surface)
+        length = len(surface) - 2 if surface.endswith(("'s", "’s", "ʼs")) else len(surface)
+    else:
+        raw = _strip_possessive(surface)
+        length = len(raw)
+    exact_key = exact(raw)
+    if exact_key != raw and not _is_one_word(exact_key):
+        # NFKC can turn one character into several words ("¼" gives "1⁄4"): split them as
+        # a query or an article spelling them out would be split.
+        spelled = tokenize(exact_key)
+        pieces = zip(spelled.exact, spelled.folded, spelled.acronym, strict=True)
+        return tuple(pieces), length
+    # Folded from the exact key, so that 'US' and us share an index entry.
+    return ((exact_key, fold(exact_key), acronym),), length

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from monitor.models import Document
 from monitor.rules import normalize, syntax
@@ -23,9 +24,11 @@ ALL_FIELDS = frozenset(range(len(FIELDS)))
 Span = tuple[int, int, int]
 
 
-@dataclass(frozen=True, slots=True)
-class Occurrence:
-    """One place a positional node matched, and the term spans inside it."""
+class Occurrence(NamedTuple):
+    """One place a positional node matched, and the term spans inside it.
+
+    A named tuple rather than a dataclass: thousands are made per article.
+    """
 
     field: int
     first: int
@@ -35,16 +38,20 @@ class Occurrence:
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """Folded words and prefixes of which at least one must occur for a node to hold."""
+    """Folded words and prefixes of which at least one must occur for a node to hold.
+
+    ``alternatives`` counts the terms behind them (a word and its inflections are one).
+    """
 
     keys: frozenset[str]
     prefixes: frozenset[str]
+    alternatives: int
 
     @property
     def cost(self) -> tuple[int, int]:
         """Smaller is more selective: fewer alternatives, then longer (rarer) words."""
         lengths = [len(k) for k in self.keys | self.prefixes]
-        return len(self.keys) + 4 * len(self.prefixes), -min(lengths, default=0)
+        return self.alternatives, -min(lengths, default=0)
 
 
 class View:
@@ -52,9 +59,9 @@ class View:
 
     __slots__ = ("_sorted_keys", "memo", "texts", "tokens", "where")
 
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, cache: dict[str, normalize.Spelling] | None = None) -> None:
         self.texts = (doc.title, doc.summary, doc.body)
-        self.tokens = tuple(normalize.tokenize(text) for text in self.texts)
+        self.tokens = tuple(normalize.tokenize(text, cache) for text in self.texts)
         where: dict[str, list[tuple[int, int]]] = {}
         for f, tokens in enumerate(self.tokens):
             for i, key in enumerate(tokens.folded):
@@ -130,7 +137,7 @@ class Positional(Plan):
 class Words(Positional):
     """Consecutive words; each slot is the set of keys accepted at that position."""
 
-    __slots__ = ("case_sensitive", "fields", "slots")
+    __slots__ = ("case_sensitive", "fields", "lookup", "slots")
 
     def __init__(
         self,
@@ -143,30 +150,44 @@ class Words(Positional):
         self.slots = slots
         self.fields = fields
         self.case_sensitive = case_sensitive
+        # The index holds folded keys; case is checked on the exact keys afterwards.
+        self.lookup = (
+            slots
+            if not case_sensitive
+            else tuple(frozenset(map(normalize.fold, slot)) for slot in slots)
+        )
 
     def find(self, view: View) -> list[Occurrence]:
-        first = self.slots[0]
-        starts = [
-            place
-            for key in (first if not self.case_sensitive else {normalize.fold(k) for k in first})
-            for place in view.where.get(key, ())
-            if place[0] in self.fields
-        ]
+        where, fields = view.where, self.fields
+        if len(self.slots) == 1:
+            starts = [p for key in self.lookup[0] for p in where.get(key, ())]
+            offset = 0
+        else:
+            # Anchor on the word with the fewest places: "the" in "the Kremlin" has many.
+            offset = min(
+                range(len(self.slots)),
+                key=lambda j: sum(len(where.get(k, ())) for k in self.lookup[j]),
+            )
+            starts = [(f, i - offset) for key in self.lookup[offset] for f, i in where.get(key, ())]
+        if fields is not ALL_FIELDS:
+            starts = [p for p in starts if p[0] in fields]
+        if len(self.slots) == 1 and not self.case_sensitive:
+            return [Occurrence(f, i, i, ((f, i, i),)) for f, i in sorted(starts)]
         found = []
-        width = len(self.slots)
+        last_offset = len(self.slots) - 1
         for f, i in sorted(starts):
             tokens = view.tokens[f]
             keys = tokens.exact if self.case_sensitive else tokens.folded
-            if i + width <= len(keys) and all(
-                keys[i + j] in slot for j, slot in enumerate(self.slots)
+            if (
+                i >= 0
+                and i + last_offset < len(keys)
+                and all(keys[i + j] in slot for j, slot in enumerate(self.slots))
             ):
-                found.append(Occurrence(f, i, i + width - 1, ((f, i, i + width - 1),)))
+                found.append(Occurrence(f, i, i + last_offset, ((f, i, i + last_offset),)))
         return found
 
     def trigger(self) -> Trigger:
-        slot = max(self.slots, key=lambda s: min(len(k) for k in s))
-        keys = slot if not self.case_sensitive else frozenset(normalize.fold(k) for k in slot)
-        return Trigger(keys, frozenset())
+        return Trigger(max(self.lookup, key=lambda s: min(map(len, s))), frozenset(), 1)
 
 
 class Prefix(Positional):
@@ -187,11 +208,11 @@ class Prefix(Positional):
         return [Occurrence(f, i, i, ((f, i, i),)) for f, i in places]
 
     def trigger(self) -> Trigger:
-        return Trigger(frozenset(), frozenset({self.stem}))
+        return Trigger(frozenset(), frozenset({self.stem}), 4)  # a prefix matches many words
 
 
 class AnyOf(Positional):
-    """OR of positional nodes (and entities): non-overlapping, leftmost-longest first."""
+    """OR of positional nodes, and entities: every place any of them matches."""
 
     __slots__ = ("items",)
 
@@ -200,7 +221,10 @@ class AnyOf(Positional):
         self.items = items
 
     def find(self, view: View) -> list[Occurrence]:
-        return disjoint([o for item in self.items for o in item.occurrences(view)])
+        merged = {
+            (o.field, o.first, o.last): o for item in self.items for o in item.occurrences(view)
+        }
+        return sorted(merged.values())
 
     def trigger(self) -> Trigger | None:
         return _union(item.trigger() for item in self.items)
@@ -360,12 +384,14 @@ def disjoint(occurrences: list[Occurrence]) -> list[Occurrence]:
 def _union(triggers: Iterable[Trigger | None]) -> Trigger | None:
     keys: set[str] = set()
     prefixes: set[str] = set()
+    alternatives = 0
     for trigger in triggers:
         if trigger is None:
             return None
         keys |= trigger.keys
         prefixes |= trigger.prefixes
-    return Trigger(frozenset(keys), frozenset(prefixes))
+        alternatives += trigger.alternatives
+    return Trigger(frozenset(keys), frozenset(prefixes), alternatives)
 
 
 def _most_selective(items: Sequence[Plan]) -> Trigger | None:

@@ -13,9 +13,16 @@ _SPACES = re.compile(r"\s+")
 
 
 def matched_terms(view: View, spans: Iterable[Span]) -> tuple[MatchedTerm, ...]:
-    """Each distinct span once, in field then text order, with the words as found."""
+    """Each distinct span once, in field then text order, with the words as found.
+
+    A span inside a longer one ("Russian" in "Russian Federation") is left out.
+    """
     out = []
-    for f, first, last in sorted(set(spans)):
+    reach = (-1, -1)  # (field, furthest last token) of the spans so far
+    for f, first, last in sorted(set(spans), key=lambda s: (s[0], s[1], -s[2])):
+        if reach[0] == f and last <= reach[1]:
+            continue  # starts no earlier and ends no later than one already kept
+        reach = (f, last)
         tokens = view.tokens[f]
         start, end = tokens.start[first], tokens.end[last]
         out.append(MatchedTerm(view.texts[f][start:end], FIELDS[f], start, end))

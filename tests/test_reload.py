@@ -1,0 +1,98 @@
+"""Live reload: a good watchlist applies without a restart, a bad one changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.daemon import Daemon
+from monitor.deliver import RetryPolicy
+from tests.daemon import running, terminate
+from tests.servers import Item, Publisher, Receiver
+from tests.watchlists import watchlist
+
+
+async def wait_until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    """Poll a condition with a deadline (for effects seen only from outside a process)."""
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.05)
+
+
+async def test_bad_edit_keeps_the_last_good_watchlist(
+    publisher: Publisher, write_watchlist, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reload of a broken watchlist logs the key path and keeps the old rules."""
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    async with Daemon.open(load_config(path)) as daemon:
+        good = daemon.config
+        path.write_text(
+            watchlist(feeds=[f"{publisher.base}/rss.xml"], query="@russia AND"), encoding="utf-8"
+        )
+        with caplog.at_level(logging.ERROR):
+            assert await daemon.reload() is False
+        assert daemon.config is good
+        assert "reload_failed" in caplog.text
+        assert "rules[0].query: column" in caplog.text
+
+
+async def test_removed_notifier_cancels_its_queued_deliveries(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """Deliveries waiting for a destination that leaves the watchlist end 'cancelled'."""
+    receiver = Receiver(script=[503] * 100)
+    await receiver.start()
+    try:
+        publisher.rss_items = [Item("Embassy", "/e", summary="Moscow embassy closes")]
+        path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+        slow = RetryPolicy(base=3600, cap=3600)
+        async with Daemon.open(load_config(path), retry=slow) as daemon:
+            await daemon.run_once(delivery_deadline=0.5)
+            renamed = watchlist(feeds=[f"{publisher.base}/rss.xml"]).replace("hook", "terminal")
+            path.write_text(renamed, encoding="utf-8")
+            assert await daemon.reload() is True
+    finally:
+        await receiver.stop()
+    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+        states = conn.execute("SELECT state, last_error FROM deliveries").fetchall()
+    assert states == [("cancelled", "destination removed from the watchlist")]
+
+
+@pytest.mark.parametrize("trigger", ["sighup", "file-change"])
+async def test_running_daemon_picks_up_a_new_feed(
+    publisher: Publisher, receiver: Receiver, write_watchlist, trigger: str
+) -> None:
+    """Adding a feed to the watchlist of a running daemon polls it, without a restart,
+    on SIGHUP or when the file changes on disk."""
+    publisher.atom_items = [Item("Atom embassy", "/a", summary="Kremlin embassy talks")]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    async with running(path) as proc:
+        await wait_until(lambda: publisher.hits("/rss.xml"))
+        feeds = [f"{publisher.base}/rss.xml", f"{publisher.base}/atom.xml"]
+        path.write_text(watchlist(feeds=feeds, hook=receiver.url), encoding="utf-8")
+        if trigger == "sighup":
+            proc.send_signal(signal.SIGHUP)
+        await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
+        assert receiver.accepted[0].body["title"] == "Atom embassy"
+        stderr = await terminate(proc)
+    assert proc.returncode == 0
+    assert "reloaded feeds=2" in stderr
+
+
+def test_unchanged_path_is_not_a_reload(tmp_path: Path) -> None:
+    """The watcher's file signature changes with content, not with reads."""
+    from monitor.daemon import _signature
+
+    path = tmp_path / "w.toml"
+    path.write_text("a", encoding="utf-8")
+    first = _signature(path)
+    path.read_text(encoding="utf-8")
+    assert _signature(path) == first
+    path.write_text("ab", encoding="utf-8")
+    assert _signature(path) != first

@@ -1,0 +1,165 @@
+"""When feeds are polled: intervals, publisher hints, backoff, Retry-After and 410 Gone."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.config import load_config
+from monitor.daemon import Daemon
+from monitor.schedule import (
+    Bounds,
+    adaptive_interval,
+    after_failure,
+    after_success,
+    parse_ttl,
+    publisher_hint,
+)
+from tests.servers import Item, Publisher
+
+NOW = 1_700_000_000.0
+BOUNDS = Bounds(60.0, 86400.0)
+
+
+@pytest.mark.parametrize(
+    ("headers", "ttl", "expected"),
+    [
+        ({}, None, None),
+        ({"cache-control": "public, max-age=1800"}, None, 1800.0),
+        ({"cache-control": 'max-age="900"'}, None, 900.0),
+        ({"expires": "Tue, 14 Nov 2023 22:23:20 GMT"}, None, 600.0),
+        ({"expires": "0"}, None, None),
+        ({"cache-control": "max-age=60", "expires": "Tue, 14 Nov 2023 23:13:20 GMT"}, None, 60.0),
+        ({"cache-control": "max-age=60"}, 3600.0, 3600.0),
+    ],
+    ids=["none", "max-age", "quoted", "expires", "bad-expires", "max-age-wins", "ttl-longer"],
+)
+def test_publisher_hint(headers: dict[str, str], ttl: float | None, expected: float | None) -> None:
+    """max-age beats Expires (RFC 9111); the longest of it and the RSS ttl is taken."""
+    assert publisher_hint(headers, ttl, NOW) == expected
+
+
+def test_success_delay_is_clamped() -> None:
+    """A hint can lengthen the interval, never past max_interval; nothing below min."""
+    assert after_success(600, None, BOUNDS) == 600
+    assert after_success(600, 7200, BOUNDS) == 7200
+    assert after_success(600, 10**9, BOUNDS) == 86400
+    assert after_success(5, None, BOUNDS) == 60
+
+
+def test_failure_backs_off_exponentially_and_keeps_trying() -> None:
+    """Each failure doubles the wait up to a cap, so a broken feed is still polled."""
+    delays = [after_failure(600, n, {}, NOW, BOUNDS) for n in range(1, 8)]
+    assert delays[:4] == [600, 1200, 2400, 4800]
+    assert delays[-1] == 6 * 3600
+
+
+def test_retry_after_wins_when_longer() -> None:
+    """429/503 Retry-After is obeyed (clamped), in seconds or as an HTTP date."""
+    assert after_failure(60, 1, {"retry-after": "900"}, NOW, BOUNDS) == 900
+    assert (
+        after_failure(60, 1, {"retry-after": "Tue, 14 Nov 2023 22:23:20 GMT"}, NOW, BOUNDS) == 600
+    )
+    assert after_failure(60, 1, {"retry-after": "soon"}, NOW, BOUNDS) == 60
+
+
+@pytest.mark.parametrize(("value", "expected"), [("30", 1800.0), ("x", None), ("-5", None)])
+def test_rss_ttl_is_minutes(value: str, expected: float | None) -> None:
+    """RSS <ttl> counts minutes; nonsense is ignored."""
+    assert parse_ttl(value) == expected
+
+
+def feed_row(db: Path) -> tuple[float, float, str | None, int]:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(
+            "SELECT next_poll_at, not_before, disabled_reason, consecutive_errors FROM feeds"
+        ).fetchone()
+    return row  # type: ignore[no-any-return]
+
+
+async def test_retry_after_is_honoured_even_by_run_once(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """A 429 with Retry-After schedules the next poll then, and `run --once` respects it."""
+    publisher.overrides["/rss.xml"] = (429, {"Retry-After": "3600"})
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    config = load_config(path)
+    async with Daemon.open(config) as daemon:
+        await daemon.run_once()
+        await daemon.run_once()
+    assert len(publisher.hits("/rss.xml")) == 1
+    next_poll, not_before, disabled, errors = feed_row(path.parent / "newsmon.db")
+    assert not_before > time.time() + 3000
+    assert next_poll >= not_before - 400  # jitter is 10%
+    assert (disabled, errors) == (None, 1)
+
+
+async def test_gone_feed_is_disabled_once_and_resumable(
+    publisher: Publisher, write_watchlist, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """410 Gone disables the feed: no more polls, `feeds` says why, `resume` re-enables it."""
+    publisher.overrides["/rss.xml"] = (410, {})
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once()
+        await daemon.run_once()
+    assert len(publisher.hits("/rss.xml")) == 1
+    assert feed_row(path.parent / "newsmon.db")[2] == "410 Gone: the publisher removed this feed"
+    assert await asyncio.to_thread(main, ["feeds", "--config", str(path)]) == 0
+    assert "disabled: 410 Gone" in capsys.readouterr().out
+
+    del publisher.overrides["/rss.xml"]
+    publisher.rss_items = [Item("Back", "/b")]
+    resume = ["resume", f"{publisher.base}/rss.xml", "--config", str(path)]
+    assert await asyncio.to_thread(main, resume) == 0
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once()
+    assert len(publisher.hits("/rss.xml")) == 2
+    assert feed_row(path.parent / "newsmon.db")[2:] == (None, 0)
+
+
+async def test_cache_headers_lengthen_the_next_poll(publisher: Publisher, write_watchlist) -> None:
+    """A feed that says max-age=7200 is not polled again for about two hours."""
+    publisher.extra_headers = {"Cache-Control": "max-age=7200"}
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    started = time.time()
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once()
+    next_poll = feed_row(path.parent / "newsmon.db")[0]
+    assert 7200 * 0.9 <= next_poll - started <= 7200 * 1.1 + 60
+
+
+def test_adaptive_interval_follows_the_publishing_rhythm() -> None:
+    """Hourly entries give a 30-minute interval; too little history gives none."""
+    hourly = [NOW - 3600 * i for i in range(10)]
+    assert adaptive_interval(hourly, BOUNDS) == 1800
+    assert adaptive_interval(hourly[:4], BOUNDS) is None
+    weekly = [NOW - 7 * 86400 * i for i in range(10)]
+    assert adaptive_interval(weekly, BOUNDS) == 86400  # clamped by max_interval
+    burst = [NOW] * 10
+    assert adaptive_interval(burst, BOUNDS) is None  # no gaps, no rhythm
+
+
+async def test_adaptive_feed_is_scheduled_by_its_rhythm(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """With adaptive = true, a feed publishing every two hours is polled hourly."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime.now(UTC)
+    publisher.rss_items = [
+        Item(f"n{i}", f"/n{i}", published=start - timedelta(hours=2 * i)) for i in range(8)
+    ]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('interval = "1m"', 'interval = "1m"\nadaptive = true'), "utf-8")
+    began = time.time()
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once()
+    next_poll = feed_row(path.parent / "newsmon.db")[0]
+    assert 3600 * 0.9 <= next_poll - began <= 3600 * 1.1 + 60
