@@ -26,6 +26,7 @@ from monitor.fetch import fetcher_for, make_session
 from monitor.log import configure_logging
 from monitor.models import Alert, Document, Outcome
 from monitor.rules import RuleIndex, compile_rules, render_explanation
+from monitor.status import format_status, gather_status
 from monitor.store import DeliveryRow, DestinationRow, FeedRow, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -238,6 +239,23 @@ async def _cmd_notify_test(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK if result.outcome is Outcome.SENT else EXIT_FAILED
 
 
+async def _cmd_status(args: argparse.Namespace, config: Config) -> int:
+    database = config.monitor.database
+    if not database.exists():
+        print(f"no database at {database}: newsmon has not run yet")
+        return EXIT_OK
+
+    async def show(store: Store) -> int:
+        report = await gather_status(store, config, time.time())
+        if args.json:
+            print(json.dumps(asdict(report), indent=2, default=str))
+        else:
+            print(format_status(report))
+        return EXIT_OK
+
+    return await _with_store(config, show)
+
+
 async def _cmd_resume(args: argparse.Namespace, config: Config) -> int:
     """Resume a paused notifier, or poll a disabled feed again, by name."""
     feed = next((f for f in config.feeds if args.name in (f.url, f.label)), None)
@@ -429,6 +447,9 @@ def _parser() -> argparse.ArgumentParser:
         handler=_cmd_check
     )
     sub.add_parser("feeds", parents=[common], help="feed health").set_defaults(handler=_cmd_feeds)
+    status = sub.add_parser("status", parents=[common], help="is it working? at a glance")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_cmd_status)
     hits = sub.add_parser("hits", parents=[common], help="stored hits")
     hits.add_argument("--rule")
     hits.add_argument("--since", default="1d")

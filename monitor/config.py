@@ -53,6 +53,7 @@ class MonitorConfig:
     cluster_threshold: float = DEFAULT_THRESHOLD  # containment that makes two texts one story
     cluster_window: float = 3 * 86400.0  # how far back a new entry looks for its story
     retention: float = 30 * 86400.0  # how long entries keep their text (Store.prune)
+    metrics: tuple[str, int] | None = None  # host and port of the metrics endpoint; off: None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +312,7 @@ def _monitor(t: _Table) -> MonitorConfig:
         cluster_threshold=t.fraction("cluster_threshold", d.cluster_threshold),
         cluster_window=t.duration("cluster_window", d.cluster_window),
         retention=t.duration("retention", d.retention),
+        metrics=_listen_address(t, "metrics"),
     )
     t.finish()
     if cfg.cluster_window > cfg.retention:
@@ -346,6 +348,18 @@ def _proxy(t: _Table, name: str) -> str | None:
     if parsed.scheme.lower() != "http" or not parsed.hostname:
         raise ConfigError(t.key(name), "expected an http:// URL")
     return url
+
+
+def _listen_address(t: _Table, name: str) -> tuple[str, int] | None:
+    """An address like 127.0.0.1:9464 or [::1]:9464; port 0 takes any free port."""
+    value = t.text(name, None)
+    if value is None:
+        return None
+    host, _, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(t.key(name), f'expected "host:port", got {value!r}')
+    return host, int(port)
 
 
 def _feed(t: _Table, default_interval: float, default_adaptive: bool) -> FeedConfig:

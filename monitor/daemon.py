@@ -29,9 +29,9 @@ from monitor.config import (
 )
 from monitor.deliver import Relay, RetryPolicy
 from monitor.errors import ConfigError
-from monitor.extract import Extractor
 from monitor.fetch import fetcher_for, make_session
 from monitor.log import log_event
+from monitor.metrics import MeasuredExtractor
 from monitor.models import PollResult
 from monitor.notify.base import Notifier
 from monitor.notify.console import ConsoleNotifier
@@ -39,6 +39,7 @@ from monitor.notify.email import EmailNotifier
 from monitor.notify.slack import SlackNotifier
 from monitor.notify.webhook import WebhookNotifier
 from monitor.pipeline import Pipeline
+from monitor.service import Service
 from monitor.store import Store
 
 log = logging.getLogger("newsmon.daemon")
@@ -79,8 +80,10 @@ class Daemon:
         clock: Callable[[], float],
         retry: RetryPolicy,
         notifiers: Mapping[str, Notifier] | None,
+        service: Service,
     ) -> None:
         self.config = config
+        self.service = service  # sd_notify, watchdog, STATUS= and metrics
         self.store = store
         self.pipeline = pipeline
         self.clock = clock
@@ -109,12 +112,16 @@ class Daemon:
             stack.push_async_callback(store.close)
             session = make_session(user_agent=m.user_agent)
             stack.push_async_callback(session.close)
-            extractor = Extractor(workers=m.extract_workers, timeout=m.extract_timeout)
+            service = Service.from_environment()
+            stack.callback(service.close)
+            extractor = MeasuredExtractor(
+                service.metrics, workers=m.extract_workers, timeout=m.extract_timeout
+            )
             stack.callback(extractor.close)
             pipeline = Pipeline(store, fetcher_for(session, m), extractor, clock=clock)
             daemon = cls(
                 config, store, session, pipeline, clock=clock, retry=retry or RetryPolicy(),
-                notifiers=notifiers,
+                notifiers=notifiers, service=service,
             )  # fmt: skip
             stack.push_async_callback(daemon._close_notifiers)
             stack.push_async_callback(daemon._stop_relay)
@@ -145,6 +152,7 @@ class Daemon:
         """Poll these feeds concurrently, then wake the relay for what they found."""
         config = self.config  # one watchlist for the whole batch, even across a reload
         results = await asyncio.gather(*(self.pipeline.poll(f, config) for f in feeds))
+        self.service.metrics.record_polls(results)
         if any(r.hits for r in results):
             self.relay.wake()
         return list(results)
@@ -249,11 +257,14 @@ class Daemon:
         scheduler.start()
         log_event(log, logging.INFO, "started", feeds=len(self._enabled()))
         try:
-            while not stop.is_set():
-                await _first(stop.wait(), reload.wait())
-                if reload.is_set() and not stop.is_set():
-                    reload.clear()
-                    await self.reload()
+            async with self.service.running(self.store, lambda: self.config):
+                while not stop.is_set():
+                    await _first(stop.wait(), reload.wait())
+                    if reload.is_set() and not stop.is_set():
+                        reload.clear()
+                        self.service.reloading()
+                        applied = await self.reload()
+                        self.service.reloaded(RELOADED if applied else RELOAD_REFUSED)
         finally:
             scheduler.shutdown(wait=False)
             watcher.cancel()
@@ -265,7 +276,9 @@ class Daemon:
 
 
 # Settings that shape objects built once at start (the database, the HTTP session).
-_RESTART_KEYS = ("database", "durability", "concurrency", "per_host", "user_agent")
+_RESTART_KEYS = ("database", "durability", "concurrency", "per_host", "user_agent", "metrics")
+RELOADED = "watchlist reloaded"  # STATUS= after a reload
+RELOAD_REFUSED = "watchlist NOT reloaded: the last good one runs; see the log"
 STOP_GRACE = 10.0  # seconds lanes get to finish an attempt in hand
 WATCH_INTERVAL = 2.0  # seconds between checks of the watchlist file
 

@@ -955,3 +955,29 @@ class Store:
                 return
             yield [StoredEntry(*r) for r in rows]
             after = rows[-1][0]
+
+    # -- health: the watchdog, `newsmon status` and metrics -------------------------
+
+    async def ping(self) -> None:
+        """A read of the database header: proves the connection's thread answers and the
+        file can be read. Raises StoreError when it cannot."""
+        try:
+            async with self._lock:
+                await self._one("PRAGMA user_version")
+        except sqlite3.Error as e:
+            raise StoreError(f"database does not answer: {e}") from None
+
+    async def delivery_counts(self) -> dict[tuple[str, str], int]:
+        """(notifier, state) -> number of deliveries."""
+        rows = await self._all(
+            "SELECT notifier, state, COUNT(*) FROM deliveries GROUP BY notifier, state"
+        )
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    async def hit_counts(self, since: float | None = None) -> dict[str, int]:
+        """rule -> number of hits stored (created at or after ``since``, when given)."""
+        rows = await self._all(
+            "SELECT rule, COUNT(*) FROM hits WHERE created_at >= ? GROUP BY rule",
+            (since if since is not None else float("-inf"),),
+        )
+        return {r[0]: int(r[1]) for r in rows}

@@ -1,0 +1,332 @@
+"""sd_notify over real AF_UNIX datagram sockets, in-process and from a real `newsmon run`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from monitor.errors import StoreError
+from monitor.sdnotify import SystemdNotifier, keep_alive, watchdog_interval
+from monitor.service import Service
+from tests.servers import Item, Publisher
+from tests.test_cli import command, environment
+
+STOP_BOUND = 10.0  # seconds from SIGTERM to exit; the unit allows TimeoutStopSec=45s
+SECRET_TOKEN = "T0KEN-b7e1-never-logged"
+
+
+class Listener:
+    """A datagram socket standing in for systemd's notification socket."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address  # as NOTIFY_SOCKET spells it
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
+        self.sock.setblocking(False)
+        self.messages: list[dict[str, str]] = []
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    def receive_now(self) -> dict[str, str]:
+        """The next datagram, which must already have arrived."""
+        return _fields(self.sock.recv(4096))
+
+    async def _collect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await loop.sock_recv(self.sock, 4096)
+            async with self._changed:
+                self.messages.append(_fields(data))
+                self._changed.notify_all()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._collect())
+
+    async def wait_for(self, key: str, count: int = 1, timeout: float = 60.0) -> None:
+        def seen() -> bool:
+            return sum(key in m for m in self.messages) >= count
+
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(seen)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await self._task
+        self.sock.close()
+
+
+def _fields(data: bytes) -> dict[str, str]:
+    lines = data.decode().splitlines()
+    return dict(line.split("=", 1) for line in lines)
+
+
+@pytest.fixture(params=["path", "abstract"])
+def listener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Listener]:
+    """A notification socket at a file path, or in the abstract namespace ('@name')."""
+    if request.param == "path":
+        address = str(tmp_path / "notify.sock")
+    else:
+        address = f"@newsmon-test-{uuid.uuid4().hex}"
+    listening = Listener(address)
+    yield listening
+    listening.sock.close()
+
+
+def test_each_message_arrives_as_one_datagram(listener: Listener) -> None:
+    """READY, STATUS, WATCHDOG, RELOADING (with MONOTONIC_USEC) and STOPPING reach the
+    socket, in order, one datagram each."""
+    notifier = SystemdNotifier(listener.address, monotonic_ns=lambda: 123_456_789_000)
+    assert notifier.enabled
+    assert notifier.ready("3 feeds")
+    assert notifier.watchdog()
+    assert notifier.reloading()
+    assert notifier.ready()
+    assert notifier.status("5 hits today")
+    assert notifier.stopping()
+    got = [listener.receive_now() for _ in range(6)]
+    assert got == [
+        {"READY": "1", "STATUS": "3 feeds"},
+        {"WATCHDOG": "1"},
+        {"RELOADING": "1", "MONOTONIC_USEC": "123456789"},
+        {"READY": "1"},
+        {"STATUS": "5 hits today"},
+        {"STOPPING": "1"},
+    ]
+    notifier.close()
+
+
+def test_service_reload_says_reloading_then_ready(listener: Listener) -> None:
+    """A reload is bracketed RELOADING=1 (stamped with CLOCK_MONOTONIC) ... READY=1, as
+    Type=notify-reload requires."""
+    service = Service.from_environment({"NOTIFY_SOCKET": listener.address})
+    before = time.monotonic_ns() // 1000
+    service.reloading()
+    service.reloaded("watchlist reloaded: 3 feeds")
+    after = time.monotonic_ns() // 1000
+    reloading, ready = listener.receive_now(), listener.receive_now()
+    assert reloading["RELOADING"] == "1"
+    assert before <= int(reloading["MONOTONIC_USEC"]) <= after
+    assert ready == {"READY": "1", "STATUS": "watchlist reloaded: 3 feeds"}
+    service.close()
+
+
+def test_a_newline_cannot_smuggle_another_assignment(listener: Listener) -> None:
+    """STATUS text with a newline stays one STATUS value, never a READY=1 of its own."""
+    notifier = SystemdNotifier(listener.address)
+    notifier.status("feed said\nREADY=1")
+    assert listener.receive_now() == {"STATUS": "feed said READY=1"}
+    notifier.close()
+
+
+def test_without_notify_socket_nothing_is_sent() -> None:
+    """Outside systemd every call is a quiet no-op."""
+    notifier = SystemdNotifier.from_environment({})
+    assert not notifier.enabled
+    assert not notifier.ready()
+    assert not notifier.watchdog()
+    assert not notifier.stopping()
+
+
+def test_a_dead_socket_never_raises_and_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Sending to a socket nobody listens on returns False; one warning, not one a ping."""
+    notifier = SystemdNotifier(str(tmp_path / "gone.sock"))
+    with caplog.at_level(logging.WARNING, logger="newsmon.sdnotify"):
+        assert not notifier.ready()
+        assert not notifier.watchdog()
+    assert [r.getMessage().split()[0] for r in caplog.records] == ["sd_notify_failed"]
+    notifier.close()
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"WATCHDOG_USEC": "60000000"}, 30.0),
+        ({"WATCHDOG_USEC": "60000000", "WATCHDOG_PID": "4242"}, 30.0),
+        ({"WATCHDOG_USEC": "60000000", "WATCHDOG_PID": "1"}, None),
+        ({"WATCHDOG_USEC": "0"}, None),
+        ({"WATCHDOG_USEC": "soon"}, None),
+        ({}, None),
+    ],
+    ids=["set", "for-us", "for-another-pid", "zero", "garbage", "unset"],
+)
+def test_watchdog_interval_is_half_of_watchdog_usec(
+    environ: dict[str, str], expected: float | None
+) -> None:
+    """Ping at half WatchdogSec, and only when the watchdog is meant for this process."""
+    assert watchdog_interval(environ, pid=4242) == expected
+
+
+async def test_watchdog_pings_only_while_the_database_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failing or hanging health check withholds WATCHDOG=1 (logged once); pings resume
+    when the database answers again."""
+    listener = Listener(str(tmp_path / "notify.sock"))
+    notifier = SystemdNotifier(listener.address)
+    script = ["ok", "fail", "hang", "fail", "ok", "ok"]
+    rounds: list[int] = []
+
+    async def healthy() -> None:
+        outcome = script[len(rounds)]
+        if outcome == "fail":
+            raise StoreError("database does not answer: disk I/O error")
+        if outcome == "hang":
+            await asyncio.Event().wait()  # cut by keep_alive's own deadline
+
+    async def next_round(seconds: float) -> None:
+        rounds.append(len(rounds))
+        if len(rounds) == len(script):
+            raise Finished
+
+    with caplog.at_level(logging.INFO, logger="newsmon.sdnotify"), pytest.raises(Finished):
+        await keep_alive(notifier, 0.05, healthy, sleep=next_round)
+    pings = []
+    while True:
+        try:
+            pings.append(listener.receive_now())
+        except BlockingIOError:
+            break
+    assert pings == [{"WATCHDOG": "1"}] * 3
+    events = [r.getMessage().split()[0] for r in caplog.records]
+    assert events == ["watchdog_withheld", "watchdog_resumed"]
+    notifier.close()
+    listener.sock.close()
+
+
+class Finished(Exception):
+    """Ends a loop under test."""
+
+
+async def _stop(proc: asyncio.subprocess.Process, seen: bytes = b"") -> tuple[float, bytes]:
+    """SIGTERM, then the seconds until exit and all it wrote to stderr (``seen`` first)."""
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(60):
+        _, stderr = await proc.communicate()
+    return time.monotonic() - started, seen + stderr
+
+
+async def _read_until(proc: asyncio.subprocess.Process, marker: bytes) -> bytes:
+    """stderr up to and including the first line holding ``marker``."""
+    assert proc.stderr is not None
+    seen = b""
+    async with asyncio.timeout(60):
+        while marker not in seen:
+            line = await proc.stderr.readline()
+            assert line, f"exited before logging {marker!r}: {seen.decode()}"
+            seen += line
+    return seen
+
+
+@pytest.fixture
+async def started_listener(listener: Listener) -> AsyncIterator[Listener]:
+    listener.start()
+    yield listener
+    await listener.close()
+
+
+async def _spawn(config: Path, notify: str) -> asyncio.subprocess.Process:
+    env = environment() | {"NOTIFY_SOCKET": notify, "WATCHDOG_USEC": "200000"}
+    return await asyncio.create_subprocess_exec(
+        *command(), "run", "--config", str(config), stderr=asyncio.subprocess.PIPE, env=env
+    )
+
+
+async def test_run_says_ready_pings_and_says_stopping_on_sigterm(
+    started_listener: Listener, publisher: Publisher, write_watchlist
+) -> None:
+    """A real `newsmon run` sends READY=1 first, WATCHDOG=1 while it runs, RELOADING=1
+    (with MONOTONIC_USEC) then READY=1 on SIGHUP, STOPPING=1 last on SIGTERM, then exits
+    0; a notifier URL's secret never reaches its log."""
+    publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
+    refused = f"http://127.0.0.1:9/{SECRET_TOKEN}"  # nothing listens on the discard port
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=refused)
+    proc = await _spawn(path, started_listener.address)
+    try:
+        seen = await _read_until(proc, b"delivery_retry")
+        await started_listener.wait_for("WATCHDOG", count=3)
+        proc.send_signal(signal.SIGHUP)
+        await started_listener.wait_for("READY", count=2)
+        elapsed, stderr = await _stop(proc, seen)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, stderr.decode()
+    assert elapsed < STOP_BOUND
+    messages = started_listener.messages
+    kinds = [next(iter(m)) for m in messages]
+    assert kinds[0] == "READY"
+    assert kinds[-1] == "STOPPING"
+    reloading = kinds.index("RELOADING")
+    ready = kinds.index("READY", 1)  # the watchdog keeps pinging while a reload runs
+    assert reloading < ready
+    assert set(kinds[1:reloading] + kinds[reloading + 1 : ready] + kinds[ready + 1 : -1]) <= {
+        "WATCHDOG",
+        "STATUS",
+    }
+    assert int(messages[reloading]["MONOTONIC_USEC"]) > 0
+    assert messages[ready]["STATUS"] == "watchlist reloaded"
+    assert "feeds" in started_listener.messages[0]["STATUS"]
+    log = stderr.decode()
+    assert SECRET_TOKEN not in log
+    assert "s3cret-hmac" not in log
+
+
+@pytest.fixture
+async def stalled_feed() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A feed URL whose server accepts the request and never answers; the event is set
+    once a request is in flight."""
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        arrived.set()
+        await release.wait()
+        return web.Response(text="too late")
+
+    app = web.Application()
+    app.router.add_get("/slow.xml", hang)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}/slow.xml", arrived
+    release.set()
+    await runner.cleanup()
+
+
+async def test_sigterm_during_a_slow_poll_exits_0_within_the_bound(
+    tmp_path: Path, stalled_feed: tuple[str, asyncio.Event], write_watchlist
+) -> None:
+    """SIGTERM while a fetch hangs abandons it and exits 0 well inside TimeoutStopSec,
+    saying STOPPING=1 first."""
+    url, arrived = stalled_feed
+    listener = Listener(str(tmp_path / "notify.sock"))
+    listener.start()
+    path = write_watchlist(feeds=[url])
+    proc = await _spawn(path, listener.address)
+    try:
+        async with asyncio.timeout(60):
+            await arrived.wait()
+        elapsed, stderr = await _stop(proc)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await listener.close()
+    assert proc.returncode == 0, stderr.decode()
+    assert elapsed < STOP_BOUND
+    assert b"stopped" in stderr
+    assert next(iter(listener.messages[-1])) == "STOPPING"

@@ -1,0 +1,164 @@
+"""`newsmon status` and the STATUS= line: health at a glance, from the real database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.daemon import Daemon
+from monitor.deliver import RetryPolicy
+from monitor.sdnotify import SystemdNotifier
+from monitor.service import Service
+from monitor.status import LOW_DISK, format_status, gather_status, size
+from monitor.store import Store
+from tests.servers import Item, Publisher, Receiver
+from tests.test_cli import command, environment, newsmon
+from tests.watchlists import watchlist
+
+EMBASSY = Item("Embassy row", "/x", summary="Russia recalls staff from its embassy.")
+
+
+@pytest.fixture
+async def refusing_receiver() -> AsyncIterator[Receiver]:
+    """A webhook that refuses the first alert for good (400)."""
+    server = Receiver(script=[400])
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def test_report_counts_feeds_hits_and_deliveries(
+    monkeypatch: pytest.MonkeyPatch,
+    publisher: Publisher,
+    refusing_receiver: Receiver,
+    write_watchlist,
+) -> None:
+    """After a run with a healthy, a failing and a disabled feed and a refused alert, the
+    report says 1 / 1 / 1, one hit today, nothing pending, one failed, and the last poll."""
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    publisher.rss_items = [EMBASSY]
+    disabled = f'[[feeds]]\nurl = "{publisher.base}/old.xml"\nenabled = false\n'
+    path = write_watchlist(
+        feeds=[f"{publisher.base}/rss.xml", f"{publisher.base}/missing.xml"],
+        hook=refusing_receiver.url,
+        extra=disabled,
+    )
+    config = load_config(path)
+    started = time.time()
+    async with Daemon.open(config, retry=RetryPolicy(base=0.01, cap=0.05)) as daemon:
+        await daemon.run_once(delivery_deadline=30)
+    store = await Store.open(config.monitor.database)
+    try:
+        report = await gather_status(store, config, time.time())
+    finally:
+        await store.close()
+    assert (report.feeds_healthy, report.feeds_failing, report.feeds_disabled) == (1, 1, 1)
+    assert report.failing == (f"{publisher.base}/missing.xml",)
+    assert report.hits_last_day == 1
+    assert (report.deliveries_pending, report.deliveries_failed) == (0, 1)
+    assert report.last_poll_at is not None
+    assert report.last_poll_at >= started
+    assert report.database_bytes > 0
+    text = format_status(report)
+    assert "feeds       1 healthy, 1 failing, 1 disabled" in text
+    assert f"failing     {publisher.base}/missing.xml" in text
+    assert "hits        1 in the last day" in text
+    assert "deliveries  0 pending, 1 failed" in text
+    assert report.line() == "2 feeds, 1 failing, 1 hits today, 0 deliveries pending, 1 failed"
+
+
+async def test_status_reads_while_the_daemon_runs(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """`newsmon status` answers (exit 0, current counts) while `newsmon run` holds the
+    database, and the daemon keeps running."""
+    publisher.rss_items = [EMBASSY]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    proc = await asyncio.create_subprocess_exec(
+        *command(), "run", "--config", str(path), stderr=asyncio.subprocess.PIPE, env=environment()
+    )
+    try:
+        await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
+        done = await asyncio.to_thread(newsmon, "status", "--config", str(path))
+        assert proc.returncode is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            await proc.communicate()
+    assert done.returncode == 0, done.stderr
+    assert "1 healthy, 0 failing, 0 disabled" in done.stdout
+    assert "1 in the last day" in done.stdout
+    assert "0 pending, 0 failed" in done.stdout
+    assert proc.returncode == 0
+
+
+def test_status_before_the_first_run_says_so(tmp_path: Path, write_watchlist) -> None:
+    """With no database yet, status says newsmon has not run, and creates nothing."""
+    path = write_watchlist(feeds=["http://127.0.0.1:9/rss.xml"])
+    done = newsmon("status", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "has not run yet" in done.stdout
+    assert not (tmp_path / "newsmon.db").exists()
+
+
+async def test_low_disk_leads_the_status_line_and_is_logged_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Free space under the threshold heads STATUS= and logs disk_low once; its return
+    logs disk_ok. The watchdog is not involved: a full disk is news, not a hang."""
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    path = tmp_path / "newsmon.toml"
+    path.write_text(watchlist(feeds=["http://127.0.0.1:9/rss.xml"]), encoding="utf-8")
+    config = load_config(path)
+    free = [LOW_DISK - 1]
+    service = Service(SystemdNotifier(None), watchdog=None, free=lambda _: free[0])
+    store = await Store.open(config.monitor.database)
+    try:
+        with caplog.at_level(logging.INFO, logger="newsmon.service"):
+            first = await service.report(store, config)
+            await service.report(store, config)
+            free[0] = 10 * LOW_DISK
+            recovered = await service.report(store, config)
+    finally:
+        await store.close()
+    assert first.line().startswith(f"DISK LOW: {size(LOW_DISK - 1)} free for the database")
+    assert "DISK LOW" not in recovered.line()
+    assert [r.getMessage().split()[0] for r in caplog.records] == ["disk_low", "disk_ok"]
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [(0, "0 B"), (999, "999 B"), (49_152, "49.2 kB"), (3_400_000, "3.4 MB"), (2**40, "1099.5 GB")],
+)
+def test_sizes_read_like_df(count: int, text: str) -> None:
+    """Byte counts print in decimal units with one decimal."""
+    assert size(count) == text
+
+
+async def test_a_feed_gone_410_counts_as_disabled_not_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed the daemon stopped polling after 410 Gone is 'disabled' until resumed."""
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    gone, live = "http://127.0.0.1:9/gone.xml", "http://127.0.0.1:9/live.xml"
+    path = tmp_path / "newsmon.toml"
+    path.write_text(watchlist(feeds=[gone, live]), encoding="utf-8")
+    config = load_config(path)
+    store = await Store.open(config.monitor.database)
+    try:
+        now = time.time()
+        await store.sync_feeds({gone: None, live: None}, now, 0.0)
+        state = await store.feed_state(gone)
+        await store.record_failure(state.id, now, now + 60, 410, "HTTP 410", disable="gone")
+        report = await gather_status(store, config, now)
+    finally:
+        await store.close()
+    assert (report.feeds_healthy, report.feeds_failing) == (0, 0)
+    assert (report.feeds_new, report.feeds_disabled) == (1, 1)
