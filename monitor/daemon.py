@@ -12,6 +12,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from monitor.store import Store
 
 log = logging.getLogger("newsmon.daemon")
 TICK = 1.0  # how often the scheduler looks for due feeds, seconds
+PRUNE_EVERY = 6 * 3600.0  # how often article text past its retention is dropped, seconds
 ONCE_DELIVERY_DEADLINE = 60.0
 
 
@@ -171,6 +173,13 @@ class Daemon:
             left = await self.store.open_deliveries()
             log_event(log, logging.WARNING, "deliveries_left", pending=left)
 
+    async def prune(self) -> None:
+        """Forget the text of entries past ``retention``; keys and hits stay, so a story
+        still in a feed never alerts again."""
+        cleared = await self.store.prune(self.clock(), self.config.monitor.retention)
+        if cleared:
+            log_event(log, logging.INFO, "pruned", bodies=cleared)
+
     async def reload(self) -> bool:
         """Read the watchlist again and apply it; a bad one changes nothing and is logged
         with its key path, so an editing mistake never takes the daemon down."""
@@ -252,6 +261,10 @@ class Daemon:
 
         scheduler = AsyncIOScheduler()
         scheduler.add_job(tick, "interval", seconds=TICK, max_instances=1, coalesce=True)
+        scheduler.add_job(
+            self.prune, "interval", seconds=PRUNE_EVERY, max_instances=1, coalesce=True,
+            next_run_time=datetime.now(UTC),
+        )  # fmt: skip
         watcher = asyncio.create_task(_watch(self.config.path, reload), name="watch")
         self._start_relay()
         scheduler.start()

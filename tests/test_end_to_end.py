@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -252,3 +253,24 @@ def test_canonical_url_must_stay_on_its_site(
     """A page may not claim another site's URL as its canonical one (it could silence
     that site's stories)."""
     assert _canonical(canonical, link) == expected
+
+
+async def test_daemon_prunes_text_past_retention_but_keeps_the_story(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """The scheduled prune drops old article text; the story still never alerts twice."""
+    body = "The Kremlin said the embassy would reopen next week.\n\n" * 3
+    publisher.rss_items = [Item("Reopening", "/reopen", body=body)]
+    path = write_watchlist(
+        feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url, fetch_articles=True
+    )
+    await run_once(path)
+    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+        assert "Kremlin" in conn.execute("SELECT body FROM entries").fetchone()[0]
+    later = time.time() + 40 * 86400  # past the default 30-day retention
+    async with Daemon.open(load_config(path), clock=lambda: later, retry=FAST_RETRY) as daemon:
+        await daemon.prune()
+        await daemon.run_once()
+    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+        assert conn.execute("SELECT body FROM entries").fetchall() == [("",)]
+    assert len(receiver.attempts) == 1
