@@ -147,3 +147,28 @@ def test_rules_scope_by_feed_name_or_tag(tmp_path: Path) -> None:
         "https://example.org/feed.xml": frozenset({"r"}),
         "https://example.org/other.xml": frozenset(),
     }
+
+
+def test_every_commented_example_is_valid_when_enabled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uncommenting the example's optional keys and notifiers gives a valid watchlist, so
+    what the example shows ready to enable really works."""
+    import re
+
+    setting = re.compile(r"^# (\[[\w.-]+\]|[a-z_]+ = .*)$")
+    lines = [
+        line[2:] if setting.match(line) else line
+        for line in (ROOT / "config.example.toml").read_text(encoding="utf-8").splitlines()
+    ]
+    text = "\n".join(lines).replace(
+        'notify = ["terminal"]', 'notify = ["terminal", "archive", "desk-slack", "desk-email"]'
+    )
+    (tmp_path / "smtp").write_text("password\n", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    monkeypatch.setenv("NEWSMON_HOOK_URL", "https://hooks.example.org/x")
+    monkeypatch.setenv("NEWSMON_HOOK_SECRET", "s")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/y")
+    config = load(tmp_path, text)
+    assert set(config.notifiers) == {"terminal", "archive", "desk-slack", "desk-email"}  # type: ignore[attr-defined]
+    assert config.monitor.metrics == ("127.0.0.1", 9464)  # type: ignore[attr-defined]
