@@ -26,7 +26,7 @@ from monitor import cluster
 from monitor.backtest import scan
 from monitor.models import BodyStatus, ClusterPolicy, Entry, Fingerprint, Story
 from monitor.rules import compile_rules
-from monitor.store import Store
+from monitor.store import Store, first_cursor
 
 DAY = 86400.0
 NOW = 1_750_000_000.0
@@ -71,7 +71,7 @@ async def fill(store: Store, count: int, start: int, span: float, rng: random.Ra
             stories.append(Story(entry, entry.url or "", body, BodyStatus.EXTRACTED, (), True,
                                  print_))  # fmt: skip
         await store.commit_poll(
-            state, now=now, next_poll_at=now, status=200, etag=None, last_modified=None,
+            state, now=now, next_poll_at=now, cursor=first_cursor(state),
             title=None, stories=stories, destinations={}, clustering=POLICY,
         )  # fmt: skip
     return prints

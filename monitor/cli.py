@@ -85,6 +85,23 @@ async def _with_store(config: Config, action: Callable[[Store], Coroutine[Any, A
         await store.close()
 
 
+def _next_poll(row: FeedRow, watched: set[str]) -> str:
+    if row.url not in watched:
+        return "not watched"
+    return "-" if row.disabled_reason else _when(row.next_poll_at)
+
+
+def _feed_note(row: FeedRow) -> str:
+    """The one thing worth knowing: why it is disabled, its last error, or its move."""
+    if row.disabled_reason:
+        return f"disabled: {row.disabled_reason}"
+    if row.last_error:
+        return row.last_error
+    if row.moved_to:
+        return f"redirects permanently to {row.moved_to} (not yet confirmed)"
+    return f"moved to {row.fetch_url}" if row.fetch_url != row.url else ""
+
+
 async def _cmd_feeds(args: argparse.Namespace, config: Config) -> int:
     async def show(store: Store) -> int:
         rows = await store.feeds()
@@ -95,19 +112,15 @@ async def _cmd_feeds(args: argparse.Namespace, config: Config) -> int:
                 _health(r),
                 str(r.last_status or "-"),
                 _when(r.last_poll_at),
-                _when(r.next_poll_at)
-                if r.url in watched and not r.disabled_reason
-                else "-"
-                if r.url in watched
-                else "not watched",
-                f"disabled: {r.disabled_reason}" if r.disabled_reason else r.last_error or "",
+                _next_poll(r, watched),
+                _feed_note(r),
             ]
             for r in rows
         ]
         if not table:
             print("no feed polled yet")
             return EXIT_OK
-        print(_table(["feed", "health", "http", "last poll", "next poll", "last error"], table))
+        print(_table(["feed", "health", "http", "last poll", "next poll", "note"], table))
         return EXIT_OK
 
     return await _with_store(config, show)

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -25,6 +26,7 @@ from monitor.models import Fetched
 MAX_REDIRECTS = 5
 _CHUNK = 64 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})  # RFC 9110 section 15.4: the target has a new URL
 # Never carried to another origin on a redirect, not even the same host on another port.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
@@ -176,6 +178,7 @@ class Fetcher:
     ) -> Fetched:
         """Follow redirects by hand, at most MAX_REDIRECTS, guarding every hop."""
         first = origin(url)
+        permanent = True  # every hop so far was 301 or 308
         for hop in range(MAX_REDIRECTS + 1):
             guard = origin(url) != trusted
             if guard:
@@ -187,7 +190,9 @@ class Fetcher:
             )
             async with self._open(url, guard, sent, hop) as resp:
                 if resp.status not in _REDIRECTS:
-                    return await _read(url, resp, max_bytes, accept_body)
+                    fetched = await _read(url, resp, max_bytes, accept_body)
+                    return replace(fetched, moved=bool(hop) and permanent)
+                permanent = permanent and resp.status in _PERMANENT
                 location = resp.headers.get("Location")
                 if not location:
                     raise FetchError(

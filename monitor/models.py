@@ -18,10 +18,11 @@ class Fetched:
     """A response read whole within its size cap. ``status`` 304 has an empty body;
     header names are lower-case."""
 
-    url: str
+    url: str  # the final URL, after redirects
     status: int
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
+    moved: bool = False  # reached through permanent redirects (301/308) only
 
     @property
     def etag(self) -> str | None:
@@ -33,16 +34,38 @@ class Fetched:
 
 
 @dataclass(frozen=True, slots=True)
+class Location:
+    """Where a feed is fetched from, and a permanent redirect seen but not yet adopted."""
+
+    fetch_url: str
+    moved_to: str | None = None
+    confirmations: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """What a successful poll leaves for the next one."""
+
+    status: int
+    etag: str | None
+    last_modified: str | None
+    url: str  # the URL that gave these validators: they are sent back to it only
+    location: Location
+
+
+@dataclass(frozen=True, slots=True)
 class FeedState:
     """What the store remembers about a feed between polls."""
 
     id: int
-    url: str
+    url: str  # as the watchlist names it: the feed's identity
     title: str | None
     etag: str | None
     last_modified: str | None
     polled: bool  # has had at least one successful poll
     errors: int  # consecutive failed polls
+    location: Location
+    cursor_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from monitor.log import log_event
 from monitor.models import (
     BodyStatus,
     ClusterPolicy,
+    Cursor,
     Document,
     Entry,
     Extracted,
@@ -29,6 +30,7 @@ from monitor.models import (
     PollResult,
     Story,
 )
+from monitor.moves import follow
 from monitor.parse import ParseError, parse_feed
 from monitor.schedule import (
     Bounds,
@@ -124,26 +126,35 @@ class Pipeline:
             )  # fmt: skip
 
     async def _poll(self, feed: FeedConfig, config: Config, state: FeedState) -> PollResult:
+        url = state.location.fetch_url
         headers = {}
-        if state.etag:
-            headers["If-None-Match"] = state.etag
-        if state.last_modified:
-            headers["If-Modified-Since"] = state.last_modified
+        if state.cursor_url in (None, url):  # validators go back to the URL that gave them
+            if state.etag:
+                headers["If-None-Match"] = state.etag
+            if state.last_modified:
+                headers["If-Modified-Since"] = state.last_modified
         auth = None
         if feed.username is not None:
             password = feed.password.reveal() if feed.password else ""
             auth = (feed.username, password)
         fetched = await self._fetcher.get(
-            feed.url,
+            url,
             max_bytes=config.monitor.feed_max_bytes,
             headers=headers,
             auth=auth,
             trusted_origin=feed.url,
         )
+        location = follow(state.location, fetched.url, fetched.moved)
+        if location.fetch_url != url:
+            log_event(log, logging.WARNING, "feed_moved", feed=feed.label, to=location.fetch_url)
         bounds = _bounds(config)
         if fetched.status == 304:
+            cursor = Cursor(
+                304, fetched.etag or state.etag, fetched.last_modified or state.last_modified,
+                fetched.url, location,
+            )  # fmt: skip
             delay = after_success(feed.interval, publisher_hint(fetched.headers, None, 0), bounds)
-            await self._store.record_not_modified(state.id, self._clock(), self._at(delay))
+            await self._store.record_not_modified(state.id, self._clock(), self._at(delay), cursor)
             return PollResult(feed.url, "not_modified")
         parsed = parse_feed(fetched.body, fetched.headers, max_entries=config.monitor.max_entries)
         hint = publisher_hint(fetched.headers, parsed.ttl, self._clock())
@@ -156,9 +167,9 @@ class Pipeline:
             state,
             now=self._clock(),
             next_poll_at=self._at(after_success(interval, hint, bounds)),
-            status=fetched.status,
-            etag=fetched.etag,
-            last_modified=fetched.last_modified,
+            cursor=Cursor(
+                fetched.status, fetched.etag, fetched.last_modified, fetched.url, location
+            ),
             title=parsed.title,
             stories=stories,
             destinations={r.name: r.notify for r in config.rules},

@@ -27,11 +27,13 @@ from monitor.models import (
     Alert,
     AlsoSeen,
     ClusterPolicy,
+    Cursor,
     Delivery,
     Digest,
     DigestRow,
     FeedState,
     Fingerprint,
+    Location,
     Story,
 )
 
@@ -140,6 +142,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX entries_url ON entries(url);
     CREATE INDEX entries_seen ON entries(seen_at);
     """,
+    # 5: a feed that moved: where it is fetched from, a move not yet confirmed, and the URL
+    # its validators (ETag, Last-Modified) came from
+    """
+    ALTER TABLE feeds ADD COLUMN fetch_url TEXT;
+    ALTER TABLE feeds ADD COLUMN moved_to TEXT;
+    ALTER TABLE feeds ADD COLUMN moved_confirmations INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE feeds ADD COLUMN cursor_url TEXT;
+    """,
 )
 
 OPEN_STATES = ("pending", "sending")
@@ -175,6 +185,8 @@ class FeedRow:
     consecutive_errors: int
     next_poll_at: float
     disabled_reason: str | None
+    fetch_url: str  # where it is fetched from now: its URL, unless it moved
+    moved_to: str | None  # a permanent redirect seen, not yet confirmed
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +241,12 @@ class StoredEntry:
     body: str
     published: float | None
     seen_at: float
+
+
+def first_cursor(feed: FeedState) -> Cursor:
+    """The cursor of a plain 200 answer with no validators, from the feed's own URL: what
+    a store filled by hand (tests, benchmarks) records for a poll."""
+    return Cursor(200, None, None, feed.location.fetch_url, feed.location)
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -332,11 +350,15 @@ class Store:
     async def feed_state(self, url: str) -> FeedState:
         async with self._lock:
             row = await self._one(
-                "SELECT id, url, title, etag, last_modified, polled, consecutive_errors"
+                "SELECT id, url, title, etag, last_modified, polled, consecutive_errors,"
+                " COALESCE(fetch_url, url), moved_to, moved_confirmations, cursor_url"
                 " FROM feeds WHERE url = ?",
                 (url,),
             )
-        return FeedState(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
+        location = Location(row[7], row[8], row[9])
+        return FeedState(
+            row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6], location, row[10]
+        )
 
     async def due_feeds(self, urls: Iterable[str], now: float, *, force: bool = False) -> list[str]:
         """Watched, enabled feeds due now; with ``force``, every one whose Retry-After is
@@ -409,9 +431,7 @@ class Store:
         *,
         now: float,
         next_poll_at: float,
-        status: int,
-        etag: str | None,
-        last_modified: str | None,
+        cursor: Cursor,
         title: str | None,
         stories: Sequence[Story],
         destinations: Mapping[str, Sequence[str]],
@@ -443,7 +463,7 @@ class Store:
                 for match in story.matches:
                     key = story.story_key if match.rule in per_copy else story_key
                     hid = hit_id(match.rule, key)
-                    cursor = await db.execute(
+                    inserted = await db.execute(
                         "INSERT INTO hits (id, rule, story_key, entry_id, matched, snippet,"
                         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
                         " ON CONFLICT (id) DO NOTHING",
@@ -452,7 +472,7 @@ class Store:
                             json.dumps(match.matched_words), match.snippet, now,
                         ),
                     )  # fmt: skip
-                    if cursor.rowcount != 1:
+                    if inserted.rowcount != 1:
                         continue  # this story already alerted for this rule
                     new_hits.append(hid)
                     await db.executemany(
@@ -463,29 +483,38 @@ class Store:
                             for n in destinations.get(match.rule, ())
                         ],
                     )
-            await db.execute(
-                "UPDATE feeds SET title = COALESCE(?, title), etag = ?, last_modified = ?,"
-                " polled = 1, last_poll_at = ?, last_success_at = ?, last_status = ?,"
-                " last_error = NULL, consecutive_errors = 0, not_before = 0, next_poll_at = ?"
-                " WHERE id = ?",
-                (title, etag, last_modified, now, now, status, next_poll_at, feed.id),
-            )
+            await self._save_cursor(feed.id, cursor, now, next_poll_at, title)
         return new_hits
 
-    async def record_not_modified(self, feed_id: int, now: float, next_poll_at: float) -> None:
+    async def record_not_modified(
+        self, feed_id: int, now: float, next_poll_at: float, cursor: Cursor
+    ) -> None:
         async with self._transaction():
-            await self._db.execute(
-                "UPDATE feeds SET last_poll_at = ?, last_success_at = ?, last_status = 304,"
-                " last_error = NULL, consecutive_errors = 0, not_before = 0, next_poll_at = ?"
-                " WHERE id = ?",
-                (now, now, next_poll_at, feed_id),
-            )
+            await self._save_cursor(feed_id, cursor, now, next_poll_at, None)
+
+    async def _save_cursor(
+        self, feed_id: int, cursor: Cursor, now: float, next_poll_at: float, title: str | None
+    ) -> None:
+        """A successful poll's mark on the feed, inside the caller's transaction."""
+        loc = cursor.location
+        await self._db.execute(
+            "UPDATE feeds SET title = COALESCE(?, title), etag = ?, last_modified = ?,"
+            " cursor_url = ?, fetch_url = ?, moved_to = ?, moved_confirmations = ?,"
+            " polled = polled OR ? != 304, last_poll_at = ?, last_success_at = ?,"
+            " last_status = ?, last_error = NULL, consecutive_errors = 0, not_before = 0,"
+            " next_poll_at = ? WHERE id = ?",
+            (
+                title, cursor.etag, cursor.last_modified, cursor.url, loc.fetch_url,
+                loc.moved_to, loc.confirmations, cursor.status, now, now, cursor.status,
+                next_poll_at, feed_id,
+            ),
+        )  # fmt: skip
 
     async def feeds(self) -> list[FeedRow]:
         rows = await self._all(
             "SELECT url, COALESCE(name, title), last_poll_at, last_success_at, last_status,"
-            " last_error, consecutive_errors, next_poll_at, disabled_reason FROM feeds"
-            " ORDER BY url"
+            " last_error, consecutive_errors, next_poll_at, disabled_reason,"
+            " COALESCE(fetch_url, url), moved_to FROM feeds ORDER BY url"
         )
         return [FeedRow(*r) for r in rows]
 

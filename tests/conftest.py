@@ -40,3 +40,20 @@ def write_watchlist(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A test that failed before closing its Store leaves aiosqlite's worker thread (not a
+    daemon thread) alive, and the interpreter would wait for it forever: stop any such
+    thread so a red run ends red instead of hanging CI."""
+    import gc
+
+    import aiosqlite
+
+    leaked = [
+        obj for obj in gc.get_objects() if isinstance(obj, aiosqlite.Connection) and obj._running
+    ]
+    for connection in leaked:
+        connection.stop()
+    if leaked:
+        print(f"\nconftest: stopped {len(leaked)} database connection(s) a test left open")

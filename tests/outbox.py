@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from monitor.models import BodyStatus, Entry, MatchedTerm, RuleMatch, Story
-from monitor.store import Store
+from monitor.store import Store, first_cursor
 
 
 class ManualClock:
@@ -141,7 +141,7 @@ async def add_hits(
         for i in range(start, start + count)
     ]
     await store.commit_poll(
-        feed, now=now, next_poll_at=now + 600, status=200, etag=None, last_modified=None,
+        feed, now=now, next_poll_at=now + 600, cursor=first_cursor(feed),
         title="Wire", stories=stories, destinations={"r": list(destinations)},
     )  # fmt: skip
 

@@ -83,6 +83,7 @@ class Publisher:
         # path -> (status, headers): answer this instead of the normal content
         self.overrides: dict[str, tuple[int, dict[str, str]]] = {}
         self.extra_headers: dict[str, str] = {}
+        self.redirects: dict[str, tuple[int, str]] = {}  # path -> (status, location path)
         self.base = ""
         self._runner: web.AppRunner | None = None
 
@@ -91,6 +92,9 @@ class Publisher:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.path_qs, dict(request.headers)))
+        if request.path in self.redirects:
+            status, location = self.redirects[request.path]
+            return web.Response(status=status, headers={"Location": location})
         if request.path in self.overrides:
             status, headers = self.overrides[request.path]
             return web.Response(status=status, headers=headers, text="no")

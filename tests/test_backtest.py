@@ -12,7 +12,7 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.models import BodyStatus, Document, Entry, Story
 from monitor.rules import compile_rules
-from monitor.store import Store
+from monitor.store import Store, first_cursor
 from tests.servers import Item, Publisher, Receiver
 from tests.test_cli import newsmon
 from tests.test_cluster import story
@@ -48,7 +48,7 @@ async def fill(db: Path, texts: list[str], feed: str = "https://feed.test/rss") 
         for i, text in enumerate(texts)
     ]  # fmt: skip
     await store.commit_poll(
-        state, now=1000.0, next_poll_at=0, status=200, etag=None, last_modified=None,
+        state, now=1000.0, next_poll_at=0, cursor=first_cursor(state),
         title=None, stories=stories, destinations={},
     )  # fmt: skip
     return store

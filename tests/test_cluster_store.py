@@ -10,7 +10,7 @@ import pytest
 
 from monitor import cluster
 from monitor.models import BodyStatus, ClusterPolicy, Delivery, Entry, RuleMatch, Story
-from monitor.store import Store, hit_id
+from monitor.store import Store, first_cursor, hit_id
 from tests.test_cluster import story, trimmed
 
 DAY = 86400.0
@@ -45,7 +45,7 @@ async def commit(
 ) -> list[str]:
     state = await store.feed_state(f"https://feed{feed}.test/rss")
     return await store.commit_poll(
-        state, now=now, next_poll_at=now + 60, status=200, etag=None, last_modified=None,
+        state, now=now, next_poll_at=now + 60, cursor=first_cursor(state),
         title=None, stories=stories, destinations={"russia": ["hook"]}, clustering=policy,
         per_copy=per_copy,
     )  # fmt: skip
