@@ -30,7 +30,11 @@ class CompiledRule:
 
 
 class RuleIndex:
-    """Compiled rules; build with :func:`compile_rules`."""
+    """Compiled rules; build with :func:`compile_rules`.
+
+    Internally rules are numbered in order, so candidate sets are sets of small ints and
+    sorting them needs no key function.
+    """
 
     def __init__(
         self,
@@ -39,19 +43,21 @@ class RuleIndex:
     ) -> None:
         self.rules = {rule.name: rule for rule in rules}
         self.entities = entities
-        self._order = {rule.name: i for i, rule in enumerate(rules)}
-        self._by_key: dict[str, list[str]] = {}
-        self._by_prefix: dict[str, list[str]] = {}
-        self._always: list[str] = []
-        for rule in rules:
+        self._names = [rule.name for rule in rules]
+        self._plans = [rule.plan for rule in rules]
+        self._requires = [rule.plan.requires() for rule in rules]
+        self._by_key: dict[str, list[int]] = {}
+        self._by_prefix: dict[str, list[int]] = {}
+        self._always: list[int] = []
+        for i, rule in enumerate(rules):
             trigger = rule.plan.trigger()
             if trigger is None:
-                self._always.append(rule.name)
+                self._always.append(i)
                 continue
             for key in trigger.keys:
-                self._by_key.setdefault(key, []).append(rule.name)
+                self._by_key.setdefault(key, []).append(i)
             for stem in trigger.prefixes:
-                self._by_prefix.setdefault(stem, []).append(rule.name)
+                self._by_prefix.setdefault(stem, []).append(i)
         self._prefix_lengths = sorted({len(stem) for stem in self._by_prefix})
         self._spellings: dict[str, normalize.Spelling] = {}
 
@@ -61,8 +67,11 @@ class RuleIndex:
             self._spellings.clear()
         view = View(doc, self._spellings)
         matches = []
-        for name in self._candidates(view, only):
-            spans = self.rules[name].plan.evidence(view)
+        for i in self._candidates(view):
+            name = self._names[i]
+            if only is not None and name not in only:
+                continue
+            spans = self._plans[i].evidence(view)
             if spans is not None:
                 terms = matched_terms(view, spans)
                 matches.append(RuleMatch(name, terms, snippet(view, terms)))
@@ -73,20 +82,21 @@ class RuleIndex:
         compiled = self.rules[rule]
         return explain(rule, compiled.query, self.entities, doc)
 
-    def _candidates(self, view: View, only: AbstractSet[str] | None) -> list[str]:
-        found = set(self._always)
+    def _candidates(self, view: View) -> list[int]:
+        """Rules with every required key present, in rule order.
+
+        A rule is filed under one necessary term (its trigger); the rest of what it needs
+        is checked with set operations, which run in C, before any evaluation.
+        """
+        present = view.where.keys()
         by_key, by_prefix = self._by_key, self._by_prefix
-        for key in view.where:
-            names = by_key.get(key)
-            if names is not None:
-                found.update(names)
-            for length in self._prefix_lengths:
-                names = by_prefix.get(key[:length]) if length <= len(key) else None
-                if names is not None:
-                    found.update(names)
-        if only is not None:
-            found &= only
-        return sorted(found, key=self._order.__getitem__)
+        found = set(self._always)
+        found.update(*map(by_key.__getitem__, present & by_key.keys()))
+        for length in self._prefix_lengths:
+            stems = {key[:length] for key in present if len(key) >= length}
+            found.update(*map(by_prefix.__getitem__, stems & by_prefix.keys()))
+        absent, requires = present.isdisjoint, self._requires
+        return sorted(i for i in found if not any(map(absent, requires[i])))
 
 
 def compile_entities(

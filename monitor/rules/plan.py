@@ -22,6 +22,8 @@ ALL_FIELDS = frozenset(range(len(FIELDS)))
 
 # A matched stretch of words: (field index, first token, last token), inclusive.
 Span = tuple[int, int, int]
+# Sets of folded keys of which each must have a member in the document (AND of ORs).
+Requirement = tuple[frozenset[str], ...]
 
 
 class Occurrence(NamedTuple):
@@ -107,6 +109,13 @@ class Plan:
         """What must occur for this node to hold; None if it can hold on an empty text."""
         raise NotImplementedError
 
+    def requires(self) -> Requirement:
+        """Key sets that must each meet the document's words for this node to hold.
+
+        The default suits AND-like nodes (AND, NEAR, ATLEAST): every child's requirements.
+        """
+        return _conjoin(self.children())
+
     def children(self) -> tuple[Plan, ...]:
         return ()
 
@@ -187,7 +196,10 @@ class Words(Positional):
         return found
 
     def trigger(self) -> Trigger:
-        return Trigger(max(self.lookup, key=lambda s: min(map(len, s))), frozenset(), 1)
+        return Trigger(_rarest(self.lookup), frozenset(), 1)
+
+    def requires(self) -> Requirement:
+        return self.lookup
 
 
 class Prefix(Positional):
@@ -210,6 +222,9 @@ class Prefix(Positional):
     def trigger(self) -> Trigger:
         return Trigger(frozenset(), frozenset({self.stem}), 4)  # a prefix matches many words
 
+    def requires(self) -> Requirement:
+        return ()  # a stem is no key: the document's words are not looked up by prefix
+
 
 class AnyOf(Positional):
     """OR of positional nodes, and entities: every place any of them matches."""
@@ -228,6 +243,9 @@ class AnyOf(Positional):
 
     def trigger(self) -> Trigger | None:
         return _union(item.trigger() for item in self.items)
+
+    def requires(self) -> Requirement:
+        return _disjoin(self.items)
 
     def children(self) -> tuple[Plan, ...]:
         return self.items
@@ -346,6 +364,9 @@ class Any(Plan):
     def trigger(self) -> Trigger | None:
         return _union(item.trigger() for item in self.items)
 
+    def requires(self) -> Requirement:
+        return _disjoin(self.items)
+
     def children(self) -> tuple[Plan, ...]:
         return self.items
 
@@ -366,6 +387,9 @@ class Negation(Plan):
     def trigger(self) -> None:
         return None
 
+    def requires(self) -> Requirement:
+        return ()
+
     def children(self) -> tuple[Plan, ...]:
         return (self.item,)
 
@@ -379,6 +403,26 @@ def disjoint(occurrences: list[Occurrence]) -> list[Occurrence]:
             continue
         kept.append(o)
     return kept
+
+
+def _rarest(slots: Iterable[frozenset[str]]) -> frozenset[str]:
+    """The key set least likely to occur: the one whose shortest word is longest."""
+    return max(slots, key=lambda keys: min(map(len, keys)))
+
+
+def _conjoin(items: Iterable[Plan]) -> Requirement:
+    return tuple(dict.fromkeys(keys for item in items for keys in item.requires()))
+
+
+def _disjoin(items: Iterable[Plan]) -> Requirement:
+    """For an OR, one key set: the union of one necessary set from every alternative."""
+    chosen = []
+    for item in items:
+        needed = item.requires()
+        if not needed:
+            return ()  # this alternative can hold without any known key
+        chosen.append(_rarest(needed))
+    return (frozenset().union(*chosen),)
 
 
 def _union(triggers: Iterable[Trigger | None]) -> Trigger | None:
