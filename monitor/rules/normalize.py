@@ -43,8 +43,10 @@ _ASCII_TOKEN = re.compile(
 # News copy is mostly ASCII but for its typography. Each of these characters is replaced
 # by an ASCII one that every class of _TOKEN treats alike (a closing quote stays a
 # closing quote, an apostrophe an apostrophe), one for one so offsets are unchanged.
-_TYPOGRAPHY = str.maketrans(
-    {"’": "'", "”": '"', "“": "#", "‘": "#", "—": "-", "–": "-", "…": "#", "\xa0": " "}
+# (str.replace, not str.translate: translate looks every character up, 0.2 ms per 5 KB.)
+_TYPOGRAPHY = (
+    *(("’", "'"), ("”", '"'), ("“", "#"), ("‘", "#")),
+    *(("—", "-"), ("–", "-"), ("…", "#"), ("\xa0", " ")),
 )
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'"})
 # Periods after these words rarely end a sentence in news copy ("Mr. Lavrov said").
@@ -252,7 +254,10 @@ def split(text: str) -> list[str]:
     may differ from the text's only in apostrophes, which spell alike; lengths, and so
     offsets, are the same.
     """
-    plain = text.translate(_TYPOGRAPHY)
+    plain = text
+    if not plain.isascii():
+        for typographic, ascii_char in _TYPOGRAPHY:
+            plain = plain.replace(typographic, ascii_char)
     return _ASCII_TOKEN.split(plain) if plain.isascii() else _TOKEN.split(text)
 
 

@@ -59,7 +59,7 @@ class Trigger:
 class View:
     """A document tokenised once, with a folded-word index and a per-document memo."""
 
-    __slots__ = ("_sorted_keys", "memo", "texts", "tokens", "where")
+    __slots__ = ("_sorted_keys", "memo", "present", "texts", "tokens", "where")
 
     def __init__(self, doc: Document, cache: dict[str, normalize.Spelling] | None = None) -> None:
         self.texts = (doc.title, doc.summary, doc.body)
@@ -73,6 +73,7 @@ class View:
                 else:
                     found.append((f, i))
         self.where = where
+        self.present = where.keys()
         self.memo: dict[int, list[Occurrence]] = {}
         self._sorted_keys: list[str] | None = None
 
@@ -167,17 +168,17 @@ class Words(Positional):
         )
 
     def find(self, view: View) -> list[Occurrence]:
-        where, fields = view.where, self.fields
-        if len(self.slots) == 1:
-            starts = [p for key in self.lookup[0] for p in where.get(key, ())]
+        where, fields, lookup = view.where, self.fields, self.lookup
+        if any(map(view.present.isdisjoint, lookup)):
+            return []  # a word is missing: most forms of most entities, checked in C
+        if len(lookup) == 1:
+            starts = [p for key in lookup[0] for p in where.get(key, ())]
             offset = 0
         else:
             # Anchor on the word with the fewest places: "the" in "the Kremlin" has many.
-            offset = min(
-                range(len(self.slots)),
-                key=lambda j: sum(len(where.get(k, ())) for k in self.lookup[j]),
-            )
-            starts = [(f, i - offset) for key in self.lookup[offset] for f, i in where.get(key, ())]
+            counts = [sum([len(where.get(key, ())) for key in slot]) for slot in lookup]
+            offset = counts.index(min(counts))
+            starts = [(f, i - offset) for key in lookup[offset] for f, i in where.get(key, ())]
         if fields is not ALL_FIELDS:
             starts = [p for p in starts if p[0] in fields]
         if len(self.slots) == 1 and not self.case_sensitive:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from monitor.models import MatchedTerm
 from monitor.rules.plan import FIELDS, Span, View
 
 SNIPPET_WIDTH = 200
-_SPACES = re.compile(r"\s+")
 
 
 def matched_terms(view: View, spans: Iterable[Span]) -> tuple[MatchedTerm, ...]:
@@ -34,6 +32,9 @@ def snippet(view: View, terms: tuple[MatchedTerm, ...], width: int = SNIPPET_WID
 
     Ties go to the body, then the summary: the title is shown in every alert anyway.
     """
+    if len(terms) == 1:  # the common case, and the only window there is
+        [term] = terms
+        return _window(view.texts[FIELDS.index(term.field)], term.start, term.end, width)
     best: tuple[int, int, int, str, int, int] | None = None
     for rank, name in enumerate(reversed(FIELDS)):
         in_field = [t for t in terms if t.field == name]
@@ -61,5 +62,5 @@ def _window(text: str, start: int, end: int, width: int) -> str:
     if hi < len(text):
         space = text.rfind(" ", end, hi)
         hi = space if space != -1 else hi
-    body = _SPACES.sub(" ", text[lo:hi]).strip()
+    body = " ".join(text[lo:hi].split())  # whitespace runs as one space, as re's \s+ would
     return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
