@@ -242,8 +242,10 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
     surfaces = parts[1::2]
     try:
         spellings = list(map(cache.__getitem__, surfaces))
-    except KeyError:  # a word not seen before; later texts find it in the cache
-        spellings = [_spelled(cache, surface) for surface in surfaces]
+    except KeyError:  # words not seen before (a few dozen per article): spell just those
+        for surface in set(surfaces).difference(cache):
+            cache[surface] = spell(surface)
+        spellings = list(map(cache.__getitem__, surfaces))
     return Tokens(parts, spellings)
 
 
@@ -264,13 +266,6 @@ def split(text: str) -> list[str]:
 def unicode_split(text: str) -> list[str]:
     """What :func:`split` gives without its ASCII fast path; tests prove them equal."""
     return _TOKEN.split(text)
-
-
-def _spelled(cache: dict[str, Spelling], surface: str) -> Spelling:
-    spelling = cache.get(surface)
-    if spelling is None:
-        spelling = cache[surface] = spell(surface)
-    return spelling
 
 
 def spell(surface: str) -> Spelling:

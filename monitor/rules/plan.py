@@ -197,7 +197,7 @@ class Words(Positional):
         return found
 
     def trigger(self) -> Trigger:
-        return Trigger(_rarest(self.lookup), frozenset(), 1)
+        return Trigger(rarest(self.lookup), frozenset(), 1)
 
     def requires(self) -> Requirement:
         return self.lookup
@@ -406,7 +406,7 @@ def disjoint(occurrences: list[Occurrence]) -> list[Occurrence]:
     return kept
 
 
-def _rarest(slots: Iterable[frozenset[str]]) -> frozenset[str]:
+def rarest(slots: Iterable[frozenset[str]]) -> frozenset[str]:
     """The key set least likely to occur: the one whose shortest word is longest."""
     return max(slots, key=lambda keys: min(map(len, keys)))
 
@@ -422,7 +422,7 @@ def _disjoin(items: Iterable[Plan]) -> Requirement:
         needed = item.requires()
         if not needed:
             return ()  # this alternative can hold without any known key
-        chosen.append(_rarest(needed))
+        chosen.append(rarest(needed))
     return (frozenset().union(*chosen),)
 
 
