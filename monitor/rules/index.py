@@ -107,7 +107,9 @@ class RuleIndex:
         a Python loop over hundreds of candidate rules would cost more than the rest.
         """
         present, key_sets = view.present, self._key_sets
-        met: set[int] = set().union(*map(key_sets.__getitem__, present & key_sets.keys()))
+        known = present & key_sets.keys()
+        known |= view.pairs & key_sets.keys()
+        met: set[int] = set().union(*map(key_sets.__getitem__, known))
         by_need, by_key, by_prefix = self._by_need, self._by_key, self._by_prefix
         found = set(self._always)
         found.update(*map(by_need.__getitem__, met & by_need.keys()))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise, product, repeat
+from operator import sub
 from typing import NamedTuple
 
 from monitor.models import Document
@@ -22,8 +24,15 @@ ALL_FIELDS = frozenset(range(len(FIELDS)))
 
 # A matched stretch of words: (field index, first token, last token), inclusive.
 Span = tuple[int, int, int]
-# Sets of folded keys of which each must have a member in the document (AND of ORs).
+STRIDE = 1 << 28  # places of a field's words start at field * STRIDE; one-digit ints
+# Sets of folded keys (words, or pairs of neighbouring words: see ``pair``) of which each
+# must have a member in the document (AND of ORs).
 Requirement = tuple[frozenset[str], ...]
+
+
+# The key of two neighbouring words, from a pair of keys: keys hold no space, so it is
+# never a word's key.
+pair = " ".join
 
 
 class Occurrence(NamedTuple):
@@ -57,23 +66,31 @@ class Trigger:
 
 
 class View:
-    """A document tokenised once, with a folded-word index and a per-document memo."""
+    """A document tokenised once, with a folded-word index and a per-document memo.
 
-    __slots__ = ("_sorted_keys", "memo", "present", "texts", "tokens", "where")
+    ``where`` gives the places of each folded word in text order, a place being one int,
+    ``field * STRIDE + token``, so that places can be shifted and intersected in C.
+    """
+
+    __slots__ = ("_sorted_keys", "memo", "pairs", "present", "texts", "tokens", "where")
 
     def __init__(self, doc: Document, cache: dict[str, normalize.Spelling] | None = None) -> None:
         self.texts = (doc.title, doc.summary, doc.body)
         self.tokens = tuple(normalize.tokenize(text, cache) for text in self.texts)
-        where: dict[str, list[tuple[int, int]]] = {}
+        where: dict[str, list[int]] = {}
         for f, tokens in enumerate(self.tokens):
-            for i, key in enumerate(tokens.folded):
+            for place, key in enumerate(tokens.folded, f * STRIDE):
                 found = where.get(key)
                 if found is None:
-                    where[key] = [(f, i)]
+                    where[key] = [place]
                 else:
-                    found.append((f, i))
+                    found.append(place)
         self.where = where
         self.present = where.keys()
+        # Neighbouring words of each field, as keys for what rules require (``pair``).
+        self.pairs: set[str] = set()
+        for tokens in self.tokens:
+            self.pairs.update(map(pair, pairwise(tokens.folded)))
         self.memo: dict[int, list[Occurrence]] = {}
         self._sorted_keys: list[str] | None = None
 
@@ -147,7 +164,7 @@ class Positional(Plan):
 class Words(Positional):
     """Consecutive words; each slot is the set of keys accepted at that position."""
 
-    __slots__ = ("case_sensitive", "fields", "lookup", "slots")
+    __slots__ = ("case_sensitive", "fields", "keys", "lookup", "slots")
 
     def __init__(
         self,
@@ -166,41 +183,40 @@ class Words(Positional):
             if not case_sensitive
             else tuple(frozenset(map(normalize.fold, slot)) for slot in slots)
         )
+        self.keys = tuple(tuple(sorted(slot)) for slot in self.lookup)
 
     def find(self, view: View) -> list[Occurrence]:
-        where, fields, lookup = view.where, self.fields, self.lookup
+        where, lookup = view.where, self.lookup
         if any(map(view.present.isdisjoint, lookup)):
             return []  # a word is missing: most forms of most entities, checked in C
-        if len(lookup) == 1:
-            starts = [p for key in lookup[0] for p in where.get(key, ())]
-            offset = 0
-        else:
-            # Anchor on the word with the fewest places: "the" in "the Kremlin" has many.
-            counts = [sum([len(where.get(key, ())) for key in slot]) for slot in lookup]
-            offset = counts.index(min(counts))
-            starts = [(f, i - offset) for key in lookup[offset] for f, i in where.get(key, ())]
-        if fields is not ALL_FIELDS:
-            starts = [p for p in starts if p[0] in fields]
-        if len(self.slots) == 1 and not self.case_sensitive:
-            return [Occurrence(f, i, i, ((f, i, i),)) for f, i in sorted(starts)]
-        found = []
-        last_offset = len(self.slots) - 1
-        for f, i in sorted(starts):
-            tokens = view.tokens[f]
-            keys = tokens.exact if self.case_sensitive else tokens.folded
-            if (
-                i >= 0
-                and i + last_offset < len(keys)
-                and all(keys[i + j] in slot for j, slot in enumerate(self.slots))
-            ):
-                found.append(Occurrence(f, i, i + last_offset, ((f, i, i + last_offset),)))
+        # Where the phrase could start: places of its first word, met by those of the
+        # second word shifted back by one, and so on (set operations, in C).
+        starts: Iterable[int] = _places(where, self.keys[0])
+        for j, keys in enumerate(self.keys[1:], 1):
+            starts = set(starts).intersection(map(sub, _places(where, keys), repeat(j)))
+        ordered = sorted(starts)
+        if self.fields is not ALL_FIELDS:
+            ordered = [p for p in ordered if p // STRIDE in self.fields]
+        last = len(self.slots) - 1
+        found = [
+            Occurrence(f, i, i + last, ((f, i, i + last),))
+            for f, i in map(divmod, ordered, repeat(STRIDE))
+        ]
+        if self.case_sensitive:
+            found = [o for o in found if self._exact_at(view.tokens[o.field].exact, o.first)]
         return found
+
+    def _exact_at(self, exact: list[str], i: int) -> bool:
+        return all(exact[i + j] in slot for j, slot in enumerate(self.slots))
 
     def trigger(self) -> Trigger:
         return Trigger(rarest(self.lookup), frozenset(), 1)
 
     def requires(self) -> Requirement:
-        return self.lookup
+        # Each word, and each pair of neighbours: "of the" is in most texts' words, much
+        # rarer as a pair. (A phrase's slots hold one key each; inflected words stand alone.)
+        pairs = (frozenset(map(pair, product(*two))) for two in pairwise(self.lookup))
+        return (*self.lookup, *pairs)
 
 
 class Prefix(Positional):
@@ -216,9 +232,9 @@ class Prefix(Positional):
             place
             for key in view.keys_with_prefix(self.stem)
             for place in view.where[key]
-            if place[0] in self.fields
+            if place // STRIDE in self.fields
         )
-        return [Occurrence(f, i, i, ((f, i, i),)) for f, i in places]
+        return [Occurrence(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
 
     def trigger(self) -> Trigger:
         return Trigger(frozenset(), frozenset({self.stem}), 4)  # a prefix matches many words
@@ -404,6 +420,13 @@ def disjoint(occurrences: list[Occurrence]) -> list[Occurrence]:
             continue
         kept.append(o)
     return kept
+
+
+def _places(where: Mapping[str, list[int]], keys: tuple[str, ...]) -> list[int]:
+    """Places of any of ``keys`` (a word and its inflections), unordered."""
+    if len(keys) == 1:
+        return where.get(keys[0], [])
+    return [place for key in keys for place in where.get(key, ())]
 
 
 def rarest(slots: Iterable[frozenset[str]]) -> frozenset[str]:

@@ -30,24 +30,43 @@ def matched_terms(view: View, spans: Iterable[Span]) -> tuple[MatchedTerm, ...]:
 def snippet(view: View, terms: tuple[MatchedTerm, ...], width: int = SNIPPET_WIDTH) -> str:
     """About ``width`` characters around the window holding the most distinct matched words.
 
-    Ties go to the body, then the summary: the title is shown in every alert anyway.
+    Each matched term anchors a window of the terms that end within ``width`` characters
+    of its start; the best has the most distinct words, then the most terms. Ties go to
+    the body, then the summary (the title is shown in every alert anyway), then to the
+    earlier window. A term longer than ``width`` is a window of its own.
     """
     if len(terms) == 1:  # the common case, and the only window there is
         [term] = terms
         return _window(view.texts[FIELDS.index(term.field)], term.start, term.end, width)
-    best: tuple[int, int, int, str, int, int] | None = None
+    best: tuple[int, int, int] | None = None
+    where = (0, 0, 0)  # field, start and end of the best window
     for rank, name in enumerate(reversed(FIELDS)):
         in_field = [t for t in terms if t.field == name]
+        # Terms come in text order and none lies inside another, so their ends grow too:
+        # each window is a run of terms, and slides to the right as its anchor does.
+        words = [t.text.casefold() for t in in_field]
+        counts: dict[str, int] = {}
+        after = 0  # the first term not in the window
         for i, anchor in enumerate(in_field):
-            window = [t for t in in_field[i:] if t.end <= anchor.start + width]
-            distinct = len({t.text.casefold() for t in window})
-            score = (distinct, len(window), -rank, name, anchor.start, window[-1].end)
-            if best is None or score[:3] > best[:3]:
-                best = score
+            limit = anchor.start + width
+            while after < len(in_field) and in_field[after].end <= limit:
+                counts[words[after]] = counts.get(words[after], 0) + 1
+                after += 1
+            if anchor.end <= limit:
+                score = (len(counts), after - i, -rank)
+                end = in_field[after - 1].end
+            else:
+                score, end, after = (1, 1, -rank), anchor.end, i + 1
+            if best is None or score > best:
+                best, where = score, (FIELDS.index(name), anchor.start, end)
+            if anchor.end <= limit:  # the anchor leaves the window
+                counts[words[i]] -= 1
+                if not counts[words[i]]:
+                    del counts[words[i]]
     if best is None:
         return ""
-    _, _, _, name, start, end = best
-    return _window(view.texts[FIELDS.index(name)], start, end, width)
+    field, start, end = where
+    return _window(view.texts[field], start, end, width)
 
 
 def _window(text: str, start: int, end: int, width: int) -> str:
