@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.rules.normalize import Spelling, spell, split, unicode_split
+from monitor.rules.normalize import _ABBREVIATIONS as ABBREVIATIONS
+from monitor.rules.normalize import Spelling, spell, split, tokenize, unicode_split
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "articles"
 
@@ -46,3 +47,46 @@ def test_fast_path_agrees_on_the_corpus() -> None:
     """On every corpus article body, both paths give the same parts and spellings."""
     for path in sorted(CORPUS.glob("*.txt")):
         assert_same_split(path.read_text(encoding="utf-8"))
+
+
+def reference_tokens(text: str) -> dict[str, list[object]]:
+    """Keys, offsets and sentence numbers word by word, as one plain loop would find them."""
+    out: dict[str, list[object]] = {k: [] for k in ("folded", "exact", "start", "end", "sent")}
+    sentence, previous, at = 0, "", 0
+    for k, part in enumerate(unicode_split(text)):
+        if k % 2 and part[0] in ".!?":
+            if part != "." or not (previous in ABBREVIATIONS or len(previous) == 1):
+                sentence += 1
+            previous = ""
+        elif k % 2:
+            pieces, length = spell(part)
+            for exact, folded, _ in pieces:
+                for key, value in zip(out, (folded, exact, at, at + length, sentence), strict=True):
+                    out[key].append(value)
+                previous = folded
+        at += len(part)
+    return out
+
+
+pieces = st.sampled_from(
+    ["Russia", "U.S.", "Mr.", "F.", "¼", "ʼ", ".", "!", "?", "’s", "talks", "3.5", "\n", "“"]
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(pieces, max_size=20), st.sampled_from([" ", "", "  "]))
+def test_word_lists_agree_with_a_plain_loop(words: list[str], gap: str) -> None:
+    """Lazy offsets and sentence numbers, whole lists or one word at a time, are the loop's."""
+    text = gap.join(words)
+    tokens = tokenize(text)
+    expected = reference_tokens(text)
+    assert tokens.folded == expected["folded"]
+    assert tokens.exact == expected["exact"]
+    assert [tokens.start_of(i) for i in range(len(tokens))] == expected["start"]
+    assert [tokens.end_of(i) for i in range(len(tokens))] == expected["end"]
+    assert [tokens.sentence_of(i) for i in range(len(tokens))] == expected["sent"]
+    assert (tokens.start, tokens.end, tokens.sentence) == (
+        expected["start"],
+        expected["end"],
+        expected["sent"],
+    )

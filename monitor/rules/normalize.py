@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from itertools import accumulate, islice
-from operator import add, itemgetter
+from bisect import bisect_right
+from itertools import accumulate, count, islice
+from operator import itemgetter, sub
 
 import regex
 
@@ -108,8 +109,8 @@ class Tokens:
     """
 
     __slots__ = (
-        *("_acronym", "_end", "_exact", "_owner", "_parts", "_sentence", "_spellings"),
-        *("_start", "_stops", "folded"),
+        *("_acronym", "_break", "_end", "_exact", "_owner", "_parts", "_sentence"),
+        *("_spellings", "_start", "_starts", "_stop_word", "_stops", "folded"),
     )
 
     def __init__(self, parts: list[str], spellings: list[Spelling]) -> None:
@@ -122,6 +123,9 @@ class Tokens:
         self._end: list[int] | None = None
         self._sentence: list[int] | None = None
         self._stops: list[int] | None = None
+        self._stop_word: list[int] | None = None
+        self._starts: list[int] | None = None  # of each surface
+        self._break: list[int] | None = None
         self._owner: list[int] | None = None  # [] when every word has its own surface
 
     def __len__(self) -> int:
@@ -142,31 +146,52 @@ class Tokens:
     @property
     def start(self) -> list[int]:
         if self._start is None:
-            self._offsets()
-        assert self._start is not None
+            self._start = [self.start_of(i) for i in range(len(self))]
         return self._start
 
     @property
     def end(self) -> list[int]:
         if self._end is None:
-            self._offsets()
-        assert self._end is not None
+            self._end = [self.end_of(i) for i in range(len(self))]
         return self._end
 
-    def _offsets(self) -> None:
-        # A surface starts where the separators and surfaces before it end.
-        starts = list(islice(accumulate(map(len, self._parts)), 0, None, 2))
-        lengths = list(map(itemgetter(1), self._spellings))
+    @property
+    def sentence(self) -> list[int]:
+        if self._sentence is None:
+            numbers: list[int] = []
+            for sentence, words in enumerate(self._breaks()):
+                numbers += [sentence] * (words - len(numbers))
+            self._sentence = numbers + [len(self._breaks())] * (len(self) - len(numbers))
+        return self._sentence
+
+    # Single words' offsets and sentences, for the few words a match reports or a NEAR/s
+    # compares: the full lists cost more than all the rest of a match.
+
+    def start_of(self, i: int) -> int:
+        """Character offset where word ``i`` starts."""
+        return self._surface_starts()[self._surface(i)]
+
+    def end_of(self, i: int) -> int:
+        """Character offset where word ``i`` ends (its possessive excluded)."""
+        surface = self._surface(i)
+        return self._surface_starts()[surface] + self._spellings[surface][1]
+
+    def sentence_of(self, i: int) -> int:
+        """Number of word ``i``'s sentence, from 0."""
+        return bisect_right(self._breaks(), i)
+
+    def _surface_starts(self) -> list[int]:
+        if self._starts is None:
+            # A surface starts where the separators and surfaces before it end.
+            self._starts = list(islice(accumulate(map(len, self._parts)), 0, None, 2))
+        return self._starts
+
+    def _surface(self, i: int) -> int:
+        """The surface word ``i`` came from."""
         owners = self._owners()
-        if owners is None:
-            del starts[len(lengths) :]
-            for i in reversed(self._stop_surfaces()):
-                del starts[i], lengths[i]
-        else:
-            starts = [starts[i] for i in owners]
-            lengths = [lengths[i] for i in owners]
-        self._start = starts
-        self._end = list(map(add, starts, lengths))
+        if owners is None:  # each stop before it shifts it by one
+            return i + bisect_right(self._stop_words(), i)
+        return owners[i]
 
     def _stop_surfaces(self) -> list[int]:
         """Indices of the surfaces that are sentence-end marks (found in C by ``index``)."""
@@ -180,6 +205,12 @@ class Tokens:
                 self._stops = found
         return self._stops
 
+    def _stop_words(self) -> list[int]:
+        """For each stop, how many words come before it (when ``_owners`` is None)."""
+        if self._stop_word is None:
+            self._stop_word = list(map(sub, self._stop_surfaces(), count()))
+        return self._stop_word
+
     def _owners(self) -> list[int] | None:
         """The surface each word came from; None when that is every surface but the stops.
 
@@ -189,40 +220,32 @@ class Tokens:
         if self._owner is None:
             counts = list(map(len, map(itemgetter(0), self._spellings)))
             regular = counts.count(1) + len(self._stop_surfaces()) == len(counts)
-            self._owner = (
-                [] if regular else [i for i, count in enumerate(counts) for _ in range(count)]
-            )
+            self._owner = [] if regular else [i for i, n in enumerate(counts) for _ in range(n)]
         return self._owner or None
 
-    @property
-    def sentence(self) -> list[int]:
-        if self._sentence is None:
-            self._sentence = self._sentences()
-        return self._sentence
-
-    def _sentences(self) -> list[int]:
-        surfaces, spellings = self._parts[1::2], self._spellings
-        numbers: list[int] = []
-        sentence = 0
-        if self._owners() is None:
-            # Every surface up to a stop is one word: number runs between stops.
-            after = 0  # the first surface after the last stop
-            for stop in self._stop_surfaces():
-                numbers += [sentence] * (stop - after)
-                previous = spellings[stop - 1][0][0][1] if stop > after else ""
-                sentence += _ends_sentence(surfaces[stop], previous)
-                after = stop + 1
-            numbers += [sentence] * (len(surfaces) - after)
-            return numbers
-        previous = ""
-        for surface, (pieces, _) in zip(surfaces, spellings, strict=True):
-            if pieces:
-                numbers += [sentence] * len(pieces)
-                previous = pieces[-1][1]
-            elif surface[0] in _STOPS:
-                sentence += _ends_sentence(surface, previous)
-                previous = ""
-        return numbers
+    def _breaks(self) -> list[int]:
+        """For each sentence end, how many words come before it."""
+        if self._break is None:
+            self._break = []
+            surfaces, spellings = self._parts[1::2], self._spellings
+            if self._owners() is None:
+                after = 0  # the first surface after the last stop
+                for stop, words in zip(self._stop_surfaces(), self._stop_words(), strict=True):
+                    previous = spellings[stop - 1][0][0][1] if stop > after else ""
+                    if _ends_sentence(surfaces[stop], previous):
+                        self._break.append(words)
+                    after = stop + 1
+                return self._break
+            words, previous = 0, ""
+            for surface, (pieces, _) in zip(surfaces, spellings, strict=True):
+                if pieces:
+                    words += len(pieces)
+                    previous = pieces[-1][1]
+                elif surface[0] in _STOPS:
+                    if _ends_sentence(surface, previous):
+                        self._break.append(words)
+                    previous = ""
+        return self._break
 
 
 def _ends_sentence(stop: str, previous: str) -> bool:

@@ -296,9 +296,9 @@ class Near(Positional):
                 else:
                     continue  # overlapping: no word is counted twice
                 first, last = min(a.first, b.first), max(a.last, b.last)
-                sentences = view.tokens[a.field].sentence
+                tokens = view.tokens[a.field]
                 if (
-                    sentences[first] == sentences[last]
+                    tokens.sentence_of(first) == tokens.sentence_of(last)
                     if self.distance is None
                     else gap <= self.distance
                 ):

@@ -22,7 +22,7 @@ def matched_terms(view: View, spans: Iterable[Span]) -> tuple[MatchedTerm, ...]:
             continue  # starts no earlier and ends no later than one already kept
         reach = (f, last)
         tokens = view.tokens[f]
-        start, end = tokens.start[first], tokens.end[last]
+        start, end = tokens.start_of(first), tokens.end_of(last)
         out.append(MatchedTerm(view.texts[f][start:end], FIELDS[f], start, end))
     return tuple(out)
 
