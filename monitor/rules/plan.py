@@ -15,7 +15,7 @@ from itertools import pairwise, product, repeat
 from operator import sub
 from typing import NamedTuple
 
-from monitor.models import Document
+from monitor.models import Document, MatchedTerm
 from monitor.rules import normalize, syntax
 from monitor.rules.inflect import forms
 
@@ -72,7 +72,7 @@ class View:
     ``field * STRIDE + token``, so that places can be shifted and intersected in C.
     """
 
-    __slots__ = ("_sorted_keys", "memo", "pairs", "present", "texts", "tokens", "where")
+    __slots__ = ("_sorted_keys", "memo", "pairs", "present", "terms", "texts", "tokens", "where")
 
     def __init__(self, doc: Document, cache: dict[str, normalize.Spelling] | None = None) -> None:
         self.texts = (doc.title, doc.summary, doc.body)
@@ -92,6 +92,7 @@ class View:
         for tokens in self.tokens:
             self.pairs.update(map(pair, pairwise(tokens.folded)))
         self.memo: dict[int, list[Occurrence]] = {}
+        self.terms: dict[Span, MatchedTerm] = {}  # reported spans, built once
         self._sorted_keys: list[str] | None = None
 
     def keys_with_prefix(self, stem: str) -> list[str]:
@@ -253,9 +254,10 @@ class AnyOf(Positional):
         self.items = items
 
     def find(self, view: View) -> list[Occurrence]:
-        merged = {
-            (o.field, o.first, o.last): o for item in self.items for o in item.occurrences(view)
-        }
+        found = [(item, o) for item in self.items if (o := item.occurrences(view))]
+        if len(found) == 1 and not isinstance(found[0][0], Near):
+            return found[0][1]  # one place per stretch, in order: nothing to merge
+        merged = {(o.field, o.first, o.last): o for _, occurrences in found for o in occurrences}
         return sorted(merged.values())
 
     def trigger(self) -> Trigger | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from operator import itemgetter
 
 from monitor.models import MatchedTerm
 from monitor.rules.plan import FIELDS, Span, View
@@ -15,15 +16,24 @@ def matched_terms(view: View, spans: Iterable[Span]) -> tuple[MatchedTerm, ...]:
 
     A span inside a longer one ("Russian" in "Russian Federation") is left out.
     """
+    # In field and text order, the longest first among those starting together (two
+    # stable sorts with C key functions: a lambda per span cost more).
+    ordered = sorted(set(spans), key=itemgetter(2), reverse=True)
+    ordered.sort(key=itemgetter(0, 1))
     out = []
     reach = (-1, -1)  # (field, furthest last token) of the spans so far
-    for f, first, last in sorted(set(spans), key=lambda s: (s[0], s[1], -s[2])):
+    made = view.terms  # rules sharing an entity or a word report the same spans
+    for span in ordered:
+        f, first, last = span
         if reach[0] == f and last <= reach[1]:
             continue  # starts no earlier and ends no later than one already kept
         reach = (f, last)
-        tokens = view.tokens[f]
-        start, end = tokens.start_of(first), tokens.end_of(last)
-        out.append(MatchedTerm(view.texts[f][start:end], FIELDS[f], start, end))
+        term = made.get(span)
+        if term is None:
+            tokens = view.tokens[f]
+            start, end = tokens.start_of(first), tokens.end_of(last)
+            term = made[span] = MatchedTerm(view.texts[f][start:end], FIELDS[f], start, end)
+        out.append(term)
     return tuple(out)
 
 
