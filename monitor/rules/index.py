@@ -20,7 +20,7 @@ from monitor.errors import QueryError, RuleCompileError
 from monitor.models import Document, RuleMatch
 from monitor.rules import normalize, syntax
 from monitor.rules.explain import Explanation, explain
-from monitor.rules.plan import Builder, Plan, View, rarest
+from monitor.rules.plan import Builder, Key, Plan, View, rarest
 from monitor.rules.snippet import matched_terms, snippet
 
 SPELLING_CACHE_SIZE = 200_000  # distinct surface words remembered; about 40 MB at most
@@ -50,8 +50,8 @@ class RuleIndex:
         self._names = [rule.name for rule in rules]
         self._plans = [rule.plan for rule in rules]
         # Key sets are numbered once however many rules share them (an entity's, a word's).
-        numbers: dict[frozenset[str], int] = {}
-        self._key_sets: dict[str, list[int]] = {}  # key -> numbers of the sets holding it
+        numbers: dict[frozenset[Key], int] = {}
+        self._key_sets: dict[Key, list[int]] = {}  # key -> numbers of the sets holding it
         self._needs: list[frozenset[int]] = []  # per rule: the key sets it needs
         self._by_need: dict[int, list[int]] = {}  # key set -> rules filed under it
         self._by_key: dict[str, list[int]] = {}
@@ -107,9 +107,10 @@ class RuleIndex:
         a Python loop over hundreds of candidate rules would cost more than the rest.
         """
         present, key_sets = view.present, self._key_sets
-        known = present & key_sets.keys()
-        known |= view.pairs & key_sets.keys()
-        met: set[int] = set().union(*map(key_sets.__getitem__, known))
+        met: set[int] = set().union(
+            *map(key_sets.__getitem__, present & key_sets.keys()),
+            *map(key_sets.__getitem__, view.pairs & key_sets.keys()),
+        )
         by_need, by_key, by_prefix = self._by_need, self._by_key, self._by_prefix
         found = set(self._always)
         found.update(*map(by_need.__getitem__, met & by_need.keys()))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise, product, repeat
 from operator import sub
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from monitor.models import Document, MatchedTerm
 from monitor.rules import normalize, syntax
@@ -25,14 +25,11 @@ ALL_FIELDS = frozenset(range(len(FIELDS)))
 # A matched stretch of words: (field index, first token, last token), inclusive.
 Span = tuple[int, int, int]
 STRIDE = 1 << 28  # places of a field's words start at field * STRIDE; one-digit ints
-# Sets of folded keys (words, or pairs of neighbouring words: see ``pair``) of which each
-# must have a member in the document (AND of ORs).
-Requirement = tuple[frozenset[str], ...]
-
-
-# The key of two neighbouring words, from a pair of keys: keys hold no space, so it is
-# never a word's key.
-pair = " ".join
+# What a rule can require of a document: a folded word, or two neighbouring words.
+Key = str | tuple[str, str]
+K = TypeVar("K", bound=Key)
+# Sets of keys of which each must have a member in the document (AND of ORs).
+Requirement = tuple[frozenset[Key], ...]
 
 
 class Occurrence(NamedTuple):
@@ -87,10 +84,10 @@ class View:
                     found.append(place)
         self.where = where
         self.present = where.keys()
-        # Neighbouring words of each field, as keys for what rules require (``pair``).
-        self.pairs: set[str] = set()
+        # Neighbouring words of each field, as keys for what rules require.
+        self.pairs: set[tuple[str, str]] = set()
         for tokens in self.tokens:
-            self.pairs.update(map(pair, pairwise(tokens.folded)))
+            self.pairs.update(pairwise(tokens.folded))
         self.memo: dict[int, list[Occurrence]] = {}
         self.terms: dict[Span, MatchedTerm] = {}  # reported spans, built once
         self._sorted_keys: list[str] | None = None
@@ -216,7 +213,7 @@ class Words(Positional):
     def requires(self) -> Requirement:
         # Each word, and each pair of neighbours: "of the" is in most texts' words, much
         # rarer as a pair. (A phrase's slots hold one key each; inflected words stand alone.)
-        pairs = (frozenset(map(pair, product(*two))) for two in pairwise(self.lookup))
+        pairs = (frozenset(product(*two)) for two in pairwise(self.lookup))
         return (*self.lookup, *pairs)
 
 
@@ -431,9 +428,14 @@ def _places(where: Mapping[str, list[int]], keys: tuple[str, ...]) -> list[int]:
     return [place for key in keys for place in where.get(key, ())]
 
 
-def rarest(slots: Iterable[frozenset[str]]) -> frozenset[str]:
-    """The key set least likely to occur: the one whose shortest word is longest."""
-    return max(slots, key=lambda keys: min(map(len, keys)))
+def rarest(slots: Iterable[frozenset[K]]) -> frozenset[K]:
+    """The key set least likely to occur: the one whose shortest key is longest."""
+    return max(slots, key=lambda keys: min(map(_length, keys)))
+
+
+def _length(key: Key) -> int:
+    """Longer words are rarer; a pair is rarer than either of its words."""
+    return len(key) if isinstance(key, str) else len(key[0]) + len(key[1]) + 1
 
 
 def _conjoin(items: Iterable[Plan]) -> Requirement:
