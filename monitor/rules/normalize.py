@@ -110,7 +110,7 @@ class Tokens:
 
     __slots__ = (
         *("_acronym", "_break", "_end", "_exact", "_owner", "_parts", "_sentence"),
-        *("_spellings", "_start", "_starts", "_stop_word", "_stops", "folded"),
+        *("_regular", "_spellings", "_start", "_starts", "_stop_word", "_stops", "folded"),
     )
 
     def __init__(self, parts: list[str], spellings: list[Spelling]) -> None:
@@ -126,7 +126,8 @@ class Tokens:
         self._stop_word: list[int] | None = None
         self._starts: list[int] | None = None  # of each surface
         self._break: list[int] | None = None
-        self._owner: list[int] | None = None  # [] when every word has its own surface
+        self._regular: bool | None = None  # every surface gives one word, but the stops
+        self._owner: list[int] | None = None  # else the surface of each word
 
     def __len__(self) -> int:
         return len(self.folded)
@@ -146,13 +147,13 @@ class Tokens:
     @property
     def start(self) -> list[int]:
         if self._start is None:
-            self._start = [self.start_of(i) for i in range(len(self))]
+            self._start = [self.offsets(i, i)[0] for i in range(len(self))]
         return self._start
 
     @property
     def end(self) -> list[int]:
         if self._end is None:
-            self._end = [self.end_of(i) for i in range(len(self))]
+            self._end = [self.offsets(i, i)[1] for i in range(len(self))]
         return self._end
 
     @property
@@ -167,14 +168,12 @@ class Tokens:
     # Single words' offsets and sentences, for the few words a match reports or a NEAR/s
     # compares: the full lists cost more than all the rest of a match.
 
-    def start_of(self, i: int) -> int:
-        """Character offset where word ``i`` starts."""
-        return self._surface_starts()[self._surface(i)]
-
-    def end_of(self, i: int) -> int:
-        """Character offset where word ``i`` ends (its possessive excluded)."""
-        surface = self._surface(i)
-        return self._surface_starts()[surface] + self._spellings[surface][1]
+    def offsets(self, first: int, last: int) -> tuple[int, int]:
+        """Where words ``first`` to ``last`` stand in the text, the last one's possessive
+        excluded: (start, end) character offsets."""
+        starts = self._starts if self._starts is not None else self._surface_starts()
+        head, tail = self._surface(first), self._surface(last)
+        return starts[head], starts[tail] + self._spellings[tail][1]
 
     def sentence_of(self, i: int) -> int:
         """Number of word ``i``'s sentence, from 0."""
@@ -217,11 +216,12 @@ class Tokens:
         A surface gives one word, except a stop (none) and the rare word that compatibility
         normalisation turns into several words or none ("¼" gives two).
         """
-        if self._owner is None:
+        if self._regular is None:
             counts = list(map(len, map(itemgetter(0), self._spellings)))
-            regular = counts.count(1) + len(self._stop_surfaces()) == len(counts)
-            self._owner = [] if regular else [i for i, n in enumerate(counts) for _ in range(n)]
-        return self._owner or None
+            self._regular = counts.count(1) + len(self._stop_surfaces()) == len(counts)
+            if not self._regular:
+                self._owner = [i for i, n in enumerate(counts) for _ in range(n)]
+        return self._owner
 
     def _breaks(self) -> list[int]:
         """For each sentence end, how many words come before it."""

@@ -30,8 +30,7 @@ def matched_terms(view: View, spans: Iterable[Span]) -> tuple[MatchedTerm, ...]:
         reach = (f, last)
         term = made.get(span)
         if term is None:
-            tokens = view.tokens[f]
-            start, end = tokens.start_of(first), tokens.end_of(last)
+            start, end = view.tokens[f].offsets(first, last)
             term = made[span] = MatchedTerm(view.texts[f][start:end], FIELDS[f], start, end)
         out.append(term)
     return tuple(out)
