@@ -104,8 +104,9 @@ class Tokens:
 
     ``start``/``end`` are character offsets of the word as found (possessive excluded);
     ``sentence`` numbers sentences from 0 so NEAR/s can compare them. Only ``folded`` is
-    built up front, as the index needs it; the other lists are derived on first use, since
-    most fields of most documents never need them.
+    built up front, as the index needs it; the other lists are derived on first use, and
+    matching asks only for single words' (``offsets``, ``sentence_of``), which is cheaper
+    than any whole list.
     """
 
     __slots__ = (
