@@ -1,9 +1,12 @@
 """All rules compiled into one index, so an article is tokenised once per match call.
 
-Each rule is filed under the words it cannot match without (its ``Trigger``). A document's
-distinct words select the candidate rules; only those are evaluated, and equal sub-queries
-shared between rules are evaluated once per document. Rules that can match a text with
-none of their words (``NOT sport``) are always candidates.
+A rule states what it needs: key sets of which each must meet the document's words (every
+word of a phrase, both sides of a NEAR, one of the words of an OR). The document's distinct
+words give the key sets met, and the rules whose needs are all met, with set operations
+that run in C; only those rules are evaluated, and equal sub-queries shared between rules
+are evaluated once per document. Rules that need no particular word are filed under their
+``Trigger`` (a prefix can be one), or, when they can match a text with none of their words
+(``NOT sport``), are always candidates.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from itertools import compress
 
 from monitor.errors import QueryError, RuleCompileError
 from monitor.models import Document, RuleMatch
 from monitor.rules import normalize, syntax
 from monitor.rules.explain import Explanation, explain
-from monitor.rules.plan import Builder, Plan, View
+from monitor.rules.plan import Builder, Key, Plan, View, rarest
 from monitor.rules.snippet import matched_terms, snippet
 
 SPELLING_CACHE_SIZE = 200_000  # distinct surface words remembered; about 40 MB at most
@@ -30,7 +34,11 @@ class CompiledRule:
 
 
 class RuleIndex:
-    """Compiled rules; build with :func:`compile_rules`."""
+    """Compiled rules; build with :func:`compile_rules`.
+
+    Internally rules are numbered in order, so candidate sets are sets of small ints and
+    sorting them needs no key function.
+    """
 
     def __init__(
         self,
@@ -39,19 +47,35 @@ class RuleIndex:
     ) -> None:
         self.rules = {rule.name: rule for rule in rules}
         self.entities = entities
-        self._order = {rule.name: i for i, rule in enumerate(rules)}
-        self._by_key: dict[str, list[str]] = {}
-        self._by_prefix: dict[str, list[str]] = {}
-        self._always: list[str] = []
-        for rule in rules:
+        self._names = [rule.name for rule in rules]
+        self._plans = [rule.plan for rule in rules]
+        # Key sets are numbered once however many rules share them (an entity's, a word's).
+        numbers: dict[frozenset[Key], int] = {}
+        self._key_sets: dict[Key, list[int]] = {}  # key -> numbers of the sets holding it
+        self._needs: list[frozenset[int]] = []  # per rule: the key sets it needs
+        self._by_need: dict[int, list[int]] = {}  # key set -> rules filed under it
+        self._by_key: dict[str, list[int]] = {}
+        self._by_prefix: dict[str, list[int]] = {}
+        self._always: list[int] = []
+        for i, rule in enumerate(rules):
+            required = rule.plan.requires()
+            for keys in required:
+                if keys not in numbers:
+                    numbers[keys] = len(numbers)
+                    for key in keys:
+                        self._key_sets.setdefault(key, []).append(numbers[keys])
+            self._needs.append(frozenset(numbers[keys] for keys in required))
+            if required:
+                self._by_need.setdefault(numbers[rarest(required)], []).append(i)
+                continue
             trigger = rule.plan.trigger()
             if trigger is None:
-                self._always.append(rule.name)
+                self._always.append(i)
                 continue
             for key in trigger.keys:
-                self._by_key.setdefault(key, []).append(rule.name)
+                self._by_key.setdefault(key, []).append(i)
             for stem in trigger.prefixes:
-                self._by_prefix.setdefault(stem, []).append(rule.name)
+                self._by_prefix.setdefault(stem, []).append(i)
         self._prefix_lengths = sorted({len(stem) for stem in self._by_prefix})
         self._spellings: dict[str, normalize.Spelling] = {}
 
@@ -61,8 +85,11 @@ class RuleIndex:
             self._spellings.clear()
         view = View(doc, self._spellings)
         matches = []
-        for name in self._candidates(view, only):
-            spans = self.rules[name].plan.evidence(view)
+        for i in self._candidates(view):
+            name = self._names[i]
+            if only is not None and name not in only:
+                continue
+            spans = self._plans[i].evidence(view)
             if spans is not None:
                 terms = matched_terms(view, spans)
                 matches.append(RuleMatch(name, terms, snippet(view, terms)))
@@ -73,20 +100,26 @@ class RuleIndex:
         compiled = self.rules[rule]
         return explain(rule, compiled.query, self.entities, doc)
 
-    def _candidates(self, view: View, only: AbstractSet[str] | None) -> list[str]:
+    def _candidates(self, view: View) -> list[int]:
+        """Rules whose needs are all met by the document's words, in rule order.
+
+        Every step is a set operation or a ``map`` over a built-in, so it runs in C:
+        a Python loop over hundreds of candidate rules would cost more than the rest.
+        """
+        present, key_sets = view.present, self._key_sets
+        met: set[int] = set().union(
+            *map(key_sets.__getitem__, present & key_sets.keys()),
+            *map(key_sets.__getitem__, view.pairs & key_sets.keys()),
+        )
+        by_need, by_key, by_prefix = self._by_need, self._by_key, self._by_prefix
         found = set(self._always)
-        by_key, by_prefix = self._by_key, self._by_prefix
-        for key in view.where:
-            names = by_key.get(key)
-            if names is not None:
-                found.update(names)
-            for length in self._prefix_lengths:
-                names = by_prefix.get(key[:length]) if length <= len(key) else None
-                if names is not None:
-                    found.update(names)
-        if only is not None:
-            found &= only
-        return sorted(found, key=self._order.__getitem__)
+        found.update(*map(by_need.__getitem__, met & by_need.keys()))
+        found.update(*map(by_key.__getitem__, present & by_key.keys()))
+        for length in self._prefix_lengths:
+            stems = {key[:length] for key in present if len(key) >= length}
+            found.update(*map(by_prefix.__getitem__, stems & by_prefix.keys()))
+        ready = map(met.issuperset, map(self._needs.__getitem__, found))
+        return sorted(compress(found, ready))
 
 
 def compile_entities(

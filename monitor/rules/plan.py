@@ -11,9 +11,11 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from itertools import pairwise, product, repeat
+from operator import sub
+from typing import NamedTuple, TypeVar
 
-from monitor.models import Document
+from monitor.models import Document, MatchedTerm
 from monitor.rules import normalize, syntax
 from monitor.rules.inflect import forms
 
@@ -22,6 +24,12 @@ ALL_FIELDS = frozenset(range(len(FIELDS)))
 
 # A matched stretch of words: (field index, first token, last token), inclusive.
 Span = tuple[int, int, int]
+STRIDE = 1 << 28  # places of a field's words start at field * STRIDE; one-digit ints
+# What a rule can require of a document: a folded word, or two neighbouring words.
+Key = str | tuple[str, str]
+K = TypeVar("K", bound=Key)
+# Sets of keys of which each must have a member in the document (AND of ORs).
+Requirement = tuple[frozenset[Key], ...]
 
 
 class Occurrence(NamedTuple):
@@ -55,23 +63,33 @@ class Trigger:
 
 
 class View:
-    """A document tokenised once, with a folded-word index and a per-document memo."""
+    """A document tokenised once, with a folded-word index and a per-document memo.
 
-    __slots__ = ("_sorted_keys", "memo", "texts", "tokens", "where")
+    ``where`` gives the places of each folded word in text order, a place being one int,
+    ``field * STRIDE + token``, so that places can be shifted and intersected in C.
+    """
+
+    __slots__ = ("_sorted_keys", "memo", "pairs", "present", "terms", "texts", "tokens", "where")
 
     def __init__(self, doc: Document, cache: dict[str, normalize.Spelling] | None = None) -> None:
         self.texts = (doc.title, doc.summary, doc.body)
         self.tokens = tuple(normalize.tokenize(text, cache) for text in self.texts)
-        where: dict[str, list[tuple[int, int]]] = {}
+        where: dict[str, list[int]] = {}
         for f, tokens in enumerate(self.tokens):
-            for i, key in enumerate(tokens.folded):
+            for place, key in enumerate(tokens.folded, f * STRIDE):
                 found = where.get(key)
                 if found is None:
-                    where[key] = [(f, i)]
+                    where[key] = [place]
                 else:
-                    found.append((f, i))
+                    found.append(place)
         self.where = where
+        self.present = where.keys()
+        # Neighbouring words of each field, as keys for what rules require.
+        self.pairs: set[tuple[str, str]] = set()
+        for tokens in self.tokens:
+            self.pairs.update(pairwise(tokens.folded))
         self.memo: dict[int, list[Occurrence]] = {}
+        self.terms: dict[Span, MatchedTerm] = {}  # reported spans, built once
         self._sorted_keys: list[str] | None = None
 
     def keys_with_prefix(self, stem: str) -> list[str]:
@@ -107,6 +125,13 @@ class Plan:
         """What must occur for this node to hold; None if it can hold on an empty text."""
         raise NotImplementedError
 
+    def requires(self) -> Requirement:
+        """Key sets that must each meet the document's words for this node to hold.
+
+        The default suits AND-like nodes (AND, NEAR, ATLEAST): every child's requirements.
+        """
+        return _conjoin(self.children())
+
     def children(self) -> tuple[Plan, ...]:
         return ()
 
@@ -137,7 +162,7 @@ class Positional(Plan):
 class Words(Positional):
     """Consecutive words; each slot is the set of keys accepted at that position."""
 
-    __slots__ = ("case_sensitive", "fields", "lookup", "slots")
+    __slots__ = ("case_sensitive", "fields", "keys", "lookup", "slots")
 
     def __init__(
         self,
@@ -156,38 +181,40 @@ class Words(Positional):
             if not case_sensitive
             else tuple(frozenset(map(normalize.fold, slot)) for slot in slots)
         )
+        self.keys = tuple(tuple(sorted(slot)) for slot in self.lookup)
 
     def find(self, view: View) -> list[Occurrence]:
-        where, fields = view.where, self.fields
-        if len(self.slots) == 1:
-            starts = [p for key in self.lookup[0] for p in where.get(key, ())]
-            offset = 0
-        else:
-            # Anchor on the word with the fewest places: "the" in "the Kremlin" has many.
-            offset = min(
-                range(len(self.slots)),
-                key=lambda j: sum(len(where.get(k, ())) for k in self.lookup[j]),
-            )
-            starts = [(f, i - offset) for key in self.lookup[offset] for f, i in where.get(key, ())]
-        if fields is not ALL_FIELDS:
-            starts = [p for p in starts if p[0] in fields]
-        if len(self.slots) == 1 and not self.case_sensitive:
-            return [Occurrence(f, i, i, ((f, i, i),)) for f, i in sorted(starts)]
-        found = []
-        last_offset = len(self.slots) - 1
-        for f, i in sorted(starts):
-            tokens = view.tokens[f]
-            keys = tokens.exact if self.case_sensitive else tokens.folded
-            if (
-                i >= 0
-                and i + last_offset < len(keys)
-                and all(keys[i + j] in slot for j, slot in enumerate(self.slots))
-            ):
-                found.append(Occurrence(f, i, i + last_offset, ((f, i, i + last_offset),)))
+        where, lookup = view.where, self.lookup
+        if any(map(view.present.isdisjoint, lookup)):
+            return []  # a word is missing: most forms of most entities, checked in C
+        # Where the phrase could start: places of its first word, met by those of the
+        # second word shifted back by one, and so on (set operations, in C).
+        starts: Iterable[int] = _places(where, self.keys[0])
+        for j, keys in enumerate(self.keys[1:], 1):
+            starts = set(starts).intersection(map(sub, _places(where, keys), repeat(j)))
+        ordered = sorted(starts)
+        if self.fields is not ALL_FIELDS:
+            ordered = [p for p in ordered if p // STRIDE in self.fields]
+        last = len(self.slots) - 1
+        found = [
+            Occurrence(f, i, i + last, ((f, i, i + last),))
+            for f, i in map(divmod, ordered, repeat(STRIDE))
+        ]
+        if self.case_sensitive:
+            found = [o for o in found if self._exact_at(view.tokens[o.field].exact, o.first)]
         return found
 
+    def _exact_at(self, exact: list[str], i: int) -> bool:
+        return all(exact[i + j] in slot for j, slot in enumerate(self.slots))
+
     def trigger(self) -> Trigger:
-        return Trigger(max(self.lookup, key=lambda s: min(map(len, s))), frozenset(), 1)
+        return Trigger(rarest(self.lookup), frozenset(), 1)
+
+    def requires(self) -> Requirement:
+        # Each word, and each pair of neighbours: "of the" is in most texts' words, much
+        # rarer as a pair. (A phrase's slots hold one key each; inflected words stand alone.)
+        pairs = (frozenset(product(*two)) for two in pairwise(self.lookup))
+        return (*self.lookup, *pairs)
 
 
 class Prefix(Positional):
@@ -203,12 +230,15 @@ class Prefix(Positional):
             place
             for key in view.keys_with_prefix(self.stem)
             for place in view.where[key]
-            if place[0] in self.fields
+            if place // STRIDE in self.fields
         )
-        return [Occurrence(f, i, i, ((f, i, i),)) for f, i in places]
+        return [Occurrence(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
 
     def trigger(self) -> Trigger:
         return Trigger(frozenset(), frozenset({self.stem}), 4)  # a prefix matches many words
+
+    def requires(self) -> Requirement:
+        return ()  # a stem is no key: the document's words are not looked up by prefix
 
 
 class AnyOf(Positional):
@@ -221,13 +251,17 @@ class AnyOf(Positional):
         self.items = items
 
     def find(self, view: View) -> list[Occurrence]:
-        merged = {
-            (o.field, o.first, o.last): o for item in self.items for o in item.occurrences(view)
-        }
+        found = [(item, o) for item in self.items if (o := item.occurrences(view))]
+        if len(found) == 1 and not isinstance(found[0][0], Near):
+            return found[0][1]  # one place per stretch, in order: nothing to merge
+        merged = {(o.field, o.first, o.last): o for _, occurrences in found for o in occurrences}
         return sorted(merged.values())
 
     def trigger(self) -> Trigger | None:
         return _union(item.trigger() for item in self.items)
+
+    def requires(self) -> Requirement:
+        return _disjoin(self.items)
 
     def children(self) -> tuple[Plan, ...]:
         return self.items
@@ -261,9 +295,9 @@ class Near(Positional):
                 else:
                     continue  # overlapping: no word is counted twice
                 first, last = min(a.first, b.first), max(a.last, b.last)
-                sentences = view.tokens[a.field].sentence
+                tokens = view.tokens[a.field]
                 if (
-                    sentences[first] == sentences[last]
+                    tokens.sentence_of(first) == tokens.sentence_of(last)
                     if self.distance is None
                     else gap <= self.distance
                 ):
@@ -346,6 +380,9 @@ class Any(Plan):
     def trigger(self) -> Trigger | None:
         return _union(item.trigger() for item in self.items)
 
+    def requires(self) -> Requirement:
+        return _disjoin(self.items)
+
     def children(self) -> tuple[Plan, ...]:
         return self.items
 
@@ -366,6 +403,9 @@ class Negation(Plan):
     def trigger(self) -> None:
         return None
 
+    def requires(self) -> Requirement:
+        return ()
+
     def children(self) -> tuple[Plan, ...]:
         return (self.item,)
 
@@ -379,6 +419,38 @@ def disjoint(occurrences: list[Occurrence]) -> list[Occurrence]:
             continue
         kept.append(o)
     return kept
+
+
+def _places(where: Mapping[str, list[int]], keys: tuple[str, ...]) -> list[int]:
+    """Places of any of ``keys`` (a word and its inflections), unordered."""
+    if len(keys) == 1:
+        return where.get(keys[0], [])
+    return [place for key in keys for place in where.get(key, ())]
+
+
+def rarest(slots: Iterable[frozenset[K]]) -> frozenset[K]:
+    """The key set least likely to occur: the one whose shortest key is longest."""
+    return max(slots, key=lambda keys: min(map(_length, keys)))
+
+
+def _length(key: Key) -> int:
+    """Longer words are rarer; a pair is rarer than either of its words."""
+    return len(key) if isinstance(key, str) else len(key[0]) + len(key[1]) + 1
+
+
+def _conjoin(items: Iterable[Plan]) -> Requirement:
+    return tuple(dict.fromkeys(keys for item in items for keys in item.requires()))
+
+
+def _disjoin(items: Iterable[Plan]) -> Requirement:
+    """For an OR, one key set: the union of one necessary set from every alternative."""
+    chosen = []
+    for item in items:
+        needed = item.requires()
+        if not needed:
+            return ()  # this alternative can hold without any known key
+        chosen.append(rarest(needed))
+    return (frozenset().union(*chosen),)
 
 
 def _union(triggers: Iterable[Trigger | None]) -> Trigger | None:

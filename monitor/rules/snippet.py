@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
+from operator import itemgetter
 
 from monitor.models import MatchedTerm
 from monitor.rules.plan import FIELDS, Span, View
 
 SNIPPET_WIDTH = 200
-_SPACES = re.compile(r"\s+")
 
 
 def matched_terms(view: View, spans: Iterable[Span]) -> tuple[MatchedTerm, ...]:
@@ -17,36 +16,66 @@ def matched_terms(view: View, spans: Iterable[Span]) -> tuple[MatchedTerm, ...]:
 
     A span inside a longer one ("Russian" in "Russian Federation") is left out.
     """
+    # In field and text order, the longest first among those starting together (two
+    # stable sorts with C key functions: a lambda per span cost more).
+    ordered = sorted(set(spans), key=itemgetter(2), reverse=True)
+    ordered.sort(key=itemgetter(0, 1))
     out = []
     reach = (-1, -1)  # (field, furthest last token) of the spans so far
-    for f, first, last in sorted(set(spans), key=lambda s: (s[0], s[1], -s[2])):
+    made = view.terms  # rules sharing an entity or a word report the same spans
+    for span in ordered:
+        f, first, last = span
         if reach[0] == f and last <= reach[1]:
             continue  # starts no earlier and ends no later than one already kept
         reach = (f, last)
-        tokens = view.tokens[f]
-        start, end = tokens.start[first], tokens.end[last]
-        out.append(MatchedTerm(view.texts[f][start:end], FIELDS[f], start, end))
+        term = made.get(span)
+        if term is None:
+            start, end = view.tokens[f].offsets(first, last)
+            term = made[span] = MatchedTerm(view.texts[f][start:end], FIELDS[f], start, end)
+        out.append(term)
     return tuple(out)
 
 
 def snippet(view: View, terms: tuple[MatchedTerm, ...], width: int = SNIPPET_WIDTH) -> str:
     """About ``width`` characters around the window holding the most distinct matched words.
 
-    Ties go to the body, then the summary: the title is shown in every alert anyway.
+    Each matched term anchors a window of the terms that end within ``width`` characters
+    of its start; the best has the most distinct words, then the most terms. Ties go to
+    the body, then the summary (the title is shown in every alert anyway), then to the
+    earlier window. A term longer than ``width`` is a window of its own.
     """
-    best: tuple[int, int, int, str, int, int] | None = None
+    if len(terms) == 1:  # the common case, and the only window there is
+        [term] = terms
+        return _window(view.texts[FIELDS.index(term.field)], term.start, term.end, width)
+    best: tuple[int, int, int] | None = None
+    where = (0, 0, 0)  # field, start and end of the best window
     for rank, name in enumerate(reversed(FIELDS)):
         in_field = [t for t in terms if t.field == name]
+        # Terms come in text order and none lies inside another, so their ends grow too:
+        # each window is a run of terms, and slides to the right as its anchor does.
+        words = [t.text.casefold() for t in in_field]
+        counts: dict[str, int] = {}
+        after = 0  # the first term not in the window
         for i, anchor in enumerate(in_field):
-            window = [t for t in in_field[i:] if t.end <= anchor.start + width]
-            distinct = len({t.text.casefold() for t in window})
-            score = (distinct, len(window), -rank, name, anchor.start, window[-1].end)
-            if best is None or score[:3] > best[:3]:
-                best = score
+            limit = anchor.start + width
+            while after < len(in_field) and in_field[after].end <= limit:
+                counts[words[after]] = counts.get(words[after], 0) + 1
+                after += 1
+            if anchor.end <= limit:
+                score = (len(counts), after - i, -rank)
+                end = in_field[after - 1].end
+            else:
+                score, end, after = (1, 1, -rank), anchor.end, i + 1
+            if best is None or score > best:
+                best, where = score, (FIELDS.index(name), anchor.start, end)
+            if anchor.end <= limit:  # the anchor leaves the window
+                counts[words[i]] -= 1
+                if not counts[words[i]]:
+                    del counts[words[i]]
     if best is None:
         return ""
-    _, _, _, name, start, end = best
-    return _window(view.texts[FIELDS.index(name)], start, end, width)
+    field, start, end = where
+    return _window(view.texts[field], start, end, width)
 
 
 def _window(text: str, start: int, end: int, width: int) -> str:
@@ -61,5 +90,5 @@ def _window(text: str, start: int, end: int, width: int) -> str:
     if hi < len(text):
         space = text.rfind(" ", end, hi)
         hi = space if space != -1 else hi
-    body = _SPACES.sub(" ", text[lo:hi]).strip()
+    body = " ".join(text[lo:hi].split())  # whitespace runs as one space, as re's \s+ would
     return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else "")
