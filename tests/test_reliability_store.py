@@ -1,0 +1,108 @@
+"""RELIABILITY.md section G cases that had no proof yet: a corrupt database at start, an
+outside writer holding the lock, the durability pragma, and an interrupted poll."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.config import load_config
+from monitor.daemon import Daemon
+from monitor.errors import StoreError
+from monitor.store import Store
+from tests.hostile import Hostile, running
+from tests.outbox import add_hits
+from tests.servers import Item, rss
+from tests.watchlists import watchlist
+
+GARBAGE = b"this is not an SQLite database\x00" * 200
+
+
+async def test_a_corrupt_database_stops_the_start_and_is_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Case 60: a database file that is not SQLite fails `run` with exit 1 and a clear
+    message; the file is neither replaced nor recreated."""
+    (tmp_path / "newsmon.db").write_bytes(GARBAGE)
+    path = tmp_path / "newsmon.toml"
+    path.write_text(watchlist(feeds=["http://127.0.0.1:9/feed"]), encoding="utf-8")
+    code = await asyncio.to_thread(main, ["run", "--once", "--config", str(path)])
+    assert code == 1
+    assert "database error" in capsys.readouterr().err
+    assert (tmp_path / "newsmon.db").read_bytes() == GARBAGE
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    """Case 60: a database from a newer newsmon is refused, not downgraded or migrated."""
+    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+        conn.execute("PRAGMA user_version = 999")
+    with pytest.raises(StoreError, match="newer than this newsmon understands"):
+        await Store.open(tmp_path / "newsmon.db")
+
+
+async def test_a_writer_waits_out_another_process_holding_the_lock(tmp_path: Path) -> None:
+    """Case 59: while another connection holds BEGIN IMMEDIATE, a poll's commit waits
+    (busy_timeout) and then succeeds; no "database is locked" escapes."""
+    db = tmp_path / "newsmon.db"
+    store = await Store.open(db)
+    try:
+        other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        write = asyncio.create_task(add_hits(store, 1, ["a"], 1_750_000_000.0))
+        done, _ = await asyncio.wait({write}, timeout=0.3)
+        assert not done  # it cannot finish while the lock is held
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(write, 15)
+        assert len(await store.deliveries()) == 1
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("durability", "level"), [("process", 1), ("power", 2)])
+async def test_durability_sets_synchronous_on_the_writer(
+    tmp_path: Path, durability: str, level: int
+) -> None:
+    """G5: "process" is WAL + synchronous=NORMAL (1), "power" synchronous=FULL (2)."""
+    store = await Store.open(tmp_path / "newsmon.db", durability=durability)
+    try:
+        assert (await store._one("PRAGMA synchronous"))[0] == level
+        assert (await store._one("PRAGMA journal_mode"))[0] == "wal"
+    finally:
+        await store.close()
+
+
+async def test_a_poll_cut_off_before_its_commit_leaves_the_old_cursor(tmp_path: Path) -> None:
+    """Case 56 / G2: a poll interrupted after the feed was fetched but before the commit
+    (here: while its article page hangs) stores no entry and no cursor, so the next poll
+    finds the entry again and alerts."""
+    server = Hostile()
+    async with running(server):
+        server.pages["/feed"] = (
+            "application/rss+xml",
+            rss(server.base, [Item("Embassy", "/hang", summary="Kremlin embassy closes")]).encode(),
+        )
+        path = tmp_path / "newsmon.toml"
+        path.write_text(
+            watchlist(feeds=[f"{server.base}/feed"], fetch_articles=True), encoding="utf-8"
+        )
+        async with Daemon.open(load_config(path)) as daemon:
+            poll = asyncio.create_task(daemon.run_once(delivery_deadline=1))
+            while not any(r.target == "/hang" for r in server.requests):
+                await asyncio.wait({poll}, timeout=0.01)
+                assert not poll.done()
+            poll.cancel()
+            await asyncio.gather(poll, return_exceptions=True)
+        with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+            assert conn.execute("SELECT COUNT(*) FROM entries").fetchone() == (0,)
+            assert conn.execute("SELECT last_status FROM feeds").fetchone() == (None,)
+        server.release.set()  # the page now fails at once: the entry falls back to its summary
+        async with Daemon.open(load_config(path)) as daemon:
+            await daemon.run_once(delivery_deadline=1)
+    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM entries").fetchone() == (1,)
+        assert conn.execute("SELECT COUNT(*) FROM hits").fetchone() == (1,)
