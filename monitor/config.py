@@ -47,6 +47,7 @@ class MonitorConfig:
     timeout: float = 30.0  # total deadline of one HTTP exchange, body included
     extract_workers: int = 0  # 0: one per core
     extract_timeout: float = 10.0
+    parse_timeout: float = 10.0  # a feed that takes longer to parse fails this poll
     allow_networks: tuple[Network, ...] = ()  # opened to every link, past the address guard
     proxy: str | None = None  # an http:// proxy for fetches; the guard still applies
     max_entries: int = 200  # a poll handles at most this many of a feed's newest entries
@@ -306,6 +307,7 @@ def _monitor(t: _Table) -> MonitorConfig:
         timeout=t.duration("timeout", d.timeout),
         extract_workers=t.integer("extract_workers", d.extract_workers, minimum=0),
         extract_timeout=t.duration("extract_timeout", d.extract_timeout),
+        parse_timeout=t.duration("parse_timeout", d.parse_timeout),
         allow_networks=_networks(t, "allow_networks"),
         proxy=_proxy(t, "proxy"),
         max_entries=t.integer("max_entries", d.max_entries, minimum=1),

@@ -30,6 +30,7 @@ from monitor.config import (
 )
 from monitor.deliver import Relay, RetryPolicy
 from monitor.errors import ConfigError
+from monitor.extract import warm_up
 from monitor.fetch import fetcher_for, make_session
 from monitor.log import log_event
 from monitor.metrics import MeasuredExtractor
@@ -42,6 +43,7 @@ from monitor.notify.webhook import WebhookNotifier
 from monitor.pipeline import Pipeline
 from monitor.service import Service
 from monitor.store import Store
+from monitor.workers import WorkerPool
 
 log = logging.getLogger("newsmon.daemon")
 TICK = 1.0  # how often the scheduler looks for due feeds, seconds
@@ -116,11 +118,11 @@ class Daemon:
             stack.push_async_callback(session.close)
             service = Service.from_environment()
             stack.callback(service.close)
-            extractor = MeasuredExtractor(
-                service.metrics, workers=m.extract_workers, timeout=m.extract_timeout
-            )
-            stack.callback(extractor.close)
-            pipeline = Pipeline(store, fetcher_for(session, m), extractor, clock=clock)
+            # one pool of worker processes parses feeds and extracts pages
+            pool = WorkerPool(workers=m.extract_workers, warm_up=warm_up)
+            stack.callback(pool.close)
+            extractor = MeasuredExtractor(service.metrics, timeout=m.extract_timeout, pool=pool)
+            pipeline = Pipeline(store, fetcher_for(session, m), extractor, pool, clock=clock)
             daemon = cls(
                 config, store, session, pipeline, clock=clock, retry=retry or RetryPolicy(),
                 notifiers=notifiers, service=service,

@@ -40,7 +40,8 @@ class RetryPolicy:
         """Seconds before the next attempt."""
         if retry_after is not None:
             return min(max(retry_after, self.floor), self.cap)
-        return rng.uniform(0, min(self.cap, self.base * 2 ** max(0, attempts - 1)))
+        jittered = rng.uniform(0, self.base * 2 ** max(0, attempts - 1))
+        return min(max(jittered, self.floor), self.cap)
 
 
 class TokenBucket:

@@ -25,6 +25,7 @@ from monitor.extract import Extractor
 from monitor.log import log_event
 from monitor.models import Extracted, PollResult
 from monitor.status import StatusReport
+from monitor.workers import WorkerPool
 
 log = logging.getLogger("newsmon.metrics")
 OUTCOMES = ("ok", "not_modified", "error")
@@ -158,11 +159,11 @@ class MeasuredExtractor(Extractor):
         self,
         metrics: Metrics,
         *,
-        workers: int,
         timeout: float,
+        pool: WorkerPool,
         perf: Callable[[], float] = time.perf_counter,
     ) -> None:
-        super().__init__(workers=workers, timeout=timeout)
+        super().__init__(timeout=timeout, pool=pool)
         self._metrics = metrics
         self._perf = perf
 

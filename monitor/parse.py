@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import io
 import re
 import time
 from collections.abc import Mapping
@@ -29,7 +30,12 @@ MAX_TITLE = 1_000
 MAX_SUMMARY = 20_000
 MAX_CONTENT = 200_000
 MAX_ENTRIES = 200  # [monitor] max_entries' default
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# C0 and C1 controls (not tab or newlines), and lone UTF-16 surrogates, which JSON can
+# carry and SQLite's UTF-8 encoder refuses
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# A DOCTYPE and its internal subset, near the top: feeds never need entity declarations,
+# and nested ones expand exponentially (billion laughs, RELIABILITY.md case 22)
+_DOCTYPE = re.compile(rb"<!DOCTYPE[^>\[]*(\[.*?\]\s*)?>", re.IGNORECASE | re.DOTALL)
 _SPACE = re.compile(r"[ \t\r\f\v]+")
 
 
@@ -78,7 +84,7 @@ def _entry(
     """An Entry from plain-text fields, keyed by its id, else its normalized link, else a hash
     of title and date (the same rules for every format)."""
     url = normalize_url(link) if link else None
-    guid = guid.strip()
+    guid = _CONTROL.sub("", guid).strip()
     if guid:
         key = f"id:{guid[:2000]}"
     elif url:
@@ -131,6 +137,12 @@ def _newest(entries: list[Entry], limit: int) -> list[Entry]:
     return [entries[i] for i in sorted(-neg for _, neg in newest)]
 
 
+def _without_doctype(body: bytes) -> bytes:
+    head = body[:65536]
+    match = _DOCTYPE.search(head)
+    return body if match is None else head[: match.start()] + head[match.end() :] + body[65536:]
+
+
 def parse_feed(
     body: bytes, headers: Mapping[str, str], *, max_entries: int = MAX_ENTRIES
 ) -> ParsedFeed:
@@ -150,7 +162,9 @@ def parse_feed(
         title = clean_text(title, MAX_TITLE) if title else None
         ttl = None
     else:
-        result = feedparser.parse(body, response_headers=lowered)
+        # A file object, never bytes: feedparser tries bytes as a file path first, so a
+        # body that spells "/etc/passwd" would be read from disk (RELIABILITY.md case 25).
+        result = feedparser.parse(io.BytesIO(_without_doctype(body)), response_headers=lowered)
         if not result.get("version") and not result.entries:
             reason = result.get("bozo_exception")
             detail = f": {type(reason).__name__}" if reason else ""

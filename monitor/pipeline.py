@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from urllib.parse import urlsplit
 
 from monitor import cluster
 from monitor.config import Config, FeedConfig
-from monitor.errors import FetchError
+from monitor.errors import FetchError, StoreError
 from monitor.extract import Extractor
 from monitor.fetch import Fetcher
 from monitor.log import log_event
@@ -27,6 +29,8 @@ from monitor.models import (
     Entry,
     Extracted,
     FeedState,
+    Fetched,
+    ParsedFeed,
     PollResult,
     Story,
 )
@@ -40,6 +44,7 @@ from monitor.schedule import (
     publisher_hint,
 )
 from monitor.store import Store
+from monitor.workers import JobFailed, WorkerLost, WorkerPool
 
 log = logging.getLogger("newsmon.poll")
 HTML_TYPES = ("text/html", "application/xhtml")
@@ -74,6 +79,7 @@ class Pipeline:
         store: Store,
         fetcher: Fetcher,
         extractor: Extractor,
+        pool: WorkerPool,
         *,
         clock: Callable[[], float],
         rng: random.Random | None = None,
@@ -81,6 +87,7 @@ class Pipeline:
         self._store = store
         self._fetcher = fetcher
         self._extractor = extractor
+        self._pool = pool
         self._clock = clock
         self._rng = rng or random.Random()
 
@@ -96,6 +103,13 @@ class Pipeline:
         except (FetchError, ParseError) as e:
             await self._failed(feed, config, state, e)
             return PollResult(feed.url, "error", error=str(e))
+        except (StoreError, sqlite3.Error):
+            raise  # the database is the daemon's problem, not this feed's
+        except Exception as e:  # a bug or a library's failure on this feed's data
+            log.exception("poll of %s failed unexpectedly", feed.label)
+            error = ParseError(f"internal error: {type(e).__name__}")
+            await self._failed(feed, config, state, error)
+            return PollResult(feed.url, "error", error=str(error))
         log_event(
             log, logging.INFO, "poll_" + result.outcome, feed=feed.label,
             new=result.new_entries, hits=result.hits, dropped=result.dropped or None,
@@ -156,7 +170,7 @@ class Pipeline:
             delay = after_success(feed.interval, publisher_hint(fetched.headers, None, 0), bounds)
             await self._store.record_not_modified(state.id, self._clock(), self._at(delay), cursor)
             return PollResult(feed.url, "not_modified")
-        parsed = parse_feed(fetched.body, fetched.headers, max_entries=config.monitor.max_entries)
+        parsed = await self._parse(fetched, config)
         hint = publisher_hint(fetched.headers, parsed.ttl, self._clock())
         unique = list({e.key: e for e in reversed(parsed.entries)}.values())  # first wins
         known = await self._store.known_keys(state.id, [e.key for e in unique])
@@ -182,6 +196,18 @@ class Pipeline:
         return PollResult(
             feed.url, "ok", new_entries=len(stories), hits=len(hits), dropped=parsed.dropped
         )
+
+    async def _parse(self, fetched: Fetched, config: Config) -> ParsedFeed:
+        """parse_feed in a worker process under a budget: crafted XML can make feedparser
+        take minutes (RELIABILITY.md case 24), and it must never hold the event loop."""
+        budget = config.monitor.parse_timeout
+        parse = partial(parse_feed, max_entries=config.monitor.max_entries)
+        try:
+            return await self._pool.run(budget, parse, fetched.body, dict(fetched.headers))
+        except TimeoutError:
+            raise ParseError(f"parsing took longer than {budget:g}s") from None
+        except (WorkerLost, JobFailed) as e:
+            raise ParseError(f"parser failed: {e}") from None
 
     async def _interval(
         self, feed: FeedConfig, state: FeedState, fresh: list[Entry], bounds: Bounds

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from monitor.notify.base import parse_retry_after
+from monitor.retry_after import parse_retry_after
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 MAX_BACKOFF = 6 * 3600.0
@@ -60,7 +60,7 @@ def after_failure(
     asks for longer. Failing feeds are never given up: the cap keeps them polled."""
     cap = max(bounds.clamp(interval), min(MAX_BACKOFF, bounds.high))
     backoff = min(bounds.clamp(interval) * 2.0 ** max(0, errors - 1), cap)
-    retry_after = parse_retry_after(headers.get("retry-after"), now)
+    retry_after = parse_retry_after(headers.get("retry-after"), cap=bounds.high, now=now)
     if retry_after is not None:
         return min(max(backoff, retry_after), bounds.high)
     return backoff

@@ -29,9 +29,10 @@ def normalize_url(url: str) -> str | None:
     it as meaningful.
     """
     try:
+        url.encode("utf-8")  # lone surrogates (from JSON) are no URL
         parts = urlsplit(url.strip())
         port = parts.port
-    except ValueError:
+    except (ValueError, UnicodeEncodeError):
         return None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").rstrip(".")

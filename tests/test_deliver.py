@@ -16,8 +16,9 @@ import pytest
 
 from monitor.deliver import Relay, RetryPolicy, TokenBucket
 from monitor.models import LanePolicy
-from monitor.notify.base import parse_retry_after
+from monitor.notify.base import MAX_RETRY_AFTER
 from monitor.notify.webhook import WebhookNotifier
+from monitor.retry_after import parse_retry_after
 from monitor.secrets import Secret
 from monitor.store import Store
 from tests.outbox import Answer, Hook, ManualClock, add_hits, eventually
@@ -129,7 +130,7 @@ def test_odd_retry_after_values_are_clamped_or_ignored(
     falls back to backoff (RELIABILITY.md case 45)."""
     rng = random.Random(3)
     for _ in range(50):
-        delay = POLICY.delay(3, parse_retry_after(header, NOW), rng)
+        delay = POLICY.delay(3, parse_retry_after(header, cap=MAX_RETRY_AFTER, now=NOW), rng)
         assert low <= delay <= high
 
 

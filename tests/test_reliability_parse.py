@@ -33,14 +33,7 @@ def _entities(separator: bytes) -> bytes:
     "separator",
     [
         b"\n",
-        pytest.param(
-            b"",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="on one line expat expands entities up to its amplification limit: "
-                "~70 MB and 2 s on the event loop",
-            ),
-        ),
+        b"",
     ],
     ids=["multi-line", "single-line"],
 )
@@ -79,10 +72,6 @@ async def test_external_entities_are_never_resolved(tmp_path: Path) -> None:
     assert listener.connections == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="parse.py hands feedparser raw bytes, which it tries as a file path first",
-)
 def test_a_body_that_is_a_path_is_never_opened(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,9 +231,6 @@ def _serve_feed(server: Hostile, kind: str, body: bytes, tmp_path: Path) -> Path
     return path
 
 
-@pytest.mark.xfail(
-    strict=True, reason="parse_feed runs feedparser on the event loop, with no time budget"
-)
 async def test_a_quadratic_author_field_does_not_stall_the_loop(tmp_path: Path) -> None:
     """Case 24: feedparser's quadratic e-mail regex on a crafted <author> never holds the
     event loop (the watchdog, other feeds) for a second."""
@@ -261,10 +247,6 @@ async def test_a_quadratic_author_field_does_not_stall_the_loop(tmp_path: Path) 
     assert stall < 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lone surrogates from JSON reach SQLite, whose encoder raises out of the poll",
-)
 async def test_lone_surrogates_in_a_json_feed_stay_inside_the_poll(tmp_path: Path) -> None:
     """Case 26/43: a JSON Feed whose strings hold lone surrogates is stored (the text
     repaired) or fails as that feed's error; no exception escapes the poll."""
