@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -139,6 +140,11 @@ def test_install_refuses_an_unknown_option(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("NEWSMON_TEST_INSTALL"),
+    reason="downloads newsmon's dependencies from the package index: tests talk to "
+    "loopback only; run with NEWSMON_TEST_INSTALL=1",
+)
 def test_install_into_destdir_then_again_keeps_the_watchlist(tmp_path: Path) -> None:
     """A real install under DESTDIR: a working newsmon in the virtualenv, the unit, the
     example watchlist, a root-only credentials folder; a second run keeps an edited
