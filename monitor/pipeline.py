@@ -48,6 +48,15 @@ from monitor.workers import JobFailed, WorkerLost, WorkerPool
 
 log = logging.getLogger("newsmon.poll")
 HTML_TYPES = ("text/html", "application/xhtml")
+PAGE_RETRIES = (1.0, 4.0)  # seconds before each new try of a page after a transient failure
+_TRANSIENT = frozenset({"timeout", "connect_timeout", "connect", "disconnected", "payload"})
+
+
+def _transient(error: FetchError) -> bool:
+    status = error.status or 0
+    return error.reason in _TRANSIENT or status in (408, 429) or status >= 500
+
+
 _PAGE_STATUS = {"not_html": BodyStatus.NOT_HTML, "blocked": BodyStatus.BLOCKED}
 
 
@@ -83,11 +92,13 @@ class Pipeline:
         *,
         clock: Callable[[], float],
         rng: random.Random | None = None,
+        page_retries: tuple[float, ...] = PAGE_RETRIES,
     ) -> None:
         self._store = store
         self._fetcher = fetcher
         self._extractor = extractor
         self._pool = pool
+        self._page_retries = page_retries
         self._clock = clock
         self._rng = rng or random.Random()
 
@@ -254,15 +265,31 @@ class Pipeline:
             return Extracted("", BodyStatus.DISABLED)
         if entry.url is None:
             return Extracted("", BodyStatus.NO_LINK)
+        known = await self._store.extracted_body(entry.url)
+        if known:  # the same article from another feed: each page is fetched once
+            return Extracted(known, BodyStatus.EXTRACTED)
         try:
-            page = await self._fetcher.get(
-                entry.url,
-                max_bytes=config.monitor.page_max_bytes,
-                accept_body=HTML_TYPES,
-                trusted_origin=feed.url,  # the feed's own site; other links are guarded
-            )
+            page = await self._fetch_page(entry.url, feed, config)
         except FetchError as e:
             status = _PAGE_STATUS.get(e.reason, BodyStatus.FETCH_FAILED)
             log_event(log, logging.INFO, "page_failed", url=entry.url, error=str(e))
             return Extracted("", status, str(e))
         return await self._extractor.extract(page.body, page.url)
+
+    async def _fetch_page(self, url: str, feed: FeedConfig, config: Config) -> Fetched:
+        """The page, retried a bounded number of times after a transient failure (a
+        timeout, a dropped connection, 408, 429, 5xx) before the caller falls back."""
+        delays = iter(self._page_retries)
+        while True:
+            try:
+                return await self._fetcher.get(
+                    url,
+                    max_bytes=config.monitor.page_max_bytes,
+                    accept_body=HTML_TYPES,
+                    trusted_origin=feed.url,  # the feed's own site; other links are guarded
+                )
+            except FetchError as e:
+                delay = next(delays, None)
+                if delay is None or not _transient(e):
+                    raise
+            await asyncio.sleep(delay)

@@ -425,6 +425,15 @@ class Store:
         )
         return [r[0] for r in rows]
 
+    async def extracted_body(self, url: str) -> str | None:
+        """The body already extracted from the page at ``url`` (another feed linked it)."""
+        rows = await self._all(
+            "SELECT body FROM entries WHERE url = ? AND body_status = 'extracted'"
+            " AND body != '' LIMIT 1",
+            (url,),
+        )
+        return str(rows[0][0]) if rows else None
+
     async def commit_poll(
         self,
         feed: FeedState,

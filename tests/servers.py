@@ -84,6 +84,7 @@ class Publisher:
         self.overrides: dict[str, tuple[int, dict[str, str]]] = {}
         self.extra_headers: dict[str, str] = {}
         self.redirects: dict[str, tuple[int, str]] = {}  # path -> (status, location path)
+        self.failures: dict[str, int] = {}  # path -> how many more times to answer 503
         self.base = ""
         self._runner: web.AppRunner | None = None
 
@@ -92,6 +93,9 @@ class Publisher:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.path_qs, dict(request.headers)))
+        if self.failures.get(request.path):
+            self.failures[request.path] -= 1
+            return web.Response(status=503, text="busy")
         if request.path in self.redirects:
             status, location = self.redirects[request.path]
             return web.Response(status=status, headers={"Location": location})

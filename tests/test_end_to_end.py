@@ -274,3 +274,37 @@ async def test_daemon_prunes_text_past_retention_but_keeps_the_story(
     with sqlite3.connect(path.parent / "newsmon.db") as conn:
         assert conn.execute("SELECT body FROM entries").fetchall() == [("",)]
     assert len(receiver.attempts) == 1
+
+
+async def test_a_page_is_retried_after_a_transient_failure_and_fetched_once(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """A page answering 503 once is fetched again and extracted; the same article linked
+    by a second feed is not fetched a second time."""
+    body = "The Kremlin said the embassy would reopen next week, officials said.\n\n" * 3
+    publisher.rss_items = [Item("Reopening", "/story/9", body=body)]
+    publisher.failures["/story/9"] = 1
+    path = write_watchlist(
+        feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url, fetch_articles=True
+    )
+    await run_once(path)
+    assert len(publisher.hits("/story/9")) == 2
+    assert len(receiver.accepted) == 1
+
+    publisher.atom_items = [Item("Reopening (wire)", "/story/9", body=body)]
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            'url = "' + f"{publisher.base}/rss.xml" + '"',
+            'url = "'
+            + f"{publisher.base}/rss.xml"
+            + '"\n\n[[feeds]]\nurl = "'
+            + f"{publisher.base}/atom.xml"
+            + '"',
+        ),
+        encoding="utf-8",
+    )
+    await run_once(path)
+    assert len(publisher.hits("/story/9")) == 2
+    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+        statuses = [r[0] for r in conn.execute("SELECT body_status FROM entries")]
+    assert statuses == ["extracted", "extracted"]
