@@ -104,7 +104,11 @@ def _feed_note(row: FeedRow) -> str:
 
 async def _cmd_feeds(args: argparse.Namespace, config: Config) -> int:
     async def show(store: Store) -> int:
-        rows = await store.feeds()
+        # the feeds that need attention first, then by name
+        rows = sorted(
+            await store.feeds(),
+            key=lambda r: (not (r.disabled_reason or r.consecutive_errors), r.name or r.url),
+        )
         watched = {f.url for f in config.feeds if f.enabled}
         table = [
             [
