@@ -139,7 +139,10 @@ class Daemon:
 
     def _make_relay(self) -> Relay:
         lanes = {name: cfg.lane for name, cfg in self.config.notifiers.items()}
-        return Relay(self.store, self._notifiers, policy=self._retry, clock=self.clock, lanes=lanes)
+        return Relay(
+            self.store, self._notifiers, policy=self._retry, clock=self.clock, lanes=lanes,
+            notices=lambda: self.config.monitor.notices,
+        )  # fmt: skip
 
     async def _close_notifiers(self) -> None:
         for notifier in self._notifiers.values():
@@ -157,7 +160,7 @@ class Daemon:
         config = self.config  # one watchlist for the whole batch, even across a reload
         results = await asyncio.gather(*(self.pipeline.poll(f, config) for f in feeds))
         self.service.metrics.record_polls(results)
-        if any(r.hits for r in results):
+        if any(r.hits or r.outcome == "error" for r in results):  # an error may raise a notice
             self.relay.wake()
         return list(results)
 

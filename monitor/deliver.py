@@ -5,6 +5,7 @@ until the retry time (the destination is likely down, and order matters), so one
 slow or rate-limited destination never delays another: each lane is its own task. A lane
 also keeps its destination's rate (a token bucket), bundles its digests, and stops while
 the destination is paused after repeated permanent failures (until `newsmon resume`).
+Operational notices go first; a destination pausing, or alerts expiring, raise one.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
+from monitor import notices
 from monitor.log import log_event
-from monitor.models import Delivery, DigestRow, LanePolicy, Outcome, SendResult
+from monitor.models import Delivery, DigestRow, LanePolicy, Notice, Outcome, SendResult
 from monitor.notify.base import Notifier
 from monitor.store import Store
 
@@ -70,7 +73,8 @@ class Relay:
     """Drains the outbox through the notifiers; ``wake()`` after new deliveries are stored.
 
     ``lanes`` holds each destination's policy (default ``LanePolicy()``); ``clock`` and
-    ``sleep`` drive backoff, rate limits and digest windows, so tests control time.
+    ``sleep`` drive backoff, rate limits and digest windows, so tests control time;
+    ``notices`` says where operational notices go now (``[monitor] notices``).
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class Relay:
         lanes: Mapping[str, LanePolicy] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         pause_poll: float = PAUSE_POLL,
+        notices: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         self._store = store
         self._notifiers = dict(notifiers)
@@ -98,6 +103,7 @@ class Relay:
         }
         self._sleep = sleep
         self._pause_poll = pause_poll
+        self._notices = notices
         self._wakeups = {name: asyncio.Event() for name in notifiers}
         self._stopping = False
 
@@ -157,6 +163,10 @@ class Relay:
         has a window) its due deliveries, in order; stop at the first transient failure
         or when the destination pauses."""
         window = self._lanes[name].digest
+        for notice in await self._store.due_notices(name, self._clock()):
+            if self._stopping or not await self._attempt(name, notice):
+                return
+        await self._store.close_storms(name, self._clock())
         while True:
             for digest in await self._store.due_digests(name, self._clock()):
                 if self._stopping or not await self._attempt(name, digest):
@@ -181,25 +191,26 @@ class Relay:
             await self._sleep(wait)
         bucket.take()
 
-    async def _attempt(self, name: str, row: Delivery | DigestRow) -> bool:
+    async def _attempt(self, name: str, row: Delivery | DigestRow | Notice) -> bool:
         """One attempt; False when the lane should wait before trying anything else."""
         store, notifier, lane = self._store, self._notifiers[name], self._lanes[name]
         await self._take_token(name)
         fields: dict[str, object] = {"delivery": row.id, "notifier": name}
-        digest = alert = None
-        if isinstance(row, DigestRow):
+        send: Callable[[], Awaitable[SendResult]]
+        if isinstance(row, Notice):
+            fields["notice"] = row.kind
+            send = partial(notifier.send_notice, row)
+        elif isinstance(row, DigestRow):
             digest = await store.digest(row)
-            fields["hits"] = len(digest.alerts)
+            fields["hits"] = digest.storm_count or len(digest.alerts)
+            send = partial(notifier.send_digest, digest)
         else:
             alert = await store.alert(row)  # rendered fresh: `also` grows between attempts
             fields["rule"] = alert.rule
+            send = partial(notifier.send, alert)
         await store.mark_sending(row.id, self._clock())
         try:
-            if digest is not None:
-                result = await notifier.send_digest(digest)
-            else:
-                assert alert is not None
-                result = await notifier.send(alert)
+            result = await send()
         except Exception as e:  # a notifier bug must not kill the lane
             log.exception("notifier %s raised", name)
             result = SendResult(Outcome.RETRY, f"internal error: {type(e).__name__}")
@@ -213,12 +224,16 @@ class Relay:
                 row.id, name, now, result.detail, pause_after=lane.pause_after
             )
             log_event(log, logging.ERROR, "delivery_failed", **fields, reason=result.detail)
+            if paused:
+                await self._notice(notices.destination_paused, name, result.detail, now)
             return not paused
         at = now + self._policy.delay(row.attempts + 1, result.retry_after, self._rng)
         if at > row.created_at + lane.max_age:
             reason = f"gave up after {row.attempts + 1} tries: {result.detail}"
             await store.mark_expired(row.id, now, reason)
             log_event(log, logging.ERROR, "delivery_expired", **fields, reason=result.detail)
+            if not isinstance(row, Notice):  # a notice about a notice could chase itself
+                await self._notice(notices.delivery_expired, name, result.detail, now)
             return True
         await store.mark_retry(row.id, now, at, result.detail)
         log_event(
@@ -226,3 +241,14 @@ class Relay:
             retry_in=f"{at - now:.1f}s",
         )  # fmt: skip
         return False
+
+    async def _notice(
+        self,
+        raise_: Callable[[Store, Sequence[str], str, str, float], Awaitable[bool]],
+        name: str,
+        reason: str,
+        now: float,
+    ) -> None:
+        """Raise a notice about destination ``name`` and wake the lanes that carry it."""
+        if await raise_(self._store, self._notices(), name, reason, now):
+            self.wake()

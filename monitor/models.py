@@ -253,6 +253,24 @@ class Digest:
     delivery_id: str
     notifier: str
     alerts: tuple[Alert, ...]
+    # A storm summary (a rule past its max_per_hour): the rule, and how many hits the
+    # digest holds; ``alerts`` then holds only the first few.
+    storm_rule: str | None = None
+    storm_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An operational message (a feed gone, a destination paused...) for one destination
+    of ``[monitor] notices``; ``id`` is stable per kind, subject, episode and destination."""
+
+    id: str
+    notifier: str
+    kind: str
+    subject: str
+    text: str
+    attempts: int
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)

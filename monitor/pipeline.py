@@ -15,7 +15,7 @@ from dataclasses import replace
 from functools import partial
 from urllib.parse import urlsplit
 
-from monitor import cluster
+from monitor import cluster, notices
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError, StoreError
 from monitor.extract import Extractor
@@ -138,7 +138,7 @@ class Pipeline:
         delay = after_failure(feed.interval, errors, headers, now, _bounds(config))
         not_before = now + delay if "retry-after" in headers else 0.0
         disable = "410 Gone: the publisher removed this feed" if status == 410 else None
-        await self._store.record_failure(
+        since = await self._store.record_failure(
             state.id, now, self._at(delay), status, str(error), not_before=not_before,
             disable=disable,
         )  # fmt: skip
@@ -149,6 +149,10 @@ class Pipeline:
                 log, logging.WARNING, "poll_failed", feed=feed.label, error=str(error),
                 errors=errors, retry_in=f"{delay:.0f}s",
             )  # fmt: skip
+        await notices.feed_failed(
+            self._store, config.monitor.notices, url=feed.url, label=feed.label, since=since,
+            now=now, error=str(error), gone=disable is not None,
+        )  # fmt: skip
 
     async def _poll(self, feed: FeedConfig, config: Config, state: FeedState) -> PollResult:
         url = state.location.fetch_url
@@ -203,6 +207,7 @@ class Pipeline:
                 config.monitor.cluster_window, config.monitor.cluster_threshold
             ),
             per_copy={r.name for r in config.rules if not r.per_story},
+            caps={r.name: r.max_per_hour for r in config.rules if r.max_per_hour is not None},
         )
         return PollResult(
             feed.url, "ok", new_entries=len(stories), hits=len(hits), dropped=parsed.dropped

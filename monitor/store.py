@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -34,6 +35,7 @@ from monitor.models import (
     FeedState,
     Fingerprint,
     Location,
+    Notice,
     Story,
 )
 
@@ -150,10 +152,37 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE feeds ADD COLUMN moved_confirmations INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE feeds ADD COLUMN cursor_url TEXT;
     """,
+    # 6: storms and notices (docs/alerts.md). A rule's hits past its max_per_hour join a
+    # storm digest (``rule``) that stays open until ``closes_at``; a feed's failure streak
+    # start dates its notices; ``notices`` holds operational messages, one row per
+    # destination, sent through the outbox like everything else.
+    """
+    ALTER TABLE digests ADD COLUMN rule TEXT;
+    ALTER TABLE digests ADD COLUMN closes_at REAL;
+    CREATE INDEX hits_rule ON hits(rule, created_at);
+    ALTER TABLE feeds ADD COLUMN failing_since REAL;
+    CREATE TABLE notices (
+        id TEXT PRIMARY KEY,
+        notifier TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        text TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN
+            ('pending', 'sending', 'sent', 'failed', 'expired', 'cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        next_attempt_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        last_error TEXT
+    );
+    CREATE INDEX notices_due ON notices(notifier, state, next_attempt_at);
+    """,
 )
 
 OPEN_STATES = ("pending", "sending")
 MAX_CANDIDATES = 20  # earlier entries compared in full per new entry, best band agreement first
+STORM_WINDOW = 3600.0  # a rule's max_per_hour counts its hits over this many seconds
+STORM_SHOWN = 5  # alerts read into a storm summary; the rest are only counted
 
 
 def hit_id(rule: str, story_key: str) -> str:
@@ -164,6 +193,12 @@ def hit_id(rule: str, story_key: str) -> str:
 def delivery_id(hit: str, notifier: str) -> str:
     """Stable across retries, so receivers can deduplicate on it."""
     return hashlib.sha256(f"delivery\n{hit}\n{notifier}".encode()).hexdigest()[:32]
+
+
+def notice_id(kind: str, subject: str, episode: str, notifier: str) -> str:
+    """One id per notice and destination: raising the same notice again is a no-op."""
+    key = f"notice\n{kind}\n{subject}\n{episode}\n{notifier}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def digest_id(notifier: str, first: str) -> str:
@@ -247,6 +282,12 @@ def first_cursor(feed: FeedState) -> Cursor:
     """The cursor of a plain 200 answer with no validators, from the feed's own URL: what
     a store filled by hand (tests, benchmarks) records for a poll."""
     return Cursor(200, None, None, feed.location.fetch_url, feed.location)
+
+
+def _due(rows: list[sqlite3.Row], now: float, at: int) -> list[sqlite3.Row]:
+    """``rows`` in order up to the first whose next attempt (column ``at``) is after
+    ``now``: a row waiting for its retry keeps those behind it waiting."""
+    return list(itertools.takewhile(lambda row: row[at] <= now, rows))
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -387,23 +428,27 @@ class Store:
         *,
         not_before: float = 0.0,
         disable: str | None = None,
-    ) -> None:
+    ) -> float:
         """A failed poll: the error, the backoff, a Retry-After in force (``not_before``),
-        or (``disable``) the reason the feed is polled no more."""
+        or (``disable``) the reason the feed is polled no more. Returns when the feed's
+        failure streak began (its notices' episode)."""
         async with self._transaction():
-            await self._db.execute(
+            row = await self._one(
                 "UPDATE feeds SET last_poll_at = ?, last_status = ?, last_error = ?,"
                 " consecutive_errors = consecutive_errors + 1, next_poll_at = ?,"
-                " not_before = ?, disabled_reason = ? WHERE id = ?",
-                (now, status, error, next_poll_at, not_before, disable, feed_id),
+                " not_before = ?, disabled_reason = ?, failing_since = COALESCE(failing_since, ?)"
+                " WHERE id = ? RETURNING failing_since",
+                (now, status, error, next_poll_at, not_before, disable, now, feed_id),
             )
+        return float(row[0])
 
     async def enable_feed(self, url: str, now: float) -> bool:
-        """Poll a disabled feed again (``newsmon resume``); False if it was not disabled."""
+        """Poll a disabled feed again (``newsmon resume``), a new episode for its notices;
+        False if it was not disabled."""
         async with self._transaction():
             cursor = await self._db.execute(
-                "UPDATE feeds SET disabled_reason = NULL, next_poll_at = ?, not_before = 0"
-                " WHERE url = ? AND disabled_reason IS NOT NULL",
+                "UPDATE feeds SET disabled_reason = NULL, next_poll_at = ?, not_before = 0,"
+                " failing_since = NULL WHERE url = ? AND disabled_reason IS NOT NULL",
                 (now, url),
             )
             return cursor.rowcount == 1
@@ -446,15 +491,18 @@ class Store:
         destinations: Mapping[str, Sequence[str]],
         clustering: ClusterPolicy | None = None,
         per_copy: AbstractSet[str] = frozenset(),
+        caps: Mapping[str, int] | None = None,
     ) -> list[str]:
         """Store a successful poll in ONE transaction: the new entries, their hits, one
         pending delivery per hit and destination (rule -> notifiers), and the feed's cursor.
 
         With ``clustering``, each entry is filed under the story of an earlier copy (see
         ``_file_entries``); rules named in ``per_copy`` key their hits by the entry's own
-        story key instead, so every copy alerts. A crash before COMMIT leaves the old
-        cursor, so the entries are fetched again; after it, nothing is lost. Returns the
-        ids of hits that are new.
+        story key instead, so every copy alerts. ``caps`` (rule -> max_per_hour): a hit
+        past its rule's cap over the last hour, counted across all feeds, is stored but its
+        deliveries join the rule's storm digest instead (``_storm_digest``). A crash before
+        COMMIT leaves the old cursor, so the entries are fetched again; after it, nothing
+        is lost. Returns the ids of hits that are new.
         """
         new_hits: list[str] = []
         async with self._transaction():
@@ -484,16 +532,51 @@ class Store:
                     if inserted.rowcount != 1:
                         continue  # this story already alerted for this rule
                     new_hits.append(hid)
+                    cap = (caps or {}).get(match.rule)
+                    storm = cap is not None and await self._over_cap(match.rule, cap, now)
+                    rows = []
+                    for n in destinations.get(match.rule, ()):
+                        did = delivery_id(hid, n)
+                        digest = (
+                            await self._storm_digest(n, match.rule, did, now) if storm else None
+                        )
+                        rows.append((did, hid, n, now, now, now, digest))
                     await db.executemany(
                         "INSERT INTO deliveries (id, hit_id, notifier, state, created_at,"
-                        " next_attempt_at, updated_at) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-                        [
-                            (delivery_id(hid, n), hid, n, now, now, now)
-                            for n in destinations.get(match.rule, ())
-                        ],
+                        " next_attempt_at, updated_at, digest_id)"
+                        " VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+                        rows,
                     )
             await self._save_cursor(feed.id, cursor, now, next_poll_at, title)
         return new_hits
+
+    async def _over_cap(self, rule: str, cap: int, now: float) -> bool:
+        """Whether the rule has more than ``cap`` hits (this one included) in the last
+        hour, inside the caller's transaction (RELIABILITY.md case 28)."""
+        row = await self._one(
+            "SELECT COUNT(*) FROM hits WHERE rule = ? AND created_at > ?",
+            (rule, now - STORM_WINDOW),
+        )
+        return int(row[0]) > cap
+
+    async def _storm_digest(self, notifier: str, rule: str, first: str, now: float) -> str:
+        """The destination's open storm digest for ``rule``, made (named after ``first``)
+        when there is none: it gathers the rule's hits past the cap for an hour, then goes
+        as one summary message."""
+        row = await self._first(
+            "SELECT id FROM digests WHERE notifier = ? AND rule = ? AND state = 'pending'"
+            " AND closes_at > ? LIMIT 1",
+            (notifier, rule, now),
+        )
+        if row is not None:
+            return str(row[0])
+        digest, closes = digest_id(notifier, first), now + STORM_WINDOW
+        await self._db.execute(
+            "INSERT INTO digests (id, notifier, state, created_at, next_attempt_at, updated_at,"
+            " rule, closes_at) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)",
+            (digest, notifier, now, closes, now, rule, closes),
+        )
+        return digest
 
     async def record_not_modified(
         self, feed_id: int, now: float, next_poll_at: float, cursor: Cursor
@@ -511,7 +594,7 @@ class Store:
             " cursor_url = ?, fetch_url = ?, moved_to = ?, moved_confirmations = ?,"
             " polled = polled OR ? != 304, last_poll_at = ?, last_success_at = ?,"
             " last_status = ?, last_error = NULL, consecutive_errors = 0, not_before = 0,"
-            " next_poll_at = ? WHERE id = ?",
+            " failing_since = NULL, next_poll_at = ? WHERE id = ?",
             (
                 title, cursor.etag, cursor.last_modified, cursor.url, loc.fetch_url,
                 loc.moved_to, loc.confirmations, cursor.status, now, now, cursor.status,
@@ -537,11 +620,11 @@ class Store:
         """Rows a crash left in 'sending' go back to pending: at most one extra copy.
         Returns how many deliveries were in flight."""
         async with self._transaction():
-            await self._db.execute(
-                "UPDATE digests SET state = 'pending', next_attempt_at = ?, updated_at = ?"
-                " WHERE state = 'sending'",
-                (now, now),
-            )
+            changes = "SET state = 'pending', next_attempt_at = ?, updated_at = ?"
+            for table in ("digests", "notices"):
+                await self._db.execute(
+                    f"UPDATE {table} {changes} WHERE state = 'sending'", (now, now)
+                )
             cursor = await self._db.execute(
                 "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, updated_at = ?"
                 " WHERE state = 'sending'",
@@ -554,12 +637,13 @@ class Store:
         reason = "destination removed from the watchlist"
         keep = json.dumps(list(notifiers))
         async with self._transaction():
-            await self._db.execute(
-                "UPDATE digests SET state = 'cancelled', updated_at = ?, last_error = ?"
+            changes = (
+                "SET state = 'cancelled', updated_at = ?, last_error = ?"
                 " WHERE state IN ('pending', 'sending')"
-                " AND notifier NOT IN (SELECT value FROM json_each(?))",
-                (now, reason, keep),
+                " AND notifier NOT IN (SELECT value FROM json_each(?))"
             )
+            for table in ("digests", "notices"):
+                await self._db.execute(f"UPDATE {table} {changes}", (now, reason, keep))
             cursor = await self._db.execute(
                 "UPDATE deliveries SET state = 'cancelled', updated_at = ?, last_error = ?"
                 " WHERE state IN ('pending', 'sending')"
@@ -577,26 +661,27 @@ class Store:
             " ORDER BY created_at, rowid LIMIT ?",
             (notifier, limit),
         )
-        due: list[Delivery] = []
-        for row in rows:
-            if row[5] > now:
-                break
-            due.append(Delivery(row[0], row[1], row[2], row[3], row[4]))
-        return due
+        return [Delivery(*row[:5]) for row in _due(rows, now, 5)]
 
     async def due_digests(self, notifier: str, now: float) -> list[DigestRow]:
-        """The destination's pending digests in order, up to the first not yet due."""
+        """The destination's pending digests in order, up to the first not yet due; a
+        storm digest still gathering is not in the line yet (``close_storms``)."""
         rows = await self._all(
             "SELECT id, notifier, attempts, created_at, next_attempt_at FROM digests"
-            " WHERE notifier = ? AND state = 'pending' ORDER BY created_at, rowid",
+            " WHERE notifier = ? AND state = 'pending' AND closes_at IS NULL"
+            " ORDER BY created_at, rowid",
             (notifier,),
         )
-        due: list[DigestRow] = []
-        for row in rows:
-            if row[4] > now:
-                break
-            due.append(DigestRow(row[0], row[1], row[2], row[3]))
-        return due
+        return [DigestRow(*row[:4]) for row in _due(rows, now, 4)]
+
+    async def close_storms(self, notifier: str, now: float) -> None:
+        """Storm digests whose hour is over stop gathering and join the line."""
+        async with self._transaction():
+            await self._db.execute(
+                "UPDATE digests SET closes_at = NULL, next_attempt_at = ?, updated_at = ?"
+                " WHERE notifier = ? AND state = 'pending' AND closes_at <= ?",
+                (now, now, notifier, now),
+            )
 
     async def bundle_digest(self, notifier: str, window: float, now: float, limit: int) -> bool:
         """When the oldest delivery waiting for a digest has waited ``window`` seconds,
@@ -633,12 +718,21 @@ class Store:
 
     async def lane_times(self, notifier: str, window: float | None) -> tuple[float | None, ...]:
         """When this destination's first row in order may next be tried (the rows behind
-        it wait for it), and (with a digest ``window``) when its next digest closes;
-        None for nothing waiting."""
+        it wait for it), and when its next digest closes (with a digest ``window``, or a
+        storm digest gathering); None for nothing waiting."""
         async with self._lock:
+            notices = await self._first(
+                "SELECT next_attempt_at FROM notices WHERE notifier = ? AND state = 'pending'"
+                " ORDER BY created_at, rowid LIMIT 1",
+                (notifier,),
+            )
             digests = await self._first(
                 "SELECT next_attempt_at FROM digests WHERE notifier = ? AND state = 'pending'"
-                " ORDER BY created_at, rowid LIMIT 1",
+                " AND closes_at IS NULL ORDER BY created_at, rowid LIMIT 1",
+                (notifier,),
+            )
+            storm = await self._first(
+                "SELECT MIN(closes_at) FROM digests WHERE notifier = ? AND state = 'pending'",
                 (notifier,),
             )
             singles = await self._first(
@@ -646,10 +740,13 @@ class Store:
                 " AND state = 'pending' AND digest_id IS NULL ORDER BY created_at, rowid LIMIT 1",
                 (notifier,),
             )
+        closes = [storm[0]] if storm and storm[0] is not None else []
+        times = [row[0] for row in (notices, digests) if row is not None]
         if window is not None:
-            return (digests[0] if digests else None, singles[1] + window if singles else None)
-        times = [row[0] for row in (digests, singles) if row is not None]
-        return (min(times) if times else None, None)
+            closes += [singles[1] + window] if singles else []
+        elif singles:
+            times.append(singles[0])
+        return (min(times) if times else None, min(closes) if closes else None)
 
     async def _first(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
         async with self._db.execute(sql, params) as cursor:
@@ -760,6 +857,7 @@ class Store:
             " next_attempt_at = COALESCE(?, next_attempt_at)"
         )
         values = (state, now, attempts, error, error, next_attempt_at, outbox_id)
+        await self._db.execute(f"UPDATE notices {changes} WHERE id = ?", values)
         await self._db.execute(f"UPDATE digests {changes} WHERE id = ?", values)
         await self._db.execute(
             f"UPDATE deliveries {changes} WHERE id = ? OR digest_id = ?", (*values, outbox_id)
@@ -812,16 +910,58 @@ class Store:
         )
 
     async def digest(self, row: DigestRow) -> Digest:
-        """A digest's alerts, in the order their hits were stored, each read fresh."""
+        """A digest's alerts, in the order their hits were stored, each read fresh; of a
+        storm digest only the first ``STORM_SHOWN``, and how many it holds."""
         async with self._lock:
+            head = await self._one(
+                "SELECT rule, (SELECT COUNT(*) FROM deliveries WHERE digest_id = ?)"
+                " FROM digests WHERE id = ?",
+                (row.id, row.id),
+            )
             async with self._db.execute(
                 "SELECT id, hit_id, notifier, attempts, created_at FROM deliveries"
-                " WHERE digest_id = ? ORDER BY created_at, rowid",
-                (row.id,),
+                " WHERE digest_id = ? ORDER BY created_at, rowid LIMIT ?",
+                (row.id, -1 if head[0] is None else STORM_SHOWN),
             ) as cursor:
                 members = await cursor.fetchall()
             alerts = [await self._alert(Delivery(*m)) for m in members]
-        return Digest(row.id, row.notifier, tuple(alerts))
+        return Digest(row.id, row.notifier, tuple(alerts), head[0], int(head[1]))
+
+    async def add_notice(
+        self, kind: str, subject: str, episode: str, text: str, notifiers: Iterable[str],
+        now: float,
+    ) -> bool:  # fmt: skip
+        """Queue a notice for each of ``notifiers``, once per (kind, subject, episode):
+        raising it again (the next poll, a restart) adds nothing. True when it is new."""
+        async with self._transaction():
+            cursor = await self._db.executemany(
+                "INSERT INTO notices (id, notifier, kind, subject, text, state, created_at,"
+                " next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
+                [
+                    (notice_id(kind, subject, episode, n), n, kind, subject, text, now, now, now)
+                    for n in notifiers
+                ],
+            )
+            return cursor.rowcount > 0
+
+    async def due_notices(self, notifier: str, now: float) -> list[Notice]:
+        """The destination's pending notices in order, up to the first not yet due."""
+        rows = await self._all(
+            "SELECT id, notifier, kind, subject, text, attempts, created_at, next_attempt_at"
+            " FROM notices WHERE notifier = ? AND state = 'pending' ORDER BY created_at, rowid",
+            (notifier,),
+        )
+        return [Notice(*row[:7]) for row in _due(rows, now, 7)]
+
+    async def notices(self, limit: int = 100) -> list[tuple[Notice, str]]:
+        """The latest notices, newest first, each with its state."""
+        rows = await self._all(
+            "SELECT id, notifier, kind, subject, text, attempts, created_at, state FROM notices"
+            " ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (limit,),
+        )
+        return [(Notice(*r[:7]), str(r[7])) for r in rows]
 
     async def deliveries(self, *, failed_only: bool = False, limit: int = 100) -> list[DeliveryRow]:
         rows = await self._all(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from monitor.models import Alert, Digest, Outcome, SendResult
+from monitor.models import Alert, Digest, Notice, Outcome, SendResult
 from monitor.retry_after import parse_retry_after
 
 # Retry-After beyond this is treated as "a long time", not obeyed literally.
@@ -24,7 +24,12 @@ class Notifier(Protocol):
     async def send(self, alert: Alert) -> SendResult: ...
 
     async def send_digest(self, digest: Digest) -> SendResult:
-        """Several alerts in one message (a notifier with ``digest`` set)."""
+        """Several alerts in one message (a notifier with ``digest`` set), or a storm
+        summary (``digest.storm_rule`` set: a rule past its max_per_hour)."""
+        ...
+
+    async def send_notice(self, notice: Notice) -> SendResult:
+        """An operational notice (``[monitor] notices``): a short plain message."""
         ...
 
     async def close(self) -> None: ...

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from monitor.models import Alert, Digest, Outcome, SendResult
-from monitor.notify.render import alert_text, digest_text
+from monitor.models import Alert, Digest, Notice, Outcome, SendResult
+from monitor.notify.render import alert_text, digest_text, notice_text
 
 
 class ConsoleNotifier:
@@ -19,6 +19,9 @@ class ConsoleNotifier:
 
     async def send_digest(self, digest: Digest) -> SendResult:
         return self._print(digest_text(digest))
+
+    async def send_notice(self, notice: Notice) -> SendResult:
+        return self._print(notice_text(notice))
 
     def _print(self, text: str) -> SendResult:
         print(text, file=self._stream or sys.stdout, flush=True)

@@ -25,7 +25,8 @@ from typing import Final, Literal
 
 import aiosmtplib
 
-from monitor.models import Alert, Digest, Outcome, SendResult
+from monitor.models import Alert, Digest, Notice, Outcome, SendResult
+from monitor.notify.render import notice_text, storm_headline
 from monitor.notify.text import (
     display_host,
     format_published,
@@ -251,7 +252,10 @@ def _message(
 
 
 def render_digest_subject(digest: Digest) -> str:
-    """``[newsmon] digest: N alerts (rule, rule)``, one line, capped."""
+    """``[newsmon] digest: N alerts (rule, rule)``, or a storm summary's headline; one
+    line, capped."""
+    if digest.storm_rule is not None:
+        return truncate(f"[newsmon] {header_value(storm_headline(digest))}", SUBJECT_LIMIT)
     count = len(digest.alerts)
     rules = ", ".join(dict.fromkeys(header_value(a.rule) for a in digest.alerts))
     return truncate(f"[newsmon] digest: {count} alert{'s' if count != 1 else ''} ({rules})",
@@ -263,6 +267,11 @@ def render_digest_html(digest: Digest) -> str:
     snippet, built only from escaped text like ``render_html``."""
     cell = f"font-family:{_FONT};font-size:14px;line-height:1.5;color:#1d2430"
     link = "color:#0b57d0;text-decoration:none;font-weight:600"
+    more = digest.storm_count - len(digest.alerts) if digest.storm_rule is not None else 0
+    head = _digest_head(digest)
+    more_row = (
+        [f'<tr><td style="padding:10px 24px;{cell}">…and {more} more</td></tr>'] if more else []
+    )
     items = []
     for alert in digest.alerts:
         title = _e(truncate(one_line(alert.title), TITLE_LIMIT) or "(untitled)")
@@ -291,8 +300,9 @@ def render_digest_html(digest: Digest) -> str:
                 'style="max-width:640px;margin:0 auto;background:#ffffff;'
                 'border:1px solid #dde1e6">',
                 f'<tr><td style="padding:18px 24px 8px;{cell};font-size:18px;font-weight:600">'
-                f"newsmon digest: {len(digest.alerts)} alerts</td></tr>",
+                f"{_e(head)}</td></tr>",
                 *items,
+                *more_row,
                 f'<tr><td style="padding:12px 24px 18px;border-top:1px solid #eceef1;{cell};'
                 f'font-size:12px;color:#8a94a3">Sent by newsmon · delivery '
                 f"{_e(one_line(digest.delivery_id))}</td></tr>",
@@ -307,14 +317,35 @@ def render_digest_email(
     digest: Digest, *, sender: str, to: tuple[str, ...], date: datetime
 ) -> EmailMessage:
     """One message for several alerts; its Message-ID comes from the digest's own id."""
-    count = len(digest.alerts)
-    text = [f"newsmon digest: {count} alert{'s' if count != 1 else ''}", ""]
+    text = [_digest_head(digest), ""]
     text += [_text_card(a) for a in digest.alerts]
+    if digest.storm_rule is not None and digest.storm_count > len(digest.alerts):
+        text += [f"…and {digest.storm_count - len(digest.alerts)} more", ""]
     text += ["-- ", f"newsmon delivery {one_line(digest.delivery_id)}"]
     return _message(
         digest.delivery_id, render_digest_subject(digest), "\n".join(text) + "\n",
         render_digest_html(digest), sender=sender, to=to, date=date,
     )  # fmt: skip
+
+
+def _digest_head(digest: Digest) -> str:
+    if digest.storm_rule is not None:
+        return one_line(storm_headline(digest))
+    count = len(digest.alerts)
+    return f"newsmon digest: {count} alert{'s' if count != 1 else ''}"
+
+
+def render_notice_email(
+    notice: Notice, *, sender: str, to: tuple[str, ...], date: datetime
+) -> EmailMessage:
+    """An operational notice: its kind and subject in the Subject, its text as the body."""
+    subject = truncate(
+        f"[newsmon notice] {header_value(notice.kind)}: {header_value(notice.subject)}",
+        SUBJECT_LIMIT,
+    )
+    text = notice_text(notice)
+    body = f'<!DOCTYPE html><html lang="en"><body><p>{_e(text)}</p></body></html>\n'
+    return _message(notice.id, subject, text + "\n", body, sender=sender, to=to, date=date)
 
 
 def _reply(code: int, message: str) -> str:
@@ -415,6 +446,10 @@ class EmailNotifier:
         """Several alerts in one message; like ``send`` otherwise."""
         message = render_digest_email(digest, sender=self._sender, to=self._to, date=self._now())
         return await self._send(message, digest.delivery_id)
+
+    async def send_notice(self, notice: Notice) -> SendResult:
+        message = render_notice_email(notice, sender=self._sender, to=self._to, date=self._now())
+        return await self._send(message, notice.id)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.models import Alert, Digest
+from monitor.models import Alert, Digest, Notice
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
@@ -35,7 +35,17 @@ def alert_text(alert: Alert) -> str:
 
 
 def digest_json(digest: Digest) -> dict[str, Any]:
-    """The generic webhook body of a digest (DESIGN.md section 4)."""
+    """The generic webhook body of a digest (DESIGN.md section 4), or of a storm summary
+    (``"storm": true``, the rule, the count, the first few hits)."""
+    if digest.storm_rule is not None:
+        return {
+            "storm": True,
+            "notifier": digest.notifier,
+            "rule": digest.storm_rule,
+            "count": digest.storm_count,
+            "text": storm_headline(digest),
+            "hits": [alert_json(a) for a in digest.alerts],
+        }
     return {
         "digest": True,
         "notifier": digest.notifier,
@@ -44,7 +54,39 @@ def digest_json(digest: Digest) -> dict[str, Any]:
 
 
 def digest_text(digest: Digest) -> str:
-    """A plain-text rendering of a digest: a count, then each alert."""
+    """A plain-text rendering of a digest: a count, then each alert; of a storm summary,
+    its headline and the first few titles with their links."""
+    if digest.storm_rule is not None:
+        lines = [f"  {a.title} ({a.feed}): {a.url or '(no link)'}" for a in digest.alerts]
+        more = digest.storm_count - len(digest.alerts)
+        return "\n".join(
+            [storm_headline(digest), *lines, *([f"  …and {more} more"] if more else [])]
+        )
     count = len(digest.alerts)
     head = f"[newsmon digest] {count} alert{'s' if count != 1 else ''}"
     return "\n\n".join([head, *(alert_text(a) for a in digest.alerts)])
+
+
+def storm_headline(digest: Digest) -> str:
+    """``rule: N more stories in the last hour — newsmon hits --rule rule``."""
+    rule, count = digest.storm_rule or "", digest.storm_count
+    return (
+        f"{rule}: {count} more stor{'ies' if count != 1 else 'y'} in the last hour"
+        f" — newsmon hits --rule {rule}"
+    )
+
+
+def notice_json(notice: Notice) -> dict[str, Any]:
+    """The generic webhook body of an operational notice."""
+    return {
+        "notice": True,
+        "id": notice.id,
+        "kind": notice.kind,
+        "subject": notice.subject,
+        "text": notice.text,
+    }
+
+
+def notice_text(notice: Notice) -> str:
+    """A notice on one line, for the console, Slack and email."""
+    return f"[newsmon notice] {notice.kind}: {notice.text}"

@@ -13,8 +13,9 @@ from typing import Any, Final
 
 import aiohttp
 
-from monitor.models import Alert, Digest, SendResult
+from monitor.models import Alert, Digest, Notice, SendResult
 from monitor.notify.http import post
+from monitor.notify.render import notice_text, storm_headline
 from monitor.notify.text import (
     display_host,
     escape_capped,
@@ -163,8 +164,11 @@ def _digest_line(alert: Alert) -> str:
 def render_slack_digest(digest: Digest) -> dict[str, Any]:
     """One message for several alerts: a line per alert (linked title, source, rule),
     packed into as few sections as Slack's limits allow, then the digest's delivery id."""
-    count = len(digest.alerts)
-    header = truncate(f"newsmon digest: {count} alert{'s' if count != 1 else ''}", HEADER_LIMIT)
+    count = digest.storm_count if digest.storm_rule is not None else len(digest.alerts)
+    if digest.storm_rule is not None:  # a rule past its max_per_hour: a summary
+        header = truncate(one_line(storm_headline(digest)), HEADER_LIMIT)
+    else:
+        header = truncate(f"newsmon digest: {count} alert{'s' if count != 1 else ''}", HEADER_LIMIT)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header}}
     ]
@@ -198,6 +202,15 @@ def render_slack_digest(digest: Digest) -> dict[str, Any]:
     }
 
 
+def render_slack_notice(notice: Notice) -> dict[str, Any]:
+    """An operational notice: its text alone, escaped, nothing unfurled."""
+    return {
+        "text": _esc(notice_text(notice), SECTION_LIMIT),
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
 class SlackNotifier:
     """Posts alerts to one Slack incoming webhook through the shared aiohttp session.
 
@@ -221,6 +234,9 @@ class SlackNotifier:
 
     async def send_digest(self, digest: Digest) -> SendResult:
         return await self._post(render_slack_digest(digest), digest.delivery_id)
+
+    async def send_notice(self, notice: Notice) -> SendResult:
+        return await self._post(render_slack_notice(notice), notice.id)
 
     async def _post(self, message: dict[str, Any], delivery: str) -> SendResult:
         body = json.dumps(message, ensure_ascii=False).encode()

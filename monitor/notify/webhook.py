@@ -9,9 +9,9 @@ from typing import Any
 
 import aiohttp
 
-from monitor.models import Alert, Digest, SendResult
+from monitor.models import Alert, Digest, Notice, SendResult
 from monitor.notify.http import post
-from monitor.notify.render import alert_json, digest_json
+from monitor.notify.render import alert_json, digest_json, notice_json
 from monitor.secrets import Secret
 
 
@@ -42,6 +42,9 @@ class WebhookNotifier:
 
     async def send_digest(self, digest: Digest) -> SendResult:
         return await self._post(digest_json(digest), digest.delivery_id)
+
+    async def send_notice(self, notice: Notice) -> SendResult:
+        return await self._post(notice_json(notice), notice.id)
 
     async def _post(self, payload: dict[str, Any], delivery: str) -> SendResult:
         body = json.dumps(payload, ensure_ascii=False).encode()

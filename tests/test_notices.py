@@ -1,0 +1,219 @@
+"""`[monitor] notices`: a feed gone or failing for a day, a destination paused, alerts
+expiring; each notice once, through the outbox, against real receivers and SQLite."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from monitor.config import load_config
+from monitor.daemon import Daemon
+from monitor.deliver import Relay, RetryPolicy
+from monitor.models import LanePolicy, Notice
+from monitor.notify.email import render_notice_email
+from monitor.notify.slack import render_slack_notice
+from monitor.notify.webhook import WebhookNotifier
+from monitor.secrets import Secret
+from monitor.store import Store
+from tests.outbox import Answer, Hook, ManualClock, add_hits
+from tests.servers import Publisher, Receiver
+from tests.watchlists import watchlist
+
+DAY = 86400.0
+
+
+def notices_to_hook(text: str) -> str:
+    return text.replace("[monitor]\n", '[monitor]\nnotices = ["hook"]\n', 1)
+
+
+def notices(server: Receiver) -> list[dict[str, object]]:
+    return [r.body for r in server.accepted if r.body.get("notice")]
+
+
+async def test_a_gone_feed_sends_one_notice_across_polls(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """A 410 feed raises exactly one feed_gone notice, however often it is polled."""
+    publisher.overrides["/rss.xml"] = (410, {})
+    feed = f"{publisher.base}/rss.xml"
+    path = write_watchlist(notices_to_hook(watchlist(feeds=[feed], hook=receiver.url)))
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once()  # disables the feed; polling it by hand twice more
+        for _ in range(2):
+            await daemon.poll(daemon.config.feeds)
+            await daemon.relay.run(until_empty=True)
+    assert len(publisher.hits("/rss.xml")) == 3
+    (notice,) = notices(receiver)
+    assert notice["kind"] == "feed_gone"
+    assert notice["subject"] == feed
+    assert "410" in str(notice["text"])
+    assert f"newsmon resume {feed}" in str(notice["text"])
+
+
+async def test_a_feed_failing_for_a_day_sends_one_notice(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """Failures for under a day raise nothing; the first poll a day into the streak
+    raises feed_failing once; a success ends the episode, so a new day-long streak
+    raises it again."""
+    publisher.overrides["/rss.xml"] = (500, {})
+    path = write_watchlist(
+        notices_to_hook(watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url))
+    )
+    clock = ManualClock(time.time())
+
+    async def poll_at(hours: float) -> None:
+        clock.advance(hours * 3600)
+        await daemon.poll(daemon.config.feeds)
+        await daemon.relay.run(until_empty=True)
+
+    async with Daemon.open(load_config(path), clock=clock) as daemon:
+        await daemon.run_once()
+        for hours in (12, 11.9):
+            await poll_at(hours)
+        assert notices(receiver) == []
+        for hours in (0.2, 1, 5):
+            await poll_at(hours)
+        assert [n["kind"] for n in notices(receiver)] == ["feed_failing"]
+        assert "failed every poll for 24 hours" in str(notices(receiver)[0]["text"])
+        del publisher.overrides["/rss.xml"]
+        await poll_at(1)
+        publisher.overrides["/rss.xml"] = (500, {})
+        for hours in (1, 25):
+            await poll_at(hours)
+    assert [n["kind"] for n in notices(receiver)] == ["feed_failing", "feed_failing"]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await Store.open(tmp_path / "newsmon.db")
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def relay(
+    store: Store,
+    hooks: dict[str, Hook],
+    session: aiohttp.ClientSession,
+    clock: ManualClock,
+    targets: list[str],
+    lanes: dict[str, LanePolicy] | None = None,
+) -> Relay:
+    notifiers = {n: WebhookNotifier(n, Secret(h.url), session) for n, h in hooks.items()}
+    return Relay(
+        store, notifiers, policy=RetryPolicy(base=1.0, cap=600.0), clock=clock,
+        rng=random.Random(7), lanes=lanes, sleep=clock.sleep, notices=lambda: targets,
+    )  # fmt: skip
+
+
+async def test_a_paused_destination_sends_one_notice_elsewhere(
+    store: Store, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A destination pausing sends one notice to the notices destination, none to itself
+    (though it is listed there too), and no more while it stays paused."""
+    clock = ManualClock()
+    broken = Hook([Answer(400)] * 10, clock)
+    desk = Hook((), clock)
+    await broken.start()
+    await desk.start()
+    try:
+        await add_hits(store, 4, ["broken"], clock())
+        r = relay(
+            store, {"broken": broken, "desk": desk}, session, clock, ["desk", "broken"],
+            {"broken": LanePolicy(pause_after=2)},
+        )  # fmt: skip
+        with caplog.at_level(logging.INFO, logger="newsmon"):
+            await r.run(until_empty=True)
+            await r.run(until_empty=True)
+        assert len(broken.seen) == 2  # paused after two refusals; no notice to itself
+        (got,) = desk.accepted
+        assert got.body["kind"] == "destination_paused"
+        assert got.body["subject"] == "broken"
+        assert "newsmon resume broken" in str(got.body["text"])
+        assert got.delivery == got.body["id"]
+        assert [(n.notifier, state) for n, state in await store.notices()] == [("desk", "sent")]
+        assert sum(m.startswith("notice_raised") for m in caplog.messages) == 1
+    finally:
+        await broken.stop()
+        await desk.stop()
+
+
+async def test_expiring_alerts_send_one_notice_an_hour(
+    store: Store, session: aiohttp.ClientSession
+) -> None:
+    """Alerts expiring on a dead destination raise one deliveries_expired notice an
+    hour to the others, not one per alert."""
+    clock = ManualClock()
+    dead = Hook([Answer(503)] * 50, clock)
+    desk = Hook((), clock)
+    await dead.start()
+    await desk.start()
+    try:
+        await add_hits(store, 3, ["dead"], clock())
+        lanes = {"dead": LanePolicy(max_age=5.0)}
+        r = relay(store, {"dead": dead, "desk": desk}, session, clock, ["desk"], lanes)
+        while any(d.state == "pending" for d in await store.deliveries()):
+            clock.advance(10)
+            await r.send_due("dead")
+        await r.send_due("desk")
+        assert {d.state for d in await store.deliveries()} == {"expired"}
+        assert [s.body["kind"] for s in desk.accepted] == ["deliveries_expired"]
+    finally:
+        await dead.stop()
+        await desk.stop()
+
+
+async def test_notices_survive_a_restart(tmp_path: Path, session: aiohttp.ClientSession) -> None:
+    """A notice queued (or cut off mid-send) before a stop is sent after the restart,
+    once; raising it again after the restart adds nothing."""
+    clock = ManualClock()
+    desk = Hook((), clock)
+    await desk.start()
+    raise_ = ("feed_gone", "https://feeds.example.org/a", "1", "gone", ["desk"])
+    try:
+        store = await Store.open(tmp_path / "n.db")
+        assert await store.add_notice(*raise_, clock())
+        (pending,) = await store.due_notices("desk", clock())
+        await store.mark_sending(pending.id, clock())  # a crash mid-send
+        await store.close()
+
+        store = await Store.open(tmp_path / "n.db")
+        try:
+            await store.recover_sending(clock())
+            assert not await store.add_notice(*raise_, clock())
+            await relay(store, {"desk": desk}, session, clock, ["desk"]).run(until_empty=True)
+            ((notice, state),) = await store.notices()
+        finally:
+            await store.close()
+        assert state == "sent"
+        assert notice.attempts == 2
+        assert [s.delivery for s in desk.accepted] == [pending.id]
+    finally:
+        await desk.stop()
+
+
+def test_notice_renders_as_plain_text_in_slack_and_email() -> None:
+    """Slack gets the text escaped and unfurling off; email a subject naming the kind
+    and subject on one line and the text as its body."""
+    notice = Notice("n1", "desk", "feed_gone", "http://x/<a>\r\nBcc: y", "Feed <b> is gone", 0, 0)
+    slack = render_slack_notice(notice)
+    assert slack["text"] == "[newsmon notice] feed_gone: Feed &lt;b&gt; is gone"
+    assert slack["unfurl_links"] is False
+    email = render_notice_email(notice, sender="n@example.org", to=("d@example.org",),
+                                date=datetime.now(UTC))  # fmt: skip
+    assert email["Subject"] == "[newsmon notice] feed_gone: http://x/<a> Bcc: y"
+    assert "Bcc" not in email.keys()  # noqa: SIM118 (header names, not a dict)
+    assert "Feed <b> is gone" in email.get_body(("plain",)).get_content()  # type: ignore[union-attr]
