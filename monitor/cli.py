@@ -177,15 +177,21 @@ async def _cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
     async def show(store: Store) -> int:
         rows = await store.deliveries(failed_only=args.failed)
         paused = [d for d in await store.destinations() if d.paused_at is not None]
+        notices = await store.notices(limit=10)
         if args.json:
             document = {
                 "paused": [asdict(d) for d in paused],
+                "notices": [asdict(n) | {"state": state} for n, state in notices],
                 "deliveries": [asdict(r) | {"reason": _reason(r)} for r in rows],
             }
             print(json.dumps(document, indent=2, ensure_ascii=False))
             return EXIT_OK
         for destination in paused:
             print(_paused_line(destination))
+        for notice, state in notices:
+            print(
+                f"NOTICE {_when(notice.created_at)} to {notice.notifier} ({state}): {notice.text}"
+            )
         if not rows:
             print("no deliveries")
             return EXIT_OK
@@ -203,9 +209,7 @@ async def _cmd_deliveries(args: argparse.Namespace, config: Config) -> int:
 
 async def _cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
     async def requeue(store: Store) -> int:
-        matches = [
-            r.id for r in await store.deliveries(limit=1_000_000) if r.id.startswith(args.id)
-        ]
+        matches = await store.delivery_ids(args.id)
         if len(matches) != 1:
             print(f"newsmon: no single delivery with id {args.id!r}", file=sys.stderr)
             return EXIT_USAGE

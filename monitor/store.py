@@ -963,6 +963,13 @@ class Store:
         )
         return [(Notice(*r[:7]), str(r[7])) for r in rows]
 
+    async def delivery_ids(self, prefix: str) -> list[str]:
+        """Delivery ids starting with ``prefix`` (two at most: enough to say "ambiguous")."""
+        rows = await self._all(
+            "SELECT id FROM deliveries WHERE substr(id, 1, ?) = ? LIMIT 2", (len(prefix), prefix)
+        )
+        return [str(r[0]) for r in rows]
+
     async def deliveries(self, *, failed_only: bool = False, limit: int = 100) -> list[DeliveryRow]:
         rows = await self._all(
             "SELECT d.id, d.hit_id, d.notifier, d.state, d.attempts, d.created_at, d.updated_at,"

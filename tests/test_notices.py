@@ -3,8 +3,10 @@ expiring; each notice once, through the outbox, against real receivers and SQLit
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,11 +19,13 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.deliver import Relay, RetryPolicy
 from monitor.models import LanePolicy, Notice
+from monitor.notices import raise_notice
 from monitor.notify.email import render_notice_email
 from monitor.notify.slack import render_slack_notice
 from monitor.notify.webhook import WebhookNotifier
 from monitor.secrets import Secret
 from monitor.store import Store
+from tests.daemon import command, environment
 from tests.outbox import Answer, Hook, ManualClock, add_hits
 from tests.servers import Publisher, Receiver
 from tests.watchlists import watchlist
@@ -217,3 +221,28 @@ def test_notice_renders_as_plain_text_in_slack_and_email() -> None:
     assert email["Subject"] == "[newsmon notice] feed_gone: http://x/<a> Bcc: y"
     assert "Bcc" not in email.keys()  # noqa: SIM118 (header names, not a dict)
     assert "Feed <b> is gone" in email.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+async def test_deliveries_lists_notices(tmp_path: Path) -> None:
+    """`newsmon deliveries` shows the latest notices with their state."""
+    path = tmp_path / "newsmon.toml"
+    path.write_text(
+        watchlist(feeds=["http://127.0.0.1:9/feed.xml"]).replace(
+            'database = "newsmon.db"', 'database = "newsmon.db"\nnotices = ["hook"]'
+        ),
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    store = await Store.open(config.monitor.database)
+    try:
+        await raise_notice(
+            store, config.monitor.notices, "feed_gone", "Wire", 1.0, "Wire is gone (410)", 1000.0
+        )
+    finally:
+        await store.close()
+    done = await asyncio.to_thread(
+        subprocess.run, [*command(), "deliveries", "--config", str(path)],
+        capture_output=True, text=True, env=environment(), check=False,
+    )  # fmt: skip
+    assert "NOTICE" in done.stdout
+    assert "to hook (pending): Wire is gone (410)" in done.stdout
