@@ -399,11 +399,7 @@ def _day(stamp: float) -> str:
 
 
 async def _cmd_backtest(args: argparse.Namespace, config: Config) -> int:
-    try:
-        rule = _archive_rule(args, config)
-    except ConfigError as e:
-        print(f"newsmon: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    rule = _archive_rule(args, config)  # ConfigError: exit 2
 
     async def run(store: Store) -> int:
         caught = await _caught(args, rule, store)
@@ -429,11 +425,7 @@ async def _cmd_backtest(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _cmd_search(args: argparse.Namespace, config: Config) -> int:
-    try:
-        rule = _archive_rule(args, config)
-    except ConfigError as e:
-        print(f"newsmon: {e}", file=sys.stderr)
-        return EXIT_USAGE
+    rule = _archive_rule(args, config)  # ConfigError: exit 2
 
     async def run(store: Store) -> int:
         stories: dict[str, list[Caught]] = {}
@@ -531,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as e:
         print(f"newsmon: database error: {e}", file=sys.stderr)
         return EXIT_FAILED
+    except ConfigError as e:  # a bad argument that names a rule, a query or a file
+        print(f"newsmon: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except NewsmonError as e:
         print(f"newsmon: {e}", file=sys.stderr)
         return EXIT_FAILED

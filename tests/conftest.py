@@ -7,11 +7,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import hypothesis  # noqa: F401
 import pytest
 
+from monitor.store import Store
 from tests.servers import Publisher, Receiver
 from tests.watchlists import watchlist
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A real SQLite store in the test's own folder."""
+    s = await Store.open(tmp_path / "newsmon.db")
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
 
 
 @pytest.fixture

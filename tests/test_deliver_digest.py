@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -16,19 +15,11 @@ from monitor.notify.email import EmailNotifier
 from monitor.notify.slack import HEADER_LIMIT, MAX_BLOCKS, SECTION_LIMIT, render_slack_digest
 from monitor.notify.webhook import WebhookNotifier
 from monitor.secrets import Secret
-from monitor.store import Store
 from tests.notify_servers import make_alert
 from tests.outbox import Answer, Hook, ManualClock, add_hits
 from tests.test_notify_email import SENDER, TO, Recorder, parts, smtpd  # noqa: F401
 
 HOUR = 3600.0
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "newsmon.db")
-    yield s
-    await s.close()
 
 
 @pytest.fixture

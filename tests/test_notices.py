@@ -8,7 +8,6 @@ import logging
 import random
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,19 +92,6 @@ async def test_a_feed_failing_for_a_day_sends_one_notice(
         for hours in (1, 25):
             await poll_at(hours)
     assert [n["kind"] for n in notices(receiver)] == ["feed_failing", "feed_failing"]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "newsmon.db")
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def relay(

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -22,19 +20,6 @@ from monitor.store import Store
 from tests.notify_servers import make_alert
 from tests.outbox import Answer, Hook, ManualClock, add_hits
 from tests.servers import Receiver
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await Store.open(tmp_path / "newsmon.db")
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def test_an_answer_after_the_deadline_means_exactly_one_more_copy(
