@@ -8,7 +8,7 @@ Flow: ``Fetched`` (fetch) -> ``ParsedFeed`` of ``Entry`` (parse) -> ``Extracted`
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -142,16 +142,40 @@ class MatchedTerm:
     end: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
 class RuleMatch:
+    """A rule that matched, and why. ``lazy_snippet`` is the snippet, or a function that
+    makes it on first read of ``snippet``: the rules engine passes a function, since most
+    matches are never shown (a third of the matching time went to snippets, issue 4).
+    Equality, hash and repr see the snippet itself."""
+
     rule: str
     terms: tuple[MatchedTerm, ...]
-    snippet: str
+    lazy_snippet: str | Callable[[], str]
+
+    @property
+    def snippet(self) -> str:
+        made = self.lazy_snippet
+        if not isinstance(made, str):
+            made = made()
+            object.__setattr__(self, "lazy_snippet", made)  # made once, frozen as before
+        return made
 
     @property
     def matched_words(self) -> tuple[str, ...]:
         """Distinct matched words in order of first appearance, for alerts."""
         return tuple(dict.fromkeys(t.text for t in self.terms))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RuleMatch):
+            return NotImplemented
+        return (self.rule, self.terms, self.snippet) == (other.rule, other.terms, other.snippet)
+
+    def __hash__(self) -> int:
+        return hash((self.rule, self.terms, self.snippet))
+
+    def __repr__(self) -> str:
+        return f"RuleMatch(rule={self.rule!r}, terms={self.terms!r}, snippet={self.snippet!r})"
 
 
 @dataclass(frozen=True, slots=True)

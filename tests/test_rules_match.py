@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.errors import QueryError, RuleCompileError
-from monitor.models import Document
+from monitor.models import Document, RuleMatch
 from monitor.rules import compile_rules
 
 ENTITIES = {
@@ -128,6 +128,19 @@ def test_match_records_terms_as_found() -> None:
         ("embassies", "body", 65, 74),
     ]
     assert hit.snippet == body
+
+
+def test_snippet_is_made_on_first_read_and_compares_as_made() -> None:
+    """A match's snippet is built when first read, then kept; equality sees its text."""
+    index = compile_rules({"r": "embassy"}, ENTITIES)
+    [hit] = index.match(Document("", "", "The embassy said nothing."))
+    assert not isinstance(hit.lazy_snippet, str)  # nothing built yet
+    eager = RuleMatch("r", hit.terms, "The embassy said nothing.")
+    assert hit == eager
+    assert hash(hit) == hash(eager)
+    assert repr(hit) == repr(eager)
+    assert hit.lazy_snippet == "The embassy said nothing."  # built once, kept
+    assert hit != RuleMatch("r", hit.terms, "The embassy")
 
 
 def test_only_restricts_rules() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from itertools import accumulate, count, islice
+from itertools import accumulate, chain, count, islice
 from operator import itemgetter, sub
 
 import regex
@@ -92,11 +92,13 @@ def _acronym_key(text: str) -> str:
     return _strip_possessive(text).rstrip(".") + "."
 
 
-# What one surface string becomes: its (exact key, folded key, is-acronym) pieces, and the
-# length of the word as found (the possessive excluded). A sentence end has no pieces.
-Spelling = tuple[tuple[tuple[str, str, bool], ...], int]
+# What one surface string becomes: its (exact key, folded key, is-acronym) pieces, the
+# length of the word as found (the possessive excluded), and the pieces' folded keys again
+# (so that a text's folded keys are chained from its spellings in C). A sentence end has
+# no pieces.
+Spelling = tuple[tuple[tuple[str, str, bool], ...], int, tuple[str, ...]]
 _STOPS = ".!?"
-_STOP: Spelling = ((), 0)
+_STOP: Spelling = ((), 0, ())
 
 
 class Tokens:
@@ -117,7 +119,7 @@ class Tokens:
     def __init__(self, parts: list[str], spellings: list[Spelling]) -> None:
         self._parts = parts  # separators and surfaces, alternately, as ``split`` gives them
         self._spellings = spellings  # one per surface
-        self.folded = [piece[1] for pieces, _ in spellings for piece in pieces]
+        self.folded = list(chain.from_iterable(map(itemgetter(2), spellings)))
         self._exact: list[str] | None = None
         self._acronym: list[bool] | None = None
         self._start: list[int] | None = None
@@ -136,13 +138,13 @@ class Tokens:
     @property
     def exact(self) -> list[str]:
         if self._exact is None:
-            self._exact = [piece[0] for pieces, _ in self._spellings for piece in pieces]
+            self._exact = [piece[0] for pieces, *_ in self._spellings for piece in pieces]
         return self._exact
 
     @property
     def acronym(self) -> list[bool]:
         if self._acronym is None:
-            self._acronym = [piece[2] for pieces, _ in self._spellings for piece in pieces]
+            self._acronym = [piece[2] for pieces, *_ in self._spellings for piece in pieces]
         return self._acronym
 
     @property
@@ -238,7 +240,7 @@ class Tokens:
                     after = stop + 1
                 return self._break
             words, previous = 0, ""
-            for surface, (pieces, _) in zip(surfaces, spellings, strict=True):
+            for surface, (pieces, *_) in zip(surfaces, spellings, strict=True):
                 if pieces:
                     words += len(pieces)
                     previous = pieces[-1][1]
@@ -309,6 +311,7 @@ def spell(surface: str) -> Spelling:
         # a query or an article spelling them out would be split.
         spelled = tokenize(exact_key)
         pieces = zip(spelled.exact, spelled.folded, spelled.acronym, strict=True)
-        return tuple(pieces), length
+        return tuple(pieces), length, tuple(spelled.folded)
     # Folded from the exact key, so that 'US' and us share an index entry.
-    return ((exact_key, fold(exact_key), acronym),), length
+    folded = fold(exact_key)
+    return ((exact_key, folded, acronym),), length, (folded,)

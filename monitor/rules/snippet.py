@@ -37,7 +37,17 @@ def matched_terms(view: View, spans: Iterable[Span]) -> tuple[MatchedTerm, ...]:
 
 
 def snippet(view: View, terms: tuple[MatchedTerm, ...], width: int = SNIPPET_WIDTH) -> str:
-    """About ``width`` characters around the window holding the most distinct matched words.
+    """About ``width`` characters around the window holding the most distinct matched words
+    of ``view``'s document; see :func:`snippet_of`."""
+    return snippet_of(view.texts, terms, width)
+
+
+def snippet_of(
+    texts: tuple[str, str, str], terms: tuple[MatchedTerm, ...], width: int = SNIPPET_WIDTH
+) -> str:
+    """About ``width`` characters of ``texts`` (title, summary, body) around the window
+    holding the most distinct matched words. It needs the texts only, so a lazy snippet
+    keeps no tokenised document alive.
 
     Each matched term anchors a window of the terms that end within ``width`` characters
     of its start; the best has the most distinct words, then the most terms. Ties go to
@@ -46,7 +56,7 @@ def snippet(view: View, terms: tuple[MatchedTerm, ...], width: int = SNIPPET_WID
     """
     if len(terms) == 1:  # the common case, and the only window there is
         [term] = terms
-        return _window(view.texts[FIELDS.index(term.field)], term.start, term.end, width)
+        return _window(texts[FIELDS.index(term.field)], term.start, term.end, width)
     best: tuple[int, int, int] | None = None
     where = (0, 0, 0)  # field, start and end of the best window
     for rank, name in enumerate(reversed(FIELDS)):
@@ -75,7 +85,7 @@ def snippet(view: View, terms: tuple[MatchedTerm, ...], width: int = SNIPPET_WID
     if best is None:
         return ""
     field, start, end = where
-    return _window(view.texts[field], start, end, width)
+    return _window(texts[field], start, end, width)
 
 
 def _window(text: str, start: int, end: int, width: int) -> str:
