@@ -308,3 +308,21 @@ async def test_a_page_is_retried_after_a_transient_failure_and_fetched_once(
     with sqlite3.connect(path.parent / "newsmon.db") as conn:
         statuses = [r[0] for r in conn.execute("SELECT body_status FROM entries")]
     assert statuses == ["extracted", "extracted"]
+
+
+async def test_the_same_guid_twice_in_one_feed_is_one_entry(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """Case 28: two items sharing a GUID in one feed are one entry (the first listed) and
+    at most one alert."""
+    publisher.rss_items = [
+        Item("Kremlin embassy (first)", "/a", summary="Moscow embassy", guid="same"),
+        Item("Kremlin embassy (second)", "/b", summary="Moscow embassy", guid="same"),
+    ]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    await run_once(path)
+    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+        assert conn.execute("SELECT key, title FROM entries").fetchall() == [
+            ("id:same", "Kremlin embassy (first)")
+        ]
+    assert [a.body["title"] for a in receiver.accepted] == ["Kremlin embassy (first)"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import email.utils
 import sqlite3
 import time
 import tracemalloc
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -262,3 +264,38 @@ async def test_lone_surrogates_in_a_json_feed_stay_inside_the_poll(tmp_path: Pat
     with sqlite3.connect(tmp_path / "newsmon.db") as conn:
         (next_poll_at,) = conn.execute("SELECT next_poll_at FROM feeds").fetchone()
     assert next_poll_at > time.time()  # polled and scheduled, not left due every tick
+
+
+async def test_meta_refresh_and_base_href_never_lead_anywhere(tmp_path: Path) -> None:
+    """Case 34: an article page's meta refresh and <base href> pointing at an internal
+    address (127.0.0.2 stands in) cause no request there; extraction never fetches."""
+    internal = Hostile(host="127.0.0.2")
+    site = Hostile()
+    async with running(internal, site):
+        trap = f"{internal.base}/metadata"
+        page = (
+            f'<html><head><meta http-equiv="refresh" content="0;url={trap}">'
+            f'<base href="{internal.base}/"></head><body><article>'
+            + "<p>The Kremlin said the embassy would reopen next week.</p>" * 5
+            + f'<img src="{trap}.png"><a href="{trap}">more</a></article></body></html>'
+        ).encode()
+        site.pages["/story"] = ("text/html", page)
+        now = email.utils.format_datetime(datetime.now(UTC))  # recent: the page is fetched
+        feed = (
+            '<rss version="2.0"><channel><title>T</title><item><title>Reopening</title>'
+            f"<link>{site.base}/story</link><guid>g</guid><pubDate>{now}</pubDate>"
+            "</item></channel></rss>"
+        ).encode()
+        path = _serve_feed(site, "application/rss+xml", feed, tmp_path)
+        path.write_text(
+            path.read_text(encoding="utf-8").replace(
+                "fetch_articles = false", "fetch_articles = true"
+            ),
+            encoding="utf-8",
+        )
+        async with Daemon.open(load_config(path)) as daemon:
+            await daemon.run_once(delivery_deadline=1)
+    assert internal.connections == 0
+    assert any(r.target == "/story" for r in site.requests)
+    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+        assert conn.execute("SELECT body_status FROM entries").fetchone() == ("extracted",)
