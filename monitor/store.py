@@ -153,6 +153,8 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 _T = TypeVar("_T")
+CACHE_KIB = 16_000  # SQLite's page cache; its default is 2,000 KiB
+CHECKPOINT_PAGES = 8_000  # WAL pages (4 KiB) before an automatic checkpoint; default 1,000
 OPEN_STATES = ("pending", "sending")
 MAX_CANDIDATES = 20  # earlier entries compared in full per new entry, best band agreement first
 
@@ -288,6 +290,11 @@ class Store:
         sync = "FULL" if durability == "power" else "NORMAL"
         await db.execute(f"PRAGMA synchronous = {sync}")
         await db.execute("PRAGMA foreign_keys = ON")
+        # A cold poll's story-band inserts land all over their index: a bigger page cache
+        # and fewer checkpoints (each one writes and syncs the pages again) cut a 10,000-entry
+        # cold ingest from 12.7 s to 9.2 s (docs/performance.md). Durability is unchanged.
+        await db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        await db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
         async with self._transaction():
             version = (await self._one("PRAGMA user_version"))[0]
             if version > len(MIGRATIONS):
