@@ -13,7 +13,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -314,11 +314,14 @@ class Store:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
             try:
+                # inside the try: a caller cancelled while BEGIN is queued still gets it
+                # run by aiosqlite's thread, and must not leave that transaction open
+                await self._db.execute("BEGIN IMMEDIATE")
                 yield
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                with suppress(sqlite3.OperationalError):  # BEGIN itself may have failed
+                    await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
 
