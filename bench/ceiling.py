@@ -1,7 +1,7 @@
 """The extraction ceiling: raw trafilatura on the same pages, in the same number of
 worker processes, with nothing else to do.
 
-    python -m bench.ceiling JOB_JSON   # {"pages": [url, ...], "workers": 2}
+    python -m bench.ceiling < JOB_JSON   # {"pages": [url, ...], "workers": 2}
 
 Pages are downloaded first (untimed); the pool is started and warmed before the clock
 starts, as newsmon's workers are in the cold-extraction scenario. Prints one JSON line.
@@ -25,7 +25,7 @@ def _extract(page: tuple[bytes, str]) -> bool:
 
 
 def main() -> None:
-    job = json.loads(sys.argv[1])
+    job = json.loads(sys.stdin.read())
     pages = []
     for url in job["pages"]:
         with urllib.request.urlopen(url, timeout=30) as answer:

@@ -1,6 +1,6 @@
 """One benchmark run of newsmon, in a fresh process with a fresh database.
 
-    python -m bench.newsmon_client JOB_JSON
+    python -m bench.newsmon_client < JOB_JSON
 
 Drives newsmon through its real API (``Daemon.open``, ``run_once``, ``poll``,
 ``run_forever``) with a watchlist generated for the farm, and prints one JSON line of
@@ -133,7 +133,7 @@ SCENARIOS = {"cold": cold, "rounds": rounds, "forever": forever, "memory": memor
 
 
 def main() -> None:
-    job = json.loads(sys.argv[1])
+    job = json.loads(sys.stdin.read())
     configure_logging(job.get("log_level", "info"))
     with tempfile.TemporaryDirectory(prefix="newsmon-bench-") as tmp:
         config = watchlist(job, Path(tmp) / "newsmon.db")

@@ -1,6 +1,6 @@
 """One benchmark run of lemon24/reader, in its own interpreter (a separate virtualenv).
 
-    /tmp/reader-venv/bin/python bench/reader_client.py JOB_JSON
+    /tmp/reader-venv/bin/python bench/reader_client.py < JOB_JSON
 
 Standard library and reader only: it must not import newsmon. Prints one JSON line with
 the same keys as bench/newsmon_client.py.
@@ -18,7 +18,7 @@ from reader import make_reader
 
 
 def main() -> None:
-    job = json.loads(sys.argv[1])
+    job = json.loads(sys.stdin.read())
     with tempfile.TemporaryDirectory(prefix="reader-bench-") as tmp:
         reader = make_reader(str(Path(tmp) / "reader.sqlite"))
         for url in job["feeds"]:
