@@ -140,6 +140,12 @@ class Config:
     index: RuleIndex = field(repr=False)
     # feed URL -> names of the enabled rules that watch it
     scopes: Mapping[str, frozenset[str]] = field(repr=False)
+    # Derived once per watchlist, not per poll (10,000 rules x 10,000 feeds made per-poll
+    # copies cost gigabytes; docs/performance.md): rule -> its notifiers, the rules that
+    # alert once per copy, and each capped rule's max_per_hour.
+    routes: Mapping[str, tuple[str, ...]] = field(repr=False, default_factory=dict)
+    per_copy: frozenset[str] = field(repr=False, default=frozenset())
+    caps: Mapping[str, int] = field(repr=False, default_factory=dict)
 
     def rule(self, name: str) -> RuleConfig | None:
         return next((r for r in self.rules if r.name == name), None)
@@ -479,12 +485,17 @@ def _scopes(
                 raise ConfigError(path, f"{selector!r} is both a feed name and a tag")
             if selector not in names and selector not in tags:
                 raise ConfigError(path, f"no feed name or tag {selector!r}")
+    # Rules for every feed share one set: a set per feed would hold every such rule's
+    # name again (10,000 feeds x 10,000 rules: gigabytes; docs/performance.md).
+    everywhere = frozenset(r.name for r in rules if r.enabled and "*" in r.feeds)
+    chosen: dict[str, set[str]] = {}  # feed name or tag -> rules naming it
+    for rule in rules:
+        for selector in rule.feeds if rule.enabled else ():
+            chosen.setdefault(selector, set()).add(rule.name)
     scopes: dict[str, frozenset[str]] = {}
     for feed in feeds:
-        keys = {"*", feed.label, *feed.tags}
-        scopes[feed.url] = frozenset(
-            r.name for r in rules if r.enabled and keys.intersection(r.feeds)
-        )
+        extra = set().union(*(chosen.get(key, ()) for key in (feed.label, *feed.tags)))
+        scopes[feed.url] = everywhere | extra if extra - everywhere else everywhere
     return scopes
 
 
@@ -548,6 +559,9 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         notifiers=notifiers,
         index=index,
         scopes=_scopes(feeds, rules),
+        routes={r.name: r.notify for r in rules},
+        per_copy=frozenset(r.name for r in rules if not r.per_story),
+        caps={r.name: r.max_per_hour for r in rules if r.max_per_hour is not None},
     )
 
 

@@ -1,5 +1,7 @@
-"""Feed bytes to ``Entry`` values with a stable identity: RSS and Atom via feedparser,
-JSON Feed via monitor/jsonfeed.py.
+"""Feed bytes to ``Entry`` values with a stable identity: plain RSS 2.0 and Atom via
+monitor/fastparse.py, everything else RSS or Atom via feedparser, JSON Feed via
+monitor/jsonfeed.py. Every path builds entries with ``_entry``, so identity comes out the
+same whichever parser read the feed.
 
 feedparser is always given bytes and the response headers, never a str or a URL, so it
 sniffs the encoding itself and never touches the network.
@@ -20,6 +22,7 @@ import feedparser
 import lxml.etree
 import lxml.html
 
+from monitor import fastparse
 from monitor.errors import NewsmonError
 from monitor.jsonfeed import JsonItem, looks_like_json_feed, read_json_feed
 from monitor.models import Entry, ParsedFeed
@@ -109,6 +112,17 @@ def _feedparser_entry(item: dict[str, Any]) -> Entry:
     )
 
 
+def _raw_entry(item: fastparse.RawItem) -> Entry:
+    return _entry(
+        guid=item.guid,
+        link=item.link,
+        title=html_to_text(item.title, MAX_TITLE),
+        summary=html_to_text(item.summary, MAX_SUMMARY),
+        content=html_to_text(item.content, MAX_CONTENT),
+        published=item.published,
+    )
+
+
 def _json_entry(item: JsonItem) -> Entry:
     content = (
         html_to_text(item.content_html, MAX_CONTENT)
@@ -143,6 +157,34 @@ def _without_doctype(body: bytes) -> bytes:
     return body if match is None else head[: match.start()] + head[match.end() :] + body[65536:]
 
 
+_Read = tuple[str | None, list[Entry], float | None]  # title, entries, ttl in seconds
+
+
+def read_fast(body: bytes, headers: Mapping[str, str]) -> _Read | None:
+    """Plain RSS 2.0 or Atom through monitor/fastparse.py; None: feedparser's case.
+    ``headers`` have lower-case names."""
+    fast = fastparse.read(body, headers.get("content-type", ""))
+    if fast is None:
+        return None
+    entries = [_raw_entry(item) for item in fast.items]
+    return html_to_text(fast.title, MAX_TITLE) or None, entries, parse_ttl(fast.ttl)
+
+
+def read_feedparser(body: bytes, headers: Mapping[str, str]) -> _Read:
+    """Any RSS or Atom feedparser can read; ParseError when it finds no feed at all.
+    ``headers`` have lower-case names."""
+    # A file object, never bytes: feedparser tries bytes as a file path first, so a body
+    # that spells "/etc/passwd" would be read from disk (RELIABILITY.md case 25).
+    result = feedparser.parse(io.BytesIO(_without_doctype(body)), response_headers=dict(headers))
+    if not result.get("version") and not result.entries:
+        reason = result.get("bozo_exception")
+        detail = f": {type(reason).__name__}" if reason else ""
+        raise ParseError(f"not an RSS, Atom or JSON feed{detail}")
+    title = html_to_text(str(result.feed.get("title", "")), MAX_TITLE) or None
+    entries = [_feedparser_entry(item) for item in result.entries]
+    return title, entries, parse_ttl(result.feed.get("ttl"))
+
+
 def parse_feed(
     body: bytes, headers: Mapping[str, str], *, max_entries: int = MAX_ENTRIES
 ) -> ParsedFeed:
@@ -162,15 +204,6 @@ def parse_feed(
         title = clean_text(title, MAX_TITLE) if title else None
         ttl = None
     else:
-        # A file object, never bytes: feedparser tries bytes as a file path first, so a
-        # body that spells "/etc/passwd" would be read from disk (RELIABILITY.md case 25).
-        result = feedparser.parse(io.BytesIO(_without_doctype(body)), response_headers=lowered)
-        if not result.get("version") and not result.entries:
-            reason = result.get("bozo_exception")
-            detail = f": {type(reason).__name__}" if reason else ""
-            raise ParseError(f"not an RSS, Atom or JSON feed{detail}")
-        title = html_to_text(str(result.feed.get("title", "")), MAX_TITLE) or None
-        entries = [_feedparser_entry(item) for item in result.entries]
-        ttl = parse_ttl(result.feed.get("ttl"))
+        title, entries, ttl = read_fast(body, lowered) or read_feedparser(body, lowered)
     kept = _newest(entries, max_entries)
     return ParsedFeed(title or None, tuple(kept), ttl, dropped=len(entries) - len(kept))

@@ -201,13 +201,13 @@ class Pipeline:
             ),
             title=parsed.title,
             stories=stories,
-            destinations={r.name: r.notify for r in config.rules},
+            destinations=config.routes,
             # story clustering (docs/clustering.md): copies join the first one's story
             clustering=ClusterPolicy(
                 config.monitor.cluster_window, config.monitor.cluster_threshold
             ),
-            per_copy={r.name for r in config.rules if not r.per_story},
-            caps={r.name: r.max_per_hour for r in config.rules if r.max_per_hour is not None},
+            per_copy=config.per_copy,
+            caps=config.caps,
         )
         return PollResult(
             feed.url, "ok", new_entries=len(stories), hits=len(hits), dropped=parsed.dropped

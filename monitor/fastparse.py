@@ -1,0 +1,199 @@
+"""The common case of RSS 2.0 and Atom 1.0, read with lxml in a fraction of feedparser's time.
+
+feedparser is the reference: it reads almost anything, but costs about 20 ms for a
+50-item feed, which caps a core at some 2,300 entries a second. Most feeds are plain,
+well-formed RSS 2.0 or Atom with absolute links; for those, this module gives the same
+fields about 20x faster. Anything outside that case (malformed XML, RSS 1.0/RDF, xml:base,
+relative or missing links, an HTTP charset that contradicts the document, a date it cannot
+read, repeated fields) makes ``read`` return None, and feedparser parses the document as
+before. tests/test_fastparse.py proves on the corpus that identity (guid, link) and the
+entries found agree with feedparser wherever this module answers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import lxml.etree
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
+DC_DATE = "{http://purl.org/dc/elements/1.1/}date"
+XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._-]+)", re.IGNORECASE)
+ITUNES = "{http://www.itunes.com/dtds/podcast-1.0.dtd}"
+MEDIA = "{http://search.yahoo.com/mrss/}"
+# Dates in the two shapes feeds use and both readers agree on; feedparser's many others
+# (and its refusals) are left to it.
+_RFC822 = re.compile(
+    r"(?:[A-Z][a-z]{2}, )?\d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d(?::\d\d)? (?:[+-]\d{4}|[A-Z]{1,3})"
+)
+_ISO8601 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)?")
+_PARSER = lxml.etree.XMLParser(
+    resolve_entities=False, no_network=True, huge_tree=False, remove_comments=True
+)
+
+
+class _Unusual(Exception):
+    """The document is outside the common case: feedparser reads it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    """An item's fields as the document has them (text, possibly HTML), for parse.py."""
+
+    guid: str
+    link: str
+    title: str
+    summary: str
+    content: str
+    published: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RawFeed:
+    title: str
+    ttl: str | None
+    items: list[RawItem]
+
+
+def read(body: bytes, content_type: str = "") -> RawFeed | None:
+    """The feed's items, or None when feedparser should read this document."""
+    if not _charset_agrees(body, content_type):
+        return None
+    try:
+        root = lxml.etree.fromstring(body, _PARSER)
+    except (lxml.etree.XMLSyntaxError, ValueError):
+        return None
+    if root.xpath("boolean(//@xml:base)"):
+        return None  # relative links would resolve against it: feedparser does that
+    nested = int(root.xpath("count(//*[local-name() = 'item' or local-name() = 'entry'])"))
+    try:
+        if root.tag == "rss" and root.get("version", "2.0") in ("2.0", "0.91", "0.92"):
+            feed = _rss(root)
+        elif root.tag == f"{ATOM}feed":
+            feed = _atom(root)
+        else:
+            return None
+    except _Unusual:
+        return None
+    # items nested, or in another namespace: feedparser finds more than the plain shape
+    return feed if len(feed.items) == nested else None
+
+
+def _charset_agrees(body: bytes, content_type: str) -> bool:
+    """feedparser lets an HTTP charset override the document's declaration (RFC 3023);
+    lxml reads the declaration. Only where both agree is the text the same."""
+    sent = _CHARSET.search(content_type)
+    if sent is None:
+        return True
+    declared = _DECLARED.match(body)
+    return _codec(sent.group(1)) == _codec(declared.group(1).decode() if declared else "utf-8")
+
+
+def _codec(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def _one(parent: lxml.etree._Element, tag: str) -> lxml.etree._Element | None:
+    found = parent.findall(tag)
+    if len(found) > 1:
+        raise _Unusual(f"repeated {tag}")
+    return found[0] if found else None
+
+
+def _text(parent: lxml.etree._Element, tag: str) -> str:
+    element = _one(parent, tag)
+    if element is None:
+        return ""
+    if len(element):
+        raise _Unusual(f"markup inside {tag}")  # feedparser serialises it: not ours to mimic
+    return (element.text or "").strip()
+
+
+def _absolute(link: str) -> str:
+    if not link.lower().startswith(("http://", "https://")):
+        raise _Unusual("relative or missing link")
+    return link
+
+
+def _date(text: str, rfc822: bool) -> datetime | None:
+    """A UTC datetime to the second, as feedparser's struct_time gives it."""
+    if not text:
+        return None
+    if not (_RFC822 if rfc822 else _ISO8601).fullmatch(text):
+        raise _Unusual("a date in another shape")
+    try:
+        moment = parsedate_to_datetime(text) if rfc822 else datetime.fromisoformat(text)
+    except (ValueError, TypeError, IndexError):
+        raise _Unusual("a date feedparser may read otherwise") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # feedparser reads no zone as UTC
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def _no_media_summary(item: lxml.etree._Element) -> None:
+    if item.find(f"{ITUNES}*") is not None or item.find(f".//{MEDIA}description") is not None:
+        raise _Unusual("podcast or media summary")  # feedparser may take it as the summary
+
+
+def _rss(root: lxml.etree._Element) -> RawFeed:
+    channel = _one(root, "channel")
+    if channel is None:
+        raise _Unusual("no channel")
+    items = []
+    for item in channel.iterfind("item"):
+        _no_media_summary(item)
+        pub = _text(item, "pubDate")
+        items.append(
+            RawItem(
+                guid=_text(item, "guid"),
+                link=_absolute(_text(item, "link")),
+                title=_text(item, "title"),
+                summary=_text(item, "description"),
+                content=_text(item, CONTENT_ENCODED),
+                published=_date(pub, True) if pub else _date(_text(item, DC_DATE), False),
+            )
+        )
+    return RawFeed(_text(channel, "title"), _text(channel, "ttl") or None, items)
+
+
+def _atom_text(parent: lxml.etree._Element, tag: str) -> str:
+    element = _one(parent, tag)
+    if element is None:
+        return ""
+    if element.get("type", "text") not in ("text", "html") or element.get("src"):
+        raise _Unusual(f"{tag} of type xhtml or out of line")
+    return _text(parent, tag)
+
+
+def _atom_link(entry: lxml.etree._Element) -> str:
+    links = entry.findall(f"{ATOM}link")
+    if any(not link.get("href") for link in links):
+        raise _Unusual("a link without href")  # feedparser may promote another one
+    alternates = [link for link in links if link.get("rel", "alternate") == "alternate"]
+    if len(alternates) != 1:
+        raise _Unusual("no single alternate link")
+    return _absolute((alternates[0].get("href") or "").strip())
+
+
+def _atom(root: lxml.etree._Element) -> RawFeed:
+    items = []
+    for entry in root.iterfind(f"{ATOM}entry"):
+        _no_media_summary(entry)
+        published = _text(entry, f"{ATOM}published")
+        items.append(
+            RawItem(
+                guid=_text(entry, f"{ATOM}id"),
+                link=_atom_link(entry),
+                title=_atom_text(entry, f"{ATOM}title"),
+                summary=_atom_text(entry, f"{ATOM}summary"),
+                content=_atom_text(entry, f"{ATOM}content"),
+                published=_date(published or _text(entry, f"{ATOM}updated"), False),
+            )
+        )
+    return RawFeed(_atom_text(root, f"{ATOM}title"), None, items)
