@@ -4,8 +4,10 @@ Retry-After, permanent failures, expiry, cancellation, pausing, isolation, rate 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
+import re
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from monitor.deliver import Relay, RetryPolicy, TokenBucket
 from monitor.models import LanePolicy
 from monitor.notify.base import MAX_RETRY_AFTER
+from monitor.notify.slack import SlackNotifier
 from monitor.notify.webhook import WebhookNotifier
 from monitor.retry_after import parse_retry_after
 from monitor.secrets import Secret
@@ -276,3 +279,33 @@ def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
     assert bucket.wait_time() == pytest.approx(0.5)
     clock.advance(-60)  # a wall clock stepped back does not drain it further
     assert bucket.wait_time() == pytest.approx(0.5)
+
+
+async def test_slack_failing_then_rate_limiting_then_recovering_gets_each_alert_once_in_order(
+    store, session, clock
+) -> None:
+    """Issue 5's acceptance: Slack answers 500, 500, 429 (Retry-After 5), then recovers;
+    every alert arrives exactly once, in the order found, within 1 message/s (burst 3)."""
+    slack = await hook(clock, Answer(500), Answer(500), Answer(429, {"Retry-After": "5"}))
+    try:
+        await add_hits(store, 6, ["slack"], clock())
+        r = Relay(
+            store,
+            {"slack": SlackNotifier("slack", Secret(slack.url), session)},
+            policy=POLICY, clock=clock, rng=random.Random(7), sleep=clock.sleep,
+            lanes={"slack": LanePolicy(rate=1.0, burst=3)},
+        )  # fmt: skip
+        for _ in range(20):  # bounded: each round sends, or waits for the next retry
+            await r.send_due("slack")
+            waiting = [row for row in await store.deliveries() if row.state == "pending"]
+            if not waiting:
+                break
+            # the lane waits for its head row's retry time, keeping the order
+            clock.now = max(clock(), max(row.next_attempt_at for row in waiting))
+        stories = [re.findall(r"story \d+", str(s.body["text"])) for s in slack.accepted]
+        assert stories == [[f"story {i}"] for i in range(6)]
+        assert len(slack.seen) == 9  # 6 accepted + 3 refused, nothing sent twice
+        gaps = [b.at - a.at for a, b in itertools.pairwise(slack.accepted)]
+        assert all(gap >= 1.0 - 1e-9 for gap in gaps[2:])  # past the burst: 1/s at most
+    finally:
+        await slack.stop()
