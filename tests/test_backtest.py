@@ -138,6 +138,9 @@ async def test_syndicated_story_in_two_feeds_alerts_once_and_hits_shows_the_copy
     async with Daemon.open(load_config(path), retry=FAST_RETRY) as daemon:
         await daemon.run_once(delivery_deadline=30)
     assert len(receiver.accepted) == 1
+    alert = receiver.accepted[0].body
+    outlets = {alert["feed"], *(a["feed"] for a in alert["also"])}
+    assert outlets == {"Test Gazette", "Test Atom Wire"}  # the one alert names both
     with sqlite3.connect(path.parent / "newsmon.db") as conn:
         keys = {r[0] for r in conn.execute("SELECT story_key FROM entries")}
     assert len(keys) == 1
