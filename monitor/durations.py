@@ -14,12 +14,3 @@ def parse_duration(text: str) -> float:
     if not match:
         raise ValueError(f'expected a duration like "90s", "10m", "2h" or "1d", got {text!r}')
     return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def format_duration(seconds: float) -> str:
-    """The largest whole unit that fits, for humans ("10m", "36h")."""
-    for unit in ("d", "h", "m"):
-        size = _UNITS[unit]
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"

@@ -182,7 +182,6 @@ MIGRATIONS: tuple[str, ...] = (
 _T = TypeVar("_T")
 CACHE_KIB = 16_000  # SQLite's page cache; its default is 2,000 KiB
 CHECKPOINT_PAGES = 8_000  # WAL pages (4 KiB) before an automatic checkpoint; default 1,000
-OPEN_STATES = ("pending", "sending")
 MAX_CANDIDATES = 20  # earlier entries compared in full per new entry, best band agreement first
 STORM_WINDOW = 3600.0  # a rule's max_per_hour counts its hits over this many seconds
 STORM_SHOWN = 5  # alerts read into a storm summary; the rest are only counted
@@ -435,12 +434,6 @@ class Store:
             (now, force, now),
         )
         return [r[0] for r in rows if r[0] in wanted]
-
-    async def next_feed_due(self, urls: Iterable[str]) -> float | None:
-        wanted = set(urls)
-        rows = await self._all("SELECT url, next_poll_at FROM feeds")
-        due = [r[1] for r in rows if r[0] in wanted]
-        return min(due) if due else None
 
     async def record_failure(
         self,
