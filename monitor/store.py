@@ -420,14 +420,13 @@ class Store:
                         for _, other in batch:
                             if other is not future:
                                 other.set_exception(e)
+                                other.exception()  # its owner may be gone: never "lost"
                         raise
                     for (_, done), result in zip(batch, results, strict=True):
                         done.set_result(result)
         except asyncio.CancelledError:
             if (item, future) in queue:  # cancelled while waiting: not done for anyone
                 queue.remove((item, future))
-            elif future.done() and not future.cancelled():
-                future.exception()  # retrieved: asyncio must not report it as lost
             raise
         return future.result()
 
