@@ -97,6 +97,10 @@ class Daemon:
         self._notifiers: Mapping[str, Notifier] = notifiers or self._build_notifiers(config)
         self.relay = self._make_relay()
         self._relay_task: asyncio.Task[None] | None = None
+        # Polls in flight, at most as many as fetches may be: 10,000 polls started at once
+        # each held a coroutine, its state and, once fetched, its body while waiting for a
+        # fetch slot (docs/performance.md, memory). ``concurrency`` needs a restart.
+        self._polls = asyncio.Semaphore(config.monitor.concurrency)
 
     @classmethod
     @asynccontextmanager
@@ -158,11 +162,22 @@ class Daemon:
     async def poll(self, feeds: list[FeedConfig]) -> list[PollResult]:
         """Poll these feeds concurrently, then wake the relay for what they found."""
         config = self.config  # one watchlist for the whole batch, even across a reload
-        results = await asyncio.gather(*(self.pipeline.poll(f, config) for f in feeds))
-        self.service.metrics.record_polls(results)
-        if any(r.hits or r.outcome == "error" for r in results):  # an error may raise a notice
+
+        results: dict[int, PollResult] = {}
+        queue = enumerate(feeds)
+
+        async def worker() -> None:  # a few workers, not a task per feed
+            for i, feed in queue:
+                async with self._polls:
+                    results[i] = await self.pipeline.poll(feed, config)
+
+        workers = min(len(feeds), config.monitor.concurrency)
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        polled = [results[i] for i in range(len(feeds))]
+        self.service.metrics.record_polls(polled)
+        if any(r.hits or r.outcome == "error" for r in polled):  # an error may raise a notice
             self.relay.wake()
-        return list(results)
+        return polled
 
     async def run_once(self, delivery_deadline: float = ONCE_DELIVERY_DEADLINE) -> None:
         """Poll every enabled feed now, then deliver what is due, retrying transient
