@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TextIO
 
 _LEVELS = ("debug", "info", "warning", "error")
 
@@ -27,6 +28,19 @@ def log_event(logger: logging.Logger, level: int, event: str, **fields: object) 
         logger.log(level, "%s", kv(event, **fields))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at each record, not the one it was made with:
+    an embedding program (or a test) may swap and close the stream it started with."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: object) -> None:
+        """StreamHandler.__init__ assigns one; the property ignores it."""
+
+
 def configure_logging(level: str) -> None:
     """Log to stderr; under systemd's journal (JOURNAL_STREAM set) without timestamps,
     since the journal adds its own."""
@@ -35,7 +49,7 @@ def configure_logging(level: str) -> None:
     fmt = "%(levelname)s %(message)s"
     if "JOURNAL_STREAM" not in os.environ:
         fmt = "%(asctime)s " + fmt
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(fmt))
     handler.set_name("newsmon")
     root = logging.getLogger()
