@@ -144,6 +144,7 @@ class Config:
     # copies cost gigabytes; docs/performance.md): rule -> its notifiers, the rules that
     # alert once per copy, and each capped rule's max_per_hour.
     routes: Mapping[str, tuple[str, ...]] = field(repr=False, default_factory=dict)
+    enabled: Mapping[str, FeedConfig] = field(repr=False, default_factory=dict)  # by URL
     per_copy: frozenset[str] = field(repr=False, default=frozenset())
     caps: Mapping[str, int] = field(repr=False, default_factory=dict)
 
@@ -560,6 +561,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         index=index,
         scopes=_scopes(feeds, rules),
         routes={r.name: r.notify for r in rules},
+        enabled={f.url: f for f in feeds if f.enabled},
         per_copy=frozenset(r.name for r in rules if not r.per_story),
         caps={r.name: r.max_per_hour for r in rules if r.max_per_hour is not None},
     )

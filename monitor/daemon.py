@@ -152,11 +152,8 @@ class Daemon:
         for notifier in self._notifiers.values():
             await notifier.close()
 
-    def _enabled(self) -> dict[str, FeedConfig]:
-        return {f.url: f for f in self.config.feeds if f.enabled}
-
     async def _sync_feeds(self, spread: float) -> None:
-        feeds = self._enabled()
+        feeds = self.config.enabled
         await self.store.sync_feeds({u: f.name for u, f in feeds.items()}, self.clock(), spread)
 
     async def poll(self, feeds: list[FeedConfig]) -> list[PollResult]:
@@ -183,7 +180,7 @@ class Daemon:
         """Poll every enabled feed now, then deliver what is due, retrying transient
         failures for up to ``delivery_deadline`` seconds."""
         await self._sync_feeds(spread=0.0)
-        feeds = self._enabled()
+        feeds = self.config.enabled
         due = await self.store.due_feeds(feeds, self.clock(), force=True)
         await self.poll([feeds[url] for url in due])
         try:
@@ -232,7 +229,7 @@ class Daemon:
         if fixed:
             log_event(log, logging.WARNING, "restart_needed", keys=",".join(fixed))
         log_event(
-            log, logging.INFO, "reloaded", feeds=len(self._enabled()), rules=len(config.rules),
+            log, logging.INFO, "reloaded", feeds=len(self.config.enabled), rules=len(config.rules),
             notifiers=len(config.notifiers),
         )  # fmt: skip
 
@@ -264,7 +261,7 @@ class Daemon:
         tasks: set[asyncio.Task[list[PollResult]]] = set()
 
         async def tick() -> None:
-            feeds = self._enabled()
+            feeds = self.config.enabled
             due = await self.store.due_feeds(feeds, self.clock())
             batch = [feeds[url] for url in due if url not in in_flight]
             if not batch:
@@ -288,7 +285,7 @@ class Daemon:
         watcher = asyncio.create_task(_watch(self.config.path, reload), name="watch")
         self._start_relay()
         scheduler.start()
-        log_event(log, logging.INFO, "started", feeds=len(self._enabled()))
+        log_event(log, logging.INFO, "started", feeds=len(self.config.enabled))
         try:
             async with self.service.running(self.store, lambda: self.config):
                 while not stop.is_set():

@@ -202,7 +202,7 @@ class Relay:
             send = partial(notifier.send_notice, row)
         elif isinstance(row, DigestRow):
             digest = await store.digest(row)
-            fields["hits"] = digest.storm_count or len(digest.alerts)
+            fields["hits"] = digest.total
             send = partial(notifier.send_digest, digest)
         else:
             alert = await store.alert(row)  # rendered fresh: `also` grows between attempts

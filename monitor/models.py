@@ -282,6 +282,16 @@ class Digest:
     storm_rule: str | None = None
     storm_count: int = 0
 
+    @property
+    def total(self) -> int:
+        """How many hits the message stands for (a storm's alerts are its first few)."""
+        return self.storm_count if self.storm_rule is not None else len(self.alerts)
+
+    @property
+    def more(self) -> int:
+        """Hits counted but not listed: the rest of a storm."""
+        return self.total - len(self.alerts)
+
 
 @dataclass(frozen=True, slots=True)
 class Notice:

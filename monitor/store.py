@@ -12,7 +12,15 @@ import hashlib
 import itertools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Container,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
@@ -293,6 +301,10 @@ def _due(rows: list[sqlite3.Row], now: float, at: int) -> list[sqlite3.Row]:
     return list(itertools.takewhile(lambda row: row[at] <= now, rows))
 
 
+# The outbox's tables, deliveries last (recover_sending and cancel_deliveries count it).
+_OUTBOX_TABLES = ("digests", "notices", "deliveries")
+
+
 def _ts(moment: datetime | None) -> float | None:
     return moment.timestamp() if moment else None
 
@@ -460,10 +472,11 @@ class Store:
             row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6], location, row[10]
         )
 
-    async def due_feeds(self, urls: Iterable[str], now: float, *, force: bool = False) -> list[str]:
+    async def due_feeds(
+        self, wanted: Container[str], now: float, *, force: bool = False
+    ) -> list[str]:
         """Watched, enabled feeds due now; with ``force``, every one whose Retry-After is
         not still in force (``run --once``)."""
-        wanted = set(urls)
         rows = await self._all(
             "SELECT url FROM feeds WHERE disabled_reason IS NULL AND not_before <= ?"
             " AND (? OR next_poll_at <= ?)",
@@ -560,9 +573,9 @@ class Store:
 
         def commit(db: sqlite3.Connection) -> list[str]:
             with _immediate(db):
-                keys = _file_entries(db, feed.id, stories, now, clustering)
+                filed = _file_entries(db, feed.id, stories, now, clustering)
                 hits = _file_hits(
-                    db, feed.id, stories, keys, destinations, per_copy, caps or {}, now
+                    db, feed.id, stories, filed, destinations, per_copy, caps or {}, now
                 )
                 _save_cursor(db, feed.id, cursor, now, next_poll_at, title)
             return hits
@@ -597,15 +610,10 @@ class Store:
         Returns how many deliveries were in flight."""
         async with self._transaction():
             changes = "SET state = 'pending', next_attempt_at = ?, updated_at = ?"
-            for table in ("digests", "notices"):
-                await self._db.execute(
+            for table in _OUTBOX_TABLES:  # deliveries last: its count is returned
+                cursor = await self._db.execute(
                     f"UPDATE {table} {changes} WHERE state = 'sending'", (now, now)
                 )
-            cursor = await self._db.execute(
-                "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, updated_at = ?"
-                " WHERE state = 'sending'",
-                (now, now),
-            )
             return cursor.rowcount
 
     async def cancel_deliveries(self, notifiers: Iterable[str], now: float) -> int:
@@ -618,14 +626,8 @@ class Store:
                 " WHERE state IN ('pending', 'sending')"
                 " AND notifier NOT IN (SELECT value FROM json_each(?))"
             )
-            for table in ("digests", "notices"):
-                await self._db.execute(f"UPDATE {table} {changes}", (now, reason, keep))
-            cursor = await self._db.execute(
-                "UPDATE deliveries SET state = 'cancelled', updated_at = ?, last_error = ?"
-                " WHERE state IN ('pending', 'sending')"
-                " AND notifier NOT IN (SELECT value FROM json_each(?))",
-                (now, reason, keep),
-            )
+            for table in _OUTBOX_TABLES:  # deliveries last: its count is returned
+                cursor = await self._db.execute(f"UPDATE {table} {changes}", (now, reason, keep))
             return cursor.rowcount
 
     async def due_deliveries(self, notifier: str, now: float, limit: int) -> list[Delivery]:
@@ -977,7 +979,9 @@ class Store:
         """The story an entry with this fingerprint would join now, or None."""
         policy = ClusterPolicy(window, threshold)
         async with self._lock:
-            return await self._in_thread(lambda db: _find_story(db, print_, now, policy))
+            return await self._in_thread(
+                lambda db: _find_story(db, print_, cluster.bands(print_), now, policy)
+            )
 
     async def also_seen(self, hit_ids: Sequence[str]) -> dict[str, list[AlsoSeen]]:
         """For each hit, the other entries filed under its story, oldest first: the copies
@@ -1078,21 +1082,25 @@ def _file_entries(
     stories: Sequence[Story],
     now: float,
     policy: ClusterPolicy | None,
-) -> list[str]:
-    """Insert the poll's entries in order, each under its story key; returns the keys.
+) -> list[tuple[str, int | None]]:
+    """Insert the poll's entries in order, each under its story key; returns each one's
+    key and row id (None when the row was already there).
 
     Inside the poll's transaction, so a copy in the same batch, or in a feed polled at
     the same moment (the transaction lock serialises commits), finds the one before it.
     A URL seen before keeps its story whatever the text says now; otherwise a
     fingerprint within the window decides; otherwise the entry starts a story.
     """
-    keys = []
+    filed = []
     for story in stories:
         key = story.story_key
+        bands = cluster.bands(story.fingerprint) if story.fingerprint is not None else []
         if policy is not None:
-            key = _known_story(db, story) or key
-            if key == story.story_key and story.fingerprint is not None:
-                key = _find_story(db, story.fingerprint, now, policy) or key
+            known = _known_story(db, story)
+            if known is not None:
+                key = known
+            elif story.fingerprint is not None:
+                key = _find_story(db, story.fingerprint, bands, now, policy) or key
         entry = story.entry
         inserted = db.execute(
             "INSERT INTO entries (feed_id, key, url, story_key, title, summary, body,"
@@ -1104,16 +1112,16 @@ def _file_entries(
             ),
         ).fetchone()  # fmt: skip
         if inserted is not None and story.fingerprint is not None:
-            _index_print(db, inserted[0], story.fingerprint, now)
-        keys.append(key)
-    return keys
+            _index_print(db, inserted[0], story.fingerprint, bands, now)
+        filed.append((key, inserted[0] if inserted is not None else None))
+    return filed
 
 
 def _file_hits(
     db: sqlite3.Connection,
     feed_id: int,
     stories: Sequence[Story],
-    story_keys: Sequence[str],
+    filed: Sequence[tuple[str, int | None]],
     destinations: Mapping[str, Sequence[str]],
     per_copy: AbstractSet[str],
     caps: Mapping[str, int],
@@ -1122,12 +1130,13 @@ def _file_hits(
     """Each alertable story's new hits, with one pending delivery per destination (in
     the rule's storm digest once the rule is past its cap); returns the new hits' ids."""
     new_hits: list[str] = []
-    for story, story_key in zip(stories, story_keys, strict=True):
+    for story, (story_key, entry_id) in zip(stories, filed, strict=True):
         if not story.alertable or not story.matches:
             continue
-        entry_id = db.execute(
-            "SELECT id FROM entries WHERE feed_id = ? AND key = ?", (feed_id, story.entry.key)
-        ).fetchone()[0]
+        if entry_id is None:  # stored before: find its row
+            entry_id = db.execute(
+                "SELECT id FROM entries WHERE feed_id = ? AND key = ?", (feed_id, story.entry.key)
+            ).fetchone()[0]
         for match in story.matches:
             key = story.story_key if match.rule in per_copy else story_key
             hid = hit_id(match.rule, key)
@@ -1197,19 +1206,21 @@ def _known_story(db: sqlite3.Connection, story: Story) -> str | None:
     return None
 
 
-def _index_print(db: sqlite3.Connection, entry_id: int, print_: Fingerprint, now: float) -> None:
+def _index_print(
+    db: sqlite3.Connection, entry_id: int, print_: Fingerprint, bands: list[int], now: float
+) -> None:
     db.execute(
         "INSERT INTO story_prints (entry_id, shingles, signature, seen_at) VALUES (?, ?, ?, ?)",
         (entry_id, print_.shingles, print_.signature, now),
     )
     db.executemany(
         "INSERT OR IGNORE INTO story_bands (band, seen_at, entry_id) VALUES (?, ?, ?)",
-        [(band, now, entry_id) for band in cluster.bands(print_)],
+        [(band, now, entry_id) for band in bands],
     )
 
 
 def _find_story(
-    db: sqlite3.Connection, print_: Fingerprint, now: float, policy: ClusterPolicy
+    db: sqlite3.Connection, print_: Fingerprint, bands: list[int], now: float, policy: ClusterPolicy
 ) -> str | None:
     """The story key of the most similar entry seen within the window, if any reaches
     the threshold. Candidates come from the band index, best-agreeing first, so the
@@ -1221,7 +1232,7 @@ def _find_story(
         "  GROUP BY entry_id ORDER BY agree DESC, entry_id LIMIT ?) c"
         " JOIN story_prints p ON p.entry_id = c.entry_id"
         " JOIN entries e ON e.id = c.entry_id ORDER BY c.agree DESC, c.entry_id",
-        (json.dumps(cluster.bands(print_)), now - policy.window, MAX_CANDIDATES),
+        (json.dumps(bands), now - policy.window, MAX_CANDIDATES),
     ).fetchall()
     scored = [(cluster.containment(print_, Fingerprint(r[0], r[1])), str(r[2])) for r in rows]
     score, key = max(scored, key=lambda s: s[0], default=(0.0, None))

@@ -92,9 +92,10 @@ async def test_a_poll_cut_off_before_its_commit_leaves_the_old_cursor(tmp_path: 
         )
         async with Daemon.open(load_config(path)) as daemon:
             poll = asyncio.create_task(daemon.run_once(delivery_deadline=1))
-            while not any(r.target == "/hang" for r in server.requests):
-                await asyncio.wait({poll}, timeout=0.01)
-                assert not poll.done()
+            async with asyncio.timeout(30):
+                while not any(r.target == "/hang" for r in server.requests):
+                    await asyncio.wait({poll}, timeout=0.01)
+                    assert not poll.done()
             poll.cancel()
             await asyncio.gather(poll, return_exceptions=True)
         with sqlite3.connect(tmp_path / "newsmon.db") as conn:

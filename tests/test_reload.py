@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sqlite3
 from pathlib import Path
@@ -71,12 +72,17 @@ async def test_running_daemon_picks_up_a_new_feed(
     """Adding a feed to the watchlist of a running daemon polls it, without a restart,
     on SIGHUP or when the file changes on disk."""
     publisher.atom_items = [Item("Atom embassy", "/a", summary="Kremlin embassy talks")]
-    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    feeds = [f"{publisher.base}/rss.xml", f"{publisher.base}/atom.xml"]
+    edited = watchlist(feeds=feeds, hook=receiver.url)
+    first = watchlist(feeds=feeds[:1], hook=receiver.url) + "\n#"
+    path = write_watchlist(first + "x" * (len(edited) - len(first)))  # same size as edited
     async with running(path) as proc:
         await wait_until(lambda: publisher.hits("/rss.xml"))
-        feeds = [f"{publisher.base}/rss.xml", f"{publisher.base}/atom.xml"]
-        path.write_text(watchlist(feeds=feeds, hook=receiver.url), encoding="utf-8")
+        before = path.stat()
+        path.write_text(edited, encoding="utf-8")
         if trigger == "sighup":
+            # invisible to the file watcher (same inode, size and mtime): only SIGHUP reloads
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
             proc.send_signal(signal.SIGHUP)
         await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
         assert receiver.accepted[0].body["title"] == "Atom embassy"

@@ -26,7 +26,7 @@ from typing import Final, Literal
 import aiosmtplib
 
 from monitor.models import Alert, Digest, Notice, Outcome, SendResult
-from monitor.notify.render import notice_text, storm_headline
+from monitor.notify.render import digest_headline, notice_text, storm_headline
 from monitor.notify.text import (
     display_host,
     format_published,
@@ -267,8 +267,8 @@ def render_digest_html(digest: Digest) -> str:
     snippet, built only from escaped text like ``render_html``."""
     cell = f"font-family:{_FONT};font-size:14px;line-height:1.5;color:#1d2430"
     link = "color:#0b57d0;text-decoration:none;font-weight:600"
-    more = digest.storm_count - len(digest.alerts) if digest.storm_rule is not None else 0
-    head = _digest_head(digest)
+    more = digest.more
+    head = digest_headline(digest)
     more_row = (
         [f'<tr><td style="padding:10px 24px;{cell}">…and {more} more</td></tr>'] if more else []
     )
@@ -317,22 +317,15 @@ def render_digest_email(
     digest: Digest, *, sender: str, to: tuple[str, ...], date: datetime
 ) -> EmailMessage:
     """One message for several alerts; its Message-ID comes from the digest's own id."""
-    text = [_digest_head(digest), ""]
+    text = [digest_headline(digest), ""]
     text += [_text_card(a) for a in digest.alerts]
-    if digest.storm_rule is not None and digest.storm_count > len(digest.alerts):
-        text += [f"…and {digest.storm_count - len(digest.alerts)} more", ""]
+    if digest.more:
+        text += [f"…and {digest.more} more", ""]
     text += ["-- ", f"newsmon delivery {one_line(digest.delivery_id)}"]
     return _message(
         digest.delivery_id, render_digest_subject(digest), "\n".join(text) + "\n",
         render_digest_html(digest), sender=sender, to=to, date=date,
     )  # fmt: skip
-
-
-def _digest_head(digest: Digest) -> str:
-    if digest.storm_rule is not None:
-        return one_line(storm_headline(digest))
-    count = len(digest.alerts)
-    return f"newsmon digest: {count} alert{'s' if count != 1 else ''}"
 
 
 def render_notice_email(

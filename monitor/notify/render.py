@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.models import Alert, Digest, Notice
+from monitor.notify.text import one_line
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:
@@ -58,13 +59,22 @@ def digest_text(digest: Digest) -> str:
     its headline and the first few titles with their links."""
     if digest.storm_rule is not None:
         lines = [f"  {a.title} ({a.feed}): {a.url or '(no link)'}" for a in digest.alerts]
-        more = digest.storm_count - len(digest.alerts)
+        more = digest.more
         return "\n".join(
             [storm_headline(digest), *lines, *([f"  …and {more} more"] if more else [])]
         )
     count = len(digest.alerts)
     head = f"[newsmon digest] {count} alert{'s' if count != 1 else ''}"
     return "\n\n".join([head, *(alert_text(a) for a in digest.alerts)])
+
+
+def digest_headline(digest: Digest) -> str:
+    """One line that says what a digest is: ``newsmon digest: N alerts``, or a storm's
+    headline."""
+    if digest.storm_rule is not None:
+        return one_line(storm_headline(digest))
+    count = digest.total
+    return f"newsmon digest: {count} alert{'s' if count != 1 else ''}"
 
 
 def storm_headline(digest: Digest) -> str:

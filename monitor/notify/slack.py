@@ -15,7 +15,7 @@ import aiohttp
 
 from monitor.models import Alert, Digest, Notice, SendResult
 from monitor.notify.http import post
-from monitor.notify.render import notice_text, storm_headline
+from monitor.notify.render import digest_headline, notice_text
 from monitor.notify.text import (
     display_host,
     escape_capped,
@@ -163,25 +163,24 @@ def _digest_line(alert: Alert) -> str:
 def render_slack_digest(digest: Digest) -> dict[str, Any]:
     """One message for several alerts: a line per alert (linked title, source, rule),
     packed into as few sections as Slack's limits allow, then the digest's delivery id."""
-    count = digest.storm_count if digest.storm_rule is not None else len(digest.alerts)
-    if digest.storm_rule is not None:  # a rule past its max_per_hour: a summary
-        header = truncate(one_line(storm_headline(digest)), HEADER_LIMIT)
-    else:
-        header = truncate(f"newsmon digest: {count} alert{'s' if count != 1 else ''}", HEADER_LIMIT)
+    count = digest.total
+    header = truncate(digest_headline(digest), HEADER_LIMIT)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header}}
     ]
     lines: list[str] = []
+    used = 0  # characters of the section so far, newlines included
     shown = 0
     for alert in digest.alerts:
         line = _digest_line(alert)
-        if sum(len(x) + 1 for x in lines) + len(line) > SECTION_LIMIT:
+        if used + len(line) > SECTION_LIMIT:
             blocks.append({"type": "section", "text": _mrkdwn("\n".join(lines))})
-            lines = []
+            lines, used = [], 0
         # Room for this section, the "more" line and the closing context block.
         if len(blocks) >= MAX_BLOCKS - 3:
             break
         lines.append(line)
+        used += len(line) + 1
         shown += 1
     if lines:
         blocks.append({"type": "section", "text": _mrkdwn("\n".join(lines))})
