@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,21 @@ def environment(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("NEWSMON_CONFIG", "STATE_DIRECTORY")}
     env["PYTHONPATH"] = str(ROOT)
     return env | extra
+
+
+def newsmon(
+    *args: str, cwd: Path | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run one newsmon command to completion, as a user would."""
+    return subprocess.run(
+        [*command(), *args], input=stdin, capture_output=True, text=True, cwd=cwd,
+        env=environment(), timeout=120, check=False,
+    )  # fmt: skip
+
+
+async def newsmon_async(*args: str) -> subprocess.CompletedProcess[str]:
+    """``newsmon`` in a thread, so the test's own servers keep answering meanwhile."""
+    return await asyncio.to_thread(newsmon, *args)
 
 
 @asynccontextmanager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -190,8 +190,3 @@ class Receiver:
     async def stop(self) -> None:
         if self._runner:
             await self._runner.cleanup()
-
-
-async def serving(server: Any) -> Callable[[], Awaitable[None]]:
-    await server.start()
-    return server.stop

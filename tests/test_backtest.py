@@ -13,8 +13,8 @@ from monitor.daemon import Daemon
 from monitor.models import BodyStatus, Document, Entry, Story
 from monitor.rules import compile_rules
 from monitor.store import Store, first_cursor
+from tests.daemon import newsmon
 from tests.servers import Item, Publisher, Receiver
-from tests.test_cli import newsmon
 from tests.test_cluster import story
 from tests.test_end_to_end import FAST_RETRY
 

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.daemon import ROOT, command, environment, running, terminate
+from tests.daemon import ROOT, newsmon, newsmon_async, running, terminate
 from tests.servers import Item, Publisher, Receiver
-
-
-def newsmon(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*command(), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environment(),
-        timeout=120,
-        check=False,
-    )
 
 
 def test_check_accepts_the_example_watchlist() -> None:
@@ -58,10 +44,10 @@ async def test_run_once_delivers_then_nothing_on_the_next_run(
         Item("Embassy row", "/x", summary="Russia recalls staff from its embassy.")
     ]
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
-    done = await _run_async("run", "--once", "--config", str(path))
+    done = await newsmon_async("run", "--once", "--config", str(path))
     assert done.returncode == 0, done.stderr
     assert len(receiver.accepted) == 1
-    again = await _run_async("run", "--once", "--config", str(path))
+    again = await newsmon_async("run", "--once", "--config", str(path))
     assert again.returncode == 0, again.stderr
     assert len(receiver.attempts) == 1
 
@@ -72,11 +58,6 @@ async def test_run_once_delivers_then_nothing_on_the_next_run(
     feeds = newsmon("feeds", "--config", str(path))
     assert "Test Gazette" in feeds.stdout
     assert " ok " in feeds.stdout
-
-
-async def _run_async(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run newsmon in a thread so this test's servers keep answering meanwhile."""
-    return await asyncio.to_thread(newsmon, *args)
 
 
 @pytest.mark.parametrize("args", [["--version"], ["run", "--help"]])
@@ -107,10 +88,7 @@ def test_test_command_explains_match_and_non_match(tmp_path: Path) -> None:
     path = tmp_path / "w.toml"
     path.write_text(text, encoding="utf-8")
     story = "Russian and U.S. diplomats met over the work of their respective embassies."
-    done = subprocess.run(
-        [*command(), "test", "-", "--config", str(path)],
-        input=story, capture_output=True, text=True, env=environment(), timeout=60, check=False,
-    )  # fmt: skip
+    done = newsmon("test", "-", "--config", str(path), stdin=story)
     assert done.returncode == 0, done.stderr
     assert "rule russia-embassy: MATCH" in done.stdout
     assert "[Russian]" in done.stdout
@@ -123,7 +101,7 @@ async def test_test_command_fetches_and_extracts_a_url(publisher: Publisher) -> 
     """`newsmon test URL --rule` runs the real fetch and extraction on the page."""
     body = "The Kremlin said on Monday that the embassy would reopen next week.\n\n" * 3
     publisher.rss_items = [Item("Reopening", "/story", body=body)]
-    done = await _run_async(
+    done = await newsmon_async(
         "test", f"{publisher.base}/story", "--rule", "russia-embassy",
         "--config", str(ROOT / "config.example.toml"),
     )  # fmt: skip

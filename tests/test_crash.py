@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.daemon import command, environment
 from tests.outbox import Answer, Hook, eventually
 from tests.servers import Item, Publisher
-from tests.test_cli import command, environment
 
 ITEMS = 8
 

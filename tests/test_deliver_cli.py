@@ -3,12 +3,10 @@ that no destination secret reaches a log line or the CLI's output."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
 import socket
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,8 +17,8 @@ from monitor.daemon import build_notifier
 from monitor.deliver import Relay, RetryPolicy
 from monitor.fetch import make_session
 from monitor.store import Store
+from tests.daemon import newsmon_async
 from tests.outbox import Answer, Hook, add_hits
-from tests.test_cli import newsmon
 from tests.test_notify_email import Recorder, smtpd  # noqa: F401
 
 TOKEN = "t0k3n-in-the-path"  # the Hook's URL path
@@ -86,30 +84,25 @@ async def hook() -> AsyncIterator[Hook]:
     await server.stop()
 
 
-async def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run newsmon in a thread so this test's servers keep answering meanwhile."""
-    return await asyncio.to_thread(newsmon, *args)
-
-
 async def test_notify_test_prints_the_answer_and_exits_by_outcome(
     hook: Hook, tmp_path: Path
 ) -> None:
     """notify-test: exit 0 and the answer when accepted, 1 when refused, 2 for a name
     that is no notifier; the test alert reaches the destination signed."""
     path = watchlist(tmp_path, hook.url)
-    done = await cli("notify-test", "hook", "--config", str(path))
+    done = await newsmon_async("notify-test", "hook", "--config", str(path))
     assert (done.returncode, done.stdout) == (0, "hook: sent: HTTP 200\n"), done.stderr
     (got,) = hook.accepted
     assert got.body["rule"] == "notify-test"
     assert got.headers["X-Newsmon-Signature"].startswith("sha256=")
 
     hook.script = [Answer(404)]
-    refused = await cli("notify-test", "hook", "--config", str(path))
+    refused = await newsmon_async("notify-test", "hook", "--config", str(path))
     assert (refused.returncode, refused.stdout) == (1, "hook: refused: HTTP 404: answer\n")
-    down = await cli("notify-test", "slack", "--config", str(path))
+    down = await newsmon_async("notify-test", "slack", "--config", str(path))
     assert down.returncode == 1
     assert down.stdout.startswith("slack: failed (temporary): connection failed: ")
-    unknown = await cli("notify-test", "nope", "--config", str(path))
+    unknown = await newsmon_async("notify-test", "nope", "--config", str(path))
     assert unknown.returncode == 2
     assert "no notifier named 'nope'" in unknown.stderr
 
@@ -134,24 +127,28 @@ async def test_deliveries_explains_failures_and_shows_pauses_until_resume(
     finally:
         await store.close()
 
-    shown = await cli("deliveries", "--config", str(path))
+    shown = await newsmon_async("deliveries", "--config", str(path))
     lines = shown.stdout.splitlines()
     assert lines[0].startswith("PAUSED hook since ")
     assert "1 permanent failures in a row, the last: HTTP 410: answer" in lines[0]
     assert "`newsmon resume hook`" in lines[0]
     assert any(" failed " in x and x.endswith("refused: HTTP 410: answer") for x in lines)
     assert any(" pending " in x for x in lines)
-    as_json = json.loads((await cli("deliveries", "--json", "--config", str(path))).stdout)
+    as_json = json.loads(
+        (await newsmon_async("deliveries", "--json", "--config", str(path))).stdout
+    )
     assert [d["notifier"] for d in as_json["paused"]] == ["hook"]
     assert {d["reason"] for d in as_json["deliveries"]} == {"refused: HTTP 410: answer", ""}
 
-    assert (await cli("resume", "nope", "--config", str(path))).returncode == 2
-    resumed = await cli("resume", "hook", "--config", str(path))
+    assert (await newsmon_async("resume", "nope", "--config", str(path))).returncode == 2
+    resumed = await newsmon_async("resume", "hook", "--config", str(path))
     assert resumed.returncode == 0
     assert resumed.stdout.startswith("hook resumed")
-    again = await cli("deliveries", "--config", str(path))
+    again = await newsmon_async("deliveries", "--config", str(path))
     assert "PAUSED" not in again.stdout
-    assert (await cli("resume", "hook", "--config", str(path))).stdout == "hook was not paused\n"
+    assert (
+        await newsmon_async("resume", "hook", "--config", str(path))
+    ).stdout == "hook was not paused\n"
 
 
 async def test_no_secret_in_logs_or_cli_output_when_destinations_fail(
@@ -187,11 +184,11 @@ async def test_no_secret_in_logs_or_cli_output_when_destinations_fail(
             await store.close()
         assert len(server.seen) == 1  # the echoing webhook was asked, and answered 500
         outputs = [
-            await cli("--version"),
-            *[await cli("notify-test", n, "--log-level", "debug", "--config", str(path))
+            await newsmon_async("--version"),
+            *[await newsmon_async("notify-test", n, "--log-level", "debug", "--config", str(path))
               for n in names],
-            await cli("deliveries", "--config", str(path)),
-            await cli("deliveries", "--json", "--config", str(path)),
+            await newsmon_async("deliveries", "--config", str(path)),
+            await newsmon_async("deliveries", "--json", "--config", str(path)),
         ]  # fmt: skip
     finally:
         await server.stop()

@@ -95,17 +95,13 @@ async def test_second_poll_is_conditional_and_304_changes_nothing(
 
 
 async def test_transient_failures_are_retried_and_delivered_exactly_once(
-    publisher: Publisher, write_watchlist
+    publisher: Publisher, receiver: Receiver, write_watchlist
 ) -> None:
     """A receiver answering 500, 500, then 200 gets the alert once, same delivery id."""
-    receiver = Receiver(script=[500, 500])
-    await receiver.start()
-    try:
-        publisher.rss_items = [MATCHING]
-        path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
-        await run_once(path)
-    finally:
-        await receiver.stop()
+    receiver.script = [500, 500]
+    publisher.rss_items = [MATCHING]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    await run_once(path)
     assert len(receiver.attempts) == 3
     assert len(receiver.accepted) == 1
     assert len({a.headers["X-Newsmon-Delivery"] for a in receiver.attempts}) == 1
@@ -114,17 +110,13 @@ async def test_transient_failures_are_retried_and_delivered_exactly_once(
 
 
 async def test_permanent_refusal_ends_failed_with_reason(
-    publisher: Publisher, write_watchlist
+    publisher: Publisher, receiver: Receiver, write_watchlist
 ) -> None:
     """A 400 is not retried: the delivery ends 'failed' with the answer as its reason."""
-    receiver = Receiver(script=[400])
-    await receiver.start()
-    try:
-        publisher.rss_items = [MATCHING]
-        path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
-        await run_once(path)
-    finally:
-        await receiver.stop()
+    receiver.script = [400]
+    publisher.rss_items = [MATCHING]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    await run_once(path)
     assert len(receiver.attempts) == 1
     with sqlite3.connect(path.parent / "newsmon.db") as conn:
         row = conn.execute("SELECT state, last_error FROM deliveries").fetchone()

@@ -3,10 +3,8 @@ expiring; each notice once, through the outbox, against real receivers and SQLit
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +22,7 @@ from monitor.notify.slack import render_slack_notice
 from monitor.notify.webhook import WebhookNotifier
 from monitor.secrets import Secret
 from monitor.store import Store
-from tests.daemon import command, environment
+from tests.daemon import newsmon_async
 from tests.outbox import Answer, Hook, ManualClock, add_hits
 from tests.servers import Publisher, Receiver
 from tests.watchlists import watchlist
@@ -226,9 +224,6 @@ async def test_deliveries_lists_notices(tmp_path: Path) -> None:
         )
     finally:
         await store.close()
-    done = await asyncio.to_thread(
-        subprocess.run, [*command(), "deliveries", "--config", str(path)],
-        capture_output=True, text=True, env=environment(), check=False,
-    )  # fmt: skip
+    done = await newsmon_async("deliveries", "--config", str(path))
     assert "NOTICE" in done.stdout
     assert "to hook (pending): Wire is gone (410)" in done.stdout

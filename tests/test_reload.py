@@ -44,22 +44,18 @@ async def test_bad_edit_keeps_the_last_good_watchlist(
 
 
 async def test_removed_notifier_cancels_its_queued_deliveries(
-    publisher: Publisher, write_watchlist
+    publisher: Publisher, receiver: Receiver, write_watchlist
 ) -> None:
     """Deliveries waiting for a destination that leaves the watchlist end 'cancelled'."""
-    receiver = Receiver(script=[503] * 100)
-    await receiver.start()
-    try:
-        publisher.rss_items = [Item("Embassy", "/e", summary="Moscow embassy closes")]
-        path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
-        slow = RetryPolicy(base=3600, cap=3600)
-        async with Daemon.open(load_config(path), retry=slow) as daemon:
-            await daemon.run_once(delivery_deadline=0.5)
-            renamed = watchlist(feeds=[f"{publisher.base}/rss.xml"]).replace("hook", "terminal")
-            path.write_text(renamed, encoding="utf-8")
-            assert await daemon.reload() is True
-    finally:
-        await receiver.stop()
+    receiver.script = [503] * 100
+    publisher.rss_items = [Item("Embassy", "/e", summary="Moscow embassy closes")]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    slow = RetryPolicy(base=3600, cap=3600)
+    async with Daemon.open(load_config(path), retry=slow) as daemon:
+        await daemon.run_once(delivery_deadline=0.5)
+        renamed = watchlist(feeds=[f"{publisher.base}/rss.xml"]).replace("hook", "terminal")
+        path.write_text(renamed, encoding="utf-8")
+        assert await daemon.reload() is True
     with sqlite3.connect(path.parent / "newsmon.db") as conn:
         states = conn.execute("SELECT state, last_error FROM deliveries").fetchall()
     assert states == [("cancelled", "destination removed from the watchlist")]

@@ -17,8 +17,8 @@ from aiohttp import web
 from monitor.errors import StoreError
 from monitor.sdnotify import SystemdNotifier, keep_alive, watchdog_interval
 from monitor.service import Service
+from tests.daemon import command, environment
 from tests.servers import Item, Publisher
-from tests.test_cli import command, environment
 
 STOP_BOUND = 10.0  # seconds from SIGTERM to exit; the unit allows TimeoutStopSec=45s
 SECRET_TOKEN = "T0KEN-b7e1-never-logged"

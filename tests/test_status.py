@@ -18,8 +18,8 @@ from monitor.sdnotify import SystemdNotifier
 from monitor.service import Service
 from monitor.status import LOW_DISK, format_status, gather_status, size
 from monitor.store import Store
+from tests.daemon import command, environment, newsmon
 from tests.servers import Item, Publisher, Receiver
-from tests.test_cli import command, environment, newsmon
 from tests.watchlists import watchlist
 
 EMBASSY = Item("Embassy row", "/x", summary="Russia recalls staff from its embassy.")
