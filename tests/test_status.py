@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from monitor.sdnotify import SystemdNotifier
 from monitor.service import Service
 from monitor.status import LOW_DISK, format_status, gather_status, size
 from monitor.store import Store
-from tests.daemon import command, environment, newsmon
+from tests.daemon import newsmon, newsmon_async, running, terminate
 from tests.servers import Item, Publisher, Receiver
 from tests.watchlists import watchlist
 
@@ -81,17 +79,11 @@ async def test_status_reads_while_the_daemon_runs(
     database, and the daemon keeps running."""
     publisher.rss_items = [EMBASSY]
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
-    proc = await asyncio.create_subprocess_exec(
-        *command(), "run", "--config", str(path), stderr=asyncio.subprocess.PIPE, env=environment()
-    )
-    try:
+    async with running(path) as proc:
         await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
-        done = await asyncio.to_thread(newsmon, "status", "--config", str(path))
+        done = await newsmon_async("status", "--config", str(path))
         assert proc.returncode is None
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(60):
-            await proc.communicate()
+        await terminate(proc, within=60)
     assert done.returncode == 0, done.stderr
     assert "1 healthy, 0 failing, 0 disabled" in done.stdout
     assert "1 in the last day" in done.stdout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from monitor.models import Alert, Digest, Notice, Outcome, SendResult
@@ -47,3 +47,15 @@ def classify_http(status: int, headers: Mapping[str, str], body_hint: str = "") 
             parse_retry_after(headers.get("Retry-After"), cap=MAX_RETRY_AFTER),
         )
     return SendResult(Outcome.PERMANENT, f"HTTP {status}{hint}")
+
+
+def scrubbed(result: SendResult, secrets: Iterable[str], mask: str) -> SendResult:
+    """``result`` with every (non-empty) secret in its detail replaced by ``mask``: a
+    destination may echo what it was sent, and a detail is logged and shown."""
+    detail = result.detail
+    for secret in secrets:
+        if secret:
+            detail = detail.replace(secret, mask)
+    if detail == result.detail:
+        return result
+    return SendResult(result.outcome, detail, result.retry_after)

@@ -26,6 +26,7 @@ from typing import Final, Literal
 import aiosmtplib
 
 from monitor.models import Alert, Digest, Notice, Outcome, SendResult
+from monitor.notify.base import scrubbed
 from monitor.notify.render import digest_headline, notice_text, storm_headline
 from monitor.notify.text import (
     display_host,
@@ -476,9 +477,7 @@ class EmailNotifier:
     def _scrubbed(self, result: SendResult) -> SendResult:
         """Servers do not echo passwords, but a detail must be safe whatever answered."""
         secret = self._password.reveal() if self._password is not None else ""
-        if not secret or secret not in result.detail:
-            return result
-        return SendResult(result.outcome, result.detail.replace(secret, "<secret>"))
+        return scrubbed(result, [secret], "<secret>")
 
     async def close(self) -> None:
         """Nothing to release: each send opens and closes its own connection."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import aiohttp
 
 from monitor.models import Outcome, SendResult
-from monitor.notify.base import classify_http
+from monitor.notify.base import classify_http, scrubbed
 from monitor.notify.text import one_line, truncate
 from monitor.secrets import Secret
 
@@ -40,7 +40,10 @@ async def post(
         ):
             raw = await resp.content.read(HINT_LIMIT * 4)
             hint = truncate(one_line(raw.decode("utf-8", "replace")), HINT_LIMIT)
-            return _scrubbed(classify_http(resp.status, resp.headers, hint), url)
+            # a misconfigured URL may point at a server that echoes requests
+            secret = url.reveal()
+            parts = [p for p in (secret, urllib.parse.urlsplit(secret).path) if len(p) > 1]
+            return scrubbed(classify_http(resp.status, resp.headers, hint), parts, "<url>")
     except TimeoutError:
         return SendResult(Outcome.RETRY, f"timed out waiting for {peer}")
     except aiohttp.InvalidURL:
@@ -52,19 +55,6 @@ async def post(
         return SendResult(Outcome.RETRY, f"connection failed: {_describe(e)}")
     except aiohttp.ClientError as e:
         return SendResult(Outcome.RETRY, f"HTTP client error: {type(e).__name__}")
-
-
-def _scrubbed(result: SendResult, url: Secret) -> SendResult:
-    """A misconfigured URL may point at a server that echoes requests; the detail must stay
-    safe whatever answered."""
-    secret = url.reveal()
-    detail = result.detail
-    for part in (secret, urllib.parse.urlsplit(secret).path):
-        if len(part) > 1:
-            detail = detail.replace(part, "<url>")
-    if detail == result.detail:
-        return result
-    return SendResult(result.outcome, detail, result.retry_after)
 
 
 def _describe(e: aiohttp.ClientConnectionError) -> str:
