@@ -25,6 +25,7 @@ from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,7 +49,7 @@ from monitor.models import (
 )
 
 # Append-only: migration N brings user_version from N-1 to N. Never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """
     CREATE TABLE feeds (
         id INTEGER PRIMARY KEY,
@@ -185,6 +186,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX notices_due ON notices(notifier, state, next_attempt_at);
     """,
+    # 7: fingerprints hashed with C-level primitives (monitor/cluster.py): the stored ones
+    # are made again from their entries' text, so stories seen before still find copies
+    lambda db: _refingerprint(db),
 )
 
 _T = TypeVar("_T")
@@ -318,6 +322,8 @@ class Store:
         # requests served in groups (``_grouped``): feed states read, 304 cursors written
         self._state_reads: list[tuple[str, asyncio.Future[sqlite3.Row | None]]] = []
         self._not_modified: list[tuple[_NotModified, asyncio.Future[None]]] = []
+        self._hops: set[asyncio.Future[Any]] = set()
+        self._poll_commits: list[tuple[_PollCommit, asyncio.Future[list[str] | Exception]]] = []
 
     @classmethod
     async def open(cls, path: Path, *, durability: str = "process") -> Store:
@@ -359,6 +365,9 @@ class Store:
                     f"understands ({len(MIGRATIONS)}); upgrade newsmon"
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                if not isinstance(script, str):
+                    await self._in_thread(script)
+                    continue
                 for statement in script.split(";"):
                     if statement.strip():
                         await db.execute(statement)
@@ -413,33 +422,30 @@ class Store:
         """``work`` for ``item``, together with the others of its kind that queue while the
         lock is busy: whichever of them gets the lock first serves them all in ONE thread
         hop (a group commit). At 1,300 polls/s of 304s, a hop per feed-state read and per
-        cursor write was the steady state's limit (docs/performance.md)."""
+        cursor write was the steady state's limit (docs/performance.md).
+
+        A hop, once queued, runs to its end in aiosqlite's thread even if the caller that
+        queued it is cancelled; the others it serves get their results when it ends.
+        """
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         queue.append((item, future))
         try:
             async with self._lock:
-                if not future.done():
+                if any(waiting is future for _, waiting in queue):
                     batch = queue[:]
                     queue.clear()
-                    try:
-                        results = await self._in_thread(lambda db: work(db, [a for a, _ in batch]))
-                    except asyncio.CancelledError:
-                        # only this caller was cancelled: the others go to the next holder
-                        queue[:0] = [(a, f) for a, f in batch if f is not future]
-                        raise
-                    except BaseException as e:
-                        for _, other in batch:
-                            if other is not future:
-                                other.set_exception(e)
-                                other.exception()  # its owner may be gone: never "lost"
-                        raise
-                    for (_, done), result in zip(batch, results, strict=True):
-                        done.set_result(result)
+                    items = [a for a, _ in batch]
+                    run = self._in_thread(lambda db: work(db, items))
+                    # a task that may outlive every caller: keep it referenced
+                    self._hops.add(hop := asyncio.create_task(run))
+                    hop.add_done_callback(self._hops.discard)
+                    hop.add_done_callback(partial(_settle, batch))
+                    await asyncio.shield(hop)
+            return await future
         except asyncio.CancelledError:
             if (item, future) in queue:  # cancelled while waiting: not done for anyone
                 queue.remove((item, future))
             raise
-        return future.result()
 
     # -- feeds ---------------------------------------------------------------------
 
@@ -572,16 +578,15 @@ class Store:
         """
 
         def commit(db: sqlite3.Connection) -> list[str]:
-            with _immediate(db):
-                filed = _file_entries(db, feed.id, stories, now, clustering)
-                hits = _file_hits(
-                    db, feed.id, stories, filed, destinations, per_copy, caps or {}, now
-                )
-                _save_cursor(db, feed.id, cursor, now, next_poll_at, title)
+            filed = _file_entries(db, feed.id, stories, now, clustering)
+            hits = _file_hits(db, feed.id, stories, filed, destinations, per_copy, caps or {}, now)
+            _save_cursor(db, feed.id, cursor, now, next_poll_at, title)
             return hits
 
-        async with self._lock:
-            return await self._in_thread(commit)
+        outcome = await self._grouped(self._poll_commits, commit, _commit_polls)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     async def record_not_modified(
         self, feed_id: int, now: float, next_poll_at: float, cursor: Cursor
@@ -1076,6 +1081,40 @@ def _immediate(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
+def _settle(batch: list[tuple[_A, asyncio.Future[_T]]], hop: asyncio.Future[list[_T]]) -> None:
+    """Hand a group's results, or its error, to each member still waiting."""
+    error = hop.exception() if not hop.cancelled() else asyncio.CancelledError()
+    for i, (_, waiting) in enumerate(batch):
+        if waiting.done():  # its caller was cancelled meanwhile
+            continue
+        if error is not None:
+            waiting.set_exception(error)
+            waiting.exception()  # its owner may be gone: never "never retrieved"
+        else:
+            waiting.set_result(hop.result()[i])
+
+
+_PollCommit = Callable[[sqlite3.Connection], list[str]]
+
+
+def _commit_polls(db: sqlite3.Connection, polls: list[_PollCommit]) -> list[list[str] | Exception]:
+    """Polls that finished together, in ONE transaction: a cold start's story-band inserts
+    land all over their index, and a commit per poll wrote most of its pages again each
+    time (docs/performance.md). Each poll has its own savepoint, so one that fails leaves
+    the others' work to commit; its caller gets the error."""
+    outcomes: list[list[str] | Exception] = []
+    with _immediate(db):
+        for poll in polls:
+            db.execute("SAVEPOINT poll")
+            try:
+                outcomes.append(poll(db))
+            except Exception as e:  # handed to that poll's caller
+                db.execute("ROLLBACK TO poll")
+                outcomes.append(e)
+            db.execute("RELEASE poll")
+    return outcomes
+
+
 def _file_entries(
     db: sqlite3.Connection,
     feed_id: int,
@@ -1217,6 +1256,20 @@ def _index_print(
         "INSERT OR IGNORE INTO story_bands (band, seen_at, entry_id) VALUES (?, ?, ?)",
         [(band, now, entry_id) for band in bands],
     )
+
+
+def _refingerprint(db: sqlite3.Connection) -> None:
+    """Every stored fingerprint made again from its entry's text, with its band keys."""
+    rows = db.execute(
+        "SELECT p.entry_id, e.title, e.summary, e.body, p.seen_at FROM story_prints p"
+        " JOIN entries e ON e.id = p.entry_id"
+    ).fetchall()
+    db.execute("DELETE FROM story_bands")
+    db.execute("DELETE FROM story_prints")
+    for entry_id, title, summary, body, seen_at in rows:
+        print_ = cluster.story_fingerprint(title or "", summary or "", body or "")
+        if print_ is not None:
+            _index_print(db, entry_id, print_, cluster.bands(print_), seen_at)
 
 
 def _find_story(

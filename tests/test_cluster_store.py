@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -168,3 +169,27 @@ async def test_archive_pages_through_entries_since(store: Store) -> None:
     assert [len(p) for p in pages] == [2, 2]
     assert [e.url for p in pages for e in p] == [f"https://a.test/{i}" for i in range(1, 5)]
     assert await store.archive_size(T0 + 1) == 4
+
+
+async def test_stories_stored_before_the_fingerprint_change_still_find_copies(
+    tmp_path: Path,
+) -> None:
+    """A database from before migration 7 (fingerprints hashed another way, here made
+    unrecognisable) is upgraded on open: its stories' fingerprints are made again from
+    their text, so a copy arriving afterwards joins the old story and does not alert."""
+    opened = await Store.open(tmp_path / "newsmon.db")
+    await opened.sync_feeds({f"https://feed{i}.test/rss": None for i in range(2)}, 0, 0)
+    original = story(7)
+    assert len(await commit(opened, 0, [item("https://a.test/1", original)])) == 1
+    await opened.close()
+    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+        conn.execute("UPDATE story_prints SET signature = zeroblob(length(signature))")
+        conn.execute("UPDATE story_bands SET band = band + 1")
+        conn.execute("PRAGMA user_version = 6")
+    upgraded = await Store.open(tmp_path / "newsmon.db")
+    try:
+        copy = item("https://b.test/1", trimmed(original, 3))
+        assert await commit(upgraded, 1, [copy], now=T0 + 3600) == []
+        assert await story_keys(upgraded) == ["https://a.test/1"] * 2
+    finally:
+        await upgraded.close()

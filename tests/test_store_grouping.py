@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+from dataclasses import replace
 from pathlib import Path
 
-from monitor.models import Cursor
-from monitor.store import Store
+from monitor.models import BodyStatus, Cursor, Entry, FeedState, RuleMatch, Story
+from monitor.store import Store, first_cursor
 
 FEEDS = [f"https://feeds.example/{i}.xml" for i in range(20)]
+MATCH = RuleMatch("russia", (), "snippet")
 
 
 def cursor_for(url: str, location) -> Cursor:  # type: ignore[no-untyped-def]
@@ -55,3 +58,68 @@ async def test_a_write_cancelled_while_queued_is_never_made(store: Store, tmp_pa
     with sqlite3.connect(tmp_path / "newsmon.db") as conn:
         written = dict(conn.execute("SELECT url, last_status FROM feeds").fetchall())
     assert written == {FEEDS[0]: 304, FEEDS[1]: None, FEEDS[2]: 304}
+
+
+async def commit_one(store: Store, state: FeedState, key: str) -> list[str]:
+    """A successful poll of ``state``'s feed that found one entry matching one rule."""
+    entry = Entry(key, f"https://site.example/{key}", f"Story {key}", "", "", None)
+    story = Story(entry, entry.url or "", "", BodyStatus.DISABLED, (MATCH,), True, None)
+    return await store.commit_poll(
+        state, now=100.0, next_poll_at=200.0, cursor=first_cursor(state), title=None,
+        stories=[story], destinations={"russia": ["hook"]},
+    )  # fmt: skip
+
+
+async def test_polls_committing_together_keep_their_own_failure(
+    store: Store, tmp_path: Path
+) -> None:
+    """Three polls queue while the store is busy and commit in one group; the one that
+    fails (its feed row is gone, so a foreign key breaks) gets the error, and the other
+    two land with their hits."""
+    await store.sync_feeds(dict.fromkeys(FEEDS[:3]), 0.0, 0.0)
+    feeds = [await store.feed_state(url) for url in FEEDS[:3]]
+    gone = replace(feeds[1], id=9999)
+    async with store._lock:
+        tasks = [
+            asyncio.create_task(commit_one(store, state, f"k{i}"))
+            for i, state in enumerate([feeds[0], gone, feeds[2]])
+        ]
+        while len(store._poll_commits) < 3:
+            await asyncio.sleep(0)
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert [len(o) for o in (outcomes[0], outcomes[2])] == [1, 1]  # type: ignore[arg-type]
+    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+        keys = sorted(k for (k,) in conn.execute("SELECT key FROM entries"))
+        hits = conn.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
+    assert (keys, hits) == (["k0", "k2"], 2)
+
+
+async def test_a_group_answers_its_members_when_the_one_serving_it_is_cancelled(
+    store: Store, tmp_path: Path
+) -> None:
+    """The caller that took the group to the database is cancelled mid-way: the others
+    still get their own answers, and all three polls are on disk (work queued in the
+    database thread runs to its end, and is not done twice)."""
+    await store.sync_feeds(dict.fromkeys(FEEDS[:3]), 0.0, 0.0)
+    feeds = [await store.feed_state(url) for url in FEEDS[:3]]
+    gate = threading.Event()
+    async with store._lock:
+        tasks = [
+            asyncio.create_task(commit_one(store, state, f"k{i}")) for i, state in enumerate(feeds)
+        ]
+        while len(store._poll_commits) < 3:
+            await asyncio.sleep(0)
+        blocker = asyncio.create_task(store._in_thread(lambda db: gate.wait(30)))
+    while not store._hops:  # the group's hop is queued behind the blocker
+        await asyncio.sleep(0)
+    tasks[0].cancel()
+    gate.set()
+    await blocker
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert [len(o) for o in outcomes[1:]] == [1, 1]  # type: ignore[arg-type]
+    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+        keys = sorted(k for (k,) in conn.execute("SELECT key FROM entries"))
+        hits = conn.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
+    assert (keys, hits) == (["k0", "k1", "k2"], 3)
