@@ -14,7 +14,9 @@ import hashlib
 import io
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,74 +83,99 @@ def _published(item: dict[str, Any]) -> datetime | None:
         return None
 
 
-def _entry(
-    guid: str, link: str, title: str, summary: str, content: str, published: datetime | None
-) -> Entry:
-    """An Entry from plain-text fields, keyed by its id, else its normalized link, else a hash
-    of title and date (the same rules for every format)."""
-    url = normalize_url(link) if link else None
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """An entry before its text is converted: its identity and date are all that an
+    entry seen before needs, and most of an incremental poll's entries were."""
+
+    key: str
+    published: datetime | None
+    build: Callable[[], Entry]
+
+
+def _key(guid: str, url: str | None, title: Callable[[], str], published: datetime | None) -> str:
+    """An entry's identity: its id, else its normalized link, else a hash of title and
+    date (the same rules for every format)."""
     guid = _CONTROL.sub("", guid).strip()
     if guid:
-        key = f"id:{guid[:2000]}"
-    elif url:
-        key = f"url:{url}"
-    else:
-        stamp = published.isoformat() if published else ""
-        key = "hash:" + hashlib.sha256(f"{title}\n{stamp}".encode()).hexdigest()
-    if summary == content:
-        summary = ""  # feedparser mirrors content into summary; never count text twice
-    return Entry(key, url, title, summary, content, published)
+        return f"id:{guid[:2000]}"
+    if url:
+        return f"url:{url}"
+    stamp = published.isoformat() if published else ""
+    return "hash:" + hashlib.sha256(f"{title()}\n{stamp}".encode()).hexdigest()
 
 
-def _feedparser_entry(item: dict[str, Any]) -> Entry:
+def _draft(
+    guid: str,
+    link: str,
+    published: datetime | None,
+    title: Callable[[], str],
+    texts: Callable[[], tuple[str, str]],
+) -> _Draft:
+    """``title`` and ``texts`` (summary, content) convert the item's text when called."""
+
+    def build() -> Entry:
+        summary, content = texts()
+        if summary == content:
+            summary = ""  # feedparser mirrors content into summary; never count text twice
+        return Entry(key, url, title(), summary, content, published)
+
+    url = normalize_url(link) if link else None
+    key = _key(guid, url, title, published)
+    return _Draft(key, published, build)
+
+
+def _feedparser_draft(item: dict[str, Any]) -> _Draft:
     contents = item.get("content") or []
-    return _entry(
-        guid=str(item.get("id", "")),
-        link=str(item.get("link", "")),
-        title=html_to_text(str(item.get("title", "")), MAX_TITLE),
-        summary=html_to_text(str(item.get("summary", "")), MAX_SUMMARY),
-        content=html_to_text(str(contents[0].get("value", "")), MAX_CONTENT) if contents else "",
-        published=_published(item),
+    return _draft(
+        str(item.get("id", "")),
+        str(item.get("link", "")),
+        _published(item),
+        title=lambda: html_to_text(str(item.get("title", "")), MAX_TITLE),
+        texts=lambda: (
+            html_to_text(str(item.get("summary", "")), MAX_SUMMARY),
+            html_to_text(str(contents[0].get("value", "")), MAX_CONTENT) if contents else "",
+        ),
     )
 
 
-def _raw_entry(item: fastparse.RawItem) -> Entry:
-    return _entry(
-        guid=item.guid,
-        link=item.link,
-        title=html_to_text(item.title, MAX_TITLE),
-        summary=html_to_text(item.summary, MAX_SUMMARY),
-        content=html_to_text(item.content, MAX_CONTENT),
-        published=item.published,
+def _raw_draft(item: fastparse.RawItem) -> _Draft:
+    return _draft(
+        item.guid,
+        item.link,
+        item.published,
+        title=lambda: html_to_text(item.title, MAX_TITLE),
+        texts=lambda: (
+            html_to_text(item.summary, MAX_SUMMARY),
+            html_to_text(item.content, MAX_CONTENT),
+        ),
     )
 
 
-def _json_entry(item: JsonItem) -> Entry:
-    content = (
-        html_to_text(item.content_html, MAX_CONTENT)
-        if item.content_html
-        else clean_text(item.content_text, MAX_CONTENT)
-    )
-    return _entry(
-        guid=item.id,
-        link=item.url,
-        title=clean_text(item.title, MAX_TITLE),
-        summary=clean_text(item.summary, MAX_SUMMARY),
-        content=content,
-        published=item.published,
+def _json_draft(item: JsonItem) -> _Draft:
+    def texts() -> tuple[str, str]:
+        content = (
+            html_to_text(item.content_html, MAX_CONTENT)
+            if item.content_html
+            else clean_text(item.content_text, MAX_CONTENT)
+        )
+        return clean_text(item.summary, MAX_SUMMARY), content
+
+    return _draft(
+        item.id, item.url, item.published, lambda: clean_text(item.title, MAX_TITLE), texts
     )
 
 
-def _newest(entries: list[Entry], limit: int) -> list[Entry]:
+def _newest(drafts: list[_Draft], limit: int) -> list[_Draft]:
     """At most ``limit`` entries, in document order: the latest by date when every entry
     has one, else the first ones (feeds list newest first)."""
-    if len(entries) <= limit:
-        return entries
-    dated = [(e.published, -i) for i, e in enumerate(entries) if e.published is not None]
-    if len(dated) < len(entries):
-        return entries[:limit]
+    if len(drafts) <= limit:
+        return drafts
+    dated = [(d.published, -i) for i, d in enumerate(drafts) if d.published is not None]
+    if len(dated) < len(drafts):
+        return drafts[:limit]
     newest = sorted(dated, reverse=True)[:limit]  # on equal dates the earlier entry wins
-    return [entries[i] for i in sorted(-neg for _, neg in newest)]
+    return [drafts[i] for i in sorted(-neg for _, neg in newest)]
 
 
 def _without_doctype(body: bytes) -> bytes:
@@ -157,7 +184,7 @@ def _without_doctype(body: bytes) -> bytes:
     return body if match is None else head[: match.start()] + head[match.end() :] + body[65536:]
 
 
-_Read = tuple[str | None, list[Entry], float | None]  # title, entries, ttl in seconds
+_Read = tuple[str | None, list[_Draft], float | None]  # title, entries, ttl in seconds
 
 
 def read_fast(body: bytes, headers: Mapping[str, str]) -> _Read | None:
@@ -166,8 +193,8 @@ def read_fast(body: bytes, headers: Mapping[str, str]) -> _Read | None:
     fast = fastparse.read(body, headers.get("content-type", ""))
     if fast is None:
         return None
-    entries = [_raw_entry(item) for item in fast.items]
-    return html_to_text(fast.title, MAX_TITLE) or None, entries, parse_ttl(fast.ttl)
+    drafts = [_raw_draft(item) for item in fast.items]
+    return html_to_text(fast.title, MAX_TITLE) or None, drafts, parse_ttl(fast.ttl)
 
 
 def read_feedparser(body: bytes, headers: Mapping[str, str]) -> _Read:
@@ -181,16 +208,22 @@ def read_feedparser(body: bytes, headers: Mapping[str, str]) -> _Read:
         detail = f": {type(reason).__name__}" if reason else ""
         raise ParseError(f"not an RSS, Atom or JSON feed{detail}")
     title = html_to_text(str(result.feed.get("title", "")), MAX_TITLE) or None
-    entries = [_feedparser_entry(item) for item in result.entries]
-    return title, entries, parse_ttl(result.feed.get("ttl"))
+    drafts = [_feedparser_draft(item) for item in result.entries]
+    return title, drafts, parse_ttl(result.feed.get("ttl"))
 
 
 def parse_feed(
-    body: bytes, headers: Mapping[str, str], *, max_entries: int = MAX_ENTRIES
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    max_entries: int = MAX_ENTRIES,
+    seen: AbstractSet[str] = frozenset(),
 ) -> ParsedFeed:
     """Entries of an RSS, Atom or JSON Feed document, in the feed's order, at most
     ``max_entries`` of the newest (``ParsedFeed.dropped`` counts the rest).
 
+    Entries whose key is in ``seen`` (the feed's recent keys) are left out: their text is
+    never converted, which is most of the work of a poll that finds a few new items.
     A malformed ("bozo") XML feed still yields the entries feedparser recovered; only a
     document with no feed structure at all raises ParseError.
     """
@@ -200,10 +233,11 @@ def parse_feed(
             title, items = read_json_feed(body)
         except ValueError as e:
             raise ParseError(f"not a JSON Feed: {e}") from None
-        entries = [_json_entry(item) for item in items]
+        drafts = [_json_draft(item) for item in items]
         title = clean_text(title, MAX_TITLE) if title else None
         ttl = None
     else:
-        title, entries, ttl = read_fast(body, lowered) or read_feedparser(body, lowered)
-    kept = _newest(entries, max_entries)
-    return ParsedFeed(title or None, tuple(kept), ttl, dropped=len(entries) - len(kept))
+        title, drafts, ttl = read_fast(body, lowered) or read_feedparser(body, lowered)
+    kept = _newest(drafts, max_entries)
+    entries = tuple(d.build() for d in kept if d.key not in seen)
+    return ParsedFeed(title or None, entries, ttl, dropped=len(drafts) - len(kept))

@@ -185,7 +185,12 @@ class Pipeline:
             delay = after_success(feed.interval, publisher_hint(fetched.headers, None, 0), bounds)
             await self._store.record_not_modified(state.id, self._clock(), self._at(delay), cursor)
             return PollResult(feed.url, "not_modified")
-        parsed = await self._parse(fetched, config)
+        seen = (
+            await self._store.recent_keys(state.id, config.monitor.max_entries)
+            if state.polled  # a feed never polled has no entries yet
+            else frozenset()
+        )
+        parsed = await self._parse(fetched, config, seen)
         hint = publisher_hint(fetched.headers, parsed.ttl, self._clock())
         unique = list({e.key: e for e in reversed(parsed.entries)}.values())  # first wins
         known = await self._store.known_keys(state.id, [e.key for e in unique])
@@ -213,11 +218,12 @@ class Pipeline:
             feed.url, "ok", new_entries=len(stories), hits=len(hits), dropped=parsed.dropped
         )
 
-    async def _parse(self, fetched: Fetched, config: Config) -> ParsedFeed:
+    async def _parse(self, fetched: Fetched, config: Config, seen: frozenset[str]) -> ParsedFeed:
         """parse_feed in a worker process under a budget: crafted XML can make feedparser
-        take minutes (RELIABILITY.md case 24), and it must never hold the event loop."""
+        take minutes (RELIABILITY.md case 24), and it must never hold the event loop.
+        Entries with ``seen`` keys are not converted or sent back."""
         budget = config.monitor.parse_timeout
-        parse = partial(parse_feed, max_entries=config.monitor.max_entries)
+        parse = partial(parse_feed, max_entries=config.monitor.max_entries, seen=seen)
         try:
             return await self._pool.run(budget, parse, fetched.body, dict(fetched.headers))
         except TimeoutError:

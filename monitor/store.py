@@ -533,6 +533,14 @@ class Store:
         )
         return {r[0] for r in rows}
 
+    async def recent_keys(self, feed_id: int, limit: int) -> frozenset[str]:
+        """The keys of the feed's ``limit`` newest entries: what its next document most
+        likely repeats, so the parser can skip them (``parse_feed``'s ``seen``)."""
+        rows = await self._all(
+            "SELECT key FROM entries WHERE feed_id = ? ORDER BY id DESC LIMIT ?", (feed_id, limit)
+        )
+        return frozenset(r[0] for r in rows)
+
     async def publication_times(self, feed_id: int, limit: int = 20) -> list[float]:
         """When the feed's newest entries were published (or first seen, when undated)."""
         rows = await self._all(

@@ -198,3 +198,20 @@ def test_hash_keys_follow_the_decoded_title() -> None:
     assert right.entries[1].title == "Ünïcode only"
     assert wrong.entries[1].title == "ÃœnÃ¯code only"
     assert wrong.entries[1].key != right.entries[1].key
+
+
+def test_entries_seen_before_are_left_out_of_a_poll() -> None:
+    """``seen`` keys (the feed's recent entries) are skipped; the others come out exactly
+    as a full parse gives them, and the cap on entries still counts every item."""
+    items = "".join(
+        f"<item><title>Item {i}</title><link>https://news.example/{i}</link>"
+        f"<description>Text {i}</description></item>"
+        for i in range(5)
+    )
+    body = f"<rss version='2.0'><channel><title>T</title>{items}</channel></rss>".encode()
+    full = parse_feed(body, {}, max_entries=4)
+    seen = {"url:https://news.example/0", "url:https://news.example/2"}
+    partial = parse_feed(body, {}, max_entries=4, seen=seen)
+    assert [e.key for e in full.entries] == [f"url:https://news.example/{i}" for i in range(4)]
+    assert list(partial.entries) == [full.entries[1], full.entries[3]]
+    assert (partial.dropped, partial.title) == (full.dropped, full.title) == (1, "T")
