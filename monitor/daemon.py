@@ -122,8 +122,12 @@ class Daemon:
             stack.push_async_callback(session.close)
             service = Service.from_environment()
             stack.callback(service.close)
-            # one pool of worker processes parses feeds and extracts pages
-            pool = WorkerPool(workers=m.extract_workers, warm_up=warm_up)
+            # one pool of worker processes parses feeds and extracts pages; importing
+            # trafilatura up front costs each worker a second of CPU that a feeds-only
+            # watchlist never needs back (a reload that turns extraction on pays it once)
+            pool = WorkerPool(
+                workers=m.extract_workers, warm_up=warm_up if m.fetch_articles else None
+            )
             stack.callback(pool.close)
             extractor = MeasuredExtractor(service.metrics, timeout=m.extract_timeout, pool=pool)
             pipeline = Pipeline(store, fetcher_for(session, m), extractor, pool, clock=clock)

@@ -89,6 +89,9 @@ class ParsedFeed:
     entries: tuple[Entry, ...]
     ttl: float | None = None  # RSS <ttl>, in seconds
     dropped: int = 0  # entries past max_entries, not handled this poll
+    # one per entry: the story fingerprint of its own text (monitor.cluster), made in the
+    # parse worker so that the event loop does not spend a feeds-only poll on it
+    fingerprints: tuple[Fingerprint | None, ...] = ()
 
 
 class BodyStatus(enum.StrEnum):

@@ -25,6 +25,7 @@ import lxml.etree
 import lxml.html
 
 from monitor import fastparse
+from monitor.cluster import story_fingerprint
 from monitor.errors import NewsmonError
 from monitor.jsonfeed import JsonItem, looks_like_json_feed, read_json_feed
 from monitor.models import Entry, ParsedFeed
@@ -240,4 +241,5 @@ def parse_feed(
         title, drafts, ttl = read_fast(body, lowered) or read_feedparser(body, lowered)
     kept = _newest(drafts, max_entries)
     entries = tuple(d.build() for d in kept if d.key not in seen)
-    return ParsedFeed(title or None, entries, ttl, dropped=len(drafts) - len(kept))
+    prints = tuple(story_fingerprint(e.title, e.summary, e.content) for e in entries)
+    return ParsedFeed(title or None, entries, ttl, len(drafts) - len(kept), prints)

@@ -30,6 +30,7 @@ from monitor.models import (
     Extracted,
     FeedState,
     Fetched,
+    Fingerprint,
     ParsedFeed,
     PollResult,
     Story,
@@ -192,11 +193,14 @@ class Pipeline:
         )
         parsed = await self._parse(fetched, config, seen)
         hint = publisher_hint(fetched.headers, parsed.ttl, self._clock())
-        unique = list({e.key: e for e in reversed(parsed.entries)}.values())  # first wins
-        known = await self._store.known_keys(state.id, [e.key for e in unique])
-        fresh = [e for e in unique if e.key not in known]
-        stories = await asyncio.gather(*(self._story(e, feed, config, state) for e in fresh))
-        interval = await self._interval(feed, state, fresh, bounds)
+        pairs = zip(parsed.entries, parsed.fingerprints, strict=True)
+        unique = {e.key: (e, p) for e, p in reversed(list(pairs))}  # the first one wins
+        known = await self._store.known_keys(state.id, list(unique))
+        fresh = [pair for key, pair in unique.items() if key not in known]
+        stories = await asyncio.gather(
+            *(self._story(e, own, feed, config, state) for e, own in fresh)
+        )
+        interval = await self._interval(feed, state, [e for e, _ in fresh], bounds)
         hits = await self._store.commit_poll(
             state,
             now=self._clock(),
@@ -245,25 +249,35 @@ class Pipeline:
         return feed.interval if learned is None else learned
 
     async def _story(
-        self, entry: Entry, feed: FeedConfig, config: Config, state: FeedState
+        self,
+        entry: Entry,
+        own_print: Fingerprint | None,
+        feed: FeedConfig,
+        config: Config,
+        state: FeedState,
     ) -> Story:
+        """``own_print``: the fingerprint of the entry's own text, from the parser."""
         alertable = state.polled or self._recent(entry, config.monitor.first_poll_max_age)
         fallback_key = entry.url or f"entry:{feed.url}\n{entry.key}"
         if not alertable:
-            print_ = cluster.story_fingerprint(entry.title, entry.summary, entry.content)
-            return Story(entry, fallback_key, entry.content, BodyStatus.SKIPPED, (), False, print_)
+            return Story(
+                entry, fallback_key, entry.content, BodyStatus.SKIPPED, (), False, own_print
+            )
         # Without a page body the feed's own full text stands in; the status keeps why
         # (blocked, timeout, ...), as RELIABILITY.md case 1 asks.
         page = await self._page(entry, feed, config)
-        body = page.body if page.status is BodyStatus.EXTRACTED else entry.content
+        own_text = page.status is not BodyStatus.EXTRACTED
+        body = entry.content if own_text else page.body
         if not entry.title and page.title:
             entry = replace(entry, title=page.title)  # DESIGN.md 2: the page's headline
+            own_text = False
         story_key = _canonical(page.canonical_url, entry.url) or fallback_key
         rules = config.scopes.get(feed.url, frozenset())
         document = Document(entry.title, entry.summary, body)
         matches = tuple(config.index.match(document, only=rules)) if rules else ()
-        print_ = cluster.story_fingerprint(entry.title, entry.summary, body)
-        return Story(entry, story_key, body, page.status, matches, True, print_)
+        if not own_text:
+            own_print = cluster.story_fingerprint(entry.title, entry.summary, body)
+        return Story(entry, story_key, body, page.status, matches, True, own_print)
 
     def _recent(self, entry: Entry, max_age: float) -> bool:
         """On a feed's first poll only recent entries may alert; a future date counts as now."""

@@ -320,3 +320,27 @@ async def test_the_same_guid_twice_in_one_feed_is_one_entry(
             ("id:same", "Kremlin embassy (first)")
         ]
     assert [a.body["title"] for a in receiver.accepted] == ["Kremlin embassy (first)"]
+
+
+async def test_a_syndicated_summary_under_other_links_alerts_once(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """Feeds only: two outlets carry the same wire summary under their own links and
+    headlines; the parser's fingerprints file the second copy under the first story, so
+    the rule alerts once and names the other outlet."""
+    wire = (
+        "Russian and U.S. diplomats met in Ankara on Tuesday over the work of their "
+        "respective embassies, the first such talks in more than a year, officials from "
+        "both delegations said after six hours behind closed doors. The talks covered "
+        "staffing levels, visas for diplomats and the return of seized properties, and "
+        "will continue next month in Istanbul, according to a joint statement."
+    )
+    publisher.rss_items = [Item("Diplomats meet in Ankara", "/world/talks", summary=wire)]
+    publisher.atom_items = [Item("Envoys hold talks", "/wire/ankara-envoys", summary=wire)]
+    path = write_watchlist(
+        feeds=[f"{publisher.base}/rss.xml", f"{publisher.base}/atom.xml"], hook=receiver.url
+    )
+    await run_once(path)
+    assert len(receiver.accepted) == 1
+    assert len(receiver.accepted[0].body["also"]) == 1
+    assert count(path.parent / "newsmon.db", "entries") == 2
