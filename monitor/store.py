@@ -47,6 +47,7 @@ from monitor.models import (
     Notice,
     Story,
 )
+from monitor.story_index import StoryIndex
 
 # Append-only: migration N brings user_version from N-1 to N. Never edit a shipped one.
 MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
@@ -195,7 +196,6 @@ _T = TypeVar("_T")
 _A = TypeVar("_A")
 CACHE_KIB = 16_000  # SQLite's page cache; its default is 2,000 KiB
 CHECKPOINT_PAGES = 8_000  # WAL pages (4 KiB) before an automatic checkpoint; default 1,000
-MAX_CANDIDATES = 20  # earlier entries compared in full per new entry, best band agreement first
 STORM_WINDOW = 3600.0  # a rule's max_per_hour counts its hits over this many seconds
 STORM_SHOWN = 5  # alerts read into a storm summary; the rest are only counted
 
@@ -324,6 +324,7 @@ class Store:
         self._not_modified: list[tuple[_NotModified, asyncio.Future[None]]] = []
         self._hops: set[asyncio.Future[Any]] = set()
         self._poll_commits: list[tuple[_PollCommit, asyncio.Future[list[str] | Exception]]] = []
+        self._stories = StoryIndex()
 
     @classmethod
     async def open(cls, path: Path, *, durability: str = "process") -> Store:
@@ -365,15 +366,19 @@ class Store:
                     f"understands ({len(MIGRATIONS)}); upgrade newsmon"
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                if not isinstance(script, str):
-                    await self._in_thread(script)
-                    continue
-                for statement in script.split(";"):
-                    if statement.strip():
+                if isinstance(script, str):
+                    for statement in filter(str.strip, script.split(";")):
                         await db.execute(statement)
+                else:
+                    await self._in_thread(script)
                 await db.execute(f"PRAGMA user_version = {number}")
+        async with self._lock:
+            await self._in_thread(self._stories.load)
 
     async def close(self) -> None:
+        async with self._lock:
+            with suppress(sqlite3.Error):  # kept on disk unflagged; the next start retries
+                await self._in_thread(self._stories.flush)
         await self._db.close()
 
     @asynccontextmanager
@@ -586,12 +591,14 @@ class Store:
         """
 
         def commit(db: sqlite3.Connection) -> list[str]:
-            filed = _file_entries(db, feed.id, stories, now, clustering)
+            filed = _file_entries(db, self._stories, feed.id, stories, now, clustering)
             hits = _file_hits(db, feed.id, stories, filed, destinations, per_copy, caps or {}, now)
             _save_cursor(db, feed.id, cursor, now, next_poll_at, title)
             return hits
 
-        outcome = await self._grouped(self._poll_commits, commit, _commit_polls)
+        outcome = await self._grouped(
+            self._poll_commits, commit, lambda db, polls: _commit_polls(db, polls, self._stories)
+        )
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
@@ -990,11 +997,16 @@ class Store:
         self, print_: Fingerprint, now: float, window: float, threshold: float
     ) -> str | None:
         """The story an entry with this fingerprint would join now, or None."""
-        policy = ClusterPolicy(window, threshold)
-        async with self._lock:
-            return await self._in_thread(
-                lambda db: _find_story(db, print_, cluster.bands(print_), now, policy)
+
+        def find(db: sqlite3.Connection) -> str | None:
+            bands, since = cluster.bands(print_), now - window
+            on_disk = self._stories.on_disk(db, bands, since)
+            return _best_story(
+                db, print_, self._stories.candidates(bands, since, on_disk), threshold
             )
+
+        async with self._lock:
+            return await self._in_thread(find)
 
     async def also_seen(self, hit_ids: Sequence[str]) -> dict[str, list[AlsoSeen]]:
         """For each hit, the other entries filed under its story, oldest first: the copies
@@ -1016,6 +1028,8 @@ class Store:
         rows, keys and hits stay, so a pruned story still in a feed is not new again.
         Returns how many bodies were cleared."""
         cutoff = now - retention
+        async with self._lock:  # held band keys first, so the deletes below see them all
+            await self._in_thread(self._stories.flush)
         async with self._transaction():
             cursor = await self._db.execute(
                 "UPDATE entries SET body = '' WHERE seen_at < ? AND body != ''", (cutoff,)
@@ -1105,26 +1119,40 @@ def _settle(batch: list[tuple[_A, asyncio.Future[_T]]], hop: asyncio.Future[list
 _PollCommit = Callable[[sqlite3.Connection], list[str]]
 
 
-def _commit_polls(db: sqlite3.Connection, polls: list[_PollCommit]) -> list[list[str] | Exception]:
+def _commit_polls(
+    db: sqlite3.Connection, polls: list[_PollCommit], stories: StoryIndex
+) -> list[list[str] | Exception]:
     """Polls that finished together, in ONE transaction: a cold start's story-band inserts
     land all over their index, and a commit per poll wrote most of its pages again each
     time (docs/performance.md). Each poll has its own savepoint, so one that fails leaves
-    the others' work to commit; its caller gets the error."""
+    the others' work to commit; its caller gets the error. Then, in a transaction of its
+    own, the band keys held back in memory are written if enough have gathered."""
     outcomes: list[list[str] | Exception] = []
-    with _immediate(db):
-        for poll in polls:
-            db.execute("SAVEPOINT poll")
-            try:
-                outcomes.append(poll(db))
-            except Exception as e:  # handed to that poll's caller
-                db.execute("ROLLBACK TO poll")
-                outcomes.append(e)
-            db.execute("RELEASE poll")
+    group = stories.mark()
+    try:
+        with _immediate(db):
+            for poll in polls:
+                db.execute("SAVEPOINT poll")
+                mark = stories.mark()
+                try:
+                    outcomes.append(poll(db))
+                except Exception as e:  # handed to that poll's caller
+                    db.execute("ROLLBACK TO poll")
+                    stories.roll_back(mark)
+                    outcomes.append(e)
+                db.execute("RELEASE poll")
+    except BaseException:
+        stories.roll_back(group)
+        raise
+    if stories.due():
+        with suppress(sqlite3.Error):  # still held, and on disk unflagged: tried again later
+            stories.flush(db)
     return outcomes
 
 
 def _file_entries(
     db: sqlite3.Connection,
+    index: StoryIndex,
     feed_id: int,
     stories: Sequence[Story],
     now: float,
@@ -1139,15 +1167,19 @@ def _file_entries(
     fingerprint within the window decides; otherwise the entry starts a story.
     """
     filed = []
-    for story in stories:
+    prints = [story.fingerprint for story in stories]
+    banded = [cluster.bands(p) if p is not None else [] for p in prints]
+    since = now - policy.window if policy is not None else now
+    on_disk = index.on_disk(db, itertools.chain.from_iterable(banded), since) if policy else {}
+    for story, bands in zip(stories, banded, strict=True):
         key = story.story_key
-        bands = cluster.bands(story.fingerprint) if story.fingerprint is not None else []
         if policy is not None:
             known = _known_story(db, story)
             if known is not None:
                 key = known
             elif story.fingerprint is not None:
-                key = _find_story(db, story.fingerprint, bands, now, policy) or key
+                candidates = index.candidates(bands, since, on_disk)
+                key = _best_story(db, story.fingerprint, candidates, policy.threshold) or key
         entry = story.entry
         inserted = db.execute(
             "INSERT INTO entries (feed_id, key, url, story_key, title, summary, body,"
@@ -1159,7 +1191,7 @@ def _file_entries(
             ),
         ).fetchone()  # fmt: skip
         if inserted is not None and story.fingerprint is not None:
-            _index_print(db, inserted[0], story.fingerprint, bands, now)
+            index.add(db, inserted[0], story.fingerprint, bands, now)
         filed.append((key, inserted[0] if inserted is not None else None))
     return filed
 
@@ -1253,21 +1285,11 @@ def _known_story(db: sqlite3.Connection, story: Story) -> str | None:
     return None
 
 
-def _index_print(
-    db: sqlite3.Connection, entry_id: int, print_: Fingerprint, bands: list[int], now: float
-) -> None:
-    db.execute(
-        "INSERT INTO story_prints (entry_id, shingles, signature, seen_at) VALUES (?, ?, ?, ?)",
-        (entry_id, print_.shingles, print_.signature, now),
-    )
-    db.executemany(
-        "INSERT OR IGNORE INTO story_bands (band, seen_at, entry_id) VALUES (?, ?, ?)",
-        [(band, now, entry_id) for band in bands],
-    )
-
-
 def _refingerprint(db: sqlite3.Connection) -> None:
-    """Every stored fingerprint made again from its entry's text, with its band keys."""
+    """Every stored fingerprint made again from its entry's text, with its band keys; and
+    the flag that says whether an entry's band keys are written (monitor/story_index.py)."""
+    db.execute("ALTER TABLE story_prints ADD COLUMN banded INTEGER NOT NULL DEFAULT 1")
+    db.execute("CREATE INDEX story_prints_unbanded ON story_prints(entry_id) WHERE banded = 0")
     rows = db.execute(
         "SELECT p.entry_id, e.title, e.summary, e.body, p.seen_at FROM story_prints p"
         " JOIN entries e ON e.id = p.entry_id"
@@ -1276,28 +1298,37 @@ def _refingerprint(db: sqlite3.Connection) -> None:
     db.execute("DELETE FROM story_prints")
     for entry_id, title, summary, body, seen_at in rows:
         print_ = cluster.story_fingerprint(title or "", summary or "", body or "")
-        if print_ is not None:
-            _index_print(db, entry_id, print_, cluster.bands(print_), seen_at)
+        if print_ is None:
+            continue
+        db.execute(
+            "INSERT INTO story_prints (entry_id, shingles, signature, seen_at) VALUES (?, ?, ?, ?)",
+            (entry_id, print_.shingles, print_.signature, seen_at),
+        )
+        db.executemany(
+            "INSERT OR IGNORE INTO story_bands (band, seen_at, entry_id) VALUES (?, ?, ?)",
+            [(band, seen_at, entry_id) for band in cluster.bands(print_)],
+        )
 
 
-def _find_story(
-    db: sqlite3.Connection, print_: Fingerprint, bands: list[int], now: float, policy: ClusterPolicy
+def _best_story(
+    db: sqlite3.Connection, print_: Fingerprint, candidates: list[int], threshold: float
 ) -> str | None:
-    """The story key of the most similar entry seen within the window, if any reaches
-    the threshold. Candidates come from the band index, best-agreeing first, so the
-    cost depends on how many copies there are, not on the size of the archive."""
+    """The story key of the candidate most similar to ``print_``, if it reaches the
+    threshold. Candidates come from the band index (StoryIndex.candidates), so the cost
+    depends on how many copies there are, not on the size of the archive."""
+    if not candidates:
+        return None
     rows = db.execute(
-        "SELECT p.shingles, p.signature, e.story_key FROM"
-        " (SELECT entry_id, COUNT(*) AS agree FROM story_bands"
-        "  WHERE band IN (SELECT value FROM json_each(?)) AND seen_at >= ?"
-        "  GROUP BY entry_id ORDER BY agree DESC, entry_id LIMIT ?) c"
-        " JOIN story_prints p ON p.entry_id = c.entry_id"
-        " JOIN entries e ON e.id = c.entry_id ORDER BY c.agree DESC, c.entry_id",
-        (json.dumps(bands), now - policy.window, MAX_CANDIDATES),
+        "SELECT p.entry_id, p.shingles, p.signature, e.story_key FROM story_prints p"
+        " JOIN entries e ON e.id = p.entry_id WHERE p.entry_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(candidates),),
     ).fetchall()
-    scored = [(cluster.containment(print_, Fingerprint(r[0], r[1])), str(r[2])) for r in rows]
+    found = {r[0]: (Fingerprint(r[1], r[2]), str(r[3])) for r in rows}
+    scored = [
+        (cluster.containment(print_, found[i][0]), found[i][1]) for i in candidates if i in found
+    ]
     score, key = max(scored, key=lambda s: s[0], default=(0.0, None))
-    return key if score >= policy.threshold else None
+    return key if score >= threshold else None
 
 
 def _feed_states(db: sqlite3.Connection, urls: list[str]) -> list[sqlite3.Row | None]:

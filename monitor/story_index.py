@@ -1,0 +1,143 @@
+"""The LSH band index of story fingerprints, with its newest keys held back in memory.
+
+Each fingerprinted entry has ``cluster.BANDS`` (42) band keys. They are random numbers, so
+written as they come, every entry touched some 40 pages of the on-disk B-tree and every
+commit wrote those pages again: profiling put most of a cold or incremental poll's
+database time there (docs/performance.md). Here an entry's fingerprint row is written with
+its poll, flagged ``banded = 0``, and its band keys wait in memory; once ``FLUSH_ENTRIES``
+have gathered they go to ``story_bands`` together, sorted, in one transaction, which
+writes each page once for all of them. Lookups read both the table and the memory.
+
+Nothing is lost in a crash: at start the rows still flagged 0 are put back in memory from
+their stored signatures. All methods run in the database thread (``Store._in_thread``),
+inside the caller's transaction unless they say otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+
+from monitor import cluster
+from monitor.models import Fingerprint
+
+FLUSH_ENTRIES = 1_000  # entries whose band keys wait in memory before they are written
+MAX_CANDIDATES = 20  # earlier entries compared in full per new entry, best agreement first
+
+_Held = tuple[int, float, list[int]]  # entry id, seen at, band keys
+
+
+class StoryIndex:
+    """Band keys of recent fingerprints: the ``story_bands`` table plus those held back."""
+
+    def __init__(self) -> None:
+        self._held: list[_Held] = []
+        self._by_band: defaultdict[int, list[int]] = defaultdict(list)
+        self._seen_at: dict[int, float] = {}
+
+    def load(self, db: sqlite3.Connection) -> None:
+        """Hold back again what a crash left unwritten."""
+        self._forget()
+        rows = db.execute(
+            "SELECT entry_id, shingles, signature, seen_at FROM story_prints"
+            " WHERE banded = 0 ORDER BY entry_id"
+        ).fetchall()
+        for entry_id, shingles, signature, seen_at in rows:
+            self._hold(entry_id, seen_at, cluster.bands(Fingerprint(shingles, signature)))
+
+    def add(
+        self,
+        db: sqlite3.Connection,
+        entry_id: int,
+        print_: Fingerprint,
+        bands: list[int],
+        now: float,
+    ) -> None:
+        """Index a new entry's fingerprint (its row now, its ``bands`` at the next flush)."""
+        db.execute(
+            "INSERT INTO story_prints (entry_id, shingles, signature, seen_at, banded)"
+            " VALUES (?, ?, ?, ?, 0)",
+            (entry_id, print_.shingles, print_.signature, now),
+        )
+        self._hold(entry_id, now, bands)
+
+    def mark(self) -> int:
+        """Where to roll back to if the transaction (or savepoint) that follows fails."""
+        return len(self._held)
+
+    def roll_back(self, mark: int) -> None:
+        """Forget what was held since ``mark``: its rows were rolled back."""
+        while len(self._held) > mark:
+            entry_id, _, bands = self._held.pop()
+            del self._seen_at[entry_id]
+            for band in bands:
+                ids = self._by_band[band]
+                ids.remove(entry_id)
+                if not ids:
+                    del self._by_band[band]
+
+    def due(self) -> bool:
+        return len(self._held) >= FLUSH_ENTRIES
+
+    def flush(self, db: sqlite3.Connection) -> None:
+        """Write the held band keys in ONE transaction of its own; a failure keeps them
+        held for the next try. (Sorting them first cost more in Python than it saved.)"""
+        if not self._held:
+            return
+        rows = [(band, seen_at, entry_id) for entry_id, seen_at, bands in self._held
+                for band in bands]  # fmt: skip
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT OR IGNORE INTO story_bands VALUES (?, ?, ?)", rows)
+            db.execute(
+                "UPDATE story_prints SET banded = 1 WHERE entry_id IN"
+                " (SELECT value FROM json_each(?))",
+                (json.dumps([entry_id for entry_id, _, _ in self._held]),),
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        self._forget()
+
+    def on_disk(
+        self, db: sqlite3.Connection, bands: Iterable[int], since: float
+    ) -> dict[int, list[int]]:
+        """The written entries seen since ``since`` under each of ``bands``: one query for
+        a whole poll, since written keys change only between polls."""
+        found: defaultdict[int, list[int]] = defaultdict(list)
+        rows = db.execute(
+            "SELECT band, entry_id FROM story_bands"
+            " WHERE band IN (SELECT value FROM json_each(?)) AND seen_at >= ?",
+            (json.dumps(list(bands)), since),
+        )
+        for band, entry_id in rows:
+            found[band].append(entry_id)
+        return found
+
+    def candidates(
+        self, bands: list[int], since: float, on_disk: Mapping[int, list[int]]
+    ) -> list[int]:
+        """Entries seen since ``since`` that share a band with ``bands`` (``on_disk``: what
+        ``on_disk`` found for them), the ones sharing most first (ties: the older first),
+        at most ``MAX_CANDIDATES``."""
+        agree: Counter[int] = Counter()
+        for ids in filter(None, map(on_disk.get, bands)):
+            agree.update(ids)
+        for ids in filter(None, map(self._by_band.get, bands)):  # most bands hold none
+            agree.update(i for i in ids if self._seen_at[i] >= since)
+        return sorted(agree, key=lambda i: (-agree[i], i))[:MAX_CANDIDATES]
+
+    def _hold(self, entry_id: int, seen_at: float, bands: list[int]) -> None:
+        self._held.append((entry_id, seen_at, bands))
+        self._seen_at[entry_id] = seen_at
+        by_band = self._by_band
+        for band in bands:
+            by_band[band].append(entry_id)
+
+    def _forget(self) -> None:
+        self._held.clear()
+        self._by_band.clear()
+        self._seen_at.clear()
