@@ -31,13 +31,19 @@ _TOKEN = regex.compile(
 )
 # The same pattern for ASCII text, where every class above is a plain range; stdlib ``re``
 # runs it about twice as fast as ``regex`` runs the Unicode one. ``\s`` is spelled out:
-# stdlib's also takes \x1c-\x1f, which are no White_Space for ``regex``.
+# stdlib's also takes \x1c-\x1f, which are no White_Space for ``regex``. The first character
+# is taken out of the branches (each branch checks it by lookbehind, trying its options in
+# the same order) so that the pattern starts with a character class: ``re`` then skips
+# separators with a fast scan instead of trying every branch at every one (0.22 -> 0.13 ms
+# per 5 KB body).
 _ASCII_TOKEN = re.compile(
     r"""(
-      (?:(?:[A-Za-z]\.){2,}(?![A-Za-z])|(?:[A-Za-z]\.)+[A-Za-z](?![A-Za-z0-9.]))
-        (?:'s(?![A-Za-z0-9]))?
-    | [A-Za-z0-9]+(?:'[A-Za-z0-9]+)*
-    | [.!?]+(?=[\t\n\x0b\x0c\r "')\]]|$)
+      [A-Za-z0-9.!?]
+      (?: (?<=[A-Za-z])\.(?:(?:[A-Za-z]\.)+(?![A-Za-z])|(?:[A-Za-z]\.)*[A-Za-z](?![A-Za-z0-9.]))
+            (?:'s(?![A-Za-z0-9]))?
+        | (?<=[A-Za-z0-9])[A-Za-z0-9]*(?:'[A-Za-z0-9]+)*
+        | (?<=[.!?])[.!?]*(?=[\t\n\x0b\x0c\r "')\]]|$)
+      )
     )""",
     re.VERBOSE,
 )
