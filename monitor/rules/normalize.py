@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from itertools import accumulate, chain, count, islice
-from operator import itemgetter, sub
+from itertools import accumulate, chain, compress, count, islice
+from operator import itemgetter, not_, sub
+from typing import cast
 
 import regex
 
@@ -272,13 +273,16 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
         cache = {}
     parts = split(text)
     surfaces = parts[1::2]
-    try:
-        spellings = list(map(cache.__getitem__, surfaces))
-    except KeyError:  # words not seen before (a few dozen per article): spell just those
-        for surface in set(surfaces).difference(cache):
-            cache[surface] = spell(surface)
-        spellings = list(map(cache.__getitem__, surfaces))
-    return Tokens(parts, spellings)
+    # Known words are read in C; the gaps (a few dozen new words per article) are found in
+    # C too and filled one by one (cheaper than a set of all the surfaces).
+    spellings: list[Spelling | None] = list(map(cache.get, surfaces))
+    if None in spellings:
+        for i in compress(count(), map(not_, spellings)):
+            spelled = cache.get(surfaces[i])
+            if spelled is None:
+                spelled = cache[surfaces[i]] = spell(surfaces[i])
+            spellings[i] = spelled
+    return Tokens(parts, cast("list[Spelling]", spellings))
 
 
 def split(text: str) -> list[str]:
