@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from itertools import accumulate, chain, compress, count, islice
-from operator import itemgetter, not_, sub
+from itertools import accumulate, chain, compress, count, islice, repeat
+from operator import is_, itemgetter, not_, sub
 from typing import cast
 
 import regex
@@ -126,17 +126,20 @@ class Tokens:
     def __init__(self, parts: list[str], spellings: list[Spelling]) -> None:
         self._parts = parts  # separators and surfaces, alternately, as ``split`` gives them
         self._spellings = spellings  # one per surface
-        self.folded = list(chain.from_iterable(map(itemgetter(2), spellings)))
+        keys = list(map(itemgetter(2), spellings))
+        self.folded = list(chain.from_iterable(keys))
         self._exact: list[str] | None = None
         self._acronym: list[bool] | None = None
         self._start: list[int] | None = None
         self._end: list[int] | None = None
         self._sentence: list[int] | None = None
-        self._stops: list[int] | None = None
         self._stop_word: list[int] | None = None
         self._starts: list[int] | None = None  # of each surface
         self._break: list[int] | None = None
-        self._regular: bool | None = None  # every surface gives one word, but the stops
+        self._stops: list[int] | None = None
+        # Every surface gives one word, but the stops? Checked now, while the spellings are
+        # in the CPU cache: nearly every article reports offsets, and later it cost twice.
+        self._regular = list(map(len, keys)).count(1) + len(self._stop_surfaces()) == len(keys)
         self._owner: list[int] | None = None  # else the surface of each word
 
     def __len__(self) -> int:
@@ -203,15 +206,14 @@ class Tokens:
         return owners[i]
 
     def _stop_surfaces(self) -> list[int]:
-        """Indices of the surfaces that are sentence-end marks (found in C by ``index``)."""
+        """Indices of the surfaces that are sentence-end marks.
+
+        Every stop is spelled as the one ``_STOP``, so they are found by identity, in C,
+        without reading the other spellings (``list.index`` compared each one's contents).
+        """
         if self._stops is None:
-            found: list[int] = []
-            spellings = self._spellings
-            try:
-                while True:
-                    found.append(spellings.index(_STOP, found[-1] + 1 if found else 0))
-            except ValueError:
-                self._stops = found
+            stops = map(is_, self._spellings, repeat(_STOP))
+            self._stops = list(compress(count(), stops))
         return self._stops
 
     def _stop_words(self) -> list[int]:
@@ -226,11 +228,9 @@ class Tokens:
         A surface gives one word, except a stop (none) and the rare word that compatibility
         normalisation turns into several words or none ("¼" gives two).
         """
-        if self._regular is None:
-            counts = list(map(len, map(itemgetter(0), self._spellings)))
-            self._regular = counts.count(1) + len(self._stop_surfaces()) == len(counts)
-            if not self._regular:
-                self._owner = [i for i, n in enumerate(counts) for _ in range(n)]
+        if not self._regular and self._owner is None:
+            counts = map(len, map(itemgetter(0), self._spellings))
+            self._owner = [i for i, n in enumerate(counts) for _ in range(n)]
         return self._owner
 
     def _breaks(self) -> list[int]:
