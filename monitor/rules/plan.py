@@ -159,7 +159,7 @@ class Positional(Plan):
 class Words(Positional):
     """Consecutive words; each slot is the set of keys accepted at that position."""
 
-    __slots__ = ("case_sensitive", "fields", "keys", "lookup", "slots")
+    __slots__ = ("case_sensitive", "fields", "keys", "lookup", "single", "slots")
 
     def __init__(
         self,
@@ -179,9 +179,17 @@ class Words(Positional):
             else tuple(frozenset(map(normalize.fold, slot)) for slot in slots)
         )
         self.keys = tuple(tuple(sorted(slot)) for slot in self.lookup)
+        # The one key, when there is nothing else to check: no other word, form or field.
+        simple = len(self.keys) == 1 and len(self.keys[0]) == 1 and fields is ALL_FIELDS
+        self.single = self.keys[0][0] if simple and not case_sensitive else None
 
     def find(self, view: View) -> list[Occurrence]:
         where, lookup = view.where, self.lookup
+        if self.single is not None:  # most entity names: the word's places, in text order
+            places = where.get(self.single)
+            if places is None:
+                return []
+            return [(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
         if any(map(view.present.isdisjoint, lookup)):
             return []  # a word is missing: most forms of most entities, checked in C
         # Where the phrase could start: places of its first word, met by those of the
