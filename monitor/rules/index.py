@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import partial
-from itertools import compress
+from itertools import chain, compress, pairwise
 
 from monitor.errors import QueryError, RuleCompileError
 from monitor.models import Document, RuleMatch
@@ -53,7 +53,9 @@ class RuleIndex:
         self._plans = [rule.plan for rule in rules]
         # Key sets are numbered once however many rules share them (an entity's, a word's).
         numbers: dict[frozenset[Key], int] = {}
-        self._key_sets: dict[Key, list[int]] = {}  # key -> numbers of the sets holding it
+        # key -> numbers of the sets holding it; words and neighbour pairs apart, as only
+        # a few thousand pairs are keys and their small dictionary stays in the CPU cache.
+        key_sets: dict[Key, list[int]] = {}
         self._needs: list[frozenset[int]] = []  # per rule: the key sets it needs
         self._by_need: dict[int, list[int]] = {}  # key set -> rules filed under it
         self._by_key: dict[str, list[int]] = {}
@@ -65,7 +67,7 @@ class RuleIndex:
                 if keys not in numbers:
                     numbers[keys] = len(numbers)
                     for key in keys:
-                        self._key_sets.setdefault(key, []).append(numbers[keys])
+                        key_sets.setdefault(key, []).append(numbers[keys])
             self._needs.append(frozenset(numbers[keys] for keys in required))
             if required:
                 self._by_need.setdefault(numbers[rarest(required)], []).append(i)
@@ -79,6 +81,8 @@ class RuleIndex:
             for stem in trigger.prefixes:
                 self._by_prefix.setdefault(stem, []).append(i)
         self._prefix_lengths = sorted({len(stem) for stem in self._by_prefix})
+        self._word_sets = {k: tuple(n) for k, n in key_sets.items() if isinstance(k, str)}
+        self._pair_sets = {k: tuple(n) for k, n in key_sets.items() if not isinstance(k, str)}
         self._spellings: dict[str, normalize.Spelling] = {}
         self._seen = 0  # documents matched
         self._met_count = [0] * len(numbers)  # per key set: documents that met it
@@ -111,11 +115,15 @@ class RuleIndex:
         Every step is a set operation or a ``map`` over a built-in, so it runs in C:
         a Python loop over hundreds of candidate rules would cost more than the rest.
         """
-        present, sets_of = view.present, self._key_sets.get
-        # One probe per distinct word and pair (``get``, not ``&`` then ``[]``: two probes
-        # into a dictionary of ~45,000 keys, each mostly a cache miss).
+        present, pair_sets = view.present, self._pair_sets
+        # One probe per distinct word (``get``, not ``&`` then ``[]``: two probes into a
+        # dictionary of ~45,000 keys, each mostly a cache miss). The ~700 neighbouring pairs
+        # are probed as ``pairwise`` makes them: no set of them is built, and ``&`` with a
+        # dictionary's keys keeps only the ~50 that are keys.
+        neighbours = chain.from_iterable(pairwise(t.folded) for t in view.tokens)
         met: set[int] = set().union(
-            *filter(None, map(sets_of, present)), *filter(None, map(sets_of, view.pairs))
+            *filter(None, map(self._word_sets.get, present)),
+            *map(pair_sets.__getitem__, pair_sets.keys() & neighbours),
         )
         self._learn(met)
         by_need, by_key, by_prefix = self._by_need, self._by_key, self._by_prefix

@@ -66,7 +66,7 @@ class View:
     ``field * STRIDE + token``, so that places can be shifted and intersected in C.
     """
 
-    __slots__ = ("_sorted_keys", "memo", "pairs", "present", "terms", "texts", "tokens", "where")
+    __slots__ = ("_sorted_keys", "memo", "present", "terms", "texts", "tokens", "where")
 
     def __init__(self, doc: Document, cache: dict[str, normalize.Spelling] | None = None) -> None:
         self.texts = (doc.title, doc.summary, doc.body)
@@ -81,10 +81,6 @@ class View:
                     found.append(place)
         self.where = where
         self.present = where.keys()
-        # Neighbouring words of each field, as keys for what rules require.
-        self.pairs: set[tuple[str, str]] = set()
-        for tokens in self.tokens:
-            self.pairs.update(pairwise(tokens.folded))
         self.memo: dict[int, list[Occurrence]] = {}
         self.terms: dict[Span, MatchedTerm] = {}  # reported spans, built once
         self._sorted_keys: list[str] | None = None
