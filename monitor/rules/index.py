@@ -55,7 +55,8 @@ class RuleIndex:
         numbers: dict[frozenset[Key], int] = {}
         # key -> numbers of the sets holding it; words and neighbour pairs apart, as only
         # a few thousand pairs are keys and their small dictionary stays in the CPU cache.
-        key_sets: dict[Key, list[int]] = {}
+        self._word_sets: dict[str, list[int]] = {}
+        self._pair_sets: dict[tuple[str, str], list[int]] = {}
         self._needs: list[frozenset[int]] = []  # per rule: the key sets it needs
         self._by_need: dict[int, list[int]] = {}  # key set -> rules filed under it
         self._by_key: dict[str, list[int]] = {}
@@ -67,7 +68,10 @@ class RuleIndex:
                 if keys not in numbers:
                     numbers[keys] = len(numbers)
                     for key in keys:
-                        key_sets.setdefault(key, []).append(numbers[keys])
+                        if isinstance(key, str):
+                            self._word_sets.setdefault(key, []).append(numbers[keys])
+                        else:
+                            self._pair_sets.setdefault(key, []).append(numbers[keys])
             self._needs.append(frozenset(numbers[keys] for keys in required))
             if required:
                 self._by_need.setdefault(numbers[rarest(required)], []).append(i)
@@ -81,8 +85,6 @@ class RuleIndex:
             for stem in trigger.prefixes:
                 self._by_prefix.setdefault(stem, []).append(i)
         self._prefix_lengths = sorted({len(stem) for stem in self._by_prefix})
-        self._word_sets = {k: tuple(n) for k, n in key_sets.items() if isinstance(k, str)}
-        self._pair_sets = {k: tuple(n) for k, n in key_sets.items() if not isinstance(k, str)}
         self._spellings: dict[str, normalize.Spelling] = {}
         self._seen = 0  # documents matched
         self._met_count = [0] * len(numbers)  # per key set: documents that met it
