@@ -36,14 +36,16 @@ _TOKEN = regex.compile(
 # is taken out of the branches (each branch checks it by lookbehind, trying its options in
 # the same order) so that the pattern starts with a character class: ``re`` then skips
 # separators with a fast scan instead of trying every branch at every one (0.22 -> 0.13 ms
-# per 5 KB body).
+# per 5 KB body). Possessive quantifiers (``*+``) spare ``re`` the backtracking records; no
+# match ever backtracks into them (nothing after a word can fail, and a stop's lookahead
+# never takes a stop character), so they change nothing but time (-10%).
 _ASCII_TOKEN = re.compile(
     r"""(
       [A-Za-z0-9.!?]
       (?: (?<=[A-Za-z])\.(?:(?:[A-Za-z]\.)+(?![A-Za-z])|(?:[A-Za-z]\.)*[A-Za-z](?![A-Za-z0-9.]))
             (?:'s(?![A-Za-z0-9]))?
-        | (?<=[A-Za-z0-9])[A-Za-z0-9]*(?:'[A-Za-z0-9]+)*
-        | (?<=[.!?])[.!?]*(?=[\t\n\x0b\x0c\r "')\]]|$)
+        | (?<=[A-Za-z0-9])[A-Za-z0-9]*+(?:'[A-Za-z0-9]++)*+
+        | (?<=[.!?])[.!?]*+(?=[\t\n\x0b\x0c\r "')\]]|$)
       )
     )""",
     re.VERBOSE,
