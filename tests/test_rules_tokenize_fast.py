@@ -59,7 +59,7 @@ def reference_tokens(text: str) -> dict[str, list[object]]:
                 sentence += 1
             previous = ""
         elif k % 2:
-            pieces, length, _ = spell(part)
+            pieces, length, *_ = spell(part)
             for exact, folded, _ in pieces:
                 for key, value in zip(out, (folded, exact, at, at + length, sentence), strict=True):
                     out[key].append(value)

@@ -55,7 +55,7 @@ class RuleIndex:
         numbers: dict[frozenset[Key], int] = {}
         # key -> numbers of the sets holding it; words and neighbour pairs apart, as only
         # a few thousand pairs are keys and their small dictionary stays in the CPU cache.
-        self._word_sets: dict[str, list[int]] = {}
+        word_sets: dict[str, list[int]] = {}
         self._pair_sets: dict[tuple[str, str], list[int]] = {}
         self._needs: list[frozenset[int]] = []  # per rule: the key sets it needs
         self._by_need: dict[int, list[int]] = {}  # key set -> rules filed under it
@@ -69,7 +69,7 @@ class RuleIndex:
                     numbers[keys] = len(numbers)
                     for key in keys:
                         if isinstance(key, str):
-                            self._word_sets.setdefault(key, []).append(numbers[keys])
+                            word_sets.setdefault(key, []).append(numbers[keys])
                         else:
                             self._pair_sets.setdefault(key, []).append(numbers[keys])
             self._needs.append(frozenset(numbers[keys] for keys in required))
@@ -85,6 +85,8 @@ class RuleIndex:
             for stem in trigger.prefixes:
                 self._by_prefix.setdefault(stem, []).append(i)
         self._prefix_lengths = sorted({len(stem) for stem in self._by_prefix})
+        # As tuples: a word's tag is its tuple itself, shared by every spelling of it.
+        self._word_sets = {key: tuple(sets) for key, sets in word_sets.items()}
         self._spellings: dict[str, normalize.Spelling] = {}
         self._seen = 0  # documents matched
         self._met_count = [0] * len(numbers)  # per key set: documents that met it
@@ -93,7 +95,7 @@ class RuleIndex:
         """The rules ``doc`` matches (restricted to ``only`` when given), in rule order."""
         if len(self._spellings) > SPELLING_CACHE_SIZE:
             self._spellings.clear()
-        view = View(doc, self._spellings)
+        view = View(doc, self._spellings, self._tag)
         matches = []
         for i in self._candidates(view):
             name = self._names[i]
@@ -118,15 +120,13 @@ class RuleIndex:
         a Python loop over hundreds of candidate rules would cost more than the rest.
         """
         present, pair_sets = view.present, self._pair_sets
-        # One probe per distinct word (``get``, not ``&`` then ``[]``: two probes into a
-        # dictionary of ~45,000 keys, each mostly a cache miss). The ~700 neighbouring pairs
-        # are probed as ``pairwise`` makes them: no set of them is built, and ``&`` with a
-        # dictionary's keys keeps only the ~50 that are keys.
+        # The key sets of the words come with their spellings (see ``_tag``): no probe into
+        # the dictionary of ~42,000 words, each mostly a cache miss. The ~700 neighbouring
+        # pairs are probed as ``pairwise`` makes them: no set of them is built, and ``&``
+        # with a dictionary's keys keeps only the ~50 that are keys.
+        met = set(chain.from_iterable(tokens.tags() for tokens in view.tokens))
         neighbours = chain.from_iterable(pairwise(t.folded) for t in view.tokens)
-        met: set[int] = set().union(
-            *filter(None, map(self._word_sets.get, present)),
-            *map(pair_sets.__getitem__, pair_sets.keys() & neighbours),
-        )
+        met.update(*map(pair_sets.__getitem__, pair_sets.keys() & neighbours))
         self._learn(met)
         by_need, by_key, by_prefix = self._by_need, self._by_key, self._by_prefix
         found = set(self._always)
@@ -137,6 +137,12 @@ class RuleIndex:
             found.update(*map(by_prefix.__getitem__, stems & by_prefix.keys()))
         ready = map(met.issuperset, map(self._needs.__getitem__, found))
         return sorted(compress(found, ready))
+
+    def _tag(self, folded: tuple[str, ...]) -> tuple[int, ...]:
+        """The key sets a new spelling's words belong to, kept in the spelling cache."""
+        if len(folded) == 1:
+            return self._word_sets.get(folded[0], ())
+        return tuple(chain.from_iterable(self._word_sets.get(key, ()) for key in folded))
 
     def _learn(self, met: set[int]) -> None:
         """Count the key sets that one document in eight meets; after 8, 16, 32... such

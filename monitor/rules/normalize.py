@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Callable, Iterator
 from itertools import accumulate, chain, compress, count, islice, repeat
 from operator import is_, itemgetter, not_, sub
 from typing import cast
@@ -102,12 +103,15 @@ def _acronym_key(text: str) -> str:
 
 
 # What one surface string becomes: its (exact key, folded key, is-acronym) pieces, the
-# length of the word as found (the possessive excluded), and the pieces' folded keys again
-# (so that a text's folded keys are chained from its spellings in C). A sentence end has
-# no pieces.
-Spelling = tuple[tuple[tuple[str, str, bool], ...], int, tuple[str, ...]]
+# length of the word as found (the possessive excluded), the pieces' folded keys again
+# (so that a text's folded keys are chained from its spellings in C), and the numbers a
+# ``Tagger`` gave those keys (() when none did). A sentence end has no pieces.
+Spelling = tuple[tuple[tuple[str, str, bool], ...], int, tuple[str, ...], tuple[int, ...]]
+# What a cache's owner attaches to the folded keys of each new spelling: the rule index
+# attaches the key sets they belong to, so a known word needs no other lookup.
+Tagger = Callable[[tuple[str, ...]], tuple[int, ...]]
 _STOPS = ".!?"
-_STOP: Spelling = ((), 0, ())
+_STOP: Spelling = ((), 0, (), ())
 
 
 class Tokens:
@@ -146,6 +150,10 @@ class Tokens:
 
     def __len__(self) -> int:
         return len(self.folded)
+
+    def tags(self) -> Iterator[int]:
+        """The tags of every word's keys, in text order, repeats included."""
+        return chain.from_iterable(map(itemgetter(3), self._spellings))
 
     @property
     def exact(self) -> list[str]:
@@ -265,11 +273,15 @@ def _ends_sentence(stop: str, previous: str) -> bool:
     return stop != "." or not (previous in _ABBREVIATIONS or len(previous) == 1)
 
 
-def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
+def tokenize(
+    text: str, cache: dict[str, Spelling] | None = None, tag: Tagger | None = None
+) -> Tokens:
     """Split ``text`` into words with their keys, offsets and sentence numbers.
 
     ``cache`` remembers how each surface string normalises; articles repeat their words,
     and a long-lived cache (the rule index keeps one) makes most words a dict lookup.
+    ``tag`` labels the keys of each word spelled anew; it must give the same labels for
+    the same keys for as long as ``cache`` lives.
     """
     if cache is None:
         cache = {}
@@ -282,7 +294,11 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
         for i in compress(count(), map(not_, spellings)):
             spelled = cache.get(surfaces[i])
             if spelled is None:
-                spelled = cache[surfaces[i]] = spell(surfaces[i])
+                spelled = spell(surfaces[i])
+                pieces, length, folded, _ = spelled
+                if tag is not None and folded:  # a stop stays the one _STOP
+                    spelled = (pieces, length, folded, tag(folded))
+                cache[surfaces[i]] = spelled
             spellings[i] = spelled
     return Tokens(parts, cast("list[Spelling]", spellings))
 
@@ -323,7 +339,7 @@ def spell(surface: str) -> Spelling:
         # a query or an article spelling them out would be split.
         spelled = tokenize(exact_key)
         pieces = zip(spelled.exact, spelled.folded, spelled.acronym, strict=True)
-        return tuple(pieces), length, tuple(spelled.folded)
+        return tuple(pieces), length, tuple(spelled.folded), ()
     # Folded from the exact key, so that 'US' and us share an index entry.
     folded = fold(exact_key)
-    return ((exact_key, folded, acronym),), length, (folded,)
+    return ((exact_key, folded, acronym),), length, (folded,), ()

@@ -68,9 +68,14 @@ class View:
 
     __slots__ = ("_sorted_keys", "memo", "present", "terms", "texts", "tokens", "where")
 
-    def __init__(self, doc: Document, cache: dict[str, normalize.Spelling] | None = None) -> None:
+    def __init__(
+        self,
+        doc: Document,
+        cache: dict[str, normalize.Spelling] | None = None,
+        tag: normalize.Tagger | None = None,
+    ) -> None:
         self.texts = (doc.title, doc.summary, doc.body)
-        self.tokens = tuple(normalize.tokenize(text, cache) for text in self.texts)
+        self.tokens = tuple(normalize.tokenize(text, cache, tag) for text in self.texts)
         where: dict[str, list[int]] = {}
         for f, tokens in enumerate(self.tokens):
             for place, key in enumerate(tokens.folded, f * STRIDE):
