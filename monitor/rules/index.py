@@ -55,7 +55,7 @@ class RuleIndex:
         numbers: dict[frozenset[Key], int] = {}
         # key -> numbers of the sets holding it; words and neighbour pairs apart, as only
         # a few thousand pairs are keys and their small dictionary stays in the CPU cache.
-        word_sets: dict[str, list[int]] = {}
+        self._word_sets: dict[str, list[int]] = {}
         self._pair_sets: dict[tuple[str, str], list[int]] = {}
         self._needs: list[frozenset[int]] = []  # per rule: the key sets it needs
         self._by_need: dict[int, list[int]] = {}  # key set -> rules filed under it
@@ -69,7 +69,7 @@ class RuleIndex:
                     numbers[keys] = len(numbers)
                     for key in keys:
                         if isinstance(key, str):
-                            word_sets.setdefault(key, []).append(numbers[keys])
+                            self._word_sets.setdefault(key, []).append(numbers[keys])
                         else:
                             self._pair_sets.setdefault(key, []).append(numbers[keys])
             self._needs.append(frozenset(numbers[keys] for keys in required))
@@ -85,8 +85,6 @@ class RuleIndex:
             for stem in trigger.prefixes:
                 self._by_prefix.setdefault(stem, []).append(i)
         self._prefix_lengths = sorted({len(stem) for stem in self._by_prefix})
-        # As tuples: a word's tag is its tuple itself, shared by every spelling of it.
-        self._word_sets = {key: tuple(sets) for key, sets in word_sets.items()}
         self._spellings: dict[str, normalize.Spelling] = {}
         self._seen = 0  # documents matched
         self._met_count = [0] * len(numbers)  # per key set: documents that met it
@@ -138,11 +136,12 @@ class RuleIndex:
         ready = map(met.issuperset, map(self._needs.__getitem__, found))
         return sorted(compress(found, ready))
 
-    def _tag(self, folded: tuple[str, ...]) -> tuple[int, ...]:
-        """The key sets a new spelling's words belong to, kept in the spelling cache."""
+    def _tag(self, folded: tuple[str, ...]) -> Sequence[int]:
+        """The key sets a new spelling's words belong to, kept in the spelling cache (a
+        word's own list, shared, never changed after compiling)."""
         if len(folded) == 1:
             return self._word_sets.get(folded[0], ())
-        return tuple(chain.from_iterable(self._word_sets.get(key, ()) for key in folded))
+        return list(chain.from_iterable(self._word_sets.get(key, ()) for key in folded))
 
     def _learn(self, met: set[int]) -> None:
         """Count the key sets that one document in eight meets; after 8, 16, 32... such

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from itertools import accumulate, chain, compress, count, islice, repeat
 from operator import is_, itemgetter, not_, sub
 from typing import cast
@@ -106,10 +106,10 @@ def _acronym_key(text: str) -> str:
 # length of the word as found (the possessive excluded), the pieces' folded keys again
 # (so that a text's folded keys are chained from its spellings in C), and the numbers a
 # ``Tagger`` gave those keys (() when none did). A sentence end has no pieces.
-Spelling = tuple[tuple[tuple[str, str, bool], ...], int, tuple[str, ...], tuple[int, ...]]
+Spelling = tuple[tuple[tuple[str, str, bool], ...], int, tuple[str, ...], Sequence[int]]
 # What a cache's owner attaches to the folded keys of each new spelling: the rule index
 # attaches the key sets they belong to, so a known word needs no other lookup.
-Tagger = Callable[[tuple[str, ...]], tuple[int, ...]]
+Tagger = Callable[[tuple[str, ...]], Sequence[int]]
 _STOPS = ".!?"
 _STOP: Spelling = ((), 0, (), ())
 
@@ -132,8 +132,7 @@ class Tokens:
     def __init__(self, parts: list[str], spellings: list[Spelling]) -> None:
         self._parts = parts  # separators and surfaces, alternately, as ``split`` gives them
         self._spellings = spellings  # one per surface
-        keys = list(map(itemgetter(2), spellings))
-        self.folded = list(chain.from_iterable(keys))
+        self.folded = list(chain.from_iterable(map(itemgetter(2), spellings)))
         self._exact: list[str] | None = None
         self._acronym: list[bool] | None = None
         self._start: list[int] | None = None
@@ -143,9 +142,7 @@ class Tokens:
         self._starts: list[int] | None = None  # of each surface
         self._break: list[int] | None = None
         self._stops: list[int] | None = None
-        # Every surface gives one word, but the stops? Checked now, while the spellings are
-        # in the CPU cache: nearly every article reports offsets, and later it cost twice.
-        self._regular = list(map(len, keys)).count(1) + len(self._stop_surfaces()) == len(keys)
+        self._regular: bool | None = None  # every surface gives one word, but the stops
         self._owner: list[int] | None = None  # else the surface of each word
 
     def __len__(self) -> int:
@@ -238,9 +235,11 @@ class Tokens:
         A surface gives one word, except a stop (none) and the rare word that compatibility
         normalisation turns into several words or none ("¼" gives two).
         """
-        if not self._regular and self._owner is None:
-            counts = map(len, map(itemgetter(0), self._spellings))
-            self._owner = [i for i, n in enumerate(counts) for _ in range(n)]
+        if self._regular is None:
+            counts = list(map(len, map(itemgetter(0), self._spellings)))
+            self._regular = counts.count(1) + len(self._stop_surfaces()) == len(counts)
+            if not self._regular:
+                self._owner = [i for i, n in enumerate(counts) for _ in range(n)]
         return self._owner
 
     def _breaks(self) -> list[int]:
