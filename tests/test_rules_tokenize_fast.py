@@ -76,6 +76,7 @@ pieces = st.sampled_from(
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.lists(pieces, max_size=20), st.sampled_from([" ", "", "  "]))
 @example(["ʼ", "."], " ")  # a word that spells to nothing, then a stop
+@example(["ʼ", "¼", "talks", ".", "Russia"], " ")  # no word and two words: counts agree
 def test_word_lists_agree_with_a_plain_loop(words: list[str], gap: str) -> None:
     """Lazy offsets and sentence numbers, whole lists or one word at a time, are the loop's."""
     text = gap.join(words)

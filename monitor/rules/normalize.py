@@ -112,6 +112,9 @@ Spelling = tuple[tuple[tuple[str, str, bool], ...], int, tuple[str, ...], Sequen
 Tagger = Callable[[tuple[str, ...]], Sequence[int]]
 _STOPS = ".!?"
 _STOP: Spelling = ((), 0, (), ())
+# Every word that spells to no word at all ("ʼ" alone): its length is never read. Made at
+# run time, so that it is not the same object as the equal ``_STOP``.
+_NOTHING: Spelling = tuple([(), 0, (), ()])  # type: ignore[assignment]
 
 
 class Tokens:
@@ -236,9 +239,14 @@ class Tokens:
         normalisation turns into several words or none ("¼" gives two).
         """
         if self._regular is None:
-            counts = list(map(len, map(itemgetter(0), self._spellings)))
-            self._regular = counts.count(1) + len(self._stop_surfaces()) == len(counts)
+            # Every surface but a stop or a _NOTHING gives one word or more, so they all
+            # give one when the counts agree: found by identity, without reading them.
+            spellings = self._spellings
+            words = len(spellings) - len(self._stop_surfaces())
+            nothing = any(map(is_, spellings, repeat(_NOTHING)))
+            self._regular = len(self.folded) == words and not nothing
             if not self._regular:
+                counts = map(len, map(itemgetter(0), spellings))
                 self._owner = [i for i, n in enumerate(counts) for _ in range(n)]
         return self._owner
 
@@ -337,6 +345,8 @@ def spell(surface: str) -> Spelling:
         # NFKC can turn one character into several words ("¼" gives "1⁄4"): split them as
         # a query or an article spelling them out would be split.
         spelled = tokenize(exact_key)
+        if not spelled.folded:
+            return _NOTHING
         pieces = zip(spelled.exact, spelled.folded, spelled.acronym, strict=True)
         return tuple(pieces), length, tuple(spelled.folded), ()
     # Folded from the exact key, so that 'US' and us share an index entry.
