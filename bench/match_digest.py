@@ -3,10 +3,10 @@ after a change to matching and compare, to prove that results are unchanged.
 
 Rule sets: both of bench/match.py (1,000 and 10,000 rules), and 600 rules with the
 operators the benchmark does not draw (prefixes, NOT, ATLEAST, field scopes, exact terms,
-OR of phrases). Texts: every corpus article body, as fed (bench/match.py's title and
-summary) and cut otherwise (title: the second sentence; summary: the whole text), so
-that every field holds stops, acronyms and possessives. Each match is written as its
-rule, its terms (text, field, offsets) and its snippet.
+OR of phrases, NEAR of common words). Texts: every corpus article body, as fed
+(bench/match.py's title and summary) and cut otherwise (title: the second sentence;
+summary: the whole text), so that every field holds stops, acronyms and possessives.
+Each match is written as its rule, its terms (text, field, offsets) and its snippet.
 
     python bench/match_digest.py --articles /work/shared/corpus/articles [--dump FILE]
 """
@@ -38,6 +38,9 @@ def operator_rules(texts: list[str], rng: random.Random) -> dict[str, str]:
         lambda a, b: f"NOT {a}",
         lambda a, b: f"ATLEAST/2 ({a} OR {b}*)",
         lambda a, b: f"{a} NEAR/s {b}",
+        lambda a, b: f"(the NEAR/2 of) NEAR/s {a}",
+        lambda a, b: f'"of the" NEAR/{len(b) % 5 + 1} ({a} OR said)',
+        lambda a, b: f"(in OR to) NEAR/s (the OR {b})",
     ]
     return {
         f"op{i}": shapes[i % len(shapes)](rng.choice(words), rng.choice(words)) for i in range(600)
