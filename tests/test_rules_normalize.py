@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.rules.normalize import fold, tokenize
+from monitor.rules.normalize import _STOP, Spelling, fold, tokenize
 
 WORDS = [
     ("Russia's embassy", ["russia", "embassy"], "possessive dropped"),
@@ -67,3 +67,21 @@ def test_fold_is_idempotent() -> None:
     """Folding a folded key changes nothing, so query and article keys are comparable."""
     for word in ["Zürich", "Straße", "ＵＳ", "O’Brien"]:
         assert fold(fold(word)) == fold(word)
+
+
+def test_tags_come_with_each_new_spelling_and_stay_cached() -> None:
+    """A tagger labels the keys of each surface once; repeats and later texts reuse it."""
+    asked: list[tuple[str, ...]] = []
+
+    def tag(keys: tuple[str, ...]) -> tuple[int, ...]:
+        asked.append(keys)
+        return tuple(len(key) for key in keys)
+
+    cache: dict[str, Spelling] = {}
+    tokens = tokenize("Russia's ¼ talks. Russia!", cache, tag)
+    assert list(tokens.tags()) == [6, 1, 1, 5, 6]
+    assert asked == [("russia",), ("1", "4"), ("talks",), ("russia",)]  # by surface
+    assert cache["."] is cache["!"] is _STOP  # stops are never tagged
+    assert list(tokenize("talks", cache, tag).tags()) == [5]
+    assert len(asked) == 4
+    assert list(tokenize("talks").tags()) == []  # no tagger, no tags

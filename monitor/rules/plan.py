@@ -11,9 +11,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise, product, repeat
-from operator import sub
-from typing import NamedTuple, TypeVar
+from itertools import chain, pairwise, product, repeat
+from operator import itemgetter, sub
+from typing import TypeVar
 
 from monitor.models import Document, MatchedTerm
 from monitor.rules import normalize, syntax
@@ -32,16 +32,13 @@ K = TypeVar("K", bound=Key)
 Requirement = tuple[frozenset[Key], ...]
 
 
-class Occurrence(NamedTuple):
-    """One place a positional node matched, and the term spans inside it.
-
-    A named tuple rather than a dataclass: thousands are made per article.
-    """
-
-    field: int
-    first: int
-    last: int
-    parts: tuple[Span, ...]
+# One place a positional node matched: (field, first token, last token, the term spans
+# inside it). A plain tuple: made in C by a tuple display, where a named tuple's ``__new__``
+# is a Python call (six times the cost; a few hundred are made per article). Tuples order
+# by field, then first and last token: text order.
+Occurrence = tuple[int, int, int, tuple[Span, ...]]
+_PARTS = itemgetter(3)
+_PLACE = itemgetter(0, 1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +66,16 @@ class View:
     ``field * STRIDE + token``, so that places can be shifted and intersected in C.
     """
 
-    __slots__ = ("_sorted_keys", "memo", "pairs", "present", "terms", "texts", "tokens", "where")
+    __slots__ = ("_sorted_keys", "memo", "present", "terms", "texts", "tokens", "where")
 
-    def __init__(self, doc: Document, cache: dict[str, normalize.Spelling] | None = None) -> None:
+    def __init__(
+        self,
+        doc: Document,
+        cache: dict[str, normalize.Spelling] | None = None,
+        tag: normalize.Tagger | None = None,
+    ) -> None:
         self.texts = (doc.title, doc.summary, doc.body)
-        self.tokens = tuple(normalize.tokenize(text, cache) for text in self.texts)
+        self.tokens = tuple(normalize.tokenize(text, cache, tag) for text in self.texts)
         where: dict[str, list[int]] = {}
         for f, tokens in enumerate(self.tokens):
             for place, key in enumerate(tokens.folded, f * STRIDE):
@@ -84,10 +86,6 @@ class View:
                     found.append(place)
         self.where = where
         self.present = where.keys()
-        # Neighbouring words of each field, as keys for what rules require.
-        self.pairs: set[tuple[str, str]] = set()
-        for tokens in self.tokens:
-            self.pairs.update(pairwise(tokens.folded))
         self.memo: dict[int, list[Occurrence]] = {}
         self.terms: dict[Span, MatchedTerm] = {}  # reported spans, built once
         self._sorted_keys: list[str] | None = None
@@ -156,13 +154,13 @@ class Positional(Plan):
 
     def evidence(self, view: View) -> list[Span] | None:
         occurrences = self.occurrences(view)
-        return [part for o in occurrences for part in o.parts] if occurrences else None
+        return list(chain.from_iterable(map(_PARTS, occurrences))) if occurrences else None
 
 
 class Words(Positional):
     """Consecutive words; each slot is the set of keys accepted at that position."""
 
-    __slots__ = ("case_sensitive", "fields", "keys", "lookup", "slots")
+    __slots__ = ("case_sensitive", "fields", "keys", "lookup", "single", "slots")
 
     def __init__(
         self,
@@ -182,9 +180,17 @@ class Words(Positional):
             else tuple(frozenset(map(normalize.fold, slot)) for slot in slots)
         )
         self.keys = tuple(tuple(sorted(slot)) for slot in self.lookup)
+        # The one key, when there is nothing else to check: no other word, form or field.
+        simple = len(self.keys) == 1 and len(self.keys[0]) == 1 and fields is ALL_FIELDS
+        self.single = self.keys[0][0] if simple and not case_sensitive else None
 
     def find(self, view: View) -> list[Occurrence]:
         where, lookup = view.where, self.lookup
+        if self.single is not None:  # most entity names: the word's places, in text order
+            places = where.get(self.single)
+            if places is None:
+                return []
+            return [(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
         if any(map(view.present.isdisjoint, lookup)):
             return []  # a word is missing: most forms of most entities, checked in C
         # Where the phrase could start: places of its first word, met by those of the
@@ -196,12 +202,11 @@ class Words(Positional):
         if self.fields is not ALL_FIELDS:
             ordered = [p for p in ordered if p // STRIDE in self.fields]
         last = len(self.slots) - 1
-        found = [
-            Occurrence(f, i, i + last, ((f, i, i + last),))
-            for f, i in map(divmod, ordered, repeat(STRIDE))
+        found: list[Occurrence] = [
+            (f, i, i + last, ((f, i, i + last),)) for f, i in map(divmod, ordered, repeat(STRIDE))
         ]
         if self.case_sensitive:
-            found = [o for o in found if self._exact_at(view.tokens[o.field].exact, o.first)]
+            found = [o for o in found if self._exact_at(view.tokens[o[0]].exact, o[1])]
         return found
 
     def _exact_at(self, exact: list[str], i: int) -> bool:
@@ -232,7 +237,7 @@ class Prefix(Positional):
             for place in view.where[key]
             if place // STRIDE in self.fields
         )
-        return [Occurrence(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
+        return [(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
 
     def trigger(self) -> Trigger:
         return Trigger(frozenset(), frozenset({self.stem}), 4)  # a prefix matches many words
@@ -254,7 +259,7 @@ class AnyOf(Positional):
         found = [(item, o) for item in self.items if (o := item.occurrences(view))]
         if len(found) == 1 and not isinstance(found[0][0], Near):
             return found[0][1]  # one place per stretch, in order: nothing to merge
-        merged = {(o.field, o.first, o.last): o for _, occurrences in found for o in occurrences}
+        merged = {o[:3]: o for _, occurrences in found for o in occurrences}
         return sorted(merged.values())
 
     def trigger(self) -> Trigger | None:
@@ -284,25 +289,25 @@ class Near(Positional):
         lefts = self.left.occurrences(view)
         rights = self.right.occurrences(view) if lefts else []
         found = []
-        for a in lefts:
-            for b in rights:
-                if a.field != b.field:
+        for field, a_first, a_last, a_parts in lefts:
+            for b_field, b_first, b_last, b_parts in rights:
+                if field != b_field:
                     continue
-                if a.last < b.first:
-                    gap = b.first - a.last
-                elif b.last < a.first:
-                    gap = a.first - b.last
+                if a_last < b_first:
+                    gap = b_first - a_last
+                elif b_last < a_first:
+                    gap = a_first - b_last
                 else:
                     continue  # overlapping: no word is counted twice
-                first, last = min(a.first, b.first), max(a.last, b.last)
-                tokens = view.tokens[a.field]
+                first, last = min(a_first, b_first), max(a_last, b_last)
+                tokens = view.tokens[field]
                 if (
                     tokens.sentence_of(first) == tokens.sentence_of(last)
                     if self.distance is None
                     else gap <= self.distance
                 ):
-                    found.append(Occurrence(a.field, first, last, a.parts + b.parts))
-        found.sort(key=lambda o: (o.field, o.first, o.last))
+                    found.append((field, first, last, a_parts + b_parts))
+        found.sort(key=_PLACE)
         return found
 
     def trigger(self) -> Trigger | None:
@@ -325,7 +330,7 @@ class AtLeast(Plan):
 
     def evidence(self, view: View) -> list[Span] | None:
         found = disjoint(self.item.occurrences(view))
-        return [p for o in found for p in o.parts] if len(found) >= self.count else None
+        return list(chain.from_iterable(map(_PARTS, found))) if len(found) >= self.count else None
 
     def trigger(self) -> Trigger | None:
         return self.item.trigger()
@@ -412,10 +417,10 @@ class Negation(Plan):
 
 def disjoint(occurrences: list[Occurrence]) -> list[Occurrence]:
     """Leftmost-longest occurrences that share no word, in text order."""
-    ordered = sorted(occurrences, key=lambda o: (o.field, o.first, -o.last))
+    ordered = sorted(occurrences, key=lambda o: (o[0], o[1], -o[2]))
     kept: list[Occurrence] = []
     for o in ordered:
-        if kept and kept[-1].field == o.field and o.first <= kept[-1].last:
+        if kept and kept[-1][0] == o[0] and o[1] <= kept[-1][2]:
             continue
         kept.append(o)
     return kept
