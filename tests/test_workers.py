@@ -1,0 +1,139 @@
+"""The worker pool: lean worker processes, started on demand and stopped when idle."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.workers import WorkerLost, WorkerPool
+from tests.extract_hooks import GATE, scripted
+from tests.worker_jobs import broken_warm_up
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = """
+import asyncio, json
+import aiohttp  # like the daemon's main module; a worker has no use for it
+from monitor.workers import WorkerPool
+from tests.worker_jobs import loaded_modules
+
+async def main():
+    pool = WorkerPool(workers=1)
+    try:
+        print(json.dumps(await pool.run(60, loaded_modules)))
+    finally:
+        pool.close()
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[WorkerPool]:
+    workers = WorkerPool(workers=2)
+    yield workers
+    workers.close()
+
+
+async def _pid(pool: WorkerPool, page: bytes = b"x") -> int:
+    return int((await pool.run(30, scripted, page, None)).detail)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # a zombie (exited, not reaped) still answers
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def _until(condition: Path) -> None:
+    async with asyncio.timeout(30):
+        while not condition.exists():
+            await asyncio.sleep(0.01)
+
+
+def test_a_worker_imports_neither_the_main_module_nor_its_libraries(tmp_path: Path) -> None:
+    """A worker of a program whose main module imports aiohttp has neither loaded."""
+    script = tmp_path / "program.py"
+    script.write_text(MAIN)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout)
+    assert "tests.worker_jobs" in loaded["modules"]  # the answer did come from a worker
+    assert "aiohttp" not in loaded["modules"]
+    assert loaded["main"] != str(script)
+
+
+async def test_jobs_go_to_the_last_used_worker(pool: WorkerPool) -> None:
+    """One job at a time keeps to one worker, so the others can go idle and stop."""
+    pids = {await _pid(pool) for _ in range(4)}
+    assert len(pids) == 1
+
+
+async def test_an_idle_worker_stops_and_the_next_job_starts_another() -> None:
+    """Past its idle time a worker exits and is reaped; a later job gets a new one."""
+    pool = WorkerPool(workers=1, idle=0)
+    try:
+        first = await _pid(pool)
+        async with asyncio.timeout(30):
+            while not _gone(first):
+                await asyncio.sleep(0.01)
+        second = await _pid(pool)
+        assert second != first
+    finally:
+        pool.close()
+
+
+async def test_a_worker_is_never_stopped_mid_job(tmp_path: Path) -> None:
+    """The idle timer of a worker's last job does not run out while it works on the next."""
+    pool = WorkerPool(workers=1, idle=0)
+    try:
+        first = await _pid(pool)  # its idle timer is due at the loop's next turn
+        job = asyncio.create_task(_pid(pool, GATE + str(tmp_path).encode()))
+        await _until(tmp_path / "started")  # many turns of the loop while it works
+        (tmp_path / "open").touch()
+        assert await job == first
+    finally:
+        pool.close()
+
+
+async def test_stop_idle_spares_the_busy_worker(pool: WorkerPool, tmp_path: Path) -> None:
+    """stop_idle() ends the idle worker at once; the one mid-job finishes its job."""
+    busy = asyncio.create_task(_pid(pool, GATE + str(tmp_path).encode()))
+    await _until(tmp_path / "started")
+    idle = await _pid(pool)
+    pool.stop_idle()
+    assert _gone(idle)
+    (tmp_path / "open").touch()
+    working = await busy
+    assert not _gone(working)
+    assert await _pid(pool) == working
+
+
+async def test_a_failed_warm_up_is_a_lost_worker() -> None:
+    """A worker whose warm-up raises never takes a job: WorkerLost, and nothing left over."""
+    pool = WorkerPool(workers=1, warm_up=broken_warm_up)
+    try:
+        with pytest.raises(WorkerLost, match="worker failed to start"):
+            await _pid(pool)
+    finally:
+        pool.close()
+
+
+async def test_ctrl_c_is_left_to_the_daemon(pool: WorkerPool) -> None:
+    """SIGINT (Ctrl-C reaches the whole process group) does not kill a worker."""
+    pid = await _pid(pool)
+    os.kill(pid, signal.SIGINT)
+    assert await _pid(pool) == pid
