@@ -32,7 +32,6 @@ from monitor.config import (
 )
 from monitor.deliver import Relay, RetryPolicy
 from monitor.errors import ConfigError
-from monitor.extract import warm_up
 from monitor.fetch import fetcher_for, make_session
 from monitor.log import log_event
 from monitor.metrics import MeasuredExtractor
@@ -51,7 +50,7 @@ log = logging.getLogger("newsmon.daemon")
 TICK = 1.0  # how often the scheduler looks for due feeds, seconds
 PRUNE_EVERY = 6 * 3600.0  # how often article text past its retention is dropped, seconds
 ONCE_DELIVERY_DEADLINE = 60.0
-WORKER_IDLE = 900.0  # seconds a parser or extractor waits for a job before it exits
+WORKER_IDLE = 900.0  # seconds a worker process waits for a job before it exits
 
 
 def build_notifier(cfg: NotifierConfig, session: aiohttp.ClientSession) -> Notifier:
@@ -88,10 +87,10 @@ class Daemon:
         retry: RetryPolicy,
         notifiers: Mapping[str, Notifier] | None,
         service: Service,
-        extractors: WorkerPool | None = None,
+        workers: WorkerPool | None = None,
     ) -> None:
         self.config = config
-        self._extractors = extractors
+        self._workers = workers
         self.service = service  # sd_notify, watchdog, STATUS= and metrics
         self.store = store
         self.pipeline = pipeline
@@ -127,23 +126,18 @@ class Daemon:
             stack.push_async_callback(session.close)
             service = Service.from_environment()
             stack.callback(service.close)
-            # Worker processes parse feeds and extract pages, in two pools: a parser holds
-            # lxml and feedparser, an extractor trafilatura too, about twice the memory;
-            # both stop when idle (docs/performance.md, memory)
-            parsers = WorkerPool(
+            # one pool of worker processes parses feeds and extracts pages; a worker loads
+            # trafilatura (twice its memory) for its first page (docs/performance.md)
+            pool = WorkerPool(
                 workers=m.extract_workers, warm_up=partial(import_module, "monitor.parse"),
                 idle=WORKER_IDLE,
             )  # fmt: skip
-            stack.callback(parsers.close)
-            extractors = WorkerPool(workers=m.extract_workers, warm_up=warm_up, idle=WORKER_IDLE)
-            stack.callback(extractors.close)
-            extractor = MeasuredExtractor(
-                service.metrics, timeout=m.extract_timeout, pool=extractors
-            )
-            pipeline = Pipeline(store, fetcher_for(session, m), extractor, parsers, clock=clock)
+            stack.callback(pool.close)
+            extractor = MeasuredExtractor(service.metrics, timeout=m.extract_timeout, pool=pool)
+            pipeline = Pipeline(store, fetcher_for(session, m), extractor, pool, clock=clock)
             daemon = cls(
                 config, store, session, pipeline, clock=clock, retry=retry or RetryPolicy(),
-                notifiers=notifiers, service=service, extractors=extractors,
+                notifiers=notifiers, service=service, workers=pool,
             )  # fmt: skip
             stack.push_async_callback(daemon._close_notifiers)
             stack.push_async_callback(daemon._stop_relay)
@@ -227,8 +221,8 @@ class Daemon:
         changed rules apply to the next entries, and a changed set of notifiers restarts
         delivery, cancelling what was queued for a removed one."""
         old, self.config = self.config, config
-        if self._extractors is not None and not config.monitor.fetch_articles:
-            self._extractors.stop_idle()  # nothing left to extract: free their memory now
+        if old.monitor.fetch_articles and not config.monitor.fetch_articles and self._workers:
+            self._workers.renew()  # fresh workers: no trafilatura, unused from now on
         await self._sync_feeds(spread=min(_shortest_interval(config), 60.0))
         if config.notifiers != old.notifiers and not self._fixed_notifiers:
             delivering = self._relay_task is not None

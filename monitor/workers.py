@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
@@ -46,12 +46,14 @@ class JobFailed(NewsmonError):
 class _Worker:
     process: subprocess.Popen[bytes]
     conn: Connection
+    generation: int  # renew() retires the workers of earlier generations
+    warmed: set[Callable[[], object]] = field(default_factory=set)  # jobs' warm-ups run here
 
 
 class WorkerPool:
     """``workers`` processes (0: one per core), each started when a job needs it and
     stopped after ``idle`` seconds without one (None: kept until ``close``); ``warm_up``
-    runs in each before its first job (importing heavy libraries off any job's budget)."""
+    runs in each before its first job (importing libraries off any job's budget)."""
 
     def __init__(
         self,
@@ -66,10 +68,21 @@ class WorkerPool:
         self._free: asyncio.LifoQueue[int] | None = None  # last used first: the rest idle
         self._stops: dict[int, asyncio.TimerHandle] = {}
         self._busy: set[int] = set()
+        self._generation = 0
 
-    async def run(self, budget: float, function: Callable[..., T], *args: object) -> T:
+    async def run(
+        self,
+        budget: float,
+        function: Callable[..., T],
+        *args: object,
+        warm_up: Callable[[], object] | None = None,
+    ) -> T:
         """``function(*args)`` in a worker. Raises TimeoutError past ``budget`` seconds,
-        WorkerLost, JobFailed, or the NewsmonError the function raised."""
+        WorkerLost, JobFailed, or the NewsmonError the function raised.
+
+        ``warm_up`` runs first in a worker that has not run it yet, off the budget: a
+        worker loads a heavy library (trafilatura) only once a job needs it.
+        """
         if self._free is None:
             self._free = asyncio.LifoQueue()
             for slot in reversed(range(len(self._slots))):
@@ -79,12 +92,15 @@ class WorkerPool:
             stop.cancel()
         self._busy.add(slot)
         try:
-            kind, value = await self._job(slot, budget, function, args)
+            kind, value = await self._job(slot, budget, function, args, warm_up)
         except BaseException:
             self._discard(slot)  # stuck, dead, or cancelled mid-job: its late answer
             raise  # must not reach the next job
         finally:
             self._busy.discard(slot)
+            worker = self._slots[slot]
+            if worker is not None and worker.generation != self._generation:
+                self._discard(slot)  # renewed while it worked
             self._free.put_nowait(slot)
             self._stop_when_idle(slot)
         if kind == "raise" and isinstance(value, NewsmonError):
@@ -94,8 +110,23 @@ class WorkerPool:
         result: T = value
         return result
 
+    def renew(self) -> None:
+        """Replace every worker by a fresh one, which holds nothing past jobs loaded: the
+        idle ones stop now (their memory is freed at once), the busy ones after their job;
+        the next job starts one."""
+        self._generation += 1
+        for slot in set(range(len(self._slots))) - self._busy:
+            if stop := self._stops.pop(slot, None):
+                stop.cancel()
+            self._discard(slot)
+
     async def _job(
-        self, slot: int, budget: float, function: Callable[..., Any], args: tuple[object, ...]
+        self,
+        slot: int,
+        budget: float,
+        function: Callable[..., Any],
+        args: tuple[object, ...],
+        warm_up: Callable[[], object] | None,
     ) -> tuple[str, Any]:
         worker = self._slots[slot]
         if worker is None:
@@ -106,6 +137,19 @@ class WorkerPool:
                 ready = None
             if ready is not True:
                 raise WorkerLost("worker failed to start")
+        if warm_up is not None and warm_up not in worker.warmed:
+            try:
+                warmed = await self._call(worker, STARTUP_TIMEOUT, warm_up, ())
+            except TimeoutError:
+                warmed = ("timeout", None)
+            if warmed[0] != "ok":
+                raise WorkerLost("worker failed to warm up")
+            worker.warmed.add(warm_up)
+        return await self._call(worker, budget, function, args)
+
+    async def _call(
+        self, worker: _Worker, budget: float, function: Callable[..., Any], args: tuple[object, ...]
+    ) -> tuple[str, Any]:
         try:
             worker.conn.send((function, args))
         except (OSError, ValueError) as e:
@@ -128,7 +172,7 @@ class WorkerPool:
             raise WorkerLost("worker failed to start") from e
         finally:
             theirs.close()
-        worker = _Worker(process, ours)
+        worker = _Worker(process, ours, self._generation)
         try:
             ours.send(sys.path)
             ours.send(self._warm_up)
@@ -165,14 +209,6 @@ class WorkerPool:
     def _stop_idle(self, slot: int) -> None:
         del self._stops[slot]
         self._discard(slot)
-
-    def stop_idle(self) -> None:
-        """Stop the workers that are not running a job now (their memory is freed at once);
-        the others go on and stop when idle. A later job starts a worker again."""
-        for slot in set(range(len(self._slots))) - self._busy:
-            if stop := self._stops.pop(slot, None):
-                stop.cancel()
-            self._discard(slot)
 
     def _discard(self, slot: int) -> None:
         """Kill one worker; its slot starts a fresh one next time."""

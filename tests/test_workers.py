@@ -9,13 +9,18 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
+from monitor.config import load_config
+from monitor.daemon import Daemon
 from monitor.workers import WorkerLost, WorkerPool
 from tests.extract_hooks import GATE, scripted
-from tests.worker_jobs import broken_warm_up
+from tests.servers import Item, Publisher
+from tests.watchlists import watchlist
+from tests.worker_jobs import broken_warm_up, mark_warm, times_warmed
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = """
@@ -45,6 +50,17 @@ async def pool() -> AsyncIterator[WorkerPool]:
 
 async def _pid(pool: WorkerPool, page: bytes = b"x") -> int:
     return int((await pool.run(30, scripted, page, None)).detail)
+
+
+def _workers() -> set[int]:
+    """The pids of this process's worker processes."""
+    pids = set()
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with suppress(FileNotFoundError):  # it ended meanwhile
+                if b"monitor.worker_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    pids.add(int(pid))
+    return pids
 
 
 def _gone(pid: int) -> bool:
@@ -109,17 +125,27 @@ async def test_a_worker_is_never_stopped_mid_job(tmp_path: Path) -> None:
         pool.close()
 
 
-async def test_stop_idle_spares_the_busy_worker(pool: WorkerPool, tmp_path: Path) -> None:
-    """stop_idle() ends the idle worker at once; the one mid-job finishes its job."""
+async def test_a_job_warm_up_runs_once_per_worker(pool: WorkerPool) -> None:
+    """A job's warm-up runs before it in a worker that has not run it, and only there."""
+    assert await pool.run(30, times_warmed, warm_up=mark_warm) == 1
+    assert await pool.run(30, times_warmed, warm_up=mark_warm) == 1
+    assert await pool.run(30, times_warmed) == 1  # the same worker, still warm
+
+
+async def test_renew_replaces_idle_workers_now_and_busy_ones_after_their_job(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    """renew(): the idle worker stops at once; the busy one finishes its job, then goes."""
     busy = asyncio.create_task(_pid(pool, GATE + str(tmp_path).encode()))
     await _until(tmp_path / "started")
-    idle = await _pid(pool)
-    pool.stop_idle()
+    idle = await pool.run(30, os.getpid, warm_up=mark_warm)
+    pool.renew()
     assert _gone(idle)
     (tmp_path / "open").touch()
-    working = await busy
-    assert not _gone(working)
-    assert await _pid(pool) == working
+    renewed = await busy  # its job was not cut short
+    assert _gone(renewed)
+    assert await pool.run(30, times_warmed) == 0  # a fresh worker: nothing warmed
+    assert await pool.run(30, os.getpid) not in {idle, renewed}
 
 
 async def test_a_failed_warm_up_is_a_lost_worker() -> None:
@@ -132,8 +158,34 @@ async def test_a_failed_warm_up_is_a_lost_worker() -> None:
         pool.close()
 
 
+async def test_a_failed_job_warm_up_is_a_lost_worker(pool: WorkerPool) -> None:
+    """A job whose warm-up raises is not run: WorkerLost, and that worker is replaced."""
+    before = await pool.run(30, os.getpid)
+    with pytest.raises(WorkerLost, match="worker failed to warm up"):
+        await pool.run(30, os.getpid, warm_up=broken_warm_up)
+    assert _gone(before)
+    assert await pool.run(30, os.getpid) != before
+
+
 async def test_ctrl_c_is_left_to_the_daemon(pool: WorkerPool) -> None:
     """SIGINT (Ctrl-C reaches the whole process group) does not kill a worker."""
     pid = await _pid(pool)
     os.kill(pid, signal.SIGINT)
     assert await _pid(pool) == pid
+
+
+async def test_a_reload_that_stops_fetching_articles_replaces_the_workers(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """fetch_articles turned off: the workers that loaded trafilatura for pages are gone."""
+    body = "The embassy in Moscow reopened on Monday after talks.\n\nDiplomats returned."
+    publisher.rss_items = [Item("Embassy reopens", "/a/embassy", body=body)]
+    feeds = [f"{publisher.base}/rss.xml"]
+    path = write_watchlist(feeds=feeds, fetch_articles=True)
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once()
+        extracted = _workers()
+        assert extracted  # the worker that parsed the feed and extracted its page
+        path.write_text(watchlist(feeds=feeds, fetch_articles=False), encoding="utf-8")
+        assert await daemon.reload()
+        assert all(_gone(pid) for pid in extracted)

@@ -13,5 +13,17 @@ def loaded_modules() -> dict[str, object]:
     }
 
 
+WARMED = 0  # in a worker: how often mark_warm ran there
+
+
+def mark_warm() -> None:
+    global WARMED
+    WARMED += 1
+
+
+def times_warmed() -> int:
+    return WARMED
+
+
 def broken_warm_up() -> None:
     raise RuntimeError("scripted warm-up failure")
