@@ -50,7 +50,6 @@ log = logging.getLogger("newsmon.daemon")
 TICK = 1.0  # how often the scheduler looks for due feeds, seconds
 PRUNE_EVERY = 6 * 3600.0  # how often article text past its retention is dropped, seconds
 ONCE_DELIVERY_DEADLINE = 60.0
-WORKER_IDLE = 900.0  # seconds a worker process waits for a job before it exits
 
 
 def build_notifier(cfg: NotifierConfig, session: aiohttp.ClientSession) -> Notifier:
@@ -129,9 +128,8 @@ class Daemon:
             # one pool of worker processes parses feeds and extracts pages; a worker loads
             # trafilatura (twice its memory) for its first page (docs/performance.md)
             pool = WorkerPool(
-                workers=m.extract_workers, warm_up=partial(import_module, "monitor.parse"),
-                idle=WORKER_IDLE,
-            )  # fmt: skip
+                workers=m.extract_workers, warm_up=partial(import_module, "monitor.parse")
+            )
             stack.callback(pool.close)
             extractor = MeasuredExtractor(service.metrics, timeout=m.extract_timeout, pool=pool)
             pipeline = Pipeline(store, fetcher_for(session, m), extractor, pool, clock=clock)

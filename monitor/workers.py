@@ -11,7 +11,7 @@ A worker is a fresh interpreter (``python -c worker_process.BOOT``), not a
 multiprocessing ``spawn``: that re-imports the parent's main module (for the ``newsmon``
 script, the CLI and the whole daemon) into every worker and starts a resource-tracker
 process besides; fork would copy aiosqlite's thread mid-lock. Workers start on demand and
-may stop when idle, so a daemon that waits between ticks holds no libraries it is not using.
+load a heavy library only for the first job that needs it.
 """
 
 from __future__ import annotations
@@ -51,22 +51,15 @@ class _Worker:
 
 
 class WorkerPool:
-    """``workers`` processes (0: one per core), each started when a job needs it and
-    stopped after ``idle`` seconds without one (None: kept until ``close``); ``warm_up``
-    runs in each before its first job (importing libraries off any job's budget)."""
+    """``workers`` processes (0: one per core), each started when a job first needs it;
+    ``warm_up`` runs in each before its first job (importing libraries off its budget)."""
 
-    def __init__(
-        self,
-        *,
-        workers: int,
-        warm_up: Callable[[], object] | None = None,
-        idle: float | None = None,
-    ) -> None:
+    def __init__(self, *, workers: int, warm_up: Callable[[], object] | None = None) -> None:
         self._warm_up = warm_up
-        self._idle = idle
         self._slots: list[_Worker | None] = [None] * (workers or max(1, os.cpu_count() or 1))
-        self._free: asyncio.LifoQueue[int] | None = None  # last used first: the rest idle
-        self._stops: dict[int, asyncio.TimerHandle] = {}
+        # the last used first: under a light load one worker takes the jobs (and loads
+        # what they need) while the others stay unstarted or lean
+        self._free: asyncio.LifoQueue[int] | None = None
         self._busy: set[int] = set()
         self._generation = 0
 
@@ -88,8 +81,6 @@ class WorkerPool:
             for slot in reversed(range(len(self._slots))):
                 self._free.put_nowait(slot)
         slot = await self._free.get()
-        if stop := self._stops.pop(slot, None):
-            stop.cancel()
         self._busy.add(slot)
         try:
             kind, value = await self._job(slot, budget, function, args, warm_up)
@@ -102,7 +93,6 @@ class WorkerPool:
             if worker is not None and worker.generation != self._generation:
                 self._discard(slot)  # renewed while it worked
             self._free.put_nowait(slot)
-            self._stop_when_idle(slot)
         if kind == "raise" and isinstance(value, NewsmonError):
             raise value
         if kind == "failed":
@@ -111,13 +101,11 @@ class WorkerPool:
         return result
 
     def renew(self) -> None:
-        """Replace every worker by a fresh one, which holds nothing past jobs loaded: the
+        """Replace every worker with a fresh one, holding nothing earlier jobs loaded: the
         idle ones stop now (their memory is freed at once), the busy ones after their job;
         the next job starts one."""
         self._generation += 1
         for slot in set(range(len(self._slots))) - self._busy:
-            if stop := self._stops.pop(slot, None):
-                stop.cancel()
             self._discard(slot)
 
     async def _job(
@@ -201,15 +189,6 @@ class WorkerPool:
         except (EOFError, OSError) as e:  # the worker died: a crash, an OOM kill
             raise WorkerLost("worker died") from e
 
-    def _stop_when_idle(self, slot: int) -> None:
-        if self._idle is not None and self._slots[slot] is not None:
-            loop = asyncio.get_running_loop()
-            self._stops[slot] = loop.call_later(self._idle, self._stop_idle, slot)
-
-    def _stop_idle(self, slot: int) -> None:
-        del self._stops[slot]
-        self._discard(slot)
-
     def _discard(self, slot: int) -> None:
         """Kill one worker; its slot starts a fresh one next time."""
         worker, self._slots[slot] = self._slots[slot], None
@@ -220,8 +199,5 @@ class WorkerPool:
 
     def close(self) -> None:
         """Stop every worker and wait for each to exit; nothing is left running."""
-        for stop in self._stops.values():
-            stop.cancel()
-        self._stops.clear()
         for slot in range(len(self._slots)):
             self._discard(slot)

@@ -1,4 +1,4 @@
-"""The worker pool: lean worker processes, started on demand and stopped when idle."""
+"""The worker pool: lean worker processes, started on demand, renewed on request."""
 
 from __future__ import annotations
 
@@ -93,36 +93,9 @@ def test_a_worker_imports_neither_the_main_module_nor_its_libraries(tmp_path: Pa
 
 
 async def test_jobs_go_to_the_last_used_worker(pool: WorkerPool) -> None:
-    """One job at a time keeps to one worker, so the others can go idle and stop."""
+    """One job at a time keeps to one worker: the others load nothing its jobs needed."""
     pids = {await _pid(pool) for _ in range(4)}
     assert len(pids) == 1
-
-
-async def test_an_idle_worker_stops_and_the_next_job_starts_another() -> None:
-    """Past its idle time a worker exits and is reaped; a later job gets a new one."""
-    pool = WorkerPool(workers=1, idle=0)
-    try:
-        first = await _pid(pool)
-        async with asyncio.timeout(30):
-            while not _gone(first):
-                await asyncio.sleep(0.01)
-        second = await _pid(pool)
-        assert second != first
-    finally:
-        pool.close()
-
-
-async def test_a_worker_is_never_stopped_mid_job(tmp_path: Path) -> None:
-    """The idle timer of a worker's last job does not run out while it works on the next."""
-    pool = WorkerPool(workers=1, idle=0)
-    try:
-        first = await _pid(pool)  # its idle timer is due at the loop's next turn
-        job = asyncio.create_task(_pid(pool, GATE + str(tmp_path).encode()))
-        await _until(tmp_path / "started")  # many turns of the loop while it works
-        (tmp_path / "open").touch()
-        assert await job == first
-    finally:
-        pool.close()
 
 
 async def test_a_job_warm_up_runs_once_per_worker(pool: WorkerPool) -> None:
