@@ -16,11 +16,12 @@ import pytest
 
 from monitor.config import load_config
 from monitor.daemon import Daemon
+from monitor.extract import Extractor
 from monitor.workers import WorkerLost, WorkerPool
 from tests.extract_hooks import GATE, scripted
 from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
-from tests.worker_jobs import broken_warm_up, mark_warm, times_warmed
+from tests.worker_jobs import broken_warm_up, loaded_modules, mark_warm, times_warmed
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = """
@@ -96,6 +97,18 @@ async def test_jobs_go_to_the_last_used_worker(pool: WorkerPool) -> None:
     """One job at a time keeps to one worker: the others load nothing its jobs needed."""
     pids = {await _pid(pool) for _ in range(4)}
     assert len(pids) == 1
+
+
+async def test_a_worker_loads_trafilatura_only_for_a_page() -> None:
+    """Jobs that parse leave trafilatura unloaded; the first page loads it, off its budget."""
+    pool = WorkerPool(workers=1)
+    try:
+        assert "trafilatura" not in (await pool.run(30, loaded_modules))["modules"]
+        page = b"<html><body><article><p>The embassy reopened.</p></article></body></html>"
+        await Extractor(timeout=30.0, pool=pool).extract(page, None)
+        assert "trafilatura" in (await pool.run(30, loaded_modules))["modules"]
+    finally:
+        pool.close()
 
 
 async def test_a_job_warm_up_runs_once_per_worker(pool: WorkerPool) -> None:
