@@ -13,6 +13,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import UTC, datetime
+from functools import partial
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,6 @@ from monitor.config import (
 )
 from monitor.deliver import Relay, RetryPolicy
 from monitor.errors import ConfigError
-from monitor.extract import warm_up
 from monitor.fetch import fetcher_for, make_session
 from monitor.log import log_event
 from monitor.metrics import MeasuredExtractor
@@ -85,8 +86,10 @@ class Daemon:
         retry: RetryPolicy,
         notifiers: Mapping[str, Notifier] | None,
         service: Service,
+        workers: WorkerPool | None = None,
     ) -> None:
         self.config = config
+        self._workers = workers
         self.service = service  # sd_notify, watchdog, STATUS= and metrics
         self.store = store
         self.pipeline = pipeline
@@ -122,18 +125,17 @@ class Daemon:
             stack.push_async_callback(session.close)
             service = Service.from_environment()
             stack.callback(service.close)
-            # one pool of worker processes parses feeds and extracts pages; importing
-            # trafilatura up front costs each worker a second of CPU that a feeds-only
-            # watchlist never needs back (a reload that turns extraction on pays it once)
+            # one pool of worker processes parses feeds and extracts pages; a worker loads
+            # trafilatura (twice its memory) for its first page (docs/performance.md)
             pool = WorkerPool(
-                workers=m.extract_workers, warm_up=warm_up if m.fetch_articles else None
+                workers=m.extract_workers, warm_up=partial(import_module, "monitor.parse")
             )
             stack.callback(pool.close)
             extractor = MeasuredExtractor(service.metrics, timeout=m.extract_timeout, pool=pool)
             pipeline = Pipeline(store, fetcher_for(session, m), extractor, pool, clock=clock)
             daemon = cls(
                 config, store, session, pipeline, clock=clock, retry=retry or RetryPolicy(),
-                notifiers=notifiers, service=service,
+                notifiers=notifiers, service=service, workers=pool,
             )  # fmt: skip
             stack.push_async_callback(daemon._close_notifiers)
             stack.push_async_callback(daemon._stop_relay)
@@ -217,6 +219,8 @@ class Daemon:
         changed rules apply to the next entries, and a changed set of notifiers restarts
         delivery, cancelling what was queued for a removed one."""
         old, self.config = self.config, config
+        if old.monitor.fetch_articles and not config.monitor.fetch_articles and self._workers:
+            self._workers.renew()  # fresh workers: no trafilatura, unused from now on
         await self._sync_feeds(spread=min(_shortest_interval(config), 60.0))
         if config.notifiers != old.notifiers and not self._fixed_notifiers:
             delivering = self._relay_task is not None

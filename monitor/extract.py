@@ -1,7 +1,7 @@
 """Article HTML to story text with trafilatura, in worker processes under a time budget.
 
 Extraction is CPU-bound (about 25 ms a page on the corpus, far more for pathological
-pages), so it runs off the event loop in spawned processes, each owned by one slot and
+pages), so it runs off the event loop in worker processes, each owned by one slot and
 talked to over its own pipe. A page that overruns its budget is abandoned and only ITS
 worker is killed and replaced; pages in flight in other workers go on undisturbed. The
 entry then falls back to the feed's own text, with the reason recorded.
@@ -116,7 +116,7 @@ class Extractor:
         self._timeout = timeout
         self._function = function
         self._owned = pool is None
-        self._pool = pool or WorkerPool(workers=workers, warm_up=warm_up)
+        self._pool = pool or WorkerPool(workers=workers)
 
     async def extract(
         self, html: bytes, url: str | None, *, budget: float | None = None
@@ -128,7 +128,7 @@ class Extractor:
         """
         seconds = self._timeout if budget is None else budget
         try:
-            return await self._pool.run(seconds, self._function, html, url)
+            return await self._pool.run(seconds, self._function, html, url, warm_up=warm_up)
         except TimeoutError:
             return Extracted("", BodyStatus.TIMEOUT, f"over the {seconds:g}s budget")
         except WorkerLost as e:

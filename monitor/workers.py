@@ -2,10 +2,16 @@
 
 Parsing a feed and extracting an article are CPU-bound and run on what publishers send,
 which can be crafted to take minutes (a quadratic regex, a pathological page). Each job
-runs in a spawned process owned by one slot and talked to over its own pipe; a job that
+runs in a worker process owned by one slot and talked to over its own pipe; a job that
 overruns its budget is abandoned and only ITS worker is killed and replaced, while jobs in
-other workers go on undisturbed. Jobs are a top-level function and its arguments, so one
+other workers go on undisturbed. Jobs are a top-level function and its arguments, so a
 pool serves extraction and parsing alike.
+
+A worker is a fresh interpreter (``python -c worker_process.BOOT``), not a
+multiprocessing ``spawn``: that re-imports the parent's main module (for the ``newsmon``
+script, the CLI and the whole daemon) into every worker and starts a resource-tracker
+process besides; fork would copy aiosqlite's thread mid-lock. Workers start on demand and
+load a heavy library only for the first job that needs it.
 """
 
 from __future__ import annotations
@@ -13,16 +19,18 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import subprocess
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
 
 from monitor.errors import NewsmonError
+from monitor.worker_process import BOOT
 
 T = TypeVar("T")
-STARTUP_TIMEOUT = 60.0  # a spawned worker imports its libraries before its first job
+STARTUP_TIMEOUT = 60.0  # a new worker imports its libraries before its first job
 
 
 class WorkerLost(NewsmonError):
@@ -34,61 +42,57 @@ class JobFailed(NewsmonError):
     message is that exception's class name."""
 
 
-def _serve(conn: Connection, warm_up: Callable[[], object] | None) -> None:
-    """A worker's loop: warm up, say ready, then run one job at a time until EOF.
-
-    newsmon's own errors travel back as they are (a ParseError stays a ParseError); any
-    other exception is a bug or a library failure on one input, reported by name.
-    """
-    if warm_up is not None:
-        warm_up()
-    conn.send(True)
-    while True:
-        try:
-            function, args = conn.recv()
-        except (EOFError, OSError):
-            return
-        try:
-            answer: tuple[str, Any] = ("ok", function(*args))
-        except NewsmonError as e:
-            answer = ("raise", e)
-        except Exception as e:
-            answer = ("failed", f"{type(e).__name__}")
-        conn.send(answer)
-
-
 @dataclass(slots=True)
 class _Worker:
-    process: BaseProcess
+    process: subprocess.Popen[bytes]
     conn: Connection
+    generation: int  # renew() retires the workers of earlier generations
+    warmed: set[Callable[[], object]] = field(default_factory=set)  # jobs' warm-ups run here
 
 
 class WorkerPool:
-    """``workers`` processes (0: one per core), started on first use; ``warm_up`` runs in
-    each before its first job (importing heavy libraries off any job's budget)."""
+    """``workers`` processes (0: one per core), each started when a job first needs it;
+    ``warm_up`` runs in each before its first job (importing libraries off its budget)."""
 
     def __init__(self, *, workers: int, warm_up: Callable[[], object] | None = None) -> None:
         self._warm_up = warm_up
-        self._context = multiprocessing.get_context("spawn")  # fork would copy aiosqlite's
-        count = workers or max(1, os.cpu_count() or 1)  # thread mid-lock
-        self._slots: list[_Worker | None] = [None] * count
-        self._idle: asyncio.Queue[int] | None = None
+        self._slots: list[_Worker | None] = [None] * (workers or max(1, os.cpu_count() or 1))
+        # the last used first: under a light load one worker takes the jobs (and loads
+        # what they need) while the others stay unstarted or lean
+        self._free: asyncio.LifoQueue[int] | None = None
+        self._busy: set[int] = set()
+        self._generation = 0
 
-    async def run(self, budget: float, function: Callable[..., T], *args: object) -> T:
+    async def run(
+        self,
+        budget: float,
+        function: Callable[..., T],
+        *args: object,
+        warm_up: Callable[[], object] | None = None,
+    ) -> T:
         """``function(*args)`` in a worker. Raises TimeoutError past ``budget`` seconds,
-        WorkerLost, JobFailed, or the NewsmonError the function raised."""
-        if self._idle is None:
-            self._idle = asyncio.Queue()
-            for slot in range(len(self._slots)):
-                self._idle.put_nowait(slot)
-        slot = await self._idle.get()
+        WorkerLost, JobFailed, or the NewsmonError the function raised.
+
+        ``warm_up`` runs first in a worker that has not run it yet, off the budget: a
+        worker loads a heavy library (trafilatura) only once a job needs it.
+        """
+        if self._free is None:
+            self._free = asyncio.LifoQueue()
+            for slot in reversed(range(len(self._slots))):
+                self._free.put_nowait(slot)
+        slot = await self._free.get()
+        self._busy.add(slot)
         try:
-            kind, value = await self._job(slot, budget, function, args)
+            kind, value = await self._job(slot, budget, function, args, warm_up)
         except BaseException:
             self._discard(slot)  # stuck, dead, or cancelled mid-job: its late answer
             raise  # must not reach the next job
         finally:
-            self._idle.put_nowait(slot)
+            self._busy.discard(slot)
+            worker = self._slots[slot]
+            if worker is not None and worker.generation != self._generation:
+                self._discard(slot)  # renewed while it worked
+            self._free.put_nowait(slot)
         if kind == "raise" and isinstance(value, NewsmonError):
             raise value
         if kind == "failed":
@@ -96,18 +100,44 @@ class WorkerPool:
         result: T = value
         return result
 
+    def renew(self) -> None:
+        """Replace every worker with a fresh one, holding nothing earlier jobs loaded: the
+        idle ones stop now (their memory is freed at once), the busy ones after their job;
+        the next job starts one."""
+        self._generation += 1
+        for slot in set(range(len(self._slots))) - self._busy:
+            self._discard(slot)
+
     async def _job(
-        self, slot: int, budget: float, function: Callable[..., Any], args: tuple[object, ...]
+        self,
+        slot: int,
+        budget: float,
+        function: Callable[..., Any],
+        args: tuple[object, ...],
+        warm_up: Callable[[], object] | None,
     ) -> tuple[str, Any]:
         worker = self._slots[slot]
         if worker is None:
             worker = self._slots[slot] = self._start()
             try:
                 ready = await self._receive(worker, STARTUP_TIMEOUT)
-            except TimeoutError:
+            except (TimeoutError, WorkerLost):
                 ready = None
             if ready is not True:
                 raise WorkerLost("worker failed to start")
+        if warm_up is not None and warm_up not in worker.warmed:
+            try:
+                warmed = await self._call(worker, STARTUP_TIMEOUT, warm_up, ())
+            except TimeoutError:
+                warmed = ("timeout", None)
+            if warmed[0] != "ok":
+                raise WorkerLost("worker failed to warm up")
+            worker.warmed.add(warm_up)
+        return await self._call(worker, budget, function, args)
+
+    async def _call(
+        self, worker: _Worker, budget: float, function: Callable[..., Any], args: tuple[object, ...]
+    ) -> tuple[str, Any]:
         try:
             worker.conn.send((function, args))
         except (OSError, ValueError) as e:
@@ -118,13 +148,25 @@ class WorkerPool:
         return answer
 
     def _start(self) -> _Worker:
-        ours, theirs = self._context.Pipe()
-        process = self._context.Process(
-            target=_serve, args=(theirs, self._warm_up), name="newsmon-worker", daemon=True
-        )
-        process.start()
-        theirs.close()
-        return _Worker(process, ours)
+        """A fresh interpreter on one end of a socket pair, sent sys.path and the warm-up."""
+        ours, theirs = multiprocessing.Pipe()
+        fd = theirs.fileno()
+        try:
+            process = subprocess.Popen(  # noqa: S603 (our own interpreter and code)
+                [sys.executable, "-c", BOOT, str(fd)], pass_fds=(fd,), stdin=subprocess.DEVNULL
+            )
+        except OSError as e:
+            ours.close()
+            raise WorkerLost("worker failed to start") from e
+        finally:
+            theirs.close()
+        worker = _Worker(process, ours, self._generation)
+        try:
+            ours.send(sys.path)
+            ours.send(self._warm_up)
+        except OSError:
+            pass  # it died at once: its first answer says so
+        return worker
 
     async def _receive(self, worker: _Worker, budget: float) -> object:
         """The worker's next message, waiting on its pipe without blocking the loop."""
@@ -153,7 +195,7 @@ class WorkerPool:
         if worker is not None:
             worker.conn.close()
             worker.process.kill()
-            worker.process.join()  # SIGKILL cannot be ignored: this reaps it at once
+            worker.process.wait()  # SIGKILL cannot be ignored: this reaps it at once
 
     def close(self) -> None:
         """Stop every worker and wait for each to exit; nothing is left running."""

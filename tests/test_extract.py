@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 from collections.abc import AsyncIterator
 from datetime import date
@@ -103,8 +102,7 @@ async def test_close_leaves_no_process() -> None:
     extractor = Extractor(workers=2, timeout=30.0, function=scripted)
     pids = await _worker_pids(extractor)
     extractor.close()
-    assert all(_gone(pid) for pid in pids)
-    assert not [p for p in multiprocessing.active_children() if p.name == "newsmon-extract"]
+    assert all(_gone(pid) for pid in pids)  # a zombie would still answer kill(pid, 0)
 
 
 PAGE = """<!doctype html><html lang="en-GB"><head><title>Embassy reopens | The Gazette</title>

@@ -1,0 +1,177 @@
+"""The worker pool: lean worker processes, started on demand, renewed on request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.daemon import Daemon
+from monitor.extract import Extractor
+from monitor.workers import WorkerLost, WorkerPool
+from tests.extract_hooks import GATE, scripted
+from tests.servers import Item, Publisher
+from tests.watchlists import watchlist
+from tests.worker_jobs import broken_warm_up, loaded_modules, mark_warm, times_warmed
+
+ROOT = Path(__file__).resolve().parents[1]
+MAIN = """
+import asyncio, json
+import aiohttp  # like the daemon's main module; a worker has no use for it
+from monitor.workers import WorkerPool
+from tests.worker_jobs import loaded_modules
+
+async def main():
+    pool = WorkerPool(workers=1)
+    try:
+        print(json.dumps(await pool.run(60, loaded_modules)))
+    finally:
+        pool.close()
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[WorkerPool]:
+    workers = WorkerPool(workers=2)
+    yield workers
+    workers.close()
+
+
+async def _pid(pool: WorkerPool, page: bytes = b"x") -> int:
+    return int((await pool.run(30, scripted, page, None)).detail)
+
+
+def _workers() -> set[int]:
+    """The pids of this process's worker processes."""
+    pids = set()
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with suppress(FileNotFoundError):  # it ended meanwhile
+                if b"monitor.worker_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    pids.add(int(pid))
+    return pids
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # a zombie (exited, not reaped) still answers
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def _until(condition: Path) -> None:
+    async with asyncio.timeout(30):
+        while not condition.exists():
+            await asyncio.sleep(0.01)
+
+
+def test_a_worker_imports_neither_the_main_module_nor_its_libraries(tmp_path: Path) -> None:
+    """A worker of a program whose main module imports aiohttp has neither loaded."""
+    script = tmp_path / "program.py"
+    script.write_text(MAIN)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout)
+    assert "tests.worker_jobs" in loaded["modules"]  # the answer did come from a worker
+    assert "aiohttp" not in loaded["modules"]
+    assert loaded["main"] != str(script)
+
+
+async def test_jobs_go_to_the_last_used_worker(pool: WorkerPool) -> None:
+    """One job at a time keeps to one worker: the others load nothing its jobs needed."""
+    pids = {await _pid(pool) for _ in range(4)}
+    assert len(pids) == 1
+
+
+async def test_a_worker_loads_trafilatura_only_for_a_page() -> None:
+    """Jobs that parse leave trafilatura unloaded; the first page loads it, off its budget."""
+    pool = WorkerPool(workers=1)
+    try:
+        assert "trafilatura" not in (await pool.run(30, loaded_modules))["modules"]
+        page = b"<html><body><article><p>The embassy reopened.</p></article></body></html>"
+        await Extractor(timeout=30.0, pool=pool).extract(page, None)
+        assert "trafilatura" in (await pool.run(30, loaded_modules))["modules"]
+    finally:
+        pool.close()
+
+
+async def test_a_job_warm_up_runs_once_per_worker(pool: WorkerPool) -> None:
+    """A job's warm-up runs before it in a worker that has not run it, and only there."""
+    assert await pool.run(30, times_warmed, warm_up=mark_warm) == 1
+    assert await pool.run(30, times_warmed, warm_up=mark_warm) == 1
+    assert await pool.run(30, times_warmed) == 1  # the same worker, still warm
+
+
+async def test_renew_replaces_idle_workers_now_and_busy_ones_after_their_job(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    """renew(): the idle worker stops at once; the busy one finishes its job, then goes."""
+    busy = asyncio.create_task(_pid(pool, GATE + str(tmp_path).encode()))
+    await _until(tmp_path / "started")
+    idle = await pool.run(30, os.getpid, warm_up=mark_warm)
+    pool.renew()
+    assert _gone(idle)
+    (tmp_path / "open").touch()
+    renewed = await busy  # its job was not cut short
+    assert _gone(renewed)
+    assert await pool.run(30, times_warmed) == 0  # a fresh worker: nothing warmed
+    assert await pool.run(30, os.getpid) not in {idle, renewed}
+
+
+async def test_a_failed_warm_up_is_a_lost_worker() -> None:
+    """A worker whose warm-up raises never takes a job: WorkerLost, and nothing left over."""
+    pool = WorkerPool(workers=1, warm_up=broken_warm_up)
+    try:
+        with pytest.raises(WorkerLost, match="worker failed to start"):
+            await _pid(pool)
+    finally:
+        pool.close()
+
+
+async def test_a_failed_job_warm_up_is_a_lost_worker(pool: WorkerPool) -> None:
+    """A job whose warm-up raises is not run: WorkerLost, and that worker is replaced."""
+    before = await pool.run(30, os.getpid)
+    with pytest.raises(WorkerLost, match="worker failed to warm up"):
+        await pool.run(30, os.getpid, warm_up=broken_warm_up)
+    assert _gone(before)
+    assert await pool.run(30, os.getpid) != before
+
+
+async def test_ctrl_c_is_left_to_the_daemon(pool: WorkerPool) -> None:
+    """SIGINT (Ctrl-C reaches the whole process group) does not kill a worker."""
+    pid = await _pid(pool)
+    os.kill(pid, signal.SIGINT)
+    assert await _pid(pool) == pid
+
+
+async def test_a_reload_that_stops_fetching_articles_replaces_the_workers(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """fetch_articles turned off: the workers that loaded trafilatura for pages are gone."""
+    body = "The embassy in Moscow reopened on Monday after talks.\n\nDiplomats returned."
+    publisher.rss_items = [Item("Embassy reopens", "/a/embassy", body=body)]
+    feeds = [f"{publisher.base}/rss.xml"]
+    path = write_watchlist(feeds=feeds, fetch_articles=True)
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once()
+        extracted = _workers()
+        assert extracted  # the worker that parsed the feed and extracted its page
+        path.write_text(watchlist(feeds=feeds, fetch_articles=False), encoding="utf-8")
+        assert await daemon.reload()
+        assert all(_gone(pid) for pid in extracted)
