@@ -278,18 +278,22 @@ class Bench:
         return row
 
     def matching(self) -> list[Row]:
-        from bench.match import load_articles, make_rules, per_article_ms
-        from monitor.models import Document
+        from bench.match import as_fed, load_articles, make_rules, per_article_ms
         from monitor.rules import compile_rules
 
         texts, sources = load_articles(ARTICLES)
-        docs = [Document(t.split("\n", 1)[0][:100], "", t) for t in texts]
+        docs = [as_fed(t) for t in texts]  # each matched as on first sight (bench/match.py)
         rows = []
         for count in (1_000, 10_000):
             rules, entities = make_rules(sources, count, random.Random(count))
             index = compile_rules(rules, entities)
             row = Row(f"matching, {count:,} rules", "ms/article", "-")
-            row.ours = [per_article_ms(index.match, docs, 1) for _ in range(self.args.reps)]
+            if count == 10_000:
+                row.target, row.met = "<= 1 ms", lambda r: median(r) <= 1.0
+            row.ours = [
+                per_article_ms(index, docs, sources, 5, snippets=False)[0]
+                for _ in range(self.args.reps)
+            ]
             rows.append(row)
         return rows
 
