@@ -94,12 +94,13 @@ class _Draft:
     build: Callable[[], Entry]
 
 
-def _key(guid: str, url: str | None, title: Callable[[], str], published: datetime | None) -> str:
+def _key(guid: str, link: str, title: Callable[[], str], published: datetime | None) -> str:
     """An entry's identity: its id, else its normalized link, else a hash of title and
     date (the same rules for every format)."""
     guid = _CONTROL.sub("", guid).strip()
     if guid:
         return f"id:{guid[:2000]}"
+    url = normalize_url(link) if link else None
     if url:
         return f"url:{url}"
     stamp = published.isoformat() if published else ""
@@ -119,10 +120,10 @@ def _draft(
         summary, content = texts()
         if summary == content:
             summary = ""  # feedparser mirrors content into summary; never count text twice
+        url = normalize_url(link) if link else None
         return Entry(key, url, title(), summary, content, published)
 
-    url = normalize_url(link) if link else None
-    key = _key(guid, url, title, published)
+    key = _key(guid, link, title, published)  # the link is normalized only when needed
     return _Draft(key, published, build)
 
 
