@@ -24,7 +24,10 @@ from monitor.rules.explain import Explanation, explain
 from monitor.rules.plan import Builder, Key, Plan, View, rarest
 from monitor.rules.snippet import matched_terms, snippet_of
 
-SPELLING_CACHE_SIZE = 200_000  # distinct surface words remembered; about 40 MB at most
+# distinct surface words remembered, then forgotten all at once: about 0.4 KB a word
+# (tracemalloc, corpus articles), so 20 MB at most; a corpus article has a few dozen
+# words the cache lacks, so refilling after a clear costs little (docs/performance.md)
+SPELLING_CACHE_SIZE = 50_000
 LEARN_EVERY = 8  # one document in so many counts towards filing rules under rare needs
 
 
