@@ -323,6 +323,7 @@ class Store:
         self._state_reads: list[tuple[str, asyncio.Future[sqlite3.Row | None]]] = []
         self._not_modified: list[tuple[_NotModified, asyncio.Future[None]]] = []
         self._hops: set[asyncio.Future[Any]] = set()
+        self._reads: list[tuple[tuple[str, tuple[Any, ...]], asyncio.Future[list[Any]]]] = []
         self._poll_commits: list[tuple[_PollCommit, asyncio.Future[list[str] | Exception]]] = []
         self._stories = StoryIndex()
 
@@ -452,6 +453,11 @@ class Store:
                 queue.remove((item, future))
             raise
 
+    async def _column(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """The first column of a read's rows; reads that queue meanwhile share its hop
+        (each poll with entries reads its feed's recent and known keys)."""
+        return await self._grouped(self._reads, (sql, params), _read_columns)
+
     # -- feeds ---------------------------------------------------------------------
 
     async def sync_feeds(self, feeds: Mapping[str, str | None], now: float, spread: float) -> None:
@@ -532,19 +538,16 @@ class Store:
 
     async def known_keys(self, feed_id: int, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` this feed has delivered before."""
-        rows = await self._all(
-            "SELECT key FROM entries WHERE feed_id = ? AND key IN (SELECT value FROM json_each(?))",
-            (feed_id, json.dumps(list(keys))),
+        sql = (
+            "SELECT key FROM entries WHERE feed_id = ? AND key IN (SELECT value FROM json_each(?))"
         )
-        return {r[0] for r in rows}
+        return set(await self._column(sql, (feed_id, json.dumps(list(keys)))))
 
     async def recent_keys(self, feed_id: int, limit: int) -> frozenset[str]:
         """The keys of the feed's ``limit`` newest entries: what its next document most
         likely repeats, so the parser can skip them (``parse_feed``'s ``seen``)."""
-        rows = await self._all(
-            "SELECT key FROM entries WHERE feed_id = ? ORDER BY id DESC LIMIT ?", (feed_id, limit)
-        )
-        return frozenset(r[0] for r in rows)
+        sql = "SELECT key FROM entries WHERE feed_id = ? ORDER BY id DESC LIMIT ?"
+        return frozenset(await self._column(sql, (feed_id, limit)))
 
     async def publication_times(self, feed_id: int, limit: int = 20) -> list[float]:
         """When the feed's newest entries were published (or first seen, when undated)."""
@@ -1329,6 +1332,12 @@ def _best_story(
     ]
     score, key = max(scored, key=lambda s: s[0], default=(0.0, None))
     return key if score >= threshold else None
+
+
+def _read_columns(
+    db: sqlite3.Connection, reads: list[tuple[str, tuple[Any, ...]]]
+) -> list[list[Any]]:
+    return [[row[0] for row in db.execute(sql, params)] for sql, params in reads]
 
 
 def _feed_states(db: sqlite3.Connection, urls: list[str]) -> list[sqlite3.Row | None]:

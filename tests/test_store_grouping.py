@@ -123,3 +123,32 @@ async def test_a_group_answers_its_members_when_the_one_serving_it_is_cancelled(
         keys = sorted(k for (k,) in conn.execute("SELECT key FROM entries"))
         hits = conn.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
     assert (keys, hits) == (["k0", "k1", "k2"], 3)
+
+
+async def test_key_reads_queued_together_each_get_their_own(store: Store) -> None:
+    """Recent- and known-key reads of three feeds queue while the store is busy and are
+    served in one hop; each caller gets its own feed's keys."""
+    await store.sync_feeds(dict.fromkeys(FEEDS[:3]), 0.0, 0.0)
+    feeds = [await store.feed_state(url) for url in FEEDS[:3]]
+    for i, state in enumerate(feeds):
+        await commit_one(store, state, f"k{i}")
+    async with store._lock:
+        reads = [
+            asyncio.create_task(read)
+            for state in feeds
+            for read in (
+                store.recent_keys(state.id, 10),
+                store.known_keys(state.id, ["id:k0", "k0", "k1", "k2"]),
+            )
+        ]
+        while len(store._reads) < 6:
+            await asyncio.sleep(0)
+    answers = await asyncio.gather(*reads)
+    assert answers == [
+        frozenset({"k0"}),
+        {"k0"},
+        frozenset({"k1"}),
+        {"k1"},
+        frozenset({"k2"}),
+        {"k2"},
+    ]
