@@ -20,7 +20,8 @@ AWAIT_DEATH = b"AWAIT-DEATH:"  # + comma-separated pids: wait until the other wo
 GATE = b"GATE:"  # + a directory: create "started" in it, answer once "open" appears there
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists; a zombie (exited, not reaped) still does."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -46,7 +47,7 @@ def scripted(html: bytes, url: str | None) -> Extracted:
         raise ValueError("scripted failure")
     if html.startswith(AWAIT_DEATH):
         others = [int(p) for p in html[len(AWAIT_DEATH) :].split(b",") if int(p) != os.getpid()]
-        _wait(lambda: not any(_alive(p) for p in others))
+        _wait(lambda: not any(alive(p) for p in others))
     if html.startswith(GATE):
         gate = Path(html[len(GATE) :].decode())
         (gate / "started").touch()

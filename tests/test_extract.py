@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from monitor.extract import Extractor, extract_page
 from monitor.models import BodyStatus
-from tests.extract_hooks import AWAIT_DEATH, CRASH, GATE, RAISE, STUCK, scripted
+from tests.extract_hooks import AWAIT_DEATH, CRASH, GATE, RAISE, STUCK, alive, scripted
 
 
 @pytest.fixture
@@ -26,14 +25,6 @@ async def _worker_pids(extractor: Extractor) -> set[int]:
     """Both workers' pids: two pages in flight at once occupy both slots."""
     one, two = await asyncio.gather(extractor.extract(b"a", None), extractor.extract(b"b", None))
     return {int(one.detail), int(two.detail)}
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def _await_other(pids: set[int]) -> bytes:
@@ -52,7 +43,7 @@ async def test_overrun_kills_only_its_worker(pool: Extractor) -> None:
     assert survivor.status is BodyStatus.EXTRACTED
     assert int(survivor.detail) in pids  # the other worker was never restarted
     (killed,) = pids - {int(survivor.detail)}
-    assert _gone(killed)
+    assert not alive(killed)
     after = await _worker_pids(pool)
     assert int(survivor.detail) in after
     assert killed not in after
@@ -102,7 +93,7 @@ async def test_close_leaves_no_process() -> None:
     extractor = Extractor(workers=2, timeout=30.0, function=scripted)
     pids = await _worker_pids(extractor)
     extractor.close()
-    assert all(_gone(pid) for pid in pids)  # a zombie would still answer kill(pid, 0)
+    assert not any(alive(pid) for pid in pids)  # a zombie would still answer kill(pid, 0)
 
 
 PAGE = """<!doctype html><html lang="en-GB"><head><title>Embassy reopens | The Gazette</title>

@@ -18,7 +18,7 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.extract import Extractor
 from monitor.workers import WorkerLost, WorkerPool
-from tests.extract_hooks import GATE, scripted
+from tests.extract_hooks import GATE, alive, scripted
 from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
 from tests.worker_jobs import broken_warm_up, loaded_modules, mark_warm, times_warmed
@@ -62,14 +62,6 @@ def _workers() -> set[int]:
                 if b"monitor.worker_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     pids.add(int(pid))
     return pids
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # a zombie (exited, not reaped) still answers
-    except ProcessLookupError:
-        return True
-    return False
 
 
 async def _until(condition: Path) -> None:
@@ -126,10 +118,10 @@ async def test_renew_replaces_idle_workers_now_and_busy_ones_after_their_job(
     await _until(tmp_path / "started")
     idle = await pool.run(30, os.getpid, warm_up=mark_warm)
     pool.renew()
-    assert _gone(idle)
+    assert not alive(idle)
     (tmp_path / "open").touch()
     renewed = await busy  # its job was not cut short
-    assert _gone(renewed)
+    assert not alive(renewed)
     assert await pool.run(30, times_warmed) == 0  # a fresh worker: nothing warmed
     assert await pool.run(30, os.getpid) not in {idle, renewed}
 
@@ -149,7 +141,7 @@ async def test_a_failed_job_warm_up_is_a_lost_worker(pool: WorkerPool) -> None:
     before = await pool.run(30, os.getpid)
     with pytest.raises(WorkerLost, match="worker failed to warm up"):
         await pool.run(30, os.getpid, warm_up=broken_warm_up)
-    assert _gone(before)
+    assert not alive(before)
     assert await pool.run(30, os.getpid) != before
 
 
@@ -174,4 +166,4 @@ async def test_a_reload_that_stops_fetching_articles_replaces_the_workers(
         assert extracted  # the worker that parsed the feed and extracted its page
         path.write_text(watchlist(feeds=feeds, fetch_articles=False), encoding="utf-8")
         assert await daemon.reload()
-        assert all(_gone(pid) for pid in extracted)
+        assert not any(alive(pid) for pid in extracted)
