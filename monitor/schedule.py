@@ -6,13 +6,12 @@ waiting. All results are seconds from now, before jitter.
 
 from __future__ import annotations
 
-import email.utils
 import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from monitor.retry_after import parse_retry_after
+from monitor.retry_after import parse_http_date, parse_retry_after
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 MAX_BACKOFF = 6 * 3600.0
@@ -38,13 +37,8 @@ def publisher_hint(headers: Mapping[str, str], ttl: float | None, now: float) ->
     control = headers.get("cache-control", "")
     if match := _MAX_AGE.search(control):
         hints.append(float(match.group(1)))
-    elif expires := headers.get("expires"):
-        try:
-            when = email.utils.parsedate_to_datetime(expires)
-        except (TypeError, ValueError, IndexError):
-            when = None  # RFC 9111: an invalid Expires means "already expired"
-        if when is not None and when.tzinfo is not None:
-            hints.append(max(0.0, when.timestamp() - now))
+    elif when := parse_http_date(headers.get("expires", "")):
+        hints.append(max(0.0, when.timestamp() - now))  # RFC 9111: invalid means expired
     return max(hints) if hints else None
 
 
