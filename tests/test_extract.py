@@ -12,6 +12,7 @@ import pytest
 from monitor.extract import Extractor, extract_page
 from monitor.models import BodyStatus
 from tests.extract_hooks import AWAIT_DEATH, CRASH, GATE, RAISE, STUCK, alive, scripted
+from tests.outbox import eventually
 
 
 @pytest.fixture
@@ -77,9 +78,7 @@ async def test_cancelled_page_does_not_leak_its_answer(pool: Extractor, tmp_path
     """A caller cancelled mid-page discards that worker: its late answer reaches nobody."""
     await _worker_pids(pool)
     task = asyncio.create_task(pool.extract(GATE + str(tmp_path).encode(), None))
-    async with asyncio.timeout(30):
-        while not (tmp_path / "started").exists():
-            await asyncio.sleep(0.01)
+    await eventually((tmp_path / "started").exists, timeout=30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -15,15 +14,9 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.deliver import RetryPolicy
 from tests.daemon import running, terminate
+from tests.outbox import eventually
 from tests.servers import Item, Publisher, Receiver
 from tests.watchlists import watchlist
-
-
-async def wait_until(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    """Poll a condition with a deadline (for effects seen only from outside a process)."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
 
 
 async def test_bad_edit_keeps_the_last_good_watchlist(
@@ -73,7 +66,7 @@ async def test_running_daemon_picks_up_a_new_feed(
     first = watchlist(feeds=feeds[:1], hook=receiver.url) + "\n#"
     path = write_watchlist(first + "x" * (len(edited) - len(first)))  # same size as edited
     async with running(path) as proc:
-        await wait_until(lambda: publisher.hits("/rss.xml"))
+        await eventually(lambda: bool(publisher.hits("/rss.xml")), timeout=30)
         before = path.stat()
         path.write_text(edited, encoding="utf-8")
         if trigger == "sighup":

@@ -19,6 +19,7 @@ from monitor.daemon import Daemon
 from monitor.extract import Extractor
 from monitor.workers import WorkerLost, WorkerPool
 from tests.extract_hooks import GATE, alive, scripted
+from tests.outbox import eventually
 from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
 from tests.worker_jobs import broken_warm_up, loaded_modules, mark_warm, times_warmed
@@ -62,12 +63,6 @@ def _workers() -> set[int]:
                 if b"monitor.worker_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     pids.add(int(pid))
     return pids
-
-
-async def _until(condition: Path) -> None:
-    async with asyncio.timeout(30):
-        while not condition.exists():
-            await asyncio.sleep(0.01)
 
 
 def test_a_worker_imports_neither_the_main_module_nor_its_libraries(tmp_path: Path) -> None:
@@ -115,7 +110,7 @@ async def test_renew_replaces_idle_workers_now_and_busy_ones_after_their_job(
 ) -> None:
     """renew(): the idle worker stops at once; the busy one finishes its job, then goes."""
     busy = asyncio.create_task(_pid(pool, GATE + str(tmp_path).encode()))
-    await _until(tmp_path / "started")
+    await eventually((tmp_path / "started").exists, timeout=30)
     idle = await pool.run(30, os.getpid, warm_up=mark_warm)
     pool.renew()
     assert not alive(idle)
