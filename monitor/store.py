@@ -396,9 +396,12 @@ class Store:
                 raise
             await self._db.execute("COMMIT")
 
-    async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row:
+    async def _first(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         async with self._db.execute(sql, params) as cursor:
-            row = await cursor.fetchone()
+            return await cursor.fetchone()
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row:
+        row = await self._first(sql, params)
         assert row is not None
         return row
 
@@ -748,10 +751,6 @@ class Store:
         elif singles:
             times.append(singles[0])
         return (min(times) if times else None, min(closes) if closes else None)
-
-    async def _first(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
-        async with self._db.execute(sql, params) as cursor:
-            return await cursor.fetchone()
 
     async def open_deliveries(self) -> int:
         async with self._lock:
