@@ -59,7 +59,6 @@ class FeedState:
 
     id: int
     url: str  # as the watchlist names it: the feed's identity
-    title: str | None
     etag: str | None
     last_modified: str | None
     polled: bool  # has had at least one successful poll

@@ -487,10 +487,8 @@ class Store:
     async def feed_state(self, url: str) -> FeedState:
         row = await self._grouped(self._state_reads, url, _feed_states)
         assert row is not None
-        location = Location(row[7], row[8], row[9])
-        return FeedState(
-            row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6], location, row[10]
-        )
+        location = Location(row[6], row[7], row[8])
+        return FeedState(row[0], row[1], row[2], row[3], bool(row[4]), row[5], location, row[9])
 
     async def due_feeds(
         self, wanted: Container[str], now: float, *, force: bool = False
@@ -1341,7 +1339,7 @@ def _read_columns(
 
 def _feed_states(db: sqlite3.Connection, urls: list[str]) -> list[sqlite3.Row | None]:
     sql = (
-        "SELECT id, url, title, etag, last_modified, polled, consecutive_errors,"
+        "SELECT id, url, etag, last_modified, polled, consecutive_errors,"
         " COALESCE(fetch_url, url), moved_to, moved_confirmations, cursor_url"
         " FROM feeds WHERE url = ?"
     )
