@@ -66,7 +66,7 @@ class Service:
 
     async def refresh_metrics(self, store: Store, config: Config) -> None:
         report = await self.report(store, config)
-        self.metrics.update(report, await store.delivery_counts(), await store.hit_counts())
+        self.metrics.update(report, await store.hit_counts())
 
     @asynccontextmanager
     async def running(self, store: Store, config: Callable[[], Config]) -> AsyncIterator[None]:
