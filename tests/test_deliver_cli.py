@@ -78,10 +78,8 @@ max_age = "1s"
 
 @pytest.fixture
 async def hook() -> AsyncIterator[Hook]:
-    server = Hook()
-    await server.start()
-    yield server
-    await server.stop()
+    async with Hook() as server:
+        yield server
 
 
 async def test_notify_test_prints_the_answer_and_exits_by_outcome(
