@@ -39,6 +39,7 @@ class _Stored:
 
     def __init__(self) -> None:
         self.report: StatusReport | None = None
+        self.deliveries: dict[tuple[str, str], int] = {}
         self.hits: dict[str, int] = {}
 
     def collect(self) -> Iterator[Metric]:
@@ -59,8 +60,7 @@ class _Stored:
             labels=["notifier"],
         )
         open_by_notifier: dict[str, int] = {}
-        stored = self.report.deliveries if self.report is not None else {}
-        for (notifier, state), count in sorted(stored.items()):
+        for (notifier, state), count in sorted(self.deliveries.items()):
             deliveries.add_metric([notifier, state], count)
             open_by_notifier.setdefault(notifier, 0)
             if state in ("pending", "sending"):
@@ -139,10 +139,12 @@ class Metrics:
     def record_extraction(self, seconds: float, result: Extracted) -> None:
         self._extraction.labels(result.status.value).observe(seconds)
 
-    def update(self, report: StatusReport, hits: dict[str, int]) -> None:
-        """The database snapshot the next exposition shows; its deliveries by destination
-        and state are the report's own."""
+    def update(
+        self, report: StatusReport, deliveries: dict[tuple[str, str], int], hits: dict[str, int]
+    ) -> None:
+        """The database snapshot the next exposition shows."""
         self._stored.report = report
+        self._stored.deliveries = deliveries
         self._stored.hits = hits
 
     def exposition(self) -> bytes:

@@ -36,24 +36,12 @@ class StatusReport:
     failing: tuple[str, ...]  # names of the failing feeds
     last_poll_at: float | None
     hits_last_day: int
-    deliveries: Mapping[tuple[str, str], int]  # outbox rows by (destination, state)
+    deliveries_pending: int  # pending or sending
+    deliveries_failed: int  # failed or expired
 
     @property
     def disk_low(self) -> bool:
         return self.disk_free_bytes < LOW_DISK
-
-    @property
-    def deliveries_pending(self) -> int:
-        """Pending or being sent."""
-        return self._in_states("pending", "sending")
-
-    @property
-    def deliveries_failed(self) -> int:
-        """Failed or expired."""
-        return self._in_states("failed", "expired")
-
-    def _in_states(self, *states: str) -> int:
-        return sum(n for (_, state), n in self.deliveries.items() if state in states)
 
     def line(self) -> str:
         """One line for systemd's STATUS=: the problems first."""
@@ -102,13 +90,20 @@ async def gather_status(
     now: float,
     *,
     free: Callable[[Path], int] = disk_free,
+    deliveries: Mapping[tuple[str, str], int] | None = None,
 ) -> StatusReport:
-    """The report for ``config``'s database as of ``now``."""
+    """The report for ``config``'s database as of ``now``. ``deliveries``: the outbox
+    counts by (destination, state) when the caller has read them already."""
     watched = {f.url for f in config.feeds if f.enabled}
     known = [r for r in await store.feeds() if r.url in watched]
     rows = [r for r in known if r.disabled_reason is None]
     failing = [r for r in rows if r.consecutive_errors]
     polls = [r.last_poll_at for r in rows if r.last_poll_at is not None]
+    if deliveries is None:
+        deliveries = await store.delivery_counts()
+    by_state: dict[str, int] = {}
+    for (_, state), count in deliveries.items():
+        by_state[state] = by_state.get(state, 0) + count
     database = config.monitor.database
     return StatusReport(
         at=now,
@@ -122,7 +117,8 @@ async def gather_status(
         failing=tuple(r.name or r.url for r in failing),
         last_poll_at=max(polls, default=None),
         hits_last_day=sum((await store.hit_counts(since=now - DAY)).values()),
-        deliveries=await store.delivery_counts(),
+        deliveries_pending=by_state.get("pending", 0) + by_state.get("sending", 0),
+        deliveries_failed=by_state.get("failed", 0) + by_state.get("expired", 0),
     )
 
 
