@@ -154,10 +154,8 @@ async def test_notices_survive_a_restart(tmp_path: Path, session: aiohttp.Client
     """A notice queued (or cut off mid-send) before a stop is sent after the restart,
     once; raising it again after the restart adds nothing."""
     clock = ManualClock()
-    desk = Hook((), clock)
-    await desk.start()
-    raise_ = ("feed_gone", "https://feeds.example.org/a", "1", "gone", ["desk"])
-    try:
+    async with Hook((), clock) as desk:
+        raise_ = ("feed_gone", "https://feeds.example.org/a", "1", "gone", ["desk"])
         store = await Store.open(tmp_path / "n.db")
         assert await store.add_notice(*raise_, clock())
         (pending,) = await store.due_notices("desk", clock())
@@ -175,8 +173,6 @@ async def test_notices_survive_a_restart(tmp_path: Path, session: aiohttp.Client
         assert state == "sent"
         assert notice.attempts == 2
         assert [s.delivery for s in desk.accepted] == [pending.id]
-    finally:
-        await desk.stop()
 
 
 def test_notice_renders_as_plain_text_in_slack_and_email() -> None:
