@@ -22,6 +22,7 @@ from monitor.durations import parse_duration
 from monitor.errors import ConfigError, RuleCompileError
 from monitor.guard import Network
 from monitor.models import Document, LanePolicy
+from monitor.parse import MAX_ENTRIES
 from monitor.rules import RuleIndex, compile_rules
 from monitor.secrets import Secret
 
@@ -50,7 +51,7 @@ class MonitorConfig:
     parse_timeout: float = 10.0  # a feed that takes longer to parse fails this poll
     allow_networks: tuple[Network, ...] = ()  # opened to every link, past the address guard
     proxy: str | None = None  # an http:// proxy for fetches; the guard still applies
-    max_entries: int = 200  # a poll handles at most this many of a feed's newest entries
+    max_entries: int = MAX_ENTRIES  # a poll handles at most this many of a feed's newest entries
     cluster_threshold: float = DEFAULT_THRESHOLD  # containment that makes two texts one story
     cluster_window: float = 3 * 86400.0  # how far back a new entry looks for its story
     retention: float = 30 * 86400.0  # how long entries keep their text (Store.prune)

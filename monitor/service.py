@@ -54,9 +54,16 @@ class Service:
         """NOTIFY_SOCKET and WATCHDOG_USEC as systemd set them; neither: a quiet service."""
         return cls(SystemdNotifier.from_environment(environ), watchdog=watchdog_interval(environ))
 
-    async def report(self, store: Store, config: Config) -> StatusReport:
+    async def report(
+        self,
+        store: Store,
+        config: Config,
+        deliveries: Mapping[tuple[str, str], int] | None = None,
+    ) -> StatusReport:
         """The status now; logs when the database's disk runs low, and when it recovers."""
-        report = await gather_status(store, config, self._clock(), free=self._free)
+        report = await gather_status(
+            store, config, self._clock(), free=self._free, deliveries=deliveries
+        )
         if report.disk_low != self._disk_low:
             self._disk_low = report.disk_low
             level = logging.ERROR if report.disk_low else logging.INFO
@@ -65,8 +72,9 @@ class Service:
         return report
 
     async def refresh_metrics(self, store: Store, config: Config) -> None:
-        report = await self.report(store, config)
-        self.metrics.update(report, await store.delivery_counts(), await store.hit_counts())
+        deliveries = await store.delivery_counts()  # one read for the report and the gauges
+        report = await self.report(store, config, deliveries)
+        self.metrics.update(report, deliveries, await store.hit_counts())
 
     @asynccontextmanager
     async def running(self, store: Store, config: Callable[[], Config]) -> AsyncIterator[None]:

@@ -8,7 +8,7 @@ writer, nor it them.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,14 +90,17 @@ async def gather_status(
     now: float,
     *,
     free: Callable[[Path], int] = disk_free,
+    deliveries: Mapping[tuple[str, str], int] | None = None,
 ) -> StatusReport:
-    """The report for ``config``'s database as of ``now``."""
+    """The report for ``config``'s database as of ``now``. ``deliveries``: the outbox
+    counts by (destination, state) when the caller has read them already."""
     watched = {f.url for f in config.feeds if f.enabled}
     known = [r for r in await store.feeds() if r.url in watched]
     rows = [r for r in known if r.disabled_reason is None]
     failing = [r for r in rows if r.consecutive_errors]
     polls = [r.last_poll_at for r in rows if r.last_poll_at is not None]
-    deliveries = await store.delivery_counts()
+    if deliveries is None:
+        deliveries = await store.delivery_counts()
     by_state: dict[str, int] = {}
     for (_, state), count in deliveries.items():
         by_state[state] = by_state.get(state, 0) + count

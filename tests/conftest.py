@@ -32,18 +32,14 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 async def publisher() -> AsyncIterator[Publisher]:
-    server = Publisher()
-    await server.start()
-    yield server
-    await server.stop()
+    async with Publisher() as server:
+        yield server
 
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    server = Receiver()
-    await server.start()
-    yield server
-    await server.stop()
+    async with Receiver() as server:
+        yield server
 
 
 @pytest.fixture

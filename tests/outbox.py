@@ -17,6 +17,7 @@ from aiohttp import web
 
 from monitor.models import BodyStatus, Entry, MatchedTerm, RuleMatch, Story
 from monitor.store import Store, first_cursor
+from tests.servers import Recorder
 
 
 class ManualClock:
@@ -52,19 +53,23 @@ class Seen:
     at: float  # the test clock when it arrived
 
 
-class Hook:
+class Hook(Recorder):
     """A webhook receiver answering from a script of ``Answer``s, then 200 forever;
     records every request with the test clock's time."""
 
+    shutdown_timeout = 0.1  # a hanging answer is released by stop()
+
     def __init__(self, script: Sequence[Answer] = (), clock: Callable[[], float] = float) -> None:
+        super().__init__()
         self.script = list(script)
         self.clock = clock
         self.seen: list[Seen] = []
         self.accepted: list[Seen] = []
-        self.url = ""
         self.release = asyncio.Event()
-        self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/hook/t0k3n-in-the-path"
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -87,22 +92,12 @@ class Hook:
         text = f"{request.path_qs} {dict(request.headers)}" if answer.echo else "answer"
         return web.Response(status=answer.status, headers=answer.headers, text=text)
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(predicate)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hook/{token}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/hook/t0k3n-in-the-path"
+    def _route(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/hook/{token}", self._handle)
 
     async def stop(self) -> None:
         self.release.set()
-        if self._runner:
-            await self._runner.cleanup()
+        await super().stop()
 
 
 FEED = "http://127.0.0.1:9/wire.xml"  # never fetched: the hits are written directly

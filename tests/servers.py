@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, Self
 from xml.sax.saxutils import escape
 
 from aiohttp import web
@@ -70,13 +70,60 @@ def atom(base: str, items: list[Item], title: str = "Test Atom Wire") -> str:
     )
 
 
-class Publisher:
+class LocalServer:
+    """An aiohttp app on a free port of 127.0.0.1; ``start``/``stop``, or ``async with``."""
+
+    # How long stop() lets a handler still running finish (aiohttp's default).
+    shutdown_timeout = 60.0
+
+    def __init__(self) -> None:
+        self.base = ""
+        self._runner: web.AppRunner | None = None
+
+    def _route(self, router: web.UrlDispatcher) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        app = web.Application()
+        self._route(app.router)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=self.shutdown_timeout)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.base = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class Recorder(LocalServer):
+    """A LocalServer whose handlers record under ``_changed``, so a test can wait for
+    what it records instead of sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._changed = asyncio.Condition()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)
+
+
+class Publisher(LocalServer):
     """Serves /rss.xml and /atom.xml with ETag and Last-Modified, and article pages.
 
     Records every request (path and headers) so tests can check what newsmon sent.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         self.rss_items: list[Item] = []
         self.atom_items: list[Item] = []
         self.requests: list[tuple[str, dict[str, str]]] = []
@@ -85,8 +132,6 @@ class Publisher:
         self.extra_headers: dict[str, str] = {}
         self.redirects: dict[str, tuple[int, str]] = {}  # path -> (status, location path)
         self.failures: dict[str, int] = {}  # path -> how many more times to answer 503
-        self.base = ""
-        self._runner: web.AppRunner | None = None
 
     def _page(self, path: str) -> Item | None:
         return next((i for i in self.rss_items + self.atom_items if i.path == path), None)
@@ -128,19 +173,8 @@ class Publisher:
         """Headers of each request for ``path``."""
         return [h for p, h in self.requests if p == path]
 
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base = f"http://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
+    def _route(self, router: web.UrlDispatcher) -> None:
+        router.add_route("GET", "/{tail:.*}", self._handle)
 
 
 @dataclass
@@ -150,19 +184,21 @@ class Received:
     headers: dict[str, str]
 
 
-class Receiver:
+class Receiver(Recorder):
     """A webhook receiver that answers from a script of statuses, then 200 forever.
 
     ``accepted`` holds what it answered 2xx to; ``attempts`` everything it saw.
     """
 
     def __init__(self, script: list[int] | None = None) -> None:
+        super().__init__()
         self.script = list(script or [])
         self.attempts: list[Received] = []
         self.accepted: list[Received] = []
-        self.url = ""
-        self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/hook"
 
     async def _handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
@@ -175,18 +211,5 @@ class Receiver:
             self._changed.notify_all()
         return web.Response(status=status, text="ok" if status < 300 else "nope")
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(predicate)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hook", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/hook"
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
+    def _route(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/hook", self._handle)

@@ -33,10 +33,9 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-async def hook(clock: ManualClock, *script: Answer) -> Hook:
-    server = Hook(script, clock)
-    await server.start()
-    return server
+def hook(clock: ManualClock, *script: Answer) -> Hook:
+    """A receiver on the test clock answering ``script``; start it with ``async with``."""
+    return Hook(script, clock)
 
 
 def relay(
@@ -71,8 +70,7 @@ async def states(store: Store) -> list[tuple[str, str, int, str | None]]:
 async def test_500_then_429_retry_after_then_200(store, session, clock) -> None:
     """A 5xx backs off; a 429's Retry-After (30 s) is obeyed to the second; the third
     attempt is sent with the same delivery id, and the row ends sent after 3 tries."""
-    server = await hook(clock, Answer(500), Answer(429, {"Retry-After": "30"}), Answer(200))
-    try:
+    async with hook(clock, Answer(500), Answer(429, {"Retry-After": "30"}), Answer(200)) as server:
         await add_hits(store, 1, ["a"], clock())
         r = relay(store, {"a": server}, session, clock)
         await r.send_due("a")
@@ -92,8 +90,6 @@ async def test_500_then_429_retry_after_then_200(store, session, clock) -> None:
         assert await states(store) == [("story 0", "sent", 3, None)]
         assert len({s.delivery for s in server.seen}) == 1
         assert len(server.seen) == 3
-    finally:
-        await server.stop()
 
 
 NOW = 1_750_000_000.0
@@ -125,8 +121,7 @@ def test_odd_retry_after_values_are_clamped_or_ignored(
 
 async def test_permanent_failure_is_final_with_its_reason(store, session, clock) -> None:
     """A 404 fails the delivery at once, with the answer as reason, and is never retried."""
-    server = await hook(clock, Answer(404))
-    try:
+    async with hook(clock, Answer(404)) as server:
         await add_hits(store, 1, ["a"], clock())
         r = relay(store, {"a": server}, session, clock)
         await r.send_due("a")
@@ -134,15 +129,12 @@ async def test_permanent_failure_is_final_with_its_reason(store, session, clock)
         await r.send_due("a")
         assert await states(store) == [("story 0", "failed", 1, "HTTP 404: answer")]
         assert len(server.seen) == 1
-    finally:
-        await server.stop()
 
 
 async def test_retried_past_max_age_expires(store, session, clock) -> None:
     """A destination down longer than the notifier's max_age: the delivery expires with
     the last reason and the count of tries; nothing is left pending."""
-    server = await hook(clock, *[Answer(503)] * 50)
-    try:
+    async with hook(clock, *[Answer(503)] * 50) as server:
         await add_hits(store, 1, ["a"], clock())
         r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=120)})
         for _ in range(50):
@@ -155,8 +147,6 @@ async def test_retried_past_max_age_expires(store, session, clock) -> None:
         assert state == "expired"
         assert reason == f"gave up after {attempts} tries: HTTP 503: answer"
         assert clock() <= NOW + 120 + POLICY.cap
-    finally:
-        await server.stop()
 
 
 async def test_removed_destination_cancels_its_open_deliveries(store, clock) -> None:
@@ -176,8 +166,7 @@ async def test_repeated_permanent_failures_pause_the_destination(
 ) -> None:
     """Three refusals in a row pause the destination loudly; the rest stay pending, the
     pause survives a restart, and `resume` (from another connection) lets them go."""
-    server = await hook(clock, *[Answer(403)] * 3)
-    try:
+    async with hook(clock, *[Answer(403)] * 3) as server:
         await add_hits(store, 5, ["a"], clock())
         lanes = {"a": LanePolicy(pause_after=3)}
         r = relay(store, {"a": server}, session, clock, lanes, pause_poll=0.02)
@@ -206,14 +195,13 @@ async def test_repeated_permanent_failures_pause_the_destination(
         finally:
             await other.close()
         assert [s for _, s, _, _ in await states(store)] == ["failed"] * 3 + ["sent"] * 2
-    finally:
-        await server.stop()
 
 
 async def test_a_success_ends_a_failure_streak(store, session, clock) -> None:
     """Refusals separated by a success do not pause the destination."""
-    server = await hook(clock, Answer(400), Answer(400), Answer(200), Answer(400), Answer(400))
-    try:
+    async with hook(
+        clock, Answer(400), Answer(400), Answer(200), Answer(400), Answer(400)
+    ) as server:
         await add_hits(store, 6, ["a"], clock())
         r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(pause_after=3)})
         await r.send_due("a")
@@ -221,18 +209,17 @@ async def test_a_success_ends_a_failure_streak(store, session, clock) -> None:
         assert [s for _, s, _, _ in await states(store)] == [
             "failed", "failed", "sent", "failed", "failed", "sent",
         ]  # fmt: skip
-    finally:
-        await server.stop()
 
 
 async def test_slow_and_failing_destinations_do_not_delay_another(store, session, clock) -> None:
     """While one destination hangs until its timeout and another answers 500, a healthy
     destination receives every alert, in order; the slow one is still on its first."""
-    slow = await hook(clock, Answer(hang=True))
-    failing = await hook(clock, *[Answer(500)] * 100)
-    healthy = await hook(clock)
-    servers = {"slow": slow, "failing": failing, "healthy": healthy}
-    try:
+    async with (
+        hook(clock, Answer(hang=True)) as slow,
+        hook(clock, *[Answer(500)] * 100) as failing,
+        hook(clock) as healthy,
+    ):
+        servers = {"slow": slow, "failing": failing, "healthy": healthy}
         await add_hits(store, 5, list(servers), clock())
         r = relay(store, servers, session, clock, timeout=300)
         task = asyncio.create_task(r.run())
@@ -243,16 +230,12 @@ async def test_slow_and_failing_destinations_do_not_delay_another(store, session
         await failing.wait_for(lambda: len(failing.seen) >= 1)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    finally:
-        for server in servers.values():
-            await server.stop()
 
 
 async def test_rate_limit_allows_a_burst_then_one_per_second(store, session, clock) -> None:
     """rate = 1, burst = 3: three alerts at once, then one a second (on the test's
     clock, so this takes milliseconds)."""
-    server = await hook(clock)
-    try:
+    async with hook(clock) as server:
         await add_hits(store, 8, ["a"], clock())
         start = clock()
         r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(rate=1.0, burst=3)})
@@ -260,8 +243,6 @@ async def test_rate_limit_allows_a_burst_then_one_per_second(store, session, clo
         times = [s.at - start for s in server.accepted]
         assert times == pytest.approx([0, 0, 0, 1, 2, 3, 4, 5])
         assert [s.body["title"] for s in server.accepted] == [f"story {i}" for i in range(8)]
-    finally:
-        await server.stop()
 
 
 def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
@@ -286,8 +267,7 @@ async def test_slack_failing_then_rate_limiting_then_recovering_gets_each_alert_
 ) -> None:
     """Issue 5's acceptance: Slack answers 500, 500, 429 (Retry-After 5), then recovers;
     every alert arrives exactly once, in the order found, within 1 message/s (burst 3)."""
-    slack = await hook(clock, Answer(500), Answer(500), Answer(429, {"Retry-After": "5"}))
-    try:
+    async with hook(clock, Answer(500), Answer(500), Answer(429, {"Retry-After": "5"})) as slack:
         await add_hits(store, 6, ["slack"], clock())
         r = Relay(
             store,
@@ -307,5 +287,3 @@ async def test_slack_failing_then_rate_limiting_then_recovering_gets_each_alert_
         assert len(slack.seen) == 9  # 6 accepted + 3 refused, nothing sent twice
         gaps = [b.at - a.at for a, b in itertools.pairwise(slack.accepted)]
         assert all(gap >= 1.0 - 1e-9 for gap in gaps[2:])  # past the burst: 1/s at most
-    finally:
-        await slack.stop()

@@ -78,10 +78,8 @@ max_age = "1s"
 
 @pytest.fixture
 async def hook() -> AsyncIterator[Hook]:
-    server = Hook()
-    await server.start()
-    yield server
-    await server.stop()
+    async with Hook() as server:
+        yield server
 
 
 async def test_notify_test_prints_the_answer_and_exits_by_outcome(
@@ -161,9 +159,7 @@ async def test_no_secret_in_logs_or_cli_output_when_destinations_fail(
     secret shows in the relay's logs, in `notify-test` or in `deliveries`
     (RELIABILITY.md case 54)."""
     _, smtp_port = smtpd
-    server = Hook([Answer(500, echo=True)] * 100)
-    await server.start()
-    try:
+    async with Hook([Answer(500, echo=True)] * 100) as server:
         path = watchlist(tmp_path, server.url, smtp_port)
         config = load_config(path)
         names = ["hook", "slack", "mail"]
@@ -190,8 +186,6 @@ async def test_no_secret_in_logs_or_cli_output_when_destinations_fail(
             await newsmon_async("deliveries", "--config", str(path)),
             await newsmon_async("deliveries", "--json", "--config", str(path)),
         ]  # fmt: skip
-    finally:
-        await server.stop()
     assert [o.returncode for o in outputs[1:4]] == [1, 1, 1]
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("newsmon"))
     assert "delivery_retry" in logged

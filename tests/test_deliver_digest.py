@@ -25,10 +25,8 @@ HOUR = 3600.0
 @pytest.fixture
 async def hook() -> AsyncIterator[tuple[Hook, ManualClock]]:
     clock = ManualClock()
-    server = Hook((Answer(500),), clock)
-    await server.start()
-    yield server, clock
-    await server.stop()
+    async with Hook((Answer(500),), clock) as server:
+        yield server, clock
 
 
 async def test_webhook_digest_keeps_its_window_and_sends_each_story_once(store, hook) -> None:

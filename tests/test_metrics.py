@@ -16,6 +16,7 @@ from monitor.errors import ConfigError, NewsmonError
 from monitor.metrics import Metrics, serve_metrics
 from monitor.models import BodyStatus, Extracted, PollResult
 from monitor.store import Store
+from tests.outbox import eventually
 from tests.servers import Item, Publisher, Receiver
 from tests.watchlists import watchlist
 
@@ -66,12 +67,15 @@ async def test_endpoint_serves_real_counts_after_a_run(
             address = daemon.service.metrics_address
             assert address is not None
             base = f"http://{address[0]}:{address[1]}"
-            got = await until(
-                lambda: scrape(session, base),
-                lambda s: (
-                    s.get(("newsmon_deliveries", (("notifier", "hook"), ("state", "sent")))) == 1
-                ),
-            )
+            scraped: list[Samples] = []
+
+            async def counts_the_sent_delivery() -> bool:
+                scraped.append(await scrape(session, base))
+                sent = ("newsmon_deliveries", (("notifier", "hook"), ("state", "sent")))
+                return scraped[-1].get(sent) == 1
+
+            await eventually(counts_the_sent_delivery, timeout=30)
+            got = scraped[-1]
             async with session.get(f"{base}/healthz") as response:
                 assert (response.status, await response.text()) == (200, "ok\n")
         finally:
@@ -86,14 +90,6 @@ async def test_endpoint_serves_real_counts_after_a_run(
     assert got[("newsmon_feeds", (("health", "failing"),))] == 0
     assert got[("newsmon_last_poll_timestamp_seconds", ())] > 0
     assert got[("newsmon_database_bytes", ())] > 0
-
-
-async def until(fetch, predicate, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    """Fetch until ``predicate`` holds, within ``timeout`` seconds; the last value."""
-    async with asyncio.timeout(timeout):
-        while not predicate(value := await fetch()):
-            await asyncio.sleep(0.05)
-    return value
 
 
 def test_counters_count_polls_errors_and_extraction_by_outcome() -> None:

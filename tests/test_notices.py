@@ -113,11 +113,7 @@ async def test_a_paused_destination_sends_one_notice_elsewhere(
     """A destination pausing sends one notice to the notices destination, none to itself
     (though it is listed there too), and no more while it stays paused."""
     clock = ManualClock()
-    broken = Hook([Answer(400)] * 10, clock)
-    desk = Hook((), clock)
-    await broken.start()
-    await desk.start()
-    try:
+    async with Hook([Answer(400)] * 10, clock) as broken, Hook((), clock) as desk:
         await add_hits(store, 4, ["broken"], clock())
         r = relay(
             store, {"broken": broken, "desk": desk}, session, clock, ["desk", "broken"],
@@ -134,9 +130,6 @@ async def test_a_paused_destination_sends_one_notice_elsewhere(
         assert got.delivery == got.body["id"]
         assert [(n.notifier, state) for n, state in await store.notices()] == [("desk", "sent")]
         assert sum(m.startswith("notice_raised") for m in caplog.messages) == 1
-    finally:
-        await broken.stop()
-        await desk.stop()
 
 
 async def test_expiring_alerts_send_one_notice_an_hour(
@@ -145,11 +138,7 @@ async def test_expiring_alerts_send_one_notice_an_hour(
     """Alerts expiring on a dead destination raise one deliveries_expired notice an
     hour to the others, not one per alert."""
     clock = ManualClock()
-    dead = Hook([Answer(503)] * 50, clock)
-    desk = Hook((), clock)
-    await dead.start()
-    await desk.start()
-    try:
+    async with Hook([Answer(503)] * 50, clock) as dead, Hook((), clock) as desk:
         await add_hits(store, 3, ["dead"], clock())
         lanes = {"dead": LanePolicy(max_age=5.0)}
         r = relay(store, {"dead": dead, "desk": desk}, session, clock, ["desk"], lanes)
@@ -159,19 +148,14 @@ async def test_expiring_alerts_send_one_notice_an_hour(
         await r.send_due("desk")
         assert {d.state for d in await store.deliveries()} == {"expired"}
         assert [s.body["kind"] for s in desk.accepted] == ["deliveries_expired"]
-    finally:
-        await dead.stop()
-        await desk.stop()
 
 
 async def test_notices_survive_a_restart(tmp_path: Path, session: aiohttp.ClientSession) -> None:
     """A notice queued (or cut off mid-send) before a stop is sent after the restart,
     once; raising it again after the restart adds nothing."""
     clock = ManualClock()
-    desk = Hook((), clock)
-    await desk.start()
-    raise_ = ("feed_gone", "https://feeds.example.org/a", "1", "gone", ["desk"])
-    try:
+    async with Hook((), clock) as desk:
+        raise_ = ("feed_gone", "https://feeds.example.org/a", "1", "gone", ["desk"])
         store = await Store.open(tmp_path / "n.db")
         assert await store.add_notice(*raise_, clock())
         (pending,) = await store.due_notices("desk", clock())
@@ -189,8 +173,6 @@ async def test_notices_survive_a_restart(tmp_path: Path, session: aiohttp.Client
         assert state == "sent"
         assert notice.attempts == 2
         assert [s.delivery for s in desk.accepted] == [pending.id]
-    finally:
-        await desk.stop()
 
 
 def test_notice_renders_as_plain_text_in_slack_and_email() -> None:

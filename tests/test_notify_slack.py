@@ -57,12 +57,6 @@ class FakeSlack:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
 async def slack() -> AsyncIterator[tuple[FakeSlack, str]]:
     fake = FakeSlack()
     app = web.Application()

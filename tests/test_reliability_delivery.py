@@ -28,9 +28,7 @@ async def test_an_answer_after_the_deadline_means_exactly_one_more_copy(
     """Case 48 / G4 / G10: a destination that takes the alert but answers too late
     receives it exactly twice, both with the same delivery id, and the row ends sent."""
     clock = ManualClock()
-    hook = Hook([Answer(hang=True)], clock)
-    await hook.start()
-    try:
+    async with Hook([Answer(hang=True)], clock) as hook:
         await add_hits(store, 1, ["a"], clock())
         notifier = WebhookNotifier("a", Secret(hook.url), session, timeout=0.2)
         relay = Relay(
@@ -46,8 +44,6 @@ async def test_an_answer_after_the_deadline_means_exactly_one_more_copy(
         assert row.state == "sent"
         assert len(hook.seen) == 2
         assert len({s.delivery for s in hook.seen}) == 1
-    finally:
-        await hook.stop()
 
 
 @pytest.mark.parametrize("value", ["²", "¹²", "1²"])

@@ -9,6 +9,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from aiohttp import web
 from monitor.errors import StoreError
 from monitor.sdnotify import SystemdNotifier, keep_alive, watchdog_interval
 from monitor.service import Service
-from tests.daemon import command, environment
+from tests.daemon import running, terminate
 from tests.servers import Item, Publisher
 
 STOP_BOUND = 10.0  # seconds from SIGTERM to exit; the unit allows TimeoutStopSec=45s
@@ -210,13 +211,11 @@ class Finished(Exception):
     """Ends a loop under test."""
 
 
-async def _stop(proc: asyncio.subprocess.Process, seen: bytes = b"") -> tuple[float, bytes]:
+async def _stop(proc: asyncio.subprocess.Process, seen: bytes = b"") -> tuple[float, str]:
     """SIGTERM, then the seconds until exit and all it wrote to stderr (``seen`` first)."""
     started = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    async with asyncio.timeout(60):
-        _, stderr = await proc.communicate()
-    return time.monotonic() - started, seen + stderr
+    stderr = await terminate(proc, within=60)
+    return time.monotonic() - started, seen.decode() + stderr
 
 
 async def _read_until(proc: asyncio.subprocess.Process, marker: bytes) -> bytes:
@@ -238,11 +237,9 @@ async def started_listener(listener: Listener) -> AsyncIterator[Listener]:
     await listener.close()
 
 
-async def _spawn(config: Path, notify: str) -> asyncio.subprocess.Process:
-    env = environment() | {"NOTIFY_SOCKET": notify, "WATCHDOG_USEC": "200000"}
-    return await asyncio.create_subprocess_exec(
-        *command(), "run", "--config", str(config), stderr=asyncio.subprocess.PIPE, env=env
-    )
+def _run(config: Path, notify: str) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
+    """`newsmon run` as systemd starts it: a notify socket and a 200 ms watchdog."""
+    return running(config, NOTIFY_SOCKET=notify, WATCHDOG_USEC="200000")
 
 
 async def test_run_says_ready_pings_and_says_stopping_on_sigterm(
@@ -254,18 +251,13 @@ async def test_run_says_ready_pings_and_says_stopping_on_sigterm(
     publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
     refused = f"http://127.0.0.1:9/{SECRET_TOKEN}"  # nothing listens on the discard port
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=refused)
-    proc = await _spawn(path, started_listener.address)
-    try:
+    async with _run(path, started_listener.address) as proc:
         seen = await _read_until(proc, b"delivery_retry")
         await started_listener.wait_for("WATCHDOG", count=3)
         proc.send_signal(signal.SIGHUP)
         await started_listener.wait_for("READY", count=2)
         elapsed, stderr = await _stop(proc, seen)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 0, stderr.decode()
+    assert proc.returncode == 0, stderr
     assert elapsed < STOP_BOUND
     messages = started_listener.messages
     kinds = [next(iter(m)) for m in messages]
@@ -281,9 +273,8 @@ async def test_run_says_ready_pings_and_says_stopping_on_sigterm(
     assert int(messages[reloading]["MONOTONIC_USEC"]) > 0
     assert messages[ready]["STATUS"] == "watchlist reloaded"
     assert "feeds" in started_listener.messages[0]["STATUS"]
-    log = stderr.decode()
-    assert SECRET_TOKEN not in log
-    assert "s3cret-hmac" not in log
+    assert SECRET_TOKEN not in stderr
+    assert "s3cret-hmac" not in stderr
 
 
 @pytest.fixture
@@ -316,17 +307,14 @@ async def test_sigterm_during_a_slow_poll_exits_0_within_the_bound(
     listener = Listener(str(tmp_path / "notify.sock"))
     listener.start()
     path = write_watchlist(feeds=[url])
-    proc = await _spawn(path, listener.address)
     try:
-        async with asyncio.timeout(60):
-            await arrived.wait()
-        elapsed, stderr = await _stop(proc)
+        async with _run(path, listener.address) as proc:
+            async with asyncio.timeout(60):
+                await arrived.wait()
+            elapsed, stderr = await _stop(proc)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
         await listener.close()
-    assert proc.returncode == 0, stderr.decode()
+    assert proc.returncode == 0, stderr
     assert elapsed < STOP_BOUND
-    assert b"stopped" in stderr
+    assert "stopped" in stderr
     assert next(iter(listener.messages[-1])) == "STOPPING"

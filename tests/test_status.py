@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -26,10 +27,8 @@ EMBASSY = Item("Embassy row", "/x", summary="Russia recalls staff from its embas
 @pytest.fixture
 async def refusing_receiver() -> AsyncIterator[Receiver]:
     """A webhook that refuses the first alert for good (400)."""
-    server = Receiver(script=[400])
-    await server.start()
-    yield server
-    await server.stop()
+    async with Receiver(script=[400]) as server:
+        yield server
 
 
 async def test_report_counts_feeds_hits_and_deliveries(
@@ -75,19 +74,24 @@ async def test_report_counts_feeds_hits_and_deliveries(
 async def test_status_reads_while_the_daemon_runs(
     publisher: Publisher, receiver: Receiver, write_watchlist
 ) -> None:
-    """`newsmon status` answers (exit 0, current counts) while `newsmon run` holds the
-    database, and the daemon keeps running."""
+    """`newsmon status` (and `--json`) answers (exit 0, current counts) while `newsmon run`
+    holds the database, and the daemon keeps running."""
     publisher.rss_items = [EMBASSY]
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
     async with running(path) as proc:
         await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
         done = await newsmon_async("status", "--config", str(path))
+        as_json = await newsmon_async("status", "--json", "--config", str(path))
         assert proc.returncode is None
         await terminate(proc, within=60)
     assert done.returncode == 0, done.stderr
     assert "1 healthy, 0 failing, 0 disabled" in done.stdout
     assert "1 in the last day" in done.stdout
     assert "0 pending, 0 failed" in done.stdout
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert (document["feeds_healthy"], document["hits_last_day"]) == (1, 1)
+    assert (document["deliveries_pending"], document["deliveries_failed"]) == (0, 0)
     assert proc.returncode == 0
 
 

@@ -24,10 +24,8 @@ HOUR = 3600.0
 
 @pytest.fixture
 async def desk() -> AsyncIterator[Receiver]:
-    server = Receiver()
-    await server.start()
-    yield server
-    await server.stop()
+    async with Receiver() as server:
+        yield server
 
 
 def storm_watchlist(publisher: Publisher, hook: Receiver, desk: Receiver, cap: int) -> str:

@@ -17,6 +17,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -29,6 +30,7 @@ from monitor.models import Alert, Digest, Notice, Outcome, SendResult
 from monitor.notify.base import scrubbed
 from monitor.notify.render import digest_headline, notice_text, storm_headline
 from monitor.notify.text import (
+    capped_line,
     display_host,
     format_published,
     http_url,
@@ -85,43 +87,73 @@ def render_subject(alert: Alert) -> str:
     return truncate(f"[newsmon] {header_value(alert.rule)}: {title}", SUBJECT_LIMIT)
 
 
-def render_text(alert: Alert) -> str:
-    """The text/plain part: what the HTML part says, readable in any client."""
-    lines = [_text_card(alert), "-- ", f"newsmon delivery {one_line(alert.delivery_id)}"]
-    return "\n".join(lines) + "\n"
+@dataclass(frozen=True, slots=True)
+class _Card:
+    """One alert's fields cleaned once (one line, capped), for the text and the HTML part."""
+
+    title: str  # "(untitled)" when the feed gave none
+    url: str | None  # http(s) only
+    host: str
+    source: str
+    published: str
+    rule: str
+    matched: str  # the matched words, joined
+    words: tuple[str, ...]  # the matched words, to highlight in the snippet
+    snippet: str
+    also: tuple[tuple[str, str, str | None], ...]  # feed, title, link of the first shown
+    more: int  # other outlets not shown
 
 
-def _text_card(alert: Alert) -> str:
-    """One alert as plain text, ending with an empty line."""
+def _card(alert: Alert) -> _Card:
     url = http_url(alert.url)
-    host = display_host(url) if url else ""
-    lines = [truncate(one_line(alert.title), TITLE_LIMIT) or "(untitled)"]
-    if url:
-        lines.append(url)
+    return _Card(
+        title=capped_line(alert.title, TITLE_LIMIT) or "(untitled)",
+        url=url,
+        host=display_host(url) if url else "",
+        source=capped_line(alert.feed, FIELD_LIMIT),
+        published=format_published(alert.published),
+        rule=one_line(alert.rule),
+        matched=capped_line(", ".join(alert.matched), FIELD_LIMIT),
+        words=alert.matched,
+        snippet=capped_line(alert.snippet, SNIPPET_LIMIT),
+        also=tuple(
+            (capped_line(s.feed, FIELD_LIMIT), capped_line(s.title, TITLE_LIMIT), http_url(s.url))
+            for s in alert.also[:ALSO_SHOWN]
+        ),
+        more=max(0, len(alert.also) - ALSO_SHOWN),
+    )
+
+
+def _text_card(card: _Card) -> str:
+    """One alert as plain text, ending with an empty line."""
+    lines = [card.title]
+    if card.url:
+        lines.append(card.url)
     lines.append("")
-    source = truncate(one_line(alert.feed), FIELD_LIMIT)
-    lines.append(f"Source:    {source}" + (f" ({host})" if host else ""))
-    lines.append(f"Published: {format_published(alert.published)}")
-    lines.append(f"Rule:      {one_line(alert.rule)}")
-    if alert.matched:
-        lines.append(f"Matched:   {truncate(one_line(', '.join(alert.matched)), FIELD_LIMIT)}")
-    snippet = truncate(one_line(alert.snippet), SNIPPET_LIMIT)
-    if snippet:
-        lines += ["", snippet]
-    if alert.also:
+    lines.append(f"Source:    {card.source}" + (f" ({card.host})" if card.host else ""))
+    lines.append(f"Published: {card.published}")
+    lines.append(f"Rule:      {card.rule}")
+    if card.words:
+        lines.append(f"Matched:   {card.matched}")
+    if card.snippet:
+        lines += ["", card.snippet]
+    if card.also:
         lines += ["", "Also carried by:"]
-        for seen in alert.also[:ALSO_SHOWN]:
-            line = f"- {truncate(one_line(seen.feed), FIELD_LIMIT)}"
-            title = truncate(one_line(seen.title), TITLE_LIMIT)
+        for feed, title, url in card.also:
+            line = f"- {feed}"
             if title:
                 line += f": {title}"
-            seen_url = http_url(seen.url)
-            if seen_url:
-                line += f" <{seen_url}>"
+            if url:
+                line += f" <{url}>"
             lines.append(line)
-        if len(alert.also) > ALSO_SHOWN:
-            lines.append(f"- and {len(alert.also) - ALSO_SHOWN} more")
+        if card.more:
+            lines.append(f"- and {card.more} more")
     return "\n".join([*lines, ""])
+
+
+def _text(body: list[str], delivery: str) -> str:
+    """The text/plain part: what the HTML part says, readable in any client."""
+    return "\n".join([*body, "-- ", f"newsmon delivery {one_line(delivery)}"]) + "\n"
 
 
 def _e(text: str) -> str:
@@ -129,11 +161,11 @@ def _e(text: str) -> str:
 
 
 def _a(url: str | None, label_html: str, style: str) -> str:
-    """A link when ``url`` is http(s), else the label alone; the label is escaped HTML."""
-    safe = http_url(url)
-    if safe is None:
+    """A link when there is an http(s) ``url`` (from ``http_url``), else the label alone;
+    the label is escaped HTML."""
+    if url is None:
         return label_html
-    return f'<a href="{_e(safe)}" style="{style}">{label_html}</a>'
+    return f'<a href="{_e(url)}" style="{style}">{label_html}</a>'
 
 
 def _highlight(snippet: str, matched: tuple[str, ...]) -> str:
@@ -147,24 +179,21 @@ def _highlight(snippet: str, matched: tuple[str, ...]) -> str:
     return "".join(out)
 
 
-def render_html(alert: Alert) -> str:
+def _html(card: _Card, subject: str, delivery: str) -> str:
     """The text/html part, built only from escaped text; links are http(s) only.
 
     Tables and inline styles, because that is what mail clients render reliably.
     """
-    url = http_url(alert.url)
-    host = display_host(url) if url else ""
-    title = _e(truncate(one_line(alert.title), TITLE_LIMIT) or "(untitled)")
-    source = _e(truncate(one_line(alert.feed), FIELD_LIMIT))
-    if host:
-        source += f' <span style="color:#6b7685">({_e(host)})</span>'
+    source = _e(card.source)
+    if card.host:
+        source += f' <span style="color:#6b7685">({_e(card.host)})</span>'
     rows = [
         ("Source", source),
-        ("Published", _e(format_published(alert.published))),
-        ("Rule", f'<span style="font-weight:600">{_e(one_line(alert.rule))}</span>'),
+        ("Published", _e(card.published)),
+        ("Rule", f'<span style="font-weight:600">{_e(card.rule)}</span>'),
     ]
-    if alert.matched:
-        rows.append(("Matched", _e(truncate(one_line(", ".join(alert.matched)), FIELD_LIMIT))))
+    if card.words:
+        rows.append(("Matched", _e(card.matched)))
     meta = "".join(
         f'<tr><td style="padding:2px 12px 2px 0;color:#6b7685;vertical-align:top;'
         f'white-space:nowrap">{name}</td><td style="padding:2px 0">{value}</td></tr>'
@@ -179,7 +208,7 @@ def render_html(alert: Alert) -> str:
     parts = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(render_subject(alert))}</title></head>",
+        f"<title>{_e(subject)}</title></head>",
         '<body style="margin:0;padding:0;background:#f3f4f6">',
         '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" '
         'style="background:#f3f4f6"><tr><td align="center" style="padding:24px 12px">',
@@ -188,26 +217,23 @@ def render_html(alert: Alert) -> str:
         f'<tr><td style="padding:18px 24px 4px;{cell};font-size:12px;color:#6b7685;'
         'letter-spacing:.04em;text-transform:uppercase">newsmon alert</td></tr>',
         f'<tr><td style="padding:4px 24px 12px;{cell};font-size:20px;line-height:1.3;'
-        f'font-weight:600">{_a(url, title, link)}</td></tr>',
+        f'font-weight:600">{_a(card.url, _e(card.title), link)}</td></tr>',
         f'<tr><td style="padding:0 24px 12px"><table role="presentation" cellpadding="0" '
         f'cellspacing="0" style="{cell}">{meta}</table></td></tr>',
     ]
-    snippet = truncate(one_line(alert.snippet), SNIPPET_LIMIT)
-    if snippet:
+    if card.snippet:
         parts.append(
             f'<tr><td style="padding:4px 24px 16px"><div style="{cell};border-left:3px solid '
             f'#c9ced6;padding:4px 0 4px 12px;color:#333c48">'
-            f"{_highlight(snippet, alert.matched)}</div></td></tr>"
+            f"{_highlight(card.snippet, card.words)}</div></td></tr>"
         )
-    if alert.also:
+    if card.also:
         items = []
-        for seen in alert.also[:ALSO_SHOWN]:
-            feed = _e(truncate(one_line(seen.feed), FIELD_LIMIT))
-            seen_title = _e(truncate(one_line(seen.title), TITLE_LIMIT))
-            label = f"{_a(seen.url, seen_title, link)}" if seen_title else ""
-            items.append(f'<li style="margin:2px 0">{feed}{": " if label else ""}{label}</li>')
-        if len(alert.also) > ALSO_SHOWN:
-            items.append(f"<li>and {len(alert.also) - ALSO_SHOWN} more</li>")
+        for feed, title, url in card.also:
+            label = _a(url, _e(title), link) if title else ""
+            items.append(f'<li style="margin:2px 0">{_e(feed)}{": " if label else ""}{label}</li>')
+        if card.more:
+            items.append(f"<li>and {card.more} more</li>")
         parts.append(
             f'<tr><td style="padding:0 24px 16px;{cell}"><div style="font-weight:600">'
             f'Also carried by</div><ul style="margin:4px 0 0;padding-left:20px">'
@@ -216,7 +242,7 @@ def render_html(alert: Alert) -> str:
     parts += [
         f'<tr><td style="padding:12px 24px 18px;border-top:1px solid #eceef1;{cell};'
         f'font-size:12px;color:#8a94a3">Sent by newsmon · delivery '
-        f"{_e(one_line(alert.delivery_id))}</td></tr>",
+        f"{_e(one_line(delivery))}</td></tr>",
         "</table></td></tr></table></body></html>",
     ]
     return "\n".join(parts) + "\n"
@@ -228,8 +254,9 @@ def render_email(alert: Alert, *, sender: str, to: tuple[str, ...], date: dateti
     Pure: the same alert, addresses and date give the same message. Header values are
     one line each; the Message-ID depends only on the delivery id and the sender's domain.
     """
+    card, subject, delivery = _card(alert), render_subject(alert), alert.delivery_id
     return _message(
-        alert.delivery_id, render_subject(alert), render_text(alert), render_html(alert),
+        delivery, subject, _text([_text_card(card)], delivery), _html(card, subject, delivery),
         sender=sender, to=to, date=date,
     )  # fmt: skip
 
@@ -263,9 +290,9 @@ def render_digest_subject(digest: Digest) -> str:
                     SUBJECT_LIMIT)  # fmt: skip
 
 
-def render_digest_html(digest: Digest) -> str:
+def _digest_html(digest: Digest, cards: list[_Card], subject: str) -> str:
     """The text/html part of a digest: each alert's linked title, source, time, rule and
-    snippet, built only from escaped text like ``render_html``."""
+    snippet, built only from escaped text like ``_html``."""
     cell = f"font-family:{_FONT};font-size:14px;line-height:1.5;color:#1d2430"
     link = "color:#0b57d0;text-decoration:none;font-weight:600"
     more = digest.more
@@ -274,28 +301,19 @@ def render_digest_html(digest: Digest) -> str:
         [f'<tr><td style="padding:10px 24px;{cell}">…and {more} more</td></tr>'] if more else []
     )
     items = []
-    for alert in digest.alerts:
-        title = _e(truncate(one_line(alert.title), TITLE_LIMIT) or "(untitled)")
-        meta = " · ".join(
-            _e(x)
-            for x in (
-                truncate(one_line(alert.feed), FIELD_LIMIT),
-                format_published(alert.published),
-                one_line(alert.rule),
-            )
-        )
-        snippet = truncate(one_line(alert.snippet), SNIPPET_LIMIT)
+    for card in cards:
+        meta = " · ".join(_e(x) for x in (card.source, card.published, card.rule))
         items.append(
             f'<tr><td style="padding:10px 24px;border-top:1px solid #eceef1;{cell};'
-            f'overflow-wrap:anywhere">{_a(alert.url, title, link)}'
+            f'overflow-wrap:anywhere">{_a(card.url, _e(card.title), link)}'
             f'<div style="font-size:12px;color:#6b7685">{meta}</div>'
-            f'<div style="color:#333c48">{_highlight(snippet, alert.matched)}</div></td></tr>'
+            f'<div style="color:#333c48">{_highlight(card.snippet, card.words)}</div></td></tr>'
         )
     return (
         "\n".join(
             [
                 '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-                f"<title>{_e(render_digest_subject(digest))}</title></head>",
+                f"<title>{_e(subject)}</title></head>",
                 '<body style="margin:0;padding:24px 12px;background:#f3f4f6">',
                 '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" '
                 'style="max-width:640px;margin:0 auto;background:#ffffff;'
@@ -318,14 +336,15 @@ def render_digest_email(
     digest: Digest, *, sender: str, to: tuple[str, ...], date: datetime
 ) -> EmailMessage:
     """One message for several alerts; its Message-ID comes from the digest's own id."""
+    cards = [_card(a) for a in digest.alerts]
+    subject = render_digest_subject(digest)
     text = [digest_headline(digest), ""]
-    text += [_text_card(a) for a in digest.alerts]
+    text += [_text_card(c) for c in cards]
     if digest.more:
         text += [f"…and {digest.more} more", ""]
-    text += ["-- ", f"newsmon delivery {one_line(digest.delivery_id)}"]
     return _message(
-        digest.delivery_id, render_digest_subject(digest), "\n".join(text) + "\n",
-        render_digest_html(digest), sender=sender, to=to, date=date,
+        digest.delivery_id, subject, _text(text, digest.delivery_id),
+        _digest_html(digest, cards, subject), sender=sender, to=to, date=date,
     )  # fmt: skip
 
 
@@ -371,18 +390,18 @@ def classify_smtp_error(e: Exception) -> SendResult:
         # After the final dot this is the RFC 1047 gap: the same Message-ID goes again.
         return SendResult(Outcome.RETRY, "the SMTP server closed the connection")
     if isinstance(e, aiosmtplib.SMTPConnectError):
-        return SendResult(Outcome.RETRY, f"could not connect: {truncate(one_line(str(e)), 200)}")
+        return SendResult(Outcome.RETRY, f"could not connect: {capped_line(str(e), 200)}")
     if isinstance(e, aiosmtplib.SMTPException):
         # STARTTLS required but not offered, no usable AUTH mechanism, SMTPUTF8 missing:
         # the server lacks what the configuration requires. Fail closed, do not retry.
-        return SendResult(Outcome.PERMANENT, truncate(one_line(str(e)), 300))
+        return SendResult(Outcome.PERMANENT, capped_line(str(e), 300))
     if isinstance(e, ssl.SSLError):
         return SendResult(Outcome.RETRY, f"TLS error: {e.reason or type(e).__name__}")
     if isinstance(e, OSError):
         return SendResult(Outcome.RETRY, f"network error: {e.strerror or type(e).__name__}")
     if isinstance(e, ValueError):
         # aiosmtplib refuses an address it cannot send safely (a configuration mistake).
-        detail = truncate(one_line(str(e)), REPLY_LIMIT)
+        detail = capped_line(str(e), REPLY_LIMIT)
         return SendResult(Outcome.PERMANENT, f"invalid message or address: {detail}")
     raise e
 
@@ -494,7 +513,7 @@ def _bare(address: str) -> str:
 
 
 def _accepted(total: int, refused: dict[str, aiosmtplib.SMTPResponse], reply: str) -> SendResult:
-    answer = truncate(one_line(reply), REPLY_LIMIT)
+    answer = capped_line(reply, REPLY_LIMIT)
     if not refused:
         return SendResult(Outcome.SENT, f"accepted: {answer}")
     names = "; ".join(f"{rcpt} {_reply(r.code, r.message)}" for rcpt, r in refused.items())

@@ -14,7 +14,7 @@ import aiohttp
 
 from monitor.models import Outcome, SendResult
 from monitor.notify.base import classify_http, scrubbed
-from monitor.notify.text import one_line, truncate
+from monitor.notify.text import capped_line
 from monitor.secrets import Secret
 
 # How much of an answer goes into a detail: enough for Slack's error codes.
@@ -39,7 +39,7 @@ async def post(
             session.post(url.reveal(), data=body, headers=headers, allow_redirects=False) as resp,
         ):
             raw = await resp.content.read(HINT_LIMIT * 4)
-            hint = truncate(one_line(raw.decode("utf-8", "replace")), HINT_LIMIT)
+            hint = capped_line(raw.decode("utf-8", "replace"), HINT_LIMIT)
             # a misconfigured URL may point at a server that echoes requests
             secret = url.reveal()
             parts = [p for p in (secret, urllib.parse.urlsplit(secret).path) if len(p) > 1]

@@ -41,6 +41,11 @@ def one_line(text: str) -> str:
     return _SPACES.sub(" ", _CONTROLS.sub(" ", scrub(text))).strip()
 
 
+def capped_line(text: str, limit: int) -> str:
+    """``one_line``, then ``truncate`` to ``limit``: a feed's or server's text as a field."""
+    return truncate(one_line(text), limit)
+
+
 def truncate(text: str, limit: int) -> str:
     """``text`` if it fits in ``limit`` characters, else a cut ending in an ellipsis.
 
