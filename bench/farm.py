@@ -77,14 +77,13 @@ class Farm:
     pages: list[Page]
     start: float = field(default_factory=time.time)
     new: int = 0
-    latency: float = 0.0  # seconds before each answer
     state: list[Feed] = field(default_factory=list)
     served: dict[str, float] = field(default_factory=dict)  # new item URL -> first served
     hooked: dict[str, float] = field(default_factory=dict)  # item URL -> webhook arrival
     hosts: list[tuple[str, int]] = field(default_factory=list)
 
-    def reset(self, new: int, latency: float) -> None:
-        self.new, self.latency = new, latency
+    def reset(self, new: int) -> None:
+        self.new = new
         self.start = time.time()
         self.state = [Feed() for _ in range(self.feeds)]
         self.served.clear()
@@ -203,7 +202,7 @@ class Http(asyncio.Protocol):
                     farm.hooked.setdefault(hit["url"], time.time())
                 return 200, b"{}", ["Content-Type: application/json"]
             if parts[0] == "reset":
-                farm.reset(int(query.get("new", 0)), float(query.get("latency", 0)) / 1000)
+                farm.reset(int(query.get("new", 0)))
                 return 200, b"{}", ["Content-Type: application/json"]
             if parts[0] == "stats":
                 stats = json.dumps(farm.stats()).encode()
@@ -216,20 +215,13 @@ class Http(asyncio.Protocol):
         head = "\r\n".join(
             [f"HTTP/1.1 {status} {REASONS[status]}", f"Content-Length: {len(body)}", *extra]
         )
-        data = head.encode() + b"\r\n\r\n" + body
-        if self.farm.latency and self.transport is not None:
-            asyncio.get_running_loop().call_later(self.farm.latency, self.send, data)
-        else:
-            self.send(data)
-
-    def send(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+            self.transport.write(head.encode() + b"\r\n\r\n" + body)
 
 
 async def serve(feeds: int, items: int, hosts: int) -> None:
     farm = Farm(feeds, items, load_pages(CORPUS))
-    farm.reset(0, 0.0)
+    farm.reset(0)
     loop = asyncio.get_running_loop()
     for h in range(hosts):
         address = f"127.0.0.{h + 1}"

@@ -22,6 +22,7 @@ import re
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
@@ -98,6 +99,20 @@ def as_fed(text: str) -> Document:
     return Document(lead[:100], summary, text)
 
 
+def seen_only(index: RuleIndex, seen: list[str]) -> Callable[[], None]:
+    """Match ``seen``, and return what puts the index's spelling cache back to what it held
+    then: called before each measured article, it makes that article new to the index."""
+    for text in seen:
+        index.match(as_fed(text))
+    warm = dict(index._spellings)
+
+    def first_sight() -> None:
+        index._spellings.clear()
+        index._spellings.update(warm)
+
+    return first_sight
+
+
 def per_article_ms(
     index: RuleIndex, docs: list[Document], seen: list[str], rounds: int, snippets: bool
 ) -> tuple[float, list[float], float]:
@@ -110,15 +125,12 @@ def per_article_ms(
     themselves would hide. With ``snippets``, every match's snippet is read too (they
     are made on first read): what a story costs when every match becomes a hit.
     """
-    for text in seen:
-        index.match(as_fed(text))
-    warm = dict(index._spellings)
+    first_sight = seen_only(index, seen)
     samples, medians, cpu = [], [], []
     for _ in range(rounds):
         this_round = []
         for doc in docs:
-            index._spellings.clear()
-            index._spellings.update(warm)
+            first_sight()
             t0, c0 = time.perf_counter(), time.process_time()
             matches = index.match(doc)
             if snippets:
@@ -138,15 +150,12 @@ def stage_ms(
     tokenising the three fields into a view, selecting candidates, evaluating them, and
     building the matches' terms (each timed on its own, in the conditions of
     :func:`per_article_ms`)."""
-    for text in seen:
-        index.match(as_fed(text))
-    warm = dict(index._spellings)
+    first_sight = seen_only(index, seen)
     times: dict[str, list[float]] = {"view": [], "candidates": [], "evaluate": [], "terms": []}
     clock = time.process_time
     for _ in range(rounds):
         for doc in docs:
-            index._spellings.clear()
-            index._spellings.update(warm)
+            first_sight()
             t0 = clock()
             view = View(doc, index._spellings, index._tag)
             t1 = clock()

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from monitor.models import Document, MatchedTerm
 from monitor.rules.plan import FIELDS, View
-from monitor.rules.snippet import _window, matched_terms, snippet
+from monitor.rules.snippet import _window, matched_terms, snippet_of
 
 WORDS = ["Russia", "russia", "embassy", "talks", "a", "the", "sanctions", "Kremlin", "x" * 30]
 
@@ -46,7 +46,7 @@ def test_snippet_agrees_with_reference(
                 last = data.draw(st.integers(first, min(first + 2, len(tokens) - 1)))
                 spans.append((f, first, last))
     terms = matched_terms(view, spans)
-    assert snippet(view, terms, width) == reference(view, terms, width)
+    assert snippet_of(view.texts, terms, width) == reference(view, terms, width)
 
 
 def test_term_longer_than_the_width_is_shown() -> None:
@@ -54,4 +54,4 @@ def test_term_longer_than_the_width_is_shown() -> None:
     body = "a " + "x" * 30 + " b " + "x" * 30
     view = View(Document("", "", body))
     terms = matched_terms(view, [(2, 1, 1), (2, 3, 3)])
-    assert snippet(view, terms, width=20) == "…" + "x" * 30 + "…"
+    assert snippet_of(view.texts, terms, width=20) == "…" + "x" * 30 + "…"

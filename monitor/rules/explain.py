@@ -14,8 +14,7 @@ from monitor.rules import syntax
 from monitor.rules.plan import (
     ALL_FIELDS,
     All,
-    Any,
-    AnyOf,
+    Alternatives,
     AtLeast,
     Builder,
     Near,
@@ -104,7 +103,7 @@ def _failure(plan: Plan, view: View) -> Failure:
     elif isinstance(plan, Negation):
         found = matched_terms(view, plan.item.evidence(view) or [])
         reason = "found, and excluded: " + ", ".join(sorted({t.text for t in found}))
-    elif isinstance(plan, Any | AnyOf) and isinstance(plan.source, syntax.Or):
+    elif isinstance(plan, Alternatives) and isinstance(plan.source, syntax.Or):
         reason = "none of these found"
     elif isinstance(plan, Words | Prefix) and plan.fields != ALL_FIELDS:
         reason = "not found in " + " or ".join(syntax.FIELDS[f] for f in sorted(plan.fields))

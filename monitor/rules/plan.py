@@ -134,6 +134,22 @@ class Plan:
         return ()
 
 
+class Alternatives(Plan):
+    """What every OR has in common: any one of ``items`` may hold."""
+
+    __slots__ = ()
+    items: tuple[Plan, ...]
+
+    def trigger(self) -> Trigger | None:
+        return _union(item.trigger() for item in self.items)
+
+    def requires(self) -> Requirement:
+        return _disjoin(self.items)
+
+    def children(self) -> tuple[Plan, ...]:
+        return self.items
+
+
 class Positional(Plan):
     """A node with places in the text; holds when it has at least one occurrence."""
 
@@ -246,10 +262,11 @@ class Prefix(Positional):
         return ()  # a stem is no key: the document's words are not looked up by prefix
 
 
-class AnyOf(Positional):
+class AnyOf(Alternatives, Positional):
     """OR of positional nodes, and entities: every place any of them matches."""
 
     __slots__ = ("items",)
+    items: tuple[Positional, ...]
 
     def __init__(self, source: syntax.Node, items: tuple[Positional, ...]) -> None:
         super().__init__(source)
@@ -261,15 +278,6 @@ class AnyOf(Positional):
             return found[0][1]  # one place per stretch, in order: nothing to merge
         merged = {o[:3]: o for _, occurrences in found for o in occurrences}
         return sorted(merged.values())
-
-    def trigger(self) -> Trigger | None:
-        return _union(item.trigger() for item in self.items)
-
-    def requires(self) -> Requirement:
-        return _disjoin(self.items)
-
-    def children(self) -> tuple[Plan, ...]:
-        return self.items
 
 
 class Near(Positional):
@@ -365,7 +373,7 @@ class All(Plan):
         return self.items
 
 
-class Any(Plan):
+class Any(Alternatives):
     """OR with an AND/NOT inside, so it has no positions of its own."""
 
     __slots__ = ("items",)
@@ -381,15 +389,6 @@ class Any(Plan):
         found = [item.evidence(view) for item in self.items]
         held = [spans for spans in found if spans is not None]
         return [span for spans in held for span in spans] if held else None
-
-    def trigger(self) -> Trigger | None:
-        return _union(item.trigger() for item in self.items)
-
-    def requires(self) -> Requirement:
-        return _disjoin(self.items)
-
-    def children(self) -> tuple[Plan, ...]:
-        return self.items
 
 
 class Negation(Plan):

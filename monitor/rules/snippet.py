@@ -36,12 +36,6 @@ def matched_terms(view: View, spans: Iterable[Span]) -> tuple[MatchedTerm, ...]:
     return tuple(out)
 
 
-def snippet(view: View, terms: tuple[MatchedTerm, ...], width: int = SNIPPET_WIDTH) -> str:
-    """About ``width`` characters around the window holding the most distinct matched words
-    of ``view``'s document; see :func:`snippet_of`."""
-    return snippet_of(view.texts, terms, width)
-
-
 def snippet_of(
     texts: tuple[str, str, str], terms: tuple[MatchedTerm, ...], width: int = SNIPPET_WIDTH
 ) -> str:
