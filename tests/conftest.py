@@ -11,6 +11,7 @@ import aiohttp
 import hypothesis  # noqa: F401
 import pytest
 
+from monitor.fetch import make_session
 from monitor.store import Store
 from tests.servers import Publisher, Receiver
 from tests.watchlists import watchlist
@@ -26,7 +27,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
+    """A session made as the daemon makes its own (monitor.fetch.make_session)."""
+    async with make_session(user_agent="newsmon-test") as s:
         yield s
 
 

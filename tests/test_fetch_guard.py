@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -101,13 +100,6 @@ def test_names_are_not_literals() -> None:
     """A host name is not mistaken for an address."""
     assert ip_literal("example.com") is None
     assert ip_literal("cafe") is None
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    s = make_session(user_agent="newsmon-test")
-    yield s
-    await s.close()
 
 
 def guarded(

@@ -14,20 +14,13 @@ import aiohttp
 import pytest
 
 from monitor.errors import FetchError
-from monitor.fetch import Fetcher, make_session
+from monitor.fetch import Fetcher
 from monitor.models import Fetched
 from tests.hostile import LOGIN_PAGE, Hostile, bomb, running
 from tests.servers import Item, Publisher
 
 DEADLINE = 0.5
 CAP = 1 << 20
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    s = make_session(user_agent="newsmon-test")
-    yield s
-    await s.close()
 
 
 @pytest.fixture
