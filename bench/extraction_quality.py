@@ -68,9 +68,11 @@ def main() -> None:
     variants = {"newsmon (TRAFILATURA_OPTIONS)": TRAFILATURA_OPTIONS}
     if args.compare:
         variants |= VARIANTS
+    shipped: list[str] = []  # newsmon's own extraction, for the listing below
     with Pool() as pool:
         for label, options in variants.items():
             raw = pool.map(_extract, [(p, options) for p in pages])
+            shipped = shipped or raw
             cleaned = [clean_body(t) for t in raw]
             print(f"{label}, {len(pages)} aeb pages")
             print(f"  before clean.py: {_means(raw, truths)}")
@@ -79,7 +81,7 @@ def main() -> None:
                   f"{_stray_lines(cleaned, truths)} after")  # fmt: skip
     removed = [
         (page, line)
-        for page, text in zip(pages, raw, strict=True)
+        for page, text in zip(pages, shipped, strict=True)
         for line in set(text.splitlines()) - set(clean_body(text).splitlines())
         if line.strip()
     ]
