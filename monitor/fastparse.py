@@ -5,9 +5,12 @@ feedparser is the reference: it reads almost anything, but costs about 20 ms for
 well-formed RSS 2.0 or Atom with absolute links; for those, this module gives the same
 fields about 20x faster. Anything outside that case (malformed XML, RSS 1.0/RDF, xml:base,
 relative or missing links, an HTTP charset that contradicts the document, a date it cannot
-read, repeated fields) makes ``read`` return None, and feedparser parses the document as
-before. tests/test_fastparse.py proves on the corpus that identity (guid, link) and the
-entries found agree with feedparser wherever this module answers.
+read, repeated fields) sends the document to feedparser: ``read`` returns None for what
+the document or an item's identity shows, and an item's other fields raise ``Unusual``
+when first read. Reading them on demand is what makes an incremental poll cheap: an item
+seen before needs only its identity. tests/test_fastparse.py proves on the corpus that
+identity (guid, link) and the entries found agree with feedparser wherever this module
+answers.
 """
 
 from __future__ import annotations
@@ -37,20 +40,42 @@ _PARSER = lxml.etree.XMLParser(
 )
 
 
-class _Unusual(Exception):
+class Unusual(Exception):
     """The document is outside the common case: feedparser reads it."""
 
 
 @dataclass(frozen=True, slots=True)
 class RawItem:
-    """An item's fields as the document has them (text, possibly HTML), for parse.py."""
+    """An item's identity, and its other fields as the document has them (text, possibly
+    HTML), read on demand; each may raise ``Unusual``."""
 
     guid: str
     link: str
-    title: str
-    summary: str
-    content: str
-    published: datetime | None
+    element: lxml.etree._Element
+    atom: bool
+
+    def title(self) -> str:
+        return (
+            _atom_text(self.element, f"{ATOM}title") if self.atom else _text(self.element, "title")
+        )
+
+    def summary(self) -> str:
+        _no_media_summary(self.element)
+        if self.atom:
+            return _atom_text(self.element, f"{ATOM}summary")
+        return _text(self.element, "description")
+
+    def content(self) -> str:
+        if self.atom:
+            return _atom_text(self.element, f"{ATOM}content")
+        return _text(self.element, CONTENT_ENCODED)
+
+    def published(self) -> datetime | None:
+        item = self.element
+        if self.atom:
+            return _date(_text(item, f"{ATOM}published") or _text(item, f"{ATOM}updated"), False)
+        pub = _text(item, "pubDate")
+        return _date(pub, True) if pub else _date(_text(item, DC_DATE), False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +103,7 @@ def read(body: bytes, content_type: str = "") -> RawFeed | None:
             feed = _atom(root)
         else:
             return None
-    except _Unusual:
+    except Unusual:
         return None
     # items nested, or in another namespace: feedparser finds more than the plain shape
     return feed if len(feed.items) == nested else None
@@ -101,7 +126,7 @@ def _codec(name: str) -> str:
 def _one(parent: lxml.etree._Element, tag: str) -> lxml.etree._Element | None:
     found = parent.findall(tag)
     if len(found) > 1:
-        raise _Unusual(f"repeated {tag}")
+        raise Unusual(f"repeated {tag}")
     return found[0] if found else None
 
 
@@ -110,13 +135,13 @@ def _text(parent: lxml.etree._Element, tag: str) -> str:
     if element is None:
         return ""
     if len(element):
-        raise _Unusual(f"markup inside {tag}")  # feedparser serialises it: not ours to mimic
+        raise Unusual(f"markup inside {tag}")  # feedparser serialises it: not ours to mimic
     return (element.text or "").strip()
 
 
 def _absolute(link: str) -> str:
     if not link.lower().startswith(("http://", "https://")):
-        raise _Unusual("relative or missing link")
+        raise Unusual("relative or missing link")
     return link
 
 
@@ -125,11 +150,11 @@ def _date(text: str, rfc822: bool) -> datetime | None:
     if not text:
         return None
     if not (_RFC822 if rfc822 else _ISO8601).fullmatch(text):
-        raise _Unusual("a date in another shape")
+        raise Unusual("a date in another shape")
     try:
         moment = parsedate_to_datetime(text) if rfc822 else datetime.fromisoformat(text)
     except (ValueError, TypeError, IndexError):
-        raise _Unusual("a date feedparser may read otherwise") from None
+        raise Unusual("a date feedparser may read otherwise") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # feedparser reads no zone as UTC
     return moment.astimezone(UTC).replace(microsecond=0)
@@ -137,27 +162,17 @@ def _date(text: str, rfc822: bool) -> datetime | None:
 
 def _no_media_summary(item: lxml.etree._Element) -> None:
     if item.find(f"{ITUNES}*") is not None or item.find(f".//{MEDIA}description") is not None:
-        raise _Unusual("podcast or media summary")  # feedparser may take it as the summary
+        raise Unusual("podcast or media summary")  # feedparser may take it as the summary
 
 
 def _rss(root: lxml.etree._Element) -> RawFeed:
     channel = _one(root, "channel")
     if channel is None:
-        raise _Unusual("no channel")
-    items = []
-    for item in channel.iterfind("item"):
-        _no_media_summary(item)
-        pub = _text(item, "pubDate")
-        items.append(
-            RawItem(
-                guid=_text(item, "guid"),
-                link=_absolute(_text(item, "link")),
-                title=_text(item, "title"),
-                summary=_text(item, "description"),
-                content=_text(item, CONTENT_ENCODED),
-                published=_date(pub, True) if pub else _date(_text(item, DC_DATE), False),
-            )
-        )
+        raise Unusual("no channel")
+    items = [
+        RawItem(_text(item, "guid"), _absolute(_text(item, "link")), item, atom=False)
+        for item in channel.iterfind("item")
+    ]
     return RawFeed(_text(channel, "title"), _text(channel, "ttl") or None, items)
 
 
@@ -166,33 +181,23 @@ def _atom_text(parent: lxml.etree._Element, tag: str) -> str:
     if element is None:
         return ""
     if element.get("type", "text") not in ("text", "html") or element.get("src"):
-        raise _Unusual(f"{tag} of type xhtml or out of line")
+        raise Unusual(f"{tag} of type xhtml or out of line")
     return _text(parent, tag)
 
 
 def _atom_link(entry: lxml.etree._Element) -> str:
     links = entry.findall(f"{ATOM}link")
     if any(not link.get("href") for link in links):
-        raise _Unusual("a link without href")  # feedparser may promote another one
+        raise Unusual("a link without href")  # feedparser may promote another one
     alternates = [link for link in links if link.get("rel", "alternate") == "alternate"]
     if len(alternates) != 1:
-        raise _Unusual("no single alternate link")
+        raise Unusual("no single alternate link")
     return _absolute((alternates[0].get("href") or "").strip())
 
 
 def _atom(root: lxml.etree._Element) -> RawFeed:
-    items = []
-    for entry in root.iterfind(f"{ATOM}entry"):
-        _no_media_summary(entry)
-        published = _text(entry, f"{ATOM}published")
-        items.append(
-            RawItem(
-                guid=_text(entry, f"{ATOM}id"),
-                link=_atom_link(entry),
-                title=_atom_text(entry, f"{ATOM}title"),
-                summary=_atom_text(entry, f"{ATOM}summary"),
-                content=_atom_text(entry, f"{ATOM}content"),
-                published=_date(published or _text(entry, f"{ATOM}updated"), False),
-            )
-        )
+    items = [
+        RawItem(_text(entry, f"{ATOM}id"), _atom_link(entry), entry, atom=True)
+        for entry in root.iterfind(f"{ATOM}entry")
+    ]
     return RawFeed(_atom_text(root, f"{ATOM}title"), None, items)

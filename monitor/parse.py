@@ -86,15 +86,18 @@ def _published(item: dict[str, Any]) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class _Draft:
-    """An entry before its text is converted: its identity and date are all that an
-    entry seen before needs, and most of an incremental poll's entries were."""
+    """An entry before its text is converted: its identity is all that an entry seen
+    before needs, and most of an incremental poll's entries were. ``published`` and
+    ``build`` read the item when called (the fast path may raise fastparse.Unusual)."""
 
     key: str
-    published: datetime | None
+    published: Callable[[], datetime | None]
     build: Callable[[], Entry]
 
 
-def _key(guid: str, link: str, title: Callable[[], str], published: datetime | None) -> str:
+def _key(
+    guid: str, link: str, title: Callable[[], str], published: Callable[[], datetime | None]
+) -> str:
     """An entry's identity: its id, else its normalized link, else a hash of title and
     date (the same rules for every format)."""
     guid = _CONTROL.sub("", guid).strip()
@@ -103,25 +106,26 @@ def _key(guid: str, link: str, title: Callable[[], str], published: datetime | N
     url = normalize_url(link) if link else None
     if url:
         return f"url:{url}"
-    stamp = published.isoformat() if published else ""
+    date = published()
+    stamp = date.isoformat() if date else ""
     return "hash:" + hashlib.sha256(f"{title()}\n{stamp}".encode()).hexdigest()
 
 
 def _draft(
     guid: str,
     link: str,
-    published: datetime | None,
+    published: Callable[[], datetime | None],
     title: Callable[[], str],
     texts: Callable[[], tuple[str, str]],
 ) -> _Draft:
-    """``title`` and ``texts`` (summary, content) convert the item's text when called."""
+    """``published``, ``title`` and ``texts`` (summary, content) read the item when called."""
 
     def build() -> Entry:
         summary, content = texts()
         if summary == content:
             summary = ""  # feedparser mirrors content into summary; never count text twice
         url = normalize_url(link) if link else None
-        return Entry(key, url, title(), summary, content, published)
+        return Entry(key, url, title(), summary, content, published())
 
     key = _key(guid, link, title, published)  # the link is normalized only when needed
     return _Draft(key, published, build)
@@ -132,7 +136,7 @@ def _feedparser_draft(item: dict[str, Any]) -> _Draft:
     return _draft(
         str(item.get("id", "")),
         str(item.get("link", "")),
-        _published(item),
+        lambda: _published(item),
         title=lambda: html_to_text(str(item.get("title", "")), MAX_TITLE),
         texts=lambda: (
             html_to_text(str(item.get("summary", "")), MAX_SUMMARY),
@@ -146,10 +150,10 @@ def _raw_draft(item: fastparse.RawItem) -> _Draft:
         item.guid,
         item.link,
         item.published,
-        title=lambda: html_to_text(item.title, MAX_TITLE),
+        title=lambda: html_to_text(item.title(), MAX_TITLE),
         texts=lambda: (
-            html_to_text(item.summary, MAX_SUMMARY),
-            html_to_text(item.content, MAX_CONTENT),
+            html_to_text(item.summary(), MAX_SUMMARY),
+            html_to_text(item.content(), MAX_CONTENT),
         ),
     )
 
@@ -164,7 +168,7 @@ def _json_draft(item: JsonItem) -> _Draft:
         return clean_text(item.summary, MAX_SUMMARY), content
 
     return _draft(
-        item.id, item.url, item.published, lambda: clean_text(item.title, MAX_TITLE), texts
+        item.id, item.url, lambda: item.published, lambda: clean_text(item.title, MAX_TITLE), texts
     )
 
 
@@ -173,7 +177,8 @@ def _newest(drafts: list[_Draft], limit: int) -> list[_Draft]:
     has one, else the first ones (feeds list newest first)."""
     if len(drafts) <= limit:
         return drafts
-    dated = [(d.published, -i) for i, d in enumerate(drafts) if d.published is not None]
+    dates = [d.published() for d in drafts]
+    dated = [(date, -i) for i, date in enumerate(dates) if date is not None]
     if len(dated) < len(drafts):
         return drafts[:limit]
     newest = sorted(dated, reverse=True)[:limit]  # on equal dates the earlier entry wins
@@ -190,8 +195,8 @@ _Read = tuple[str | None, list[_Draft], float | None]  # title, entries, ttl in 
 
 
 def read_fast(body: bytes, headers: Mapping[str, str]) -> _Read | None:
-    """Plain RSS 2.0 or Atom through monitor/fastparse.py; None: feedparser's case.
-    ``headers`` have lower-case names."""
+    """Plain RSS 2.0 or Atom through monitor/fastparse.py; None (or fastparse.Unusual from
+    a draft, once read): feedparser's case. ``headers`` have lower-case names."""
     fast = fastparse.read(body, headers.get("content-type", ""))
     if fast is None:
         return None
@@ -235,11 +240,19 @@ def parse_feed(
             title, items = read_json_feed(body)
         except ValueError as e:
             raise ParseError(f"not a JSON Feed: {e}") from None
-        drafts = [_json_draft(item) for item in items]
         title = clean_text(title, MAX_TITLE) if title else None
-        ttl = None
-    else:
-        title, drafts, ttl = read_fast(body, lowered) or read_feedparser(body, lowered)
+        return _parsed((title, [_json_draft(item) for item in items], None), max_entries, seen)
+    fast = read_fast(body, lowered)
+    if fast is not None:
+        try:
+            return _parsed(fast, max_entries, seen)
+        except fastparse.Unusual:
+            pass  # a new item's field is outside the fast path's case
+    return _parsed(read_feedparser(body, lowered), max_entries, seen)
+
+
+def _parsed(read: _Read, max_entries: int, seen: AbstractSet[str]) -> ParsedFeed:
+    title, drafts, ttl = read
     kept = _newest(drafts, max_entries)
     entries = tuple(d.build() for d in kept if d.key not in seen)
     prints = tuple(story_fingerprint(e.title, e.summary, e.content) for e in entries)
