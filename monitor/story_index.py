@@ -19,6 +19,7 @@ import json
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
+from itertools import chain, repeat
 
 from monitor import cluster
 from monitor.models import Fingerprint
@@ -34,7 +35,11 @@ class StoryIndex:
 
     def __init__(self) -> None:
         self._held: list[_Held] = []
-        self._by_band: defaultdict[int, list[int]] = defaultdict(list)
+        # band key -> the first held entry under it, and the later ones where there are
+        # any: nearly every key has one entry, and dict operations on whole key lists
+        # keep holding and forgetting them out of the interpreter's loop
+        self._owner: dict[int, int] = {}
+        self._more: dict[int, list[int]] = {}
         self._seen_at: dict[int, float] = {}
 
     def load(self, db: sqlite3.Connection) -> None:
@@ -72,11 +77,14 @@ class StoryIndex:
         while len(self._held) > mark:
             entry_id, _, bands = self._held.pop()
             del self._seen_at[entry_id]
-            for band in bands:
-                ids = self._by_band[band]
-                ids.remove(entry_id)
-                if not ids:
-                    del self._by_band[band]
+            for band in dict.fromkeys(bands):  # the latest held under each: this entry
+                later = self._more.get(band)
+                if later:
+                    later.pop()
+                    if not later:
+                        del self._more[band]
+                else:
+                    del self._owner[band]
 
     def due(self) -> bool:
         return len(self._held) >= FLUSH_ENTRIES
@@ -86,8 +94,9 @@ class StoryIndex:
         held for the next try. (Sorting them first cost more in Python than it saved.)"""
         if not self._held:
             return
-        rows = [(band, seen_at, entry_id) for entry_id, seen_at, bands in self._held
-                for band in bands]  # fmt: skip
+        rows = chain.from_iterable(
+            zip(bands, repeat(seen_at), repeat(entry_id)) for entry_id, seen_at, bands in self._held
+        )
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany("INSERT OR IGNORE INTO story_bands VALUES (?, ?, ?)", rows)
@@ -126,18 +135,24 @@ class StoryIndex:
         agree: Counter[int] = Counter()
         for ids in filter(None, map(on_disk.get, bands)):
             agree.update(ids)
-        for ids in filter(None, map(self._by_band.get, bands)):  # most bands hold none
-            agree.update(i for i in ids if self._seen_at[i] >= since)
+        held = Counter(filter(None, map(self._owner.get, bands)))  # entry ids start at 1
+        for ids in filter(None, map(self._more.get, bands)):
+            held.update(ids)
+        seen_at = self._seen_at
+        agree.update({i: n for i, n in held.items() if seen_at[i] >= since})
         return sorted(agree, key=lambda i: (-agree[i], i))[:MAX_CANDIDATES]
 
     def _hold(self, entry_id: int, seen_at: float, bands: list[int]) -> None:
         self._held.append((entry_id, seen_at, bands))
         self._seen_at[entry_id] = seen_at
-        by_band = self._by_band
-        for band in bands:
-            by_band[band].append(entry_id)
+        mine = dict.fromkeys(bands, entry_id)
+        for band in mine.keys() & self._owner.keys():  # rare: a band shared with another
+            del mine[band]
+            self._more.setdefault(band, []).append(entry_id)
+        self._owner.update(mine)
 
     def _forget(self) -> None:
         self._held.clear()
-        self._by_band.clear()
+        self._owner.clear()
+        self._more.clear()
         self._seen_at.clear()

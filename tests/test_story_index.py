@@ -85,3 +85,29 @@ async def test_a_failed_poll_leaves_nothing_held(tmp_path: Path) -> None:
         assert counts(path) == (0, 0)
     finally:
         await store.close()
+
+
+def test_held_entries_sharing_band_keys_are_found_and_rolled_back_latest_first() -> None:
+    """Copies held under the same band keys are all found, the closest first; rolling
+    back the latest leaves the earlier ones found, and the window leaves old ones out."""
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE story_prints (entry_id, shingles, signature, seen_at, banded)")
+    index = story_index.StoryIndex()
+    texts = [story(6), trimmed(story(6), 4), trimmed(story(6), 3), story(7)]
+    prints = [cluster.fingerprint(text) for text in texts]
+    for entry_id, print_ in enumerate(prints, start=1):
+        assert print_ is not None
+        index.add(db, entry_id, print_, cluster.bands(print_), now=T0 + entry_id)
+    assert prints[0] is not None
+    probe = cluster.bands(prints[0])
+    assert index.candidates(probe, T0, {})[:3] == [1, 2, 3]
+    assert 4 not in index.candidates(probe, T0, {})
+    assert index.candidates(probe, T0 + 2, {})[:2] == [2, 3]  # seen before the window
+    mark = index.mark()
+    index.add(db, 5, prints[0], probe, now=T0 + 5)
+    assert index.candidates(probe, T0, {})[:2] == [1, 5]  # ties: the older first
+    index.roll_back(mark)
+    index.roll_back(2)
+    assert index.candidates(probe, T0, {}) == [1, 2]
+    index.roll_back(0)
+    assert index.candidates(probe, T0, {}) == []
