@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from datetime import UTC, datetime
 from functools import partial
@@ -31,7 +32,7 @@ from monitor.config import (
     load_config,
 )
 from monitor.deliver import Relay, RetryPolicy
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, StoreError
 from monitor.fetch import fetcher_for, make_session
 from monitor.log import log_event
 from monitor.metrics import MeasuredExtractor
@@ -43,6 +44,7 @@ from monitor.notify.slack import SlackNotifier
 from monitor.notify.webhook import WebhookNotifier
 from monitor.pipeline import Pipeline
 from monitor.service import Service
+from monitor.storage_pause import StoragePause
 from monitor.store import Store
 from monitor.workers import WorkerPool
 
@@ -168,18 +170,26 @@ class Daemon:
 
         results: dict[int, PollResult] = {}
         queue = enumerate(feeds)
+        refused: list[Exception] = []
 
         async def worker() -> None:  # a few workers, not a task per feed
             for i, feed in queue:
+                if refused:
+                    return  # the database refuses writes: the rest stay due, unfetched
                 async with self._polls:
-                    results[i] = await self.pipeline.poll(feed, config)
+                    try:
+                        results[i] = await self.pipeline.poll(feed, config)
+                    except (StoreError, sqlite3.Error) as e:
+                        refused.append(e)
 
         workers = min(len(feeds), config.monitor.concurrency)
         await asyncio.gather(*(worker() for _ in range(workers)))
-        polled = [results[i] for i in range(len(feeds))]
+        polled = [results[i] for i in sorted(results)]
         self.service.metrics.record_polls(polled)
         if any(r.hits or r.outcome == "error" for r in polled):  # an error may raise a notice
             self.relay.wake()
+        if refused:
+            raise StoreError(f"cannot store a poll: {refused[0]}") from refused[0]
         return polled
 
     async def run_once(self, delivery_deadline: float = ONCE_DELIVERY_DEADLINE) -> None:
@@ -268,10 +278,13 @@ class Daemon:
         in_flight: set[str] = set()
         tasks: set[asyncio.Task[list[PollResult]]] = set()
 
+        pause = StoragePause(self.clock, self.service.polling_paused)
+
         async def tick() -> None:
             feeds = self.config.enabled
             due = await self.store.due_feeds(feeds, self.clock())
             batch = [feeds[url] for url in due if url not in in_flight]
+            batch = batch[: pause.allowed(len(batch))]
             if not batch:
                 return
             in_flight.update(f.url for f in batch)
@@ -281,14 +294,25 @@ class Daemon:
             def finished(done: asyncio.Task[list[PollResult]]) -> None:
                 tasks.discard(done)
                 in_flight.difference_update(f.url for f in batch)
+                if done.cancelled():
+                    return
+                error = done.exception()
+                if isinstance(error, StoreError):
+                    pause.failed(error)
+                elif error is not None:
+                    log.error("polling failed unexpectedly", exc_info=error)
+                else:
+                    pause.succeeded()
 
             task.add_done_callback(finished)
 
         scheduler = AsyncIOScheduler()
-        scheduler.add_job(tick, "interval", seconds=TICK, max_instances=1, coalesce=True)
         scheduler.add_job(
-            self.prune, "interval", seconds=PRUNE_EVERY, max_instances=1, coalesce=True,
-            next_run_time=datetime.now(UTC),
+            _stoppable(tick), "interval", seconds=TICK, max_instances=1, coalesce=True
+        )
+        scheduler.add_job(
+            _stoppable(self.prune), "interval", seconds=PRUNE_EVERY, max_instances=1,
+            coalesce=True, next_run_time=datetime.now(UTC),
         )  # fmt: skip
         watcher = asyncio.create_task(_watch(self.config.path, reload), name="watch")
         self._start_relay()
@@ -323,6 +347,17 @@ WATCH_INTERVAL = 2.0  # seconds between checks of the watchlist file
 
 def _shortest_interval(config: Config) -> float:
     return min((f.interval for f in config.feeds), default=config.monitor.interval)
+
+
+def _stoppable(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """``job`` for the scheduler, which cancels a running job when it shuts down and
+    would log that cancellation as the job's failure, with a traceback."""
+
+    async def run() -> None:
+        with suppress(asyncio.CancelledError):
+            await job()
+
+    return run
 
 
 async def _first(*waits: Coroutine[Any, Any, Any]) -> None:

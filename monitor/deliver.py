@@ -14,14 +14,17 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 from monitor import notices
+from monitor.errors import StoreError
 from monitor.log import log_event
 from monitor.models import Delivery, DigestRow, LanePolicy, Notice, Outcome, SendResult
 from monitor.notify.base import Notifier
+from monitor.storage_pause import FIRST_RETRY, StoragePause
 from monitor.store import Store
 
 log = logging.getLogger("newsmon.deliver")
@@ -74,7 +77,8 @@ class Relay:
 
     ``lanes`` holds each destination's policy (default ``LanePolicy()``); ``clock`` and
     ``sleep`` drive backoff, rate limits and digest windows, so tests control time;
-    ``notices`` says where operational notices go now (``[monitor] notices``).
+    ``notices`` says where operational notices go now (``[monitor] notices``);
+    ``storage_retry``: seconds a lane waits, at first, when the database refuses writes.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class Relay:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         pause_poll: float = PAUSE_POLL,
         notices: Callable[[], Sequence[str]] = tuple,
+        storage_retry: float = FIRST_RETRY,
     ) -> None:
         self._store = store
         self._notifiers = dict(notifiers)
@@ -106,6 +111,8 @@ class Relay:
         self._notices = notices
         self._wakeups = {name: asyncio.Event() for name in notifiers}
         self._stopping = False
+        self._stopped = asyncio.Event()
+        self._storage_retry = storage_retry
 
     def wake(self) -> None:
         for event in self._wakeups.values():
@@ -115,6 +122,7 @@ class Relay:
         """Ask every lane to finish the attempt in hand and return: an attempt cut off
         mid-send could be accepted by the destination without being marked sent."""
         self._stopping = True
+        self._stopped.set()
         self.wake()
 
     async def run(self, *, until_empty: bool = False) -> None:
@@ -125,6 +133,26 @@ class Relay:
                 group.create_task(self._lane(name, until_empty), name=f"lane-{name}")
 
     async def _lane(self, name: str, until_empty: bool) -> None:
+        """Serve one destination. A database that refuses writes (RELIABILITY.md case 58)
+        pauses the lane, not the daemon: after a growing wait the lane puts back the row
+        it may have left in 'sending' (at most one extra copy, as after a crash) and goes
+        on. ``until_empty`` (``run --once``) has no later: the error is raised."""
+        fields = {"notifier": name, "deliveries": "paused"}
+        pause = StoragePause(self._clock, fields=fields, first=self._storage_retry)
+        while not self._stopping:
+            try:
+                if pause.failures:
+                    await self._store.recover_sending(self._clock(), notifier=name)
+                    pause.succeeded()
+                await self._serve(name, until_empty)
+                return
+            except (StoreError, sqlite3.Error) as e:
+                if until_empty:
+                    raise
+                pause.failed(e)
+                await self._wait(self._stopped, pause.wait())
+
+    async def _serve(self, name: str, until_empty: bool) -> None:
         wakeup = self._wakeups[name]
         window = self._lanes[name].digest
         announced = False

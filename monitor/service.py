@@ -48,6 +48,7 @@ class Service:
         self._clock = clock
         self._free = free
         self._disk_low = False
+        self._paused: str | None = None  # why polling is paused (monitor/storage_pause.py)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Service:
@@ -112,15 +113,27 @@ class Service:
         """A reload is done, applied or refused; ``outcome`` says which, in STATUS=."""
         self.notifier.ready(outcome)
 
+    def polling_paused(self, reason: str | None) -> None:
+        """Polling stopped because the database refuses writes (None: it resumed);
+        STATUS= leads with it meanwhile."""
+        self._paused = reason
+        self.notifier.status(self._pause_note() or "polling resumed: the database takes writes")
+
     def close(self) -> None:
         self.notifier.close()
 
+    def _pause_note(self) -> str:
+        if self._paused is None:
+            return ""
+        return f"POLLING PAUSED: the database refuses writes ({self._paused})"
+
     async def _status_line(self, store: Store, config: Config) -> str:
         try:
-            return (await self.report(store, config)).line()
+            line = (await self.report(store, config)).line()
         except Exception as e:  # a status line must never stop the daemon
             log_event(log, logging.WARNING, "status_failed", error=f"{type(e).__name__}: {e}")
-            return f"status unavailable: {type(e).__name__}"
+            line = f"status unavailable: {type(e).__name__}"
+        return f"{self._pause_note()}; {line}" if self._paused is not None else line
 
     async def _keep_status(self, store: Store, config: Callable[[], Config]) -> None:
         while True:

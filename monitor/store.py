@@ -629,15 +629,16 @@ class Store:
     # one destination's deliveries in one message). A digest's members mirror its state,
     # so every hit's fate shows in `newsmon deliveries` whichever way it went.
 
-    async def recover_sending(self, now: float) -> int:
+    async def recover_sending(self, now: float, notifier: str | None = None) -> int:
         """Rows a crash left in 'sending' go back to pending: at most one extra copy.
+        ``notifier``: only that destination's, once its lane has no attempt in hand.
         Returns how many deliveries were in flight."""
+        which = "state = 'sending'" + (" AND notifier = ?" if notifier else "")
+        params = (now, now, *([notifier] if notifier else []))
         async with self._transaction():
             changes = "SET state = 'pending', next_attempt_at = ?, updated_at = ?"
             for table in _OUTBOX_TABLES:  # deliveries last: its count is returned
-                cursor = await self._db.execute(
-                    f"UPDATE {table} {changes} WHERE state = 'sending'", (now, now)
-                )
+                cursor = await self._db.execute(f"UPDATE {table} {changes} WHERE {which}", params)
             return cursor.rowcount
 
     async def cancel_deliveries(self, notifiers: Iterable[str], now: float) -> int:

@@ -46,6 +46,7 @@ def relay(
     lanes: dict[str, LanePolicy] | None = None,
     timeout: float = 30.0,
     pause_poll: float = 2.0,
+    storage_retry: float = 30.0,
 ) -> Relay:
     notifiers = {
         name: WebhookNotifier(name, Secret(h.url), session, timeout=timeout)
@@ -53,7 +54,7 @@ def relay(
     }
     return Relay(
         store, notifiers, policy=POLICY, clock=clock, rng=random.Random(7), lanes=lanes,
-        sleep=clock.sleep, pause_poll=pause_poll,
+        sleep=clock.sleep, pause_poll=pause_poll, storage_retry=storage_retry,
     )  # fmt: skip
 
 
@@ -287,3 +288,33 @@ async def test_slack_failing_then_rate_limiting_then_recovering_gets_each_alert_
         assert len(slack.seen) == 9  # 6 accepted + 3 refused, nothing sent twice
         gaps = [b.at - a.at for a, b in itertools.pairwise(slack.accepted)]
         assert all(gap >= 1.0 - 1e-9 for gap in gaps[2:])  # past the burst: 1/s at most
+
+
+async def test_a_database_refusing_writes_mid_send_pauses_the_lane_and_loses_nothing(
+    store, session, clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database turns read-only (SQLITE_READONLY, on the relay's own connection)
+    while an alert is in flight, so it cannot be marked sent: the lane pauses with one
+    error line instead of dying; once writes work it puts the row back and sends it again
+    (the same delivery id: at least once, as after a crash), then the next alert."""
+    caplog.set_level(logging.INFO)
+    async with hook(clock, Answer(200, hang=True)) as server:
+        await add_hits(store, 2, ["a"], clock())
+        r = relay(store, {"a": server}, session, clock, storage_retry=0.01)
+        running = asyncio.create_task(r.run())
+        await server.wait_for(lambda: len(server.seen) == 1)
+        await store._db.execute("PRAGMA query_only = 1")
+        server.release.set()
+        await eventually(lambda: "storage_failed" in caplog.text)
+        assert not running.done()
+        await store._db.execute("PRAGMA query_only = 0")
+        await eventually(lambda: sent(store, 2))
+        r.stop()
+        await running
+    first, again, second = (s.delivery for s in server.accepted)
+    assert first == again != second
+    failed = [r for r in caplog.records if r.getMessage().startswith("storage_failed")]
+    assert failed[0].levelno == logging.ERROR
+    assert "notifier=a deliveries=paused" in failed[0].getMessage()
+    assert "readonly database" in failed[0].getMessage()
+    assert caplog.text.count("storage_recovered") == 1

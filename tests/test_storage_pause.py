@@ -1,0 +1,136 @@
+"""A database that refuses writes (RELIABILITY.md case 58) pauses polling, says so once,
+tries again with one feed after a growing wait, and loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from monitor.config import load_config
+from monitor.daemon import Daemon
+from monitor.errors import StoreError
+from monitor.storage_pause import FIRST_RETRY, MAX_RETRY, StoragePause
+from tests.outbox import eventually
+from tests.servers import Item, Publisher
+from tests.test_sdnotify import Listener
+
+FULL = "cannot store a poll: database or disk is full"
+BIG = " ".join(f"word{i}" for i in range(6000))  # needs new pages in any database
+
+
+async def refuse_growth(daemon: Daemon, refuse: bool) -> None:
+    """SQLite's own SQLITE_FULL, as on a full disk: the daemon's connection may not grow
+    the file past its size now (the limit is per connection, so it must be this one)."""
+    db = daemon.store._db
+    async with db.execute("PRAGMA page_count") as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    await db.execute(f"PRAGMA max_page_count = {row[0] if refuse else 1_073_741_823}")
+
+
+def stored(path: Path, url_suffix: str) -> int:
+    with sqlite3.connect(path) as conn:
+        query = "SELECT COUNT(*) FROM entries WHERE url LIKE ?"
+        count: int = conn.execute(query, (f"%{url_suffix}",)).fetchone()[0]
+    return count
+
+
+def records(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith(event)]
+
+
+async def test_a_full_database_pauses_polling_then_resumes_losing_nothing(
+    publisher: Publisher,
+    write_watchlist,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Three feeds find a story the full database cannot take: one error line and a
+    STATUS= that says polling is paused; after the wait ONE feed tries again; once
+    writes succeed polling resumes and every feed's copy of the story is stored."""
+    listener = Listener(str(tmp_path / "notify"))
+    listener.start()
+    monkeypatch.setenv("NOTIFY_SOCKET", listener.address)
+    publisher.rss_items = [Item("Start", "/start", summary="Nothing yet.")]
+    feeds = [f"{publisher.base}/rss.xml?feed={i}" for i in range(3)]
+    path = write_watchlist(feeds=feeds)
+    skew = [0.0]
+    stop = asyncio.Event()
+    caplog.set_level(logging.INFO)
+    async with Daemon.open(load_config(path), clock=lambda: time.time() + skew[0]) as daemon:
+        await daemon.run_once()
+        await refuse_growth(daemon, refuse=True)
+        publisher.rss_items.append(Item("Long read", "/big", summary=BIG))
+        skew[0] += 3600  # every feed due
+        running = asyncio.create_task(daemon.run_forever(stop, asyncio.Event()))
+        try:
+            await eventually(lambda: bool(records(caplog, "storage_failed")))
+            (first,) = records(caplog, "storage_failed")
+            assert first.levelno == logging.ERROR
+            assert f'error="{FULL}" polling=paused retry_in=30s' in first.getMessage()
+            await listener.wait_for("STATUS")
+            paused = [m["STATUS"] for m in listener.messages if "STATUS" in m][-1]
+            assert paused.startswith(f"POLLING PAUSED: the database refuses writes ({FULL})")
+
+            fetched = len(publisher.requests)
+            skew[0] += FIRST_RETRY + 1  # the wait is over: one feed tries the database
+            await eventually(lambda: len(records(caplog, "storage_failed")) == 2)
+            assert "retry_in=60s" in records(caplog, "storage_failed")[1].getMessage()
+            assert len(publisher.requests) == fetched + 1
+
+            await refuse_growth(daemon, refuse=False)  # space is back
+            skew[0] += 2 * FIRST_RETRY + 1
+            await eventually(lambda: stored(path.parent / "newsmon.db", "/big") == 3)
+            assert len(records(caplog, "storage_recovered")) == 1
+            await listener.wait_for("STATUS", count=2)
+            assert [m["STATUS"] for m in listener.messages if "STATUS" in m][-1] == (
+                "polling resumed: the database takes writes"
+            )
+        finally:
+            stop.set()
+            await running
+            await listener.close()
+    assert "never retrieved" not in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+async def test_run_once_on_a_full_database_fails_with_a_clear_error(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """`newsmon run --once` has no later to try again in: it stops with the reason."""
+    publisher.rss_items = [Item("Long read", "/big", summary=BIG)]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    async with Daemon.open(load_config(path)) as daemon:
+        await refuse_growth(daemon, refuse=True)
+        with pytest.raises(StoreError, match=FULL):
+            await daemon.run_once()
+
+
+def test_the_wait_doubles_to_its_cap_and_one_feed_at_a_time_tries_again() -> None:
+    """Paused: no feed may be polled until the wait is over, then one, and no other
+    until that one has answered; the waits double up to MAX_RETRY."""
+    now = [0.0]
+    said: list[str | None] = []
+    pause = StoragePause(lambda: now[0], said.append)
+    assert pause.allowed(5) == 5
+    pause.failed(OSError("disk full"))
+    assert said == ["disk full"]
+    assert pause.allowed(5) == 0
+    now[0] += FIRST_RETRY
+    assert pause.allowed(5) == 1
+    assert pause.allowed(5) == 0  # the probe has not answered yet
+    waits = []
+    for _ in range(8):
+        pause.failed(OSError("disk full"))
+        waits.append(pause.until - now[0])
+    assert waits == [60, 120, 240, 480, MAX_RETRY, MAX_RETRY, MAX_RETRY, MAX_RETRY]
+    assert said == ["disk full"]  # STATUS= changes once, not per retry
+    pause.succeeded()
+    assert said == ["disk full", None]
+    assert pause.allowed(5) == 5
