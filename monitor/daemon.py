@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from monitor.clock_watch import JUMP_TOLERANCE, ClockWatch
 from monitor.config import (
     Config,
     ConsoleNotifierConfig,
@@ -89,8 +90,10 @@ class Daemon:
         notifiers: Mapping[str, Notifier] | None,
         service: Service,
         workers: WorkerPool | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self._monotonic = monotonic  # to tell the wall clock's jumps (monitor/clock_watch.py)
         self._workers = workers
         self.service = service  # sd_notify, watchdog, STATUS= and metrics
         self.store = store
@@ -114,11 +117,13 @@ class Daemon:
         config: Config,
         *,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         retry: RetryPolicy | None = None,
         notifiers: Mapping[str, Notifier] | None = None,
     ) -> AsyncIterator[Daemon]:
         """Everything the daemon needs, closed again on exit. ``notifiers`` replaces the
-        ones the watchlist names (for tests and ``notify-test``)."""
+        ones the watchlist names (for tests and ``notify-test``); a test that moves
+        ``clock`` moves ``monotonic`` with it, or the daemon takes it for a clock jump."""
         m = config.monitor
         async with AsyncExitStack() as stack:
             store = await Store.open(m.database, durability=m.durability)
@@ -137,14 +142,23 @@ class Daemon:
             pipeline = Pipeline(store, fetcher_for(session, m), extractor, pool, clock=clock)
             daemon = cls(
                 config, store, session, pipeline, clock=clock, retry=retry or RetryPolicy(),
-                notifiers=notifiers, service=service, workers=pool,
+                notifiers=notifiers, service=service, workers=pool, monotonic=monotonic,
             )  # fmt: skip
             stack.push_async_callback(daemon._close_notifiers)
             stack.push_async_callback(daemon._stop_relay)
             now = clock()
             await store.recover_sending(now)
             await store.cancel_deliveries(daemon._notifiers, now)
+            latest = await store.latest_write()
+            if latest is not None and latest - now > JUMP_TOLERANCE:
+                await daemon._shift_schedule(now - latest)  # stepped back while we were down
             yield daemon
+
+    async def _shift_schedule(self, jump: float) -> None:
+        """The wall clock jumped: move every stored wait with it (RELIABILITY.md case 62)."""
+        log_event(log, logging.WARNING, "clock_jumped", by=f"{jump:+.0f}s", waits="moved")
+        await self.store.shift_schedule(jump)
+        self.relay.wake()  # lanes read their next times again
 
     def _build_notifiers(self, config: Config) -> dict[str, Notifier]:
         return {n: build_notifier(c, self._session) for n, c in config.notifiers.items()}
@@ -279,8 +293,11 @@ class Daemon:
         tasks: set[asyncio.Task[list[PollResult]]] = set()
 
         pause = StoragePause(self.clock, self.service.polling_paused)
+        watch = ClockWatch(self.clock, self._monotonic)
 
         async def tick() -> None:
+            if jump := watch.jump():
+                await self._shift_schedule(jump)
             feeds = self.config.enabled
             due = await self.store.due_feeds(feeds, self.clock())
             batch = [feeds[url] for url in due if url not in in_flight]

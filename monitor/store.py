@@ -641,6 +641,39 @@ class Store:
                 cursor = await self._db.execute(f"UPDATE {table} {changes} WHERE {which}", params)
             return cursor.rowcount
 
+    async def shift_schedule(self, seconds: float) -> None:
+        """Move every wait by ``seconds``: the wall clock jumped that far (RELIABILITY.md
+        case 62). Feeds' due times and Retry-Afters, and the open outbox rows' times
+        (created, next attempt, a storm digest's close: their ages decide expiry and
+        digest windows), so each wait keeps its length."""
+        async with self._transaction():
+            await self._db.execute(
+                "UPDATE feeds SET next_poll_at = next_poll_at + ?1,"
+                " not_before = CASE WHEN not_before > 0 THEN not_before + ?1 ELSE 0 END",
+                (seconds,),
+            )
+            moved = "SET created_at = created_at + ?1, next_attempt_at = next_attempt_at + ?1"
+            for table in _OUTBOX_TABLES:
+                await self._db.execute(
+                    f"UPDATE {table} {moved} WHERE state = 'pending'", (seconds,)
+                )
+            await self._db.execute(
+                "UPDATE digests SET closes_at = closes_at + ? WHERE state = 'pending'",
+                (seconds,),
+            )
+
+    async def latest_write(self) -> float | None:
+        """The latest time the database recorded a poll or an outbox change: a clock
+        now behind it was stepped back while the daemon was down."""
+        async with self._lock:
+            row = await self._one(
+                "SELECT MAX(t) FROM (SELECT MAX(last_poll_at) AS t FROM feeds"
+                " UNION ALL SELECT MAX(updated_at) FROM deliveries"
+                " UNION ALL SELECT MAX(updated_at) FROM digests"
+                " UNION ALL SELECT MAX(updated_at) FROM notices)"
+            )
+        return None if row[0] is None else float(row[0])
+
     async def cancel_deliveries(self, notifiers: Iterable[str], now: float) -> int:
         """Open deliveries to destinations no longer in the watchlist end as cancelled."""
         reason = "destination removed from the watchlist"

@@ -63,7 +63,8 @@ async def test_a_full_database_pauses_polling_then_resumes_losing_nothing(
     skew = [0.0]
     stop = asyncio.Event()
     caplog.set_level(logging.INFO)
-    async with Daemon.open(load_config(path), clock=lambda: time.time() + skew[0]) as daemon:
+    wall, steady = (lambda: time.time() + skew[0]), (lambda: time.monotonic() + skew[0])
+    async with Daemon.open(load_config(path), clock=wall, monotonic=steady) as daemon:
         await daemon.run_once()
         await refuse_growth(daemon, refuse=True)
         publisher.rss_items.append(Item("Long read", "/big", summary=BIG))
