@@ -1,14 +1,20 @@
 """RELIABILITY.md sections E and F cases that had no proof yet: the duplicate window,
-odd Retry-After values, deceptive Unicode in Slack, hostile text in the webhook body."""
+odd Retry-After values, deceptive Unicode in Slack, hostile text in the webhook body,
+SIGTERM with an alert in flight."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import signal
+import sqlite3
+import time
 
 import aiohttp
 import pytest
 
+from monitor.daemon import STOP_GRACE
 from monitor.deliver import Relay, RetryPolicy
 from monitor.notify.base import MAX_RETRY_AFTER, classify_http
 from monitor.notify.slack import render_slack
@@ -17,9 +23,10 @@ from monitor.retry_after import parse_retry_after
 from monitor.schedule import Bounds, after_failure
 from monitor.secrets import Secret
 from monitor.store import Store
+from tests.daemon import running
 from tests.notify_servers import make_alert
 from tests.outbox import Answer, Hook, ManualClock, add_hits
-from tests.servers import Receiver
+from tests.servers import Item, Publisher, Receiver
 
 
 async def test_an_answer_after_the_deadline_means_exactly_one_more_copy(
@@ -93,3 +100,56 @@ async def test_webhook_body_is_valid_json_whatever_the_text(
     assert got.body["title"] == hostile
     assert "digest" not in got.body
     assert got.headers["Idempotency-Key"] == alert.delivery_id
+
+
+async def _sigterm_with_an_alert_in_flight(
+    publisher: Publisher, write_watchlist, answer_after_stop: bool
+) -> tuple[int, float, str, list[str], Hook]:
+    """A real `newsmon run` sends an alert to a receiver that holds it; SIGTERM arrives
+    meanwhile (then, with ``answer_after_stop``, the receiver answers 200). Returns the
+    exit code, the seconds to exit, its log, the outbox states and the receiver."""
+    publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
+    async with Hook([Answer(hang=True)]) as hook:
+        path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=hook.url)
+        async with running(path) as proc:
+            await hook.wait_for(lambda: len(hook.seen) == 1, timeout=60)
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            if answer_after_stop:
+                hook.release.set()
+            async with asyncio.timeout(60):
+                _, stderr = await proc.communicate()
+            elapsed = time.monotonic() - started
+    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+        states = [r[0] for r in conn.execute("SELECT state FROM deliveries")]
+    assert proc.returncode is not None
+    return proc.returncode, elapsed, stderr.decode(), states, hook
+
+
+async def test_sigterm_lets_the_alert_in_flight_finish_and_records_it(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """Case 57: SIGTERM while a send is in flight stops scheduling but lets the send end;
+    its outcome is committed (sent) and the daemon exits 0."""
+    code, elapsed, stderr, states, hook = await _sigterm_with_an_alert_in_flight(
+        publisher, write_watchlist, answer_after_stop=True
+    )
+    assert code == 0, stderr
+    assert elapsed < STOP_GRACE
+    assert states == ["sent"]
+    assert len(hook.accepted) == 1
+    assert "delivery_sent" in stderr
+
+
+async def test_sigterm_with_a_send_that_never_ends_exits_0_within_the_bound(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """Case 57: a destination that never answers gets STOP_GRACE, then the attempt is
+    cut off, its row goes back to pending (sent again at the next start: at least once),
+    and the daemon exits 0 well inside TimeoutStopSec (45 s in systemd/newsmon.service)."""
+    code, elapsed, stderr, states, _ = await _sigterm_with_an_alert_in_flight(
+        publisher, write_watchlist, answer_after_stop=False
+    )
+    assert code == 0, stderr
+    assert STOP_GRACE <= elapsed < STOP_GRACE + 10
+    assert states == ["pending"]
