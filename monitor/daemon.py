@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from monitor import notices
 from monitor.clock_watch import JUMP_TOLERANCE, ClockWatch
 from monitor.config import (
     Config,
@@ -33,6 +34,7 @@ from monitor.config import (
     load_config,
 )
 from monitor.deliver import Relay, RetryPolicy
+from monitor.durations import span
 from monitor.errors import ConfigError, StoreError
 from monitor.fetch import fetcher_for, make_session
 from monitor.log import log_event
@@ -52,6 +54,7 @@ from monitor.workers import WorkerPool
 log = logging.getLogger("newsmon.daemon")
 TICK = 1.0  # how often the scheduler looks for due feeds, seconds
 PRUNE_EVERY = 6 * 3600.0  # how often article text past its retention is dropped, seconds
+SILENCE_EVERY = 900.0  # how often feeds are checked for silence, seconds
 ONCE_DELIVERY_DEADLINE = 60.0
 
 
@@ -94,6 +97,7 @@ class Daemon:
     ) -> None:
         self.config = config
         self._monotonic = monotonic  # to tell the wall clock's jumps (monitor/clock_watch.py)
+        self._silences: set[tuple[str, float]] = set()  # (feed, silent since) logged
         self._workers = workers
         self.service = service  # sd_notify, watchdog, STATUS= and metrics
         self.store = store
@@ -159,6 +163,33 @@ class Daemon:
         log_event(log, logging.WARNING, "clock_jumped", by=f"{jump:+.0f}s", waits="moved")
         await self.store.shift_schedule(jump)
         self.relay.wake()  # lanes read their next times again
+
+    async def check_silence(self) -> None:
+        """Feeds silent far beyond their rhythm (monitor/notices.py): logged once per
+        silence by this process, and a notice to ``[monitor] notices``."""
+        config, now = self.config, self.clock()
+        found = await self.store.silent_feeds(
+            now, beats=notices.SILENT_BEATS, factor=notices.SILENT_FACTOR,
+            floor=notices.SILENT_FLOOR,
+        )  # fmt: skip
+        silences = set()
+        for url, since, rhythm in found:
+            feed = config.enabled.get(url)
+            if feed is None:
+                continue
+            silences.add((url, since))
+            if (url, since) not in self._silences:
+                log_event(
+                    log, logging.WARNING, "feed_silent", feed=feed.label,
+                    quiet_for=span(now - since), usual=span(rhythm),
+                )  # fmt: skip
+            raised = await notices.feed_silent(
+                self.store, config.monitor.notices, url=url, label=feed.label, since=since,
+                rhythm=rhythm, now=now,
+            )  # fmt: skip
+            if raised:
+                self.relay.wake()
+        self._silences = silences
 
     def _build_notifiers(self, config: Config) -> dict[str, Notifier]:
         return {n: build_notifier(c, self._session) for n, c in config.notifiers.items()}
@@ -330,6 +361,10 @@ class Daemon:
         scheduler.add_job(
             _stoppable(self.prune), "interval", seconds=PRUNE_EVERY, max_instances=1,
             coalesce=True, next_run_time=datetime.now(UTC),
+        )  # fmt: skip
+        scheduler.add_job(
+            _stoppable(self.check_silence), "interval", seconds=SILENCE_EVERY, max_instances=1,
+            coalesce=True,
         )  # fmt: skip
         watcher = asyncio.create_task(_watch(self.config.path, reload), name="watch")
         self._start_relay()

@@ -1,4 +1,4 @@
-"""Human durations ("90s", "10m", "2h", "1d") as seconds."""
+"""Human durations ("90s", "10m", "2h", "1d") as seconds, and seconds as one."""
 
 from __future__ import annotations
 
@@ -14,3 +14,11 @@ def parse_duration(text: str) -> float:
     if not match:
         raise ValueError(f'expected a duration like "90s", "10m", "2h" or "1d", got {text!r}')
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def span(seconds: float) -> str:
+    """``seconds`` in its largest whole unit, rounded: "3d", "5h", "12m", "40s"."""
+    for unit in ("d", "h", "m"):
+        if seconds >= _UNITS[unit]:
+            return f"{seconds / _UNITS[unit]:.0f}{unit}"
+    return f"{max(0.0, seconds):.0f}s"

@@ -1,6 +1,7 @@
 """Operational notices: what an operator must hear about, sent to ``[monitor] notices``.
 
-A feed gone (410) or failing for a day, a destination paused, alerts expiring undelivered.
+A feed gone (410), failing for a day or silent far beyond its rhythm, a destination
+paused, alerts expiring undelivered.
 Each is a row per destination in the outbox's ``notices`` table, so it is retried like an
 alert and survives a restart; its id is fixed by (kind, subject, episode), so raising it
 at every poll sends it once. A destination is never told about itself: a paused one
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from monitor.durations import span
 from monitor.log import log_event
 from monitor.store import Store
 
@@ -19,10 +21,18 @@ log = logging.getLogger("newsmon.notices")
 
 FEED_GONE = "feed_gone"
 FEED_FAILING = "feed_failing"
+FEED_SILENT = "feed_silent"
 DESTINATION_PAUSED = "destination_paused"
 DELIVERIES_EXPIRED = "deliveries_expired"
 FAILING_FOR = 86400.0  # a failure streak this long raises FEED_FAILING
 EXPIRED_EPISODE = 3600.0  # one DELIVERIES_EXPIRED notice per destination per hour at most
+# A feed is silent when it still answers but has found nothing new for SILENT_FACTOR times
+# its rhythm (the typical time between polls that find something) and SILENT_FLOOR at
+# least, once SILENT_BEATS such polls have set the rhythm: a wire that posts every few
+# minutes is silent after 6 hours, a weekly column after ten weeks.
+SILENT_BEATS = 8
+SILENT_FACTOR = 10.0
+SILENT_FLOOR = 6 * 3600.0
 
 
 async def raise_notice(
@@ -70,6 +80,25 @@ async def feed_failed(
             " newsmon keeps trying, backing off."
         )
         await raise_notice(store, targets, FEED_FAILING, url, since, text, now)
+
+
+async def feed_silent(
+    store: Store,
+    targets: Iterable[str],
+    *,
+    url: str,
+    label: str,
+    since: float,
+    rhythm: float,
+    now: float,
+) -> bool:
+    """A feed silent since ``since``, far beyond its ``rhythm``: once per silence."""
+    text = (
+        f"Feed {label} has had nothing new for {span(now - since)}; it usually has"
+        f" something new every {span(rhythm)}. It still answers, so it may have moved,"
+        " frozen or stopped listing new stories: check it."
+    )
+    return await raise_notice(store, targets, FEED_SILENT, url, since, text, now)
 
 
 async def destination_paused(

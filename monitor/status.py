@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.config import Config
+from monitor.durations import span
 from monitor.store import Store
 
 DAY = 86400.0
@@ -122,20 +123,13 @@ async def gather_status(
     )
 
 
-def _ago(seconds: float) -> str:
-    for unit, span in (("d", DAY), ("h", 3600.0), ("m", 60.0)):
-        if seconds >= span:
-            return f"{seconds / span:.0f}{unit} ago"
-    return f"{max(0.0, seconds):.0f}s ago"
-
-
 def format_status(report: StatusReport) -> str:
     """The `newsmon status` text: one labelled line per question an operator asks."""
     if report.last_poll_at is None:
         last = "never"
     else:
         stamp = datetime.fromtimestamp(report.last_poll_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        last = f"{stamp} ({_ago(report.at - report.last_poll_at)})"
+        last = f"{stamp} ({span(report.at - report.last_poll_at)} ago)"
     feeds = (
         f"{report.feeds_healthy} healthy, {report.feeds_failing} failing, "
         f"{report.feeds_disabled} disabled"

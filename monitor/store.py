@@ -190,6 +190,15 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 7: fingerprints hashed with C-level primitives (monitor/cluster.py): the stored ones
     # are made again from their entries' text, so stories seen before still find copies
     lambda db: _refingerprint(db),
+    # 8: a feed's rhythm, to tell when it has gone silent far beyond it: when a poll last
+    # found something new, and the typical time between such polls (a moving average,
+    # over ``rhythm_n`` of them)
+    """
+    ALTER TABLE feeds ADD COLUMN last_new_at REAL;
+    ALTER TABLE feeds ADD COLUMN rhythm REAL;
+    ALTER TABLE feeds ADD COLUMN rhythm_n INTEGER NOT NULL DEFAULT 0;
+    UPDATE feeds SET last_new_at = (SELECT MAX(seen_at) FROM entries WHERE feed_id = feeds.id);
+    """,
 )
 
 _T = TypeVar("_T")
@@ -198,6 +207,7 @@ CACHE_KIB = 16_000  # SQLite's page cache; its default is 2,000 KiB
 CHECKPOINT_PAGES = 8_000  # WAL pages (4 KiB) before an automatic checkpoint; default 1,000
 STORM_WINDOW = 3600.0  # a rule's max_per_hour counts its hits over this many seconds
 STORM_SHOWN = 5  # alerts read into a storm summary; the rest are only counted
+RHYTHM_WEIGHT = 0.2  # the newest gap's share in a feed's rhythm (a moving average)
 
 
 def hit_id(rule: str, story_key: str) -> str:
@@ -598,6 +608,8 @@ class Store:
             filed = _file_entries(db, self._stories, feed.id, stories, now, clustering)
             hits = _file_hits(db, feed.id, stories, filed, destinations, per_copy, caps or {}, now)
             _save_cursor(db, feed.id, cursor, now, next_poll_at, title)
+            if any(entry_id is not None for _, entry_id in filed):
+                _found_new(db, feed.id, now)
             return hits
 
         outcome = await self._grouped(
@@ -606,6 +618,21 @@ class Store:
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
+
+    async def silent_feeds(
+        self, now: float, *, beats: int, factor: float, floor: float
+    ) -> list[tuple[str, float, float]]:
+        """(url, last found something new, rhythm) of each feed that still answers but has
+        found nothing new for ``factor`` times its rhythm and at least ``floor`` seconds,
+        once ``beats`` polls have set its rhythm. Failing and disabled feeds have notices
+        of their own."""
+        rows = await self._all(
+            "SELECT url, last_new_at, rhythm FROM feeds WHERE disabled_reason IS NULL"
+            " AND consecutive_errors = 0 AND rhythm_n >= ?"
+            " AND ? - last_new_at > MAX(? * rhythm, ?)",
+            (beats, now, factor, floor),
+        )
+        return [(r[0], float(r[1]), float(r[2])) for r in rows]
 
     async def record_not_modified(
         self, feed_id: int, now: float, next_poll_at: float, cursor: Cursor
@@ -1393,6 +1420,16 @@ def _save_not_modified(db: sqlite3.Connection, polls: list[_NotModified]) -> lis
         for p in polls:
             _save_cursor(db, p.feed_id, p.cursor, p.now, p.next_poll_at, None)
     return [None] * len(polls)
+
+
+def _found_new(db: sqlite3.Connection, feed_id: int, now: float) -> None:
+    """A poll found something new: one more beat of the feed's rhythm."""
+    db.execute(
+        "UPDATE feeds SET rhythm = CASE WHEN last_new_at IS NULL THEN rhythm"
+        " WHEN rhythm IS NULL THEN ?1 - last_new_at ELSE rhythm + ?2 * (?1 - last_new_at - rhythm)"
+        " END, rhythm_n = rhythm_n + (last_new_at IS NOT NULL), last_new_at = ?1 WHERE id = ?3",
+        (now, RHYTHM_WEIGHT, feed_id),
+    )
 
 
 def _save_cursor(

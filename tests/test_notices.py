@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +25,7 @@ from monitor.secrets import Secret
 from monitor.store import Store
 from tests.daemon import newsmon_async
 from tests.outbox import Answer, Hook, ManualClock, add_hits
-from tests.servers import Publisher, Receiver
+from tests.servers import Item, Publisher, Receiver
 from tests.watchlists import watchlist
 
 DAY = 86400.0
@@ -209,3 +210,66 @@ async def test_deliveries_lists_notices(tmp_path: Path) -> None:
     done = await newsmon_async("deliveries", "--config", str(path))
     assert "NOTICE" in done.stdout
     assert "to hook (pending): Wire is gone (410)" in done.stdout
+
+
+async def test_a_feed_silent_far_beyond_its_rhythm_sends_one_notice(
+    publisher: Publisher,
+    receiver: Receiver,
+    write_watchlist,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A feed with something new every hour for 8 polls, then nothing: 9 quiet hours
+    raise nothing (under 10 times its rhythm); past 10 hours feed_silent is raised and
+    logged once, however often silence is checked; something new ends the silence."""
+    feed = f"{publisher.base}/rss.xml"
+    path = write_watchlist(notices_to_hook(watchlist(feeds=[feed], hook=receiver.url)))
+    clock = ManualClock(time.time())
+
+    async def after(hours: float, new: bool = False) -> None:
+        clock.advance(hours * 3600)
+        if new:
+            n = len(publisher.rss_items)
+            publisher.rss_items.append(Item(f"Bulletin {n}", f"/b{n}", summary=f"Item {n}."))
+        await daemon.poll(daemon.config.feeds)
+        await daemon.check_silence()
+        await daemon.relay.run(until_empty=True)
+
+    caplog.set_level(logging.INFO)
+    async with Daemon.open(load_config(path), clock=clock) as daemon:
+        publisher.rss_items = [Item("Bulletin", "/b", summary="The first.")]
+        await daemon.run_once()  # the backlog
+        for _ in range(8):
+            await after(1, new=True)
+        await after(9)
+        assert notices(receiver) == []
+        await after(1.5)
+        await after(2)
+        (notice,) = notices(receiver)
+        assert notice["kind"] == "feed_silent"
+        assert notice["subject"] == feed
+        assert "nothing new for 10h; it usually has something new every 1h" in str(notice["text"])
+        await after(1, new=True)
+        await after(3)
+    assert len(notices(receiver)) == 1
+    assert caplog.text.count("feed_silent feed=") == 1
+
+
+async def test_a_database_from_before_rhythms_starts_from_its_last_entry(
+    tmp_path: Path,
+) -> None:
+    """Migration 8 on a database that has entries: a feed's last new entry is its newest
+    one, and its rhythm starts empty (no silence is claimed before 8 more beats)."""
+    clock = ManualClock()
+    store = await Store.open(tmp_path / "newsmon.db")
+    await add_hits(store, 2, ["hook"], clock())
+    await store.close()
+    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+        for column in ("last_new_at", "rhythm", "rhythm_n"):
+            conn.execute(f"ALTER TABLE feeds DROP COLUMN {column}")
+        conn.execute("PRAGMA user_version = 7")
+        newest = conn.execute("SELECT MAX(seen_at) FROM entries").fetchone()[0]
+    store = await Store.open(tmp_path / "newsmon.db")
+    await store.close()
+    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+        row = conn.execute("SELECT last_new_at, rhythm, rhythm_n FROM feeds").fetchone()
+    assert row == (newest, None, 0)
