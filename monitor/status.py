@@ -16,6 +16,7 @@ from pathlib import Path
 
 from monitor.config import Config
 from monitor.durations import span
+from monitor.notices import SILENT_BEATS, SILENT_FACTOR, SILENT_FLOOR
 from monitor.store import Store
 
 DAY = 86400.0
@@ -35,6 +36,7 @@ class StatusReport:
     feeds_new: int  # watched, not polled yet
     feeds_disabled: int  # enabled = false in the watchlist, or gone (410) until resumed
     failing: tuple[str, ...]  # names of the failing feeds
+    silent: tuple[str, ...]  # names of feeds silent far beyond their rhythm (notices.py)
     last_poll_at: float | None
     hits_last_day: int
     deliveries_pending: int  # pending or sending
@@ -52,6 +54,8 @@ class StatusReport:
         parts.append(f"{self.feeds_healthy + self.feeds_failing + self.feeds_new} feeds")
         if self.feeds_failing:
             parts.append(f"{self.feeds_failing} failing")
+        if self.silent:
+            parts.append(f"{len(self.silent)} silent")
         parts.append(f"{self.hits_last_day} hits today")
         parts.append(f"{self.deliveries_pending} deliveries pending")
         if self.deliveries_failed:
@@ -99,6 +103,10 @@ async def gather_status(
     known = [r for r in await store.feeds() if r.url in watched]
     rows = [r for r in known if r.disabled_reason is None]
     failing = [r for r in rows if r.consecutive_errors]
+    names = {r.url: r.name or r.url for r in rows}
+    silent = await store.silent_feeds(
+        now, beats=SILENT_BEATS, factor=SILENT_FACTOR, floor=SILENT_FLOOR
+    )
     polls = [r.last_poll_at for r in rows if r.last_poll_at is not None]
     if deliveries is None:
         deliveries = await store.delivery_counts()
@@ -116,6 +124,7 @@ async def gather_status(
         feeds_new=sum(1 for r in rows if not r.consecutive_errors and not r.last_success_at),
         feeds_disabled=sum(1 for f in config.feeds if not f.enabled) + len(known) - len(rows),
         failing=tuple(r.name or r.url for r in failing),
+        silent=tuple(names[url] for url, _, _ in silent if url in names),
         last_poll_at=max(polls, default=None),
         hits_last_day=sum((await store.hit_counts(since=now - DAY)).values()),
         deliveries_pending=by_state.get("pending", 0) + by_state.get("sending", 0),
@@ -142,6 +151,7 @@ def format_status(report: StatusReport) -> str:
     lines = [
         ("feeds", feeds),
         *((("failing", ", ".join(report.failing)),) if report.failing else ()),
+        *((("silent", ", ".join(report.silent)),) if report.silent else ()),
         ("last poll", last),
         ("hits", f"{report.hits_last_day} in the last day"),
         (

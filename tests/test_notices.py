@@ -22,6 +22,7 @@ from monitor.notify.email import render_notice_email
 from monitor.notify.slack import render_slack_notice
 from monitor.notify.webhook import WebhookNotifier
 from monitor.secrets import Secret
+from monitor.status import format_status, gather_status
 from monitor.store import Store
 from tests.daemon import newsmon_async
 from tests.outbox import Answer, Hook, ManualClock, add_hits
@@ -248,8 +249,13 @@ async def test_a_feed_silent_far_beyond_its_rhythm_sends_one_notice(
         assert notice["kind"] == "feed_silent"
         assert notice["subject"] == feed
         assert "nothing new for 10h; it usually has something new every 1h" in str(notice["text"])
+        report = await gather_status(daemon.store, daemon.config, clock())
+        assert report.silent == ("Test Gazette",)
+        assert "1 silent" in report.line()
+        assert "silent      Test Gazette" in format_status(report)
         await after(1, new=True)
         await after(3)
+        assert (await gather_status(daemon.store, daemon.config, clock())).silent == ()
     assert len(notices(receiver)) == 1
     assert caplog.text.count("feed_silent feed=") == 1
 
