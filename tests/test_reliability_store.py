@@ -1,5 +1,6 @@
 """RELIABILITY.md section G cases that had no proof yet: a corrupt database at start, an
-outside writer holding the lock, the durability pragma, and an interrupted poll."""
+outside writer holding the lock, the durability pragma, an interrupted poll, and a
+migration stopped midway."""
 
 from __future__ import annotations
 
@@ -107,3 +108,31 @@ async def test_a_poll_cut_off_before_its_commit_leaves_the_old_cursor(tmp_path: 
     with sqlite3.connect(tmp_path / "newsmon.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM entries").fetchone() == (1,)
         assert conn.execute("SELECT COUNT(*) FROM hits").fetchone() == (1,)
+
+
+async def test_a_migration_stopped_midway_leaves_nothing_half_done(tmp_path: Path) -> None:
+    """Case 61: migrations and the version bump are one transaction. Migration 8 stopped
+    at its third statement (a column in the way) leaves schema 7 exactly as it was, the
+    start fails with a database error, and the next start completes it."""
+    path = tmp_path / "newsmon.db"
+    store = await Store.open(path)
+    await add_hits(store, 2, ["a"], 1_750_000_000.0)
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        for column in ("last_new_at", "rhythm", "rhythm_n"):
+            conn.execute(f"ALTER TABLE feeds DROP COLUMN {column}")
+        conn.execute("PRAGMA user_version = 7")
+        conn.execute("ALTER TABLE feeds ADD COLUMN rhythm_n TEXT")  # in migration 8's way
+    with pytest.raises(StoreError, match="duplicate column name: rhythm_n"):
+        await Store.open(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(feeds)")}
+        assert not columns & {"last_new_at", "rhythm"}  # its first two statements undone
+        conn.execute("ALTER TABLE feeds DROP COLUMN rhythm_n")
+    store = await Store.open(path)
+    assert len(await store.deliveries()) == 2
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 8
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
