@@ -176,7 +176,7 @@ class Positional(Plan):
 class Words(Positional):
     """Consecutive words; each slot is the set of keys accepted at that position."""
 
-    __slots__ = ("case_sensitive", "fields", "keys", "lookup", "single", "slots")
+    __slots__ = ("case_sensitive", "fields", "keys", "lookup", "slots")
 
     def __init__(
         self,
@@ -196,17 +196,16 @@ class Words(Positional):
             else tuple(frozenset(map(normalize.fold, slot)) for slot in slots)
         )
         self.keys = tuple(tuple(sorted(slot)) for slot in self.lookup)
-        # The one key, when there is nothing else to check: no other word, form or field.
-        simple = len(self.keys) == 1 and len(self.keys[0]) == 1 and fields is ALL_FIELDS
-        self.single = self.keys[0][0] if simple and not case_sensitive else None
+
+    @property
+    def word(self) -> tuple[str, ...] | None:
+        """The keys of a one-word, case-insensitive node: any of them in a field is a match."""
+        return self.keys[0] if len(self.keys) == 1 and not self.case_sensitive else None
 
     def find(self, view: View) -> list[Occurrence]:
         where, lookup = view.where, self.lookup
-        if self.single is not None:  # most entity names: the word's places, in text order
-            places = where.get(self.single)
-            if places is None:
-                return []
-            return [(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
+        if len(lookup) == 1 and not self.case_sensitive:  # a word, its forms: no neighbours
+            return _word_occurrences(where, self.keys[0], self.fields)
         if any(map(view.present.isdisjoint, lookup)):
             return []  # a word is missing: most forms of most entities, checked in C
         # Where the phrase could start: places of its first word, met by those of the
@@ -263,17 +262,32 @@ class Prefix(Positional):
 
 
 class AnyOf(Alternatives, Positional):
-    """OR of positional nodes, and entities: every place any of them matches."""
+    """OR of positional nodes, and entities: every place any of them matches.
 
-    __slots__ = ("items",)
+    The alternatives that are single words in the same fields (an entity's one-word
+    names, ``a OR b``) are looked up as one word with all their keys: one lookup where
+    each would take its own, and the same places, as a word has one place per token.
+    """
+
+    __slots__ = ("fields", "items", "others", "words")
     items: tuple[Positional, ...]
 
     def __init__(self, source: syntax.Node, items: tuple[Positional, ...]) -> None:
         super().__init__(source)
         self.items = items
+        words = [item for item in items if isinstance(item, Words) and item.word is not None]
+        self.fields = words[0].fields if words else ALL_FIELDS
+        if len(words) < 2 or any(item.fields != self.fields for item in words):
+            words = []
+        self.words = tuple(sorted({key for item in words for key in item.keys[0]}))
+        self.others = tuple(item for item in items if item not in words)
 
     def find(self, view: View) -> list[Occurrence]:
-        found = [(item, o) for item in self.items if (o := item.occurrences(view))]
+        found = [(item, o) for item in self.others if (o := item.occurrences(view))]
+        if self.words:
+            places = _word_occurrences(view.where, self.words, self.fields)
+            if places:
+                found.append((self, places))
         if len(found) == 1 and not isinstance(found[0][0], Near):
             return found[0][1]  # one place per stretch, in order: nothing to merge
         merged = {o[:3]: o for _, occurrences in found for o in occurrences}
@@ -423,6 +437,21 @@ def disjoint(occurrences: list[Occurrence]) -> list[Occurrence]:
             continue
         kept.append(o)
     return kept
+
+
+def _word_occurrences(
+    where: Mapping[str, list[int]], keys: tuple[str, ...], fields: frozenset[int]
+) -> list[Occurrence]:
+    """Every place of any of ``keys`` in ``fields``, in text order, each its own span."""
+    if len(keys) == 1:
+        places = where.get(keys[0])
+        if places is None:
+            return []
+    else:
+        places = sorted(chain.from_iterable(map(where.get, keys, repeat(()))))
+    if fields is not ALL_FIELDS:
+        places = [p for p in places if p // STRIDE in fields]
+    return [(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
 
 
 def _places(where: Mapping[str, list[int]], keys: tuple[str, ...]) -> list[int]:
