@@ -58,9 +58,9 @@ class RuleIndex:
         numbers: dict[frozenset[Key], int] = {}
         # key -> numbers of the sets holding it; words and neighbour pairs apart, as only
         # a few thousand pairs are keys and their small dictionary stays in the CPU cache.
-        self._word_sets: dict[str, list[int]] = {}
+        word_sets: dict[str, list[int]] = {}
         self._pair_sets: dict[tuple[str, str], list[int]] = {}
-        self._needs: list[frozenset[int]] = []  # per rule: the key sets it needs
+        self._needs: list[tuple[int, ...]] = []  # per rule: the key sets it needs
         self._by_need: dict[int, list[int]] = {}  # key set -> rules filed under it
         self._by_key: dict[str, list[int]] = {}
         self._by_prefix: dict[str, list[int]] = {}
@@ -72,10 +72,11 @@ class RuleIndex:
                     numbers[keys] = len(numbers)
                     for key in keys:
                         if isinstance(key, str):
-                            self._word_sets.setdefault(key, []).append(numbers[keys])
+                            word_sets.setdefault(key, []).append(numbers[keys])
                         else:
                             self._pair_sets.setdefault(key, []).append(numbers[keys])
-            self._needs.append(frozenset(numbers[keys] for keys in required))
+            # A tuple: a third of a frozenset's memory, and as quick to test against ``met``.
+            self._needs.append(tuple(sorted({numbers[keys] for keys in required})))
             if required:
                 self._by_need.setdefault(numbers[rarest(required)], []).append(i)
                 continue
@@ -88,6 +89,12 @@ class RuleIndex:
             for stem in trigger.prefixes:
                 self._by_prefix.setdefault(stem, []).append(i)
         self._prefix_lengths = sorted({len(stem) for stem in self._by_prefix})
+        # As tuples, one for all words in the same sets (a word's forms, an entity's
+        # names): less memory, and fewer places to read when tagging a document's words.
+        shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._word_sets = {
+            word: shared.setdefault(tuple(sets), tuple(sets)) for word, sets in word_sets.items()
+        }
         self._spellings: dict[str, normalize.Spelling] = {}
         self._seen = 0  # documents matched
         self._met_count = [0] * len(numbers)  # per key set: documents that met it
@@ -141,10 +148,10 @@ class RuleIndex:
 
     def _tag(self, folded: tuple[str, ...]) -> Sequence[int]:
         """The key sets a new spelling's words belong to, kept in the spelling cache (a
-        word's own list, shared, never changed after compiling)."""
+        word's own tuple, shared, never changed after compiling)."""
         if len(folded) == 1:
             return self._word_sets.get(folded[0], ())
-        return list(chain.from_iterable(self._word_sets.get(key, ()) for key in folded))
+        return tuple(chain.from_iterable(self._word_sets.get(key, ()) for key in folded))
 
     def _learn(self, met: set[int]) -> None:
         """Count the key sets that one document in eight meets; after 8, 16, 32... such
