@@ -178,7 +178,7 @@ class Positional(Plan):
 class Words(Positional):
     """Consecutive words; each slot is the set of keys accepted at that position."""
 
-    __slots__ = ("anchor", "case_sensitive", "fields", "keys", "lookup", "sequence", "slots")
+    __slots__ = ("anchor", "case_sensitive", "fields", "lookup", "sequence", "slots")
 
     def __init__(
         self,
@@ -197,23 +197,22 @@ class Words(Positional):
             if not case_sensitive
             else tuple(frozenset(map(normalize.fold, slot)) for slot in slots)
         )
-        self.keys = tuple(tuple(sorted(slot)) for slot in self.lookup)
         # Places are looked up for the rarest word only, the others read beside them. A
         # phrase's slots hold one key each (an inflected word stands alone), so its words
         # compare with the document's in one list comparison.
         self.anchor = self.lookup.index(rarest(self.lookup))
         assert len(slots) == 1 or all(len(slot) == 1 for slot in slots)
-        self.sequence = [keys[0] for keys in self.keys] if len(slots) > 1 else None
+        self.sequence = [key for slot in self.lookup for key in slot] if len(slots) > 1 else None
 
     @property
-    def word(self) -> tuple[str, ...] | None:
+    def word(self) -> frozenset[str] | None:
         """The keys of a one-word, case-insensitive node: any of them in a field is a match."""
-        return self.keys[0] if self.sequence is None and not self.case_sensitive else None
+        return self.lookup[0] if self.sequence is None and not self.case_sensitive else None
 
     def find(self, view: View) -> list[Occurrence]:
         if self.sequence is None and not self.case_sensitive:  # a word, its forms
-            return _word_occurrences(view.where, self.keys[0], self.fields)
-        places = _places(view.where, self.keys[self.anchor])
+            return _word_occurrences(view.where, self.lookup[0], self.fields)
+        places = _places(view.where, self.lookup[self.anchor])
         found: list[Occurrence] = []
         size, sequence = len(self.slots), self.sequence
         for f, i in map(divmod, places, repeat(STRIDE)):
@@ -283,7 +282,7 @@ class AnyOf(Alternatives, Positional):
         self.fields = words[0].fields if words else ALL_FIELDS
         if len(words) < 2 or any(item.fields != self.fields for item in words):
             words = []
-        self.words = tuple(sorted({key for item in words for key in item.keys[0]}))
+        self.words = tuple(frozenset().union(*(item.lookup[0] for item in words)))
         self.others = tuple(item for item in items if item not in words)
 
     def find(self, view: View) -> list[Occurrence]:
@@ -444,7 +443,7 @@ def disjoint(occurrences: list[Occurrence]) -> list[Occurrence]:
 
 
 def _word_occurrences(
-    where: Mapping[str, list[int]], keys: tuple[str, ...], fields: frozenset[int]
+    where: Mapping[str, list[int]], keys: Iterable[str], fields: frozenset[int]
 ) -> list[Occurrence]:
     """Every place of any of ``keys`` in ``fields``, in text order, each its own span."""
     places = _places(where, keys)
@@ -453,7 +452,7 @@ def _word_occurrences(
     return [(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
 
 
-def _places(where: Mapping[str, list[int]], keys: tuple[str, ...]) -> list[int]:
+def _places(where: Mapping[str, list[int]], keys: Iterable[str]) -> list[int]:
     """Places of any of ``keys`` (a word and its inflections), in text order.
 
     Mostly one of the keys occurs, and its list is already in order.
@@ -514,6 +513,9 @@ class Builder:
     def __init__(self, entities: Mapping[str, Sequence[syntax.Phrase | syntax.Exact]]) -> None:
         self.entities = entities
         self.shared: dict[tuple[object, ...], Plan] = {}
+        # One set object per distinct slot: rules and entities repeat words, and a set of
+        # one string takes 216 bytes.
+        self.slots: dict[frozenset[str], frozenset[str]] = {}
 
     def build(self, node: syntax.Node, fields: frozenset[int] = ALL_FIELDS) -> Plan:
         """Compile ``node``; entity names must have been checked against ``entities``."""
@@ -568,6 +570,7 @@ class Builder:
         fields: frozenset[int],
         case_sensitive: bool,
     ) -> Plan:
+        slots = tuple(self.slots.setdefault(slot, slot) for slot in slots)
         return self._share(
             ("words", slots, fields, case_sensitive),
             lambda: Words(node, slots, fields, case_sensitive),
