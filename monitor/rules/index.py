@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import partial
-from itertools import chain, compress, pairwise
+from itertools import chain, compress, pairwise, repeat
 
 from monitor.errors import QueryError, RuleCompileError
 from monitor.models import Document, RuleMatch
@@ -24,9 +24,10 @@ from monitor.rules.explain import Explanation, explain
 from monitor.rules.plan import Builder, Key, Plan, View, rarest
 from monitor.rules.snippet import matched_terms, snippet_of
 
-# distinct surface words remembered, then forgotten all at once: about 0.4 KB a word
-# (tracemalloc, corpus articles), so 20 MB at most; a corpus article has a few dozen
-# words the cache lacks, so refilling after a clear costs little (docs/performance.md)
+# distinct surfaces remembered, then forgotten all at once: about 0.4 KB each
+# (tracemalloc, corpus articles), so 20 MB at most; ASCII text brings only its stops,
+# possessives and acronyms (plain words need no spelling), other text every word; a
+# corpus article has a few dozen the cache lacks, so refilling after a clear costs little
 SPELLING_CACHE_SIZE = 50_000
 LEARN_EVERY = 8  # one document in so many counts towards filing rules under rare needs
 
@@ -103,7 +104,7 @@ class RuleIndex:
         """The rules ``doc`` matches (restricted to ``only`` when given), in rule order."""
         if len(self._spellings) > SPELLING_CACHE_SIZE:
             self._spellings.clear()
-        view = View(doc, self._spellings, self._tag)
+        view = View(doc, self._spellings)
         matches = []
         for i in self._candidates(view):
             name = self._names[i]
@@ -128,11 +129,10 @@ class RuleIndex:
         a Python loop over hundreds of candidate rules would cost more than the rest.
         """
         present, pair_sets = view.present, self._pair_sets
-        # The key sets of the words come with their spellings (see ``_tag``): no probe into
-        # the dictionary of ~42,000 words, each mostly a cache miss. The ~700 neighbouring
+        # The key sets of the document's ~370 distinct words. The ~700 neighbouring
         # pairs are probed as ``pairwise`` makes them: no set of them is built, and ``&``
         # with a dictionary's keys keeps only the ~50 that are keys.
-        met = set(chain.from_iterable(tokens.tags() for tokens in view.tokens))
+        met = set(chain.from_iterable(map(self._word_sets.get, present, repeat(()))))
         neighbours = chain.from_iterable(pairwise(t.folded) for t in view.tokens)
         met.update(*map(pair_sets.__getitem__, pair_sets.keys() & neighbours))
         self._learn(met)
@@ -145,13 +145,6 @@ class RuleIndex:
             found.update(*map(by_prefix.__getitem__, stems & by_prefix.keys()))
         ready = map(met.issuperset, map(self._needs.__getitem__, found))
         return sorted(compress(found, ready))
-
-    def _tag(self, folded: tuple[str, ...]) -> Sequence[int]:
-        """The key sets a new spelling's words belong to, kept in the spelling cache (a
-        word's own tuple, shared, never changed after compiling)."""
-        if len(folded) == 1:
-            return self._word_sets.get(folded[0], ())
-        return tuple(chain.from_iterable(self._word_sets.get(key, ()) for key in folded))
 
     def _learn(self, met: set[int]) -> None:
         """Count the key sets that one document in eight meets; after 8, 16, 32... such

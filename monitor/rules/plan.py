@@ -72,10 +72,9 @@ class View:
         self,
         doc: Document,
         cache: dict[str, normalize.Spelling] | None = None,
-        tag: normalize.Tagger | None = None,
     ) -> None:
         self.texts = (doc.title, doc.summary, doc.body)
-        self.tokens = tuple(normalize.tokenize(text, cache, tag) for text in self.texts)
+        self.tokens = tuple(normalize.tokenize(text, cache) for text in self.texts)
         # Every word is placed: placing only the rules' anchor words (picked in C) saved
         # nothing at 10,000 rules, as half an article's words are some rule's anchor.
         where: dict[str, list[int]] = {}
@@ -222,13 +221,13 @@ class Words(Positional):
             tokens = view.tokens[f]
             if sequence is not None and tokens.folded[first : first + size] != sequence:
                 continue
-            if self.case_sensitive and not self._exact_at(tokens.exact, first):
+            if self.case_sensitive and not self._exact_at(tokens, first):
                 continue
             found.append((f, first, first + size - 1, ((f, first, first + size - 1),)))
         return found
 
-    def _exact_at(self, exact: list[str], i: int) -> bool:
-        return all(exact[i + j] in slot for j, slot in enumerate(self.slots))
+    def _exact_at(self, tokens: normalize.Tokens, i: int) -> bool:
+        return all(tokens.exact_of(i + j) in slot for j, slot in enumerate(self.slots))
 
     def trigger(self) -> Trigger:
         return Trigger(rarest(self.lookup), frozenset(), 1)
