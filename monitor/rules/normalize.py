@@ -2,8 +2,8 @@
 
 A query word and an article word meet only if both went through the same functions, so
 everything that decides what a "word" is lives here. Offsets always refer to the original
-text: normalisation is applied per token, never to the whole field, so that highlights and
-snippets point at what the reader sees.
+text, so that highlights and snippets point at what the reader sees: normalisation is
+applied per token, except that ASCII text is lower-cased whole, which moves no offset.
 """
 
 from __future__ import annotations
