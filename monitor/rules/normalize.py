@@ -138,6 +138,7 @@ class Tokens:
         spellings: list[Spelling | None],
         folded: list[str] | None = None,
         text: str | None = None,
+        stops: list[int] | None = None,
     ) -> None:
         self._parts = parts  # separators and surfaces, alternately, as ``split`` gives them
         self._spellings = spellings  # one per surface; None for a plain word when ``text``
@@ -153,8 +154,9 @@ class Tokens:
         self._stop_word: list[int] | None = None
         self._ends: list[int] | None = None  # of each part
         self._break: list[int] | None = None
-        self._stops: list[int] | None = None
-        self._regular: bool | None = None  # every surface gives one word, but the stops
+        self._stops = stops  # the surfaces that are sentence-end marks, when known
+        # Every surface gives one word, but the stops: always so in ASCII text.
+        self._regular: bool | None = True if text is not None else None
         self._owner: list[int] | None = None  # else the surface of each word
 
     def __len__(self) -> int:
@@ -335,7 +337,9 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
                 spelled = cache[surfaces[i]] = spell(surfaces[i])
             spellings[i] = spelled
             folded[i] = spelled[2][0] if spelled[2] else ""  # one key, or none for a stop
-        return Tokens(parts, spellings, list(filter(None, folded)) if others else folded, plain)
+        # The stops are among the few others: found there, not among all the surfaces.
+        stops = list(compress(others, map(is_, map(spellings.__getitem__, others), repeat(_STOP))))
+        return Tokens(parts, spellings, list(filter(None, folded)), plain, stops)
     parts = _TOKEN.split(text)
     surfaces = parts[1::2]
     # Known words are read in C; the gaps (a few dozen new words per article) are found in
