@@ -157,7 +157,7 @@ def stage_ms(
         for doc in docs:
             first_sight()
             t0 = clock()
-            view = View(doc, index._spellings, index._tag)
+            view = View(doc, index._spellings)
             t1 = clock()
             candidates = index._candidates(view)
             t2 = clock()

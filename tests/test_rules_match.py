@@ -42,6 +42,8 @@ CASES = [
     ('"state department"', "the State Department said", True, "phrase in order"),
     ('"state department"', "the department of state", False, "phrase order matters"),
     ('"state departments"', "the State Department", False, "phrase words are not inflected"),
+    ('"embassy attack"', "near the embassy", False, "phrase cut off by the end of the text"),
+    ('"of the embassy"', "embassy of the", False, "phrase cut off by the start of the text"),
     ("'US'", "US officials", True, "exact case"),
     ("'US'", "told us", False, "exact case rejects lower case"),
     ("'US'", "U.S. officials", False, "exact case rejects dotted"),
@@ -54,6 +56,7 @@ CASES = [
     ("embassy consulate", "consulate near the embassy", True, "juxtaposition is AND"),
     ("embassy consulate", "embassy only", False, "juxtaposition needs both"),
     ("embassy OR consulate", "the consulate", True, "OR either"),
+    ("ATLEAST/2 (sanction OR sanctions)", "new sanctions", False, "OR of shared forms counts once"),
     ("embassy NOT consulate", "the embassy", True, "NOT absent"),
     ("embassy NOT consulate", "the embassy and consulate", False, "NOT present"),
     ("NOT sport", "politics", True, "NOT alone"),
@@ -102,6 +105,9 @@ FIELD_CASES = [
     ("body:(embassy OR consulate)", "", "", "the consulate", True, "group scope"),
     ("summary:embassy", "", "the embassy", "", True, "summary"),
     ("embassy NEAR/5 attack", "Embassy", "", "attack", False, "NEAR never spans fields"),
+    ('"state department"', "State", "", "Department said", False, "phrase never spans fields"),
+    ("title:embassy OR consulate", "", "", "the embassy", False, "OR keeps each scope"),
+    ("title:embassy OR consulate", "", "", "the consulate", True, "OR, the unscoped side"),
     ("ATLEAST/2 embassy", "Embassy", "", "embassy", True, "counts across fields"),
 ]
 

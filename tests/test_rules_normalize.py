@@ -69,19 +69,17 @@ def test_fold_is_idempotent() -> None:
         assert fold(fold(word)) == fold(word)
 
 
-def test_tags_come_with_each_new_spelling_and_stay_cached() -> None:
-    """A tagger labels the keys of each surface once; repeats and later texts reuse it."""
-    asked: list[tuple[str, ...]] = []
-
-    def tag(keys: tuple[str, ...]) -> tuple[int, ...]:
-        asked.append(keys)
-        return tuple(len(key) for key in keys)
-
+def test_ascii_text_caches_only_the_words_that_need_spelling() -> None:
+    """Lower-cased, a plain ASCII word is its own key: only stops, possessives and
+    acronyms are spelled and cached, and exact keys keep the case as found."""
     cache: dict[str, Spelling] = {}
-    tokens = tokenize("Russia's ¼ talks. Russia!", cache, tag)
-    assert list(tokens.tags()) == [6, 1, 1, 5, 6]
-    assert asked == [("russia",), ("1", "4"), ("talks",), ("russia",)]  # by surface
-    assert cache["."] is cache["!"] is _STOP  # stops are never tagged
-    assert list(tokenize("talks", cache, tag).tags()) == [5]
-    assert len(asked) == 4
-    assert list(tokenize("talks").tags()) == []  # no tagger, no tags
+    tokens = tokenize("Russia's talks. The U.S. envoy’s US visit!", cache)
+    assert tokens.folded == ["russia", "talks", "the", "u.s.", "envoy", "us", "visit"]
+    assert set(cache) == {"russia's", ".", "u.s.", "envoy's", "!"}
+    assert cache["."] is cache["!"] is _STOP
+    assert tokens.exact == ["Russia", "talks", "The", "U.S.", "envoy", "US", "visit"]
+    assert [tokens.exact_of(i) for i in (0, 3, 5)] == ["Russia", "U.S.", "US"]
+    assert tokenize("talks", cache).folded == ["talks"]
+    assert len(cache) == 5
+    tokenize("Zürich talks", cache)  # not ASCII: every surface is spelled
+    assert {"Zürich", "talks"} <= cache.keys()

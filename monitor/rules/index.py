@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import partial
-from itertools import chain, compress, pairwise
+from itertools import chain, compress, pairwise, repeat
 
 from monitor.errors import QueryError, RuleCompileError
 from monitor.models import Document, RuleMatch
@@ -24,9 +24,10 @@ from monitor.rules.explain import Explanation, explain
 from monitor.rules.plan import Builder, Key, Plan, View, rarest
 from monitor.rules.snippet import matched_terms, snippet_of
 
-# distinct surface words remembered, then forgotten all at once: about 0.4 KB a word
-# (tracemalloc, corpus articles), so 20 MB at most; a corpus article has a few dozen
-# words the cache lacks, so refilling after a clear costs little (docs/performance.md)
+# distinct surfaces remembered, then forgotten all at once: about 0.4 KB each
+# (tracemalloc, corpus articles), so 20 MB at most; ASCII text brings only its stops,
+# possessives and acronyms (plain words need no spelling), other text every word; a
+# corpus article has a few dozen the cache lacks, so refilling after a clear costs little
 SPELLING_CACHE_SIZE = 50_000
 LEARN_EVERY = 8  # one document in so many counts towards filing rules under rare needs
 
@@ -58,9 +59,9 @@ class RuleIndex:
         numbers: dict[frozenset[Key], int] = {}
         # key -> numbers of the sets holding it; words and neighbour pairs apart, as only
         # a few thousand pairs are keys and their small dictionary stays in the CPU cache.
-        self._word_sets: dict[str, list[int]] = {}
+        word_sets: dict[str, list[int]] = {}
         self._pair_sets: dict[tuple[str, str], list[int]] = {}
-        self._needs: list[frozenset[int]] = []  # per rule: the key sets it needs
+        self._needs: list[tuple[int, ...]] = []  # per rule: the key sets it needs
         self._by_need: dict[int, list[int]] = {}  # key set -> rules filed under it
         self._by_key: dict[str, list[int]] = {}
         self._by_prefix: dict[str, list[int]] = {}
@@ -72,10 +73,11 @@ class RuleIndex:
                     numbers[keys] = len(numbers)
                     for key in keys:
                         if isinstance(key, str):
-                            self._word_sets.setdefault(key, []).append(numbers[keys])
+                            word_sets.setdefault(key, []).append(numbers[keys])
                         else:
                             self._pair_sets.setdefault(key, []).append(numbers[keys])
-            self._needs.append(frozenset(numbers[keys] for keys in required))
+            # A tuple: a third of a frozenset's memory, and as quick to test against ``met``.
+            self._needs.append(tuple(sorted({numbers[keys] for keys in required})))
             if required:
                 self._by_need.setdefault(numbers[rarest(required)], []).append(i)
                 continue
@@ -88,6 +90,12 @@ class RuleIndex:
             for stem in trigger.prefixes:
                 self._by_prefix.setdefault(stem, []).append(i)
         self._prefix_lengths = sorted({len(stem) for stem in self._by_prefix})
+        # As tuples, one for all words in the same sets (a word's forms, an entity's
+        # names): less memory, and fewer places to read when tagging a document's words.
+        shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+        self._word_sets = {
+            word: shared.setdefault(tuple(sets), tuple(sets)) for word, sets in word_sets.items()
+        }
         self._spellings: dict[str, normalize.Spelling] = {}
         self._seen = 0  # documents matched
         self._met_count = [0] * len(numbers)  # per key set: documents that met it
@@ -96,7 +104,7 @@ class RuleIndex:
         """The rules ``doc`` matches (restricted to ``only`` when given), in rule order."""
         if len(self._spellings) > SPELLING_CACHE_SIZE:
             self._spellings.clear()
-        view = View(doc, self._spellings, self._tag)
+        view = View(doc, self._spellings)
         matches = []
         for i in self._candidates(view):
             name = self._names[i]
@@ -121,11 +129,10 @@ class RuleIndex:
         a Python loop over hundreds of candidate rules would cost more than the rest.
         """
         present, pair_sets = view.present, self._pair_sets
-        # The key sets of the words come with their spellings (see ``_tag``): no probe into
-        # the dictionary of ~42,000 words, each mostly a cache miss. The ~700 neighbouring
+        # The key sets of the document's ~370 distinct words. The ~700 neighbouring
         # pairs are probed as ``pairwise`` makes them: no set of them is built, and ``&``
         # with a dictionary's keys keeps only the ~50 that are keys.
-        met = set(chain.from_iterable(tokens.tags() for tokens in view.tokens))
+        met = set(chain.from_iterable(map(self._word_sets.get, present, repeat(()))))
         neighbours = chain.from_iterable(pairwise(t.folded) for t in view.tokens)
         met.update(*map(pair_sets.__getitem__, pair_sets.keys() & neighbours))
         self._learn(met)
@@ -138,13 +145,6 @@ class RuleIndex:
             found.update(*map(by_prefix.__getitem__, stems & by_prefix.keys()))
         ready = map(met.issuperset, map(self._needs.__getitem__, found))
         return sorted(compress(found, ready))
-
-    def _tag(self, folded: tuple[str, ...]) -> Sequence[int]:
-        """The key sets a new spelling's words belong to, kept in the spelling cache (a
-        word's own list, shared, never changed after compiling)."""
-        if len(folded) == 1:
-            return self._word_sets.get(folded[0], ())
-        return list(chain.from_iterable(self._word_sets.get(key, ()) for key in folded))
 
     def _learn(self, met: set[int]) -> None:
         """Count the key sets that one document in eight meets; after 8, 16, 32... such

@@ -2,8 +2,8 @@
 
 A query word and an article word meet only if both went through the same functions, so
 everything that decides what a "word" is lives here. Offsets always refer to the original
-text: normalisation is applied per token, never to the whole field, so that highlights and
-snippets point at what the reader sees.
+text, so that highlights and snippets point at what the reader sees: normalisation is
+applied per token, except that ASCII text is lower-cased whole, which moves no offset.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
-from itertools import accumulate, chain, compress, count, islice, repeat
+from itertools import accumulate, chain, compress, count, repeat
 from operator import is_, itemgetter, not_, sub
 from typing import cast
 
@@ -103,18 +102,15 @@ def _acronym_key(text: str) -> str:
 
 
 # What one surface string becomes: its (exact key, folded key, is-acronym) pieces, the
-# length of the word as found (the possessive excluded), the pieces' folded keys again
-# (so that a text's folded keys are chained from its spellings in C), and the numbers a
-# ``Tagger`` gave those keys (() when none did). A sentence end has no pieces.
-Spelling = tuple[tuple[tuple[str, str, bool], ...], int, tuple[str, ...], Sequence[int]]
-# What a cache's owner attaches to the folded keys of each new spelling: the rule index
-# attaches the key sets they belong to, so a known word needs no other lookup.
-Tagger = Callable[[tuple[str, ...]], Sequence[int]]
+# length of the word as found (the possessive excluded), and the pieces' folded keys
+# again (so that a text's folded keys are chained from its spellings in C). A sentence
+# end has no pieces.
+Spelling = tuple[tuple[tuple[str, str, bool], ...], int, tuple[str, ...]]
 _STOPS = ".!?"
-_STOP: Spelling = ((), 0, (), ())
+_STOP: Spelling = ((), 0, ())
 # Every word that spells to no word at all ("ʼ" alone): its length is never read. Made at
 # run time, so that it is not the same object as the equal ``_STOP``.
-_NOTHING: Spelling = tuple([(), 0, (), ()])  # type: ignore[assignment]
+_NOTHING: Spelling = tuple([(), 0, ()])  # type: ignore[assignment]
 
 
 class Tokens:
@@ -123,49 +119,77 @@ class Tokens:
     ``start``/``end`` are character offsets of the word as found (possessive excluded);
     ``sentence`` numbers sentences from 0 so NEAR/s can compare them. Only ``folded`` is
     built up front, as the index needs it; the other lists are derived on first use, and
-    matching asks only for single words' (``offsets``, ``sentence_of``), which is cheaper
-    than any whole list.
+    matching asks only for single words' (``offsets``, ``sentence_of``, ``exact_of``),
+    which is cheaper than any whole list.
+
+    Text that is ASCII (once its typography is mapped) is split lower-cased, so that a
+    plain word (letters and digits) is its own folded key: it has no spelling (None),
+    and ``text`` keeps the original case for the exact keys.
     """
 
     __slots__ = (
-        *("_acronym", "_break", "_end", "_exact", "_owner", "_parts", "_sentence"),
-        *("_regular", "_spellings", "_start", "_starts", "_stop_word", "_stops", "folded"),
+        *("_acronym", "_break", "_end", "_exact", "_owner", "_parts", "_sentence", "_text"),
+        *("_ends", "_regular", "_spellings", "_start", "_stop_word", "_stops", "folded"),
     )
 
-    def __init__(self, parts: list[str], spellings: list[Spelling]) -> None:
+    def __init__(
+        self,
+        parts: list[str],
+        spellings: list[Spelling | None],
+        folded: list[str] | None = None,
+        text: str | None = None,
+        stops: list[int] | None = None,
+    ) -> None:
         self._parts = parts  # separators and surfaces, alternately, as ``split`` gives them
-        self._spellings = spellings  # one per surface
-        self.folded = list(chain.from_iterable(map(itemgetter(2), spellings)))
+        self._spellings = spellings  # one per surface; None for a plain word when ``text``
+        self._text = text
+        if folded is None:
+            folded = list(chain.from_iterable(map(itemgetter(2), self._spelled())))
+        self.folded = folded
         self._exact: list[str] | None = None
         self._acronym: list[bool] | None = None
         self._start: list[int] | None = None
         self._end: list[int] | None = None
         self._sentence: list[int] | None = None
         self._stop_word: list[int] | None = None
-        self._starts: list[int] | None = None  # of each surface
+        self._ends: list[int] | None = None  # of each part
         self._break: list[int] | None = None
-        self._stops: list[int] | None = None
-        self._regular: bool | None = None  # every surface gives one word, but the stops
+        self._stops = stops  # the surfaces that are sentence-end marks, when known
+        # Every surface gives one word, but the stops: always so in ASCII text.
+        self._regular: bool | None = True if text is not None else None
         self._owner: list[int] | None = None  # else the surface of each word
 
     def __len__(self) -> int:
         return len(self.folded)
 
-    def tags(self) -> Iterator[int]:
-        """The tags of every word's keys, in text order, repeats included."""
-        return chain.from_iterable(map(itemgetter(3), self._spellings))
-
     @property
     def exact(self) -> list[str]:
         if self._exact is None:
-            self._exact = [piece[0] for pieces, *_ in self._spellings for piece in pieces]
+            self._exact = [piece[0] for pieces, *_ in self._as_found() for piece in pieces]
         return self._exact
 
     @property
     def acronym(self) -> list[bool]:
         if self._acronym is None:
-            self._acronym = [piece[2] for pieces, *_ in self._spellings for piece in pieces]
+            self._acronym = [piece[2] for pieces, *_ in self._as_found() for piece in pieces]
         return self._acronym
+
+    def _as_found(self) -> list[Spelling]:
+        """Every surface's spelling, from the text as found (not lower-cased)."""
+        if self._text is None:
+            return self._spelled()
+        return [spell(self._surface_as_found(s)) for s in range(len(self._spellings))]
+
+    def _spelled(self) -> list[Spelling]:
+        """The spellings, when every surface has one: the text was not split lower-cased
+        (only such text can have a surface that gives several words or none)."""
+        assert self._text is None
+        return cast("list[Spelling]", self._spellings)
+
+    def _surface_as_found(self, s: int) -> str:
+        ends = self._ends if self._ends is not None else self._part_ends()
+        assert self._text is not None
+        return self._text[ends[2 * s] : ends[2 * s + 1]]
 
     @property
     def start(self) -> list[int]:
@@ -194,26 +218,36 @@ class Tokens:
     def offsets(self, first: int, last: int) -> tuple[int, int]:
         """Where words ``first`` to ``last`` stand in the text, the last one's possessive
         excluded: (start, end) character offsets."""
-        starts = self._starts if self._starts is not None else self._surface_starts()
-        head, tail = self._surface(first), self._surface(last)
-        return starts[head], starts[tail] + self._spellings[tail][1]
+        # No helper calls: a match reports dozens of words (each cost four calls more).
+        ends = self._ends if self._ends is not None else self._part_ends()
+        owners = self._owners()
+        if owners is None:  # each stop before a word shifts its surface by one
+            stops = self._stop_words()
+            head = first + bisect_right(stops, first)
+            tail = head if last == first else last + bisect_right(stops, last)
+        else:
+            head, tail = owners[first], owners[last]
+        # Surface s is part 2s + 1: it starts where the parts before it end.
+        spelled = self._spellings[tail]
+        length = len(self._parts[2 * tail + 1]) if spelled is None else spelled[1]
+        return ends[2 * head], ends[2 * tail] + length
+
+    def exact_of(self, i: int) -> str:
+        """Exact key of word ``i`` (a case-sensitive term checks a few words)."""
+        if self._text is None:
+            return self.exact[i]
+        # ASCII text gives one word per surface but the stops
+        surface = i + bisect_right(self._stop_words(), i)
+        return spell(self._surface_as_found(surface))[0][0][0]
 
     def sentence_of(self, i: int) -> int:
         """Number of word ``i``'s sentence, from 0."""
         return bisect_right(self._breaks(), i)
 
-    def _surface_starts(self) -> list[int]:
-        if self._starts is None:
-            # A surface starts where the separators and surfaces before it end.
-            self._starts = list(islice(accumulate(map(len, self._parts)), 0, None, 2))
-        return self._starts
-
-    def _surface(self, i: int) -> int:
-        """The surface word ``i`` came from."""
-        owners = self._owners()
-        if owners is None:  # each stop before it shifts it by one
-            return i + bisect_right(self._stop_words(), i)
-        return owners[i]
+    def _part_ends(self) -> list[int]:
+        if self._ends is None:
+            self._ends = list(accumulate(map(len, self._parts)))
+        return self._ends
 
     def _stop_surfaces(self) -> list[int]:
         """Indices of the surfaces that are sentence-end marks.
@@ -246,7 +280,7 @@ class Tokens:
             nothing = any(map(is_, spellings, repeat(_NOTHING)))
             self._regular = len(self.folded) == words and not nothing
             if not self._regular:
-                counts = map(len, map(itemgetter(0), spellings))
+                counts = map(len, map(itemgetter(0), self._spelled()))
                 self._owner = [i for i, n in enumerate(counts) for _ in range(n)]
         return self._owner
 
@@ -254,17 +288,17 @@ class Tokens:
         """For each sentence end, how many words come before it."""
         if self._break is None:
             self._break = []
-            surfaces, spellings = self._parts[1::2], self._spellings
+            surfaces = self._parts[1::2]
             if self._owners() is None:
                 after = 0  # the first surface after the last stop
                 for stop, words in zip(self._stop_surfaces(), self._stop_words(), strict=True):
-                    previous = spellings[stop - 1][0][0][1] if stop > after else ""
+                    previous = self.folded[words - 1] if stop > after else ""
                     if _ends_sentence(surfaces[stop], previous):
                         self._break.append(words)
                     after = stop + 1
                 return self._break
             words, previous = 0, ""
-            for surface, (pieces, *_) in zip(surfaces, spellings, strict=True):
+            for surface, (pieces, *_) in zip(surfaces, self._spelled(), strict=True):
                 if pieces:
                     words += len(pieces)
                     previous = pieces[-1][1]
@@ -280,48 +314,66 @@ def _ends_sentence(stop: str, previous: str) -> bool:
     return stop != "." or not (previous in _ABBREVIATIONS or len(previous) == 1)
 
 
-def tokenize(
-    text: str, cache: dict[str, Spelling] | None = None, tag: Tagger | None = None
-) -> Tokens:
+def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
     """Split ``text`` into words with their keys, offsets and sentence numbers.
 
     ``cache`` remembers how each surface string normalises; articles repeat their words,
     and a long-lived cache (the rule index keeps one) makes most words a dict lookup.
-    ``tag`` labels the keys of each word spelled anew; it must give the same labels for
-    the same keys for as long as ``cache`` lives.
     """
     if cache is None:
         cache = {}
-    parts = split(text)
+    plain = _plain(text)
+    if plain is not None:
+        # Lower-cased, a plain word is its own folded key (NFKC and accents are no matter
+        # in ASCII): only the others (stops, possessives, acronyms, "don't") are spelled.
+        parts = _ASCII_TOKEN.split(plain.lower())
+        surfaces = parts[1::2]
+        spellings: list[Spelling | None] = [None] * len(surfaces)
+        folded = surfaces[:]
+        others = list(compress(count(), map(not_, map(str.isalnum, surfaces))))
+        for i in others:
+            spelled = cache.get(surfaces[i])
+            if spelled is None:
+                spelled = cache[surfaces[i]] = spell(surfaces[i])
+            spellings[i] = spelled
+            folded[i] = spelled[2][0] if spelled[2] else ""  # one key, or none for a stop
+        # The stops are among the few others: found there, not among all the surfaces.
+        stops = list(compress(others, map(is_, map(spellings.__getitem__, others), repeat(_STOP))))
+        return Tokens(parts, spellings, list(filter(None, folded)), plain, stops)
+    parts = _TOKEN.split(text)
     surfaces = parts[1::2]
     # Known words are read in C; the gaps (a few dozen new words per article) are found in
     # C too and filled one by one (cheaper than a set of all the surfaces).
-    spellings: list[Spelling | None] = list(map(cache.get, surfaces))
+    spellings = list(map(cache.get, surfaces))
     if None in spellings:
         for i in compress(count(), map(not_, spellings)):
             spelled = cache.get(surfaces[i])
             if spelled is None:
-                spelled = spell(surfaces[i])
-                pieces, length, folded, _ = spelled
-                if tag is not None and folded:  # a stop stays the one _STOP
-                    spelled = (pieces, length, folded, tag(folded))
-                cache[surfaces[i]] = spelled
+                spelled = cache[surfaces[i]] = spell(surfaces[i])
             spellings[i] = spelled
-    return Tokens(parts, cast("list[Spelling]", spellings))
+    return Tokens(parts, spellings)
 
 
-def split(text: str) -> list[str]:
-    """Separators and word, acronym or stop surfaces of ``text``, alternately.
+def _plain(text: str) -> str | None:
+    """``text`` with its typography mapped to ASCII one for one, if that makes it ASCII.
 
-    Text that is ASCII but for its typography takes the faster stdlib scan. Its surfaces
-    may differ from the text's only in apostrophes, which spell alike; lengths, and so
-    offsets, are the same.
+    Its surfaces may differ from the text's only in apostrophes, which spell alike;
+    lengths, and so offsets, are the same.
     """
     plain = text
     if not plain.isascii():
         for typographic, ascii_char in _TYPOGRAPHY:
             plain = plain.replace(typographic, ascii_char)
-    return _ASCII_TOKEN.split(plain) if plain.isascii() else _TOKEN.split(text)
+    return plain if plain.isascii() else None
+
+
+def split(text: str) -> list[str]:
+    """Separators and word, acronym or stop surfaces of ``text``, alternately.
+
+    Text that is ASCII but for its typography takes the faster stdlib scan.
+    """
+    plain = _plain(text)
+    return _ASCII_TOKEN.split(plain) if plain is not None else _TOKEN.split(text)
 
 
 def unicode_split(text: str) -> list[str]:
@@ -348,7 +400,7 @@ def spell(surface: str) -> Spelling:
         if not spelled.folded:
             return _NOTHING
         pieces = zip(spelled.exact, spelled.folded, spelled.acronym, strict=True)
-        return tuple(pieces), length, tuple(spelled.folded), ()
+        return tuple(pieces), length, tuple(spelled.folded)
     # Folded from the exact key, so that 'US' and us share an index entry.
     folded = fold(exact_key)
-    return ((exact_key, folded, acronym),), length, (folded,), ()
+    return ((exact_key, folded, acronym),), length, (folded,)

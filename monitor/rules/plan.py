@@ -12,7 +12,7 @@ import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, pairwise, product, repeat
-from operator import itemgetter, sub
+from operator import itemgetter
 from typing import TypeVar
 
 from monitor.models import Document, MatchedTerm
@@ -72,10 +72,11 @@ class View:
         self,
         doc: Document,
         cache: dict[str, normalize.Spelling] | None = None,
-        tag: normalize.Tagger | None = None,
     ) -> None:
         self.texts = (doc.title, doc.summary, doc.body)
-        self.tokens = tuple(normalize.tokenize(text, cache, tag) for text in self.texts)
+        self.tokens = tuple(normalize.tokenize(text, cache) for text in self.texts)
+        # Every word is placed: placing only the rules' anchor words (picked in C) saved
+        # nothing at 10,000 rules, as half an article's words are some rule's anchor.
         where: dict[str, list[int]] = {}
         for f, tokens in enumerate(self.tokens):
             for place, key in enumerate(tokens.folded, f * STRIDE):
@@ -176,7 +177,7 @@ class Positional(Plan):
 class Words(Positional):
     """Consecutive words; each slot is the set of keys accepted at that position."""
 
-    __slots__ = ("case_sensitive", "fields", "keys", "lookup", "single", "slots")
+    __slots__ = ("anchor", "case_sensitive", "fields", "lookup", "sequence", "slots")
 
     def __init__(
         self,
@@ -195,38 +196,38 @@ class Words(Positional):
             if not case_sensitive
             else tuple(frozenset(map(normalize.fold, slot)) for slot in slots)
         )
-        self.keys = tuple(tuple(sorted(slot)) for slot in self.lookup)
-        # The one key, when there is nothing else to check: no other word, form or field.
-        simple = len(self.keys) == 1 and len(self.keys[0]) == 1 and fields is ALL_FIELDS
-        self.single = self.keys[0][0] if simple and not case_sensitive else None
+        # Places are looked up for the rarest word only, the others read beside them. A
+        # phrase's slots hold one key each (an inflected word stands alone), so its words
+        # compare with the document's in one list comparison.
+        self.anchor = self.lookup.index(rarest(self.lookup))
+        assert len(slots) == 1 or all(len(slot) == 1 for slot in slots)
+        self.sequence = [key for slot in self.lookup for key in slot] if len(slots) > 1 else None
+
+    @property
+    def word(self) -> frozenset[str] | None:
+        """The keys of a one-word, case-insensitive node: any of them in a field is a match."""
+        return self.lookup[0] if self.sequence is None and not self.case_sensitive else None
 
     def find(self, view: View) -> list[Occurrence]:
-        where, lookup = view.where, self.lookup
-        if self.single is not None:  # most entity names: the word's places, in text order
-            places = where.get(self.single)
-            if places is None:
-                return []
-            return [(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
-        if any(map(view.present.isdisjoint, lookup)):
-            return []  # a word is missing: most forms of most entities, checked in C
-        # Where the phrase could start: places of its first word, met by those of the
-        # second word shifted back by one, and so on (set operations, in C).
-        starts: Iterable[int] = _places(where, self.keys[0])
-        for j, keys in enumerate(self.keys[1:], 1):
-            starts = set(starts).intersection(map(sub, _places(where, keys), repeat(j)))
-        ordered = sorted(starts)
-        if self.fields is not ALL_FIELDS:
-            ordered = [p for p in ordered if p // STRIDE in self.fields]
-        last = len(self.slots) - 1
-        found: list[Occurrence] = [
-            (f, i, i + last, ((f, i, i + last),)) for f, i in map(divmod, ordered, repeat(STRIDE))
-        ]
-        if self.case_sensitive:
-            found = [o for o in found if self._exact_at(view.tokens[o[0]].exact, o[1])]
+        if self.sequence is None and not self.case_sensitive:  # a word, its forms
+            return _word_occurrences(view.where, self.lookup[0], self.fields)
+        places = _places(view.where, self.lookup[self.anchor])
+        found: list[Occurrence] = []
+        size, sequence = len(self.slots), self.sequence
+        for f, i in map(divmod, places, repeat(STRIDE)):
+            first = i - self.anchor
+            if first < 0 or f not in self.fields:
+                continue
+            tokens = view.tokens[f]
+            if sequence is not None and tokens.folded[first : first + size] != sequence:
+                continue
+            if self.case_sensitive and not self._exact_at(tokens, first):
+                continue
+            found.append((f, first, first + size - 1, ((f, first, first + size - 1),)))
         return found
 
-    def _exact_at(self, exact: list[str], i: int) -> bool:
-        return all(exact[i + j] in slot for j, slot in enumerate(self.slots))
+    def _exact_at(self, tokens: normalize.Tokens, i: int) -> bool:
+        return all(tokens.exact_of(i + j) in slot for j, slot in enumerate(self.slots))
 
     def trigger(self) -> Trigger:
         return Trigger(rarest(self.lookup), frozenset(), 1)
@@ -263,17 +264,32 @@ class Prefix(Positional):
 
 
 class AnyOf(Alternatives, Positional):
-    """OR of positional nodes, and entities: every place any of them matches."""
+    """OR of positional nodes, and entities: every place any of them matches.
 
-    __slots__ = ("items",)
+    The alternatives that are single words in the same fields (an entity's one-word
+    names, ``a OR b``) are looked up as one word with all their keys: one lookup where
+    each would take its own, and the same places, as a word has one place per token.
+    """
+
+    __slots__ = ("fields", "items", "others", "words")
     items: tuple[Positional, ...]
 
     def __init__(self, source: syntax.Node, items: tuple[Positional, ...]) -> None:
         super().__init__(source)
         self.items = items
+        words = [item for item in items if isinstance(item, Words) and item.word is not None]
+        self.fields = words[0].fields if words else ALL_FIELDS
+        if len(words) < 2 or any(item.fields != self.fields for item in words):
+            words = []
+        self.words = tuple(frozenset().union(*(item.lookup[0] for item in words)))
+        self.others = tuple(item for item in items if item not in words)
 
     def find(self, view: View) -> list[Occurrence]:
-        found = [(item, o) for item in self.items if (o := item.occurrences(view))]
+        found = [(item, o) for item in self.others if (o := item.occurrences(view))]
+        if self.words:
+            places = _word_occurrences(view.where, self.words, self.fields)
+            if places:
+                found.append((self, places))
         if len(found) == 1 and not isinstance(found[0][0], Near):
             return found[0][1]  # one place per stretch, in order: nothing to merge
         merged = {o[:3]: o for _, occurrences in found for o in occurrences}
@@ -425,11 +441,25 @@ def disjoint(occurrences: list[Occurrence]) -> list[Occurrence]:
     return kept
 
 
-def _places(where: Mapping[str, list[int]], keys: tuple[str, ...]) -> list[int]:
-    """Places of any of ``keys`` (a word and its inflections), unordered."""
-    if len(keys) == 1:
-        return where.get(keys[0], [])
-    return [place for key in keys for place in where.get(key, ())]
+def _word_occurrences(
+    where: Mapping[str, list[int]], keys: Iterable[str], fields: frozenset[int]
+) -> list[Occurrence]:
+    """Every place of any of ``keys`` in ``fields``, in text order, each its own span."""
+    places = _places(where, keys)
+    if fields is not ALL_FIELDS:
+        places = [p for p in places if p // STRIDE in fields]
+    return [(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
+
+
+def _places(where: Mapping[str, list[int]], keys: Iterable[str]) -> list[int]:
+    """Places of any of ``keys`` (a word and its inflections), in text order.
+
+    Mostly one of the keys occurs, and its list is already in order.
+    """
+    found = list(filter(None, map(where.get, keys)))
+    if len(found) == 1:
+        return found[0]
+    return sorted(chain.from_iterable(found))
 
 
 def rarest(slots: Iterable[frozenset[K]]) -> frozenset[K]:
@@ -482,6 +512,9 @@ class Builder:
     def __init__(self, entities: Mapping[str, Sequence[syntax.Phrase | syntax.Exact]]) -> None:
         self.entities = entities
         self.shared: dict[tuple[object, ...], Plan] = {}
+        # One set object per distinct slot: rules and entities repeat words, and a set of
+        # one string takes 216 bytes.
+        self.slots: dict[frozenset[str], frozenset[str]] = {}
 
     def build(self, node: syntax.Node, fields: frozenset[int] = ALL_FIELDS) -> Plan:
         """Compile ``node``; entity names must have been checked against ``entities``."""
@@ -536,6 +569,7 @@ class Builder:
         fields: frozenset[int],
         case_sensitive: bool,
     ) -> Plan:
+        slots = tuple(self.slots.setdefault(slot, slot) for slot in slots)
         return self._share(
             ("words", slots, fields, case_sensitive),
             lambda: Words(node, slots, fields, case_sensitive),

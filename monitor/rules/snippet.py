@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from operator import itemgetter
 
 from monitor.models import MatchedTerm
@@ -11,29 +11,36 @@ from monitor.rules.plan import FIELDS, Span, View
 SNIPPET_WIDTH = 200
 
 
-def matched_terms(view: View, spans: Iterable[Span]) -> tuple[MatchedTerm, ...]:
+def matched_terms(view: View, spans: Collection[Span]) -> tuple[MatchedTerm, ...]:
     """Each distinct span once, in field then text order, with the words as found.
 
     A span inside a longer one ("Russian" in "Russian Federation") is left out.
     """
+    made = view.terms  # rules sharing an entity or a word report the same spans
+    if len(spans) == 1:  # a third of all matches: nothing to order
+        [span] = spans
+        return (made.get(span) or _term(view, span),)
     # In field and text order, the longest first among those starting together (two
     # stable sorts with C key functions: a lambda per span cost more).
     ordered = sorted(set(spans), key=itemgetter(2), reverse=True)
     ordered.sort(key=itemgetter(0, 1))
     out = []
     reach = (-1, -1)  # (field, furthest last token) of the spans so far
-    made = view.terms  # rules sharing an entity or a word report the same spans
     for span in ordered:
-        f, first, last = span
+        f, _, last = span
         if reach[0] == f and last <= reach[1]:
             continue  # starts no earlier and ends no later than one already kept
         reach = (f, last)
-        term = made.get(span)
-        if term is None:
-            start, end = view.tokens[f].offsets(first, last)
-            term = made[span] = MatchedTerm(view.texts[f][start:end], FIELDS[f], start, end)
-        out.append(term)
+        out.append(made.get(span) or _term(view, span))
     return tuple(out)
+
+
+def _term(view: View, span: Span) -> MatchedTerm:
+    """The words of ``span`` as found, remembered in ``view`` for other rules."""
+    f, first, last = span
+    start, end = view.tokens[f].offsets(first, last)
+    term = view.terms[span] = MatchedTerm(view.texts[f][start:end], FIELDS[f], start, end)
+    return term
 
 
 def snippet_of(
