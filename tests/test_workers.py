@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -22,7 +23,14 @@ from tests.extract_hooks import GATE, alive, scripted
 from tests.outbox import eventually
 from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
-from tests.worker_jobs import broken_warm_up, loaded_modules, mark_warm, times_warmed
+from tests.worker_jobs import (
+    broken_warm_up,
+    fragment_heap,
+    loaded_modules,
+    mark_warm,
+    resident,
+    times_warmed,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = """
@@ -84,6 +92,19 @@ async def test_jobs_go_to_the_last_used_worker(pool: WorkerPool) -> None:
     """One job at a time keeps to one worker: the others load nothing its jobs needed."""
     pids = {await _pid(pool) for _ in range(4)}
     assert len(pids) == 1
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+async def test_a_worker_hands_back_the_memory_a_job_freed() -> None:
+    """Heap pages a job freed leave the worker's resident set when it answers, even
+    below a block still in use (malloc_trim), so a worker does not keep its peak."""
+    pool = WorkerPool(workers=1)
+    try:
+        during = await pool.run(30, fragment_heap, 64)
+        after = await pool.run(30, resident)
+    finally:
+        pool.close()
+    assert after < during - 48 * 2**20
 
 
 async def test_a_worker_loads_trafilatura_only_for_a_page() -> None:

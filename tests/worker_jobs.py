@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def loaded_modules() -> dict[str, object]:
@@ -27,3 +28,25 @@ def times_warmed() -> int:
 
 def broken_warm_up() -> None:
     raise RuntimeError("scripted warm-up failure")
+
+
+KEPT: list[bytes] = []  # in a worker: blocks that outlive the job that made them
+
+
+def resident() -> int:
+    """This process's resident set, in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise LookupError("no VmRSS in /proc/self/status")
+
+
+def fragment_heap(megabytes: int) -> int:
+    """Allocates ``megabytes`` of 1 KB blocks (malloc's, not pymalloc's), keeps one made
+    after them and frees the rest: the freed pages lie below a live block, where glibc
+    keeps them resident until malloc_trim. Returns the resident set before the free."""
+    blocks = [bytes(1024) for _ in range(megabytes * 1024)]
+    KEPT.append(bytes(1024))
+    before = resident()
+    del blocks
+    return before
