@@ -26,9 +26,11 @@ from tests.watchlists import watchlist
 from tests.worker_jobs import (
     broken_warm_up,
     fragment_heap,
+    load_ballast,
     loaded_modules,
     mark_warm,
     resident,
+    rss_and_pss,
     times_warmed,
 )
 
@@ -62,14 +64,14 @@ async def _pid(pool: WorkerPool, page: bytes = b"x") -> int:
     return int((await pool.run(30, scripted, page, None)).detail)
 
 
-def _workers() -> set[int]:
-    """The pids of this process's worker processes."""
+def _workers(pid: int | str = "self") -> set[int]:
+    """The pids of this process's worker processes (the zygote and the workers it forked)."""
     pids = set()
-    for task in Path("/proc/self/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            with suppress(FileNotFoundError):  # it ended meanwhile
-                if b"monitor.worker_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    pids.add(int(pid))
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(FileNotFoundError):  # it ended meanwhile
+            for child in (task / "children").read_text().split():
+                if b"monitor.worker_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    pids |= {int(child), *_workers(child)}
     return pids
 
 
@@ -120,10 +122,22 @@ async def test_a_worker_loads_trafilatura_only_for_a_page() -> None:
 
 
 async def test_a_job_warm_up_runs_once_per_worker(pool: WorkerPool) -> None:
-    """A job's warm-up runs before it in a worker that has not run it, and only there."""
+    """A job's warm-up runs before it (in the zygote its worker is forked from), once."""
     assert await pool.run(30, times_warmed, warm_up=mark_warm) == 1
     assert await pool.run(30, times_warmed, warm_up=mark_warm) == 1
     assert await pool.run(30, times_warmed) == 1  # the same worker, still warm
+
+
+async def test_workers_share_what_a_warm_up_loaded() -> None:
+    """What a warm-up made is not copied into each worker: the worker forked after it
+    shares those pages with the zygote, so its proportional set counts half of them."""
+    pool = WorkerPool(workers=1)
+    try:
+        rss, pss = await pool.run(30, rss_and_pss, warm_up=load_ballast)
+    finally:
+        pool.close()
+    assert rss > 64 * 2**20
+    assert pss < rss - 24 * 2**20
 
 
 async def test_renew_replaces_idle_workers_now_and_busy_ones_after_their_job(
