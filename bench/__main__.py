@@ -300,9 +300,9 @@ class Bench:
         rss.ours.append(sampled["peak"]["Rss"] / 1e6)
         each = ", ".join(f"{p['Pss'] / 1e6:.0f}/{p['Rss'] / 1e6:.0f}" for p in sampled["processes"])
         pss.note = (
-            f"daemon and {workers} workers, each process's peak PSS/RSS MB (daemon first): "
-            f"{each}; {result['pages']:,} pages extracted, {result['entries']:,} entries "
-            f"stored in {result['seconds']:.0f} s"
+            f"daemon and {workers} workers; each process's peak PSS/RSS MB, first seen first "
+            f"(daemon, zygote, workers): {each}; {result['pages']:,} pages extracted, "
+            f"{result['entries']:,} entries stored in {result['seconds']:.0f} s"
         )
         return [pss, rss]
 
