@@ -22,7 +22,7 @@ import signal
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from monitor.errors import NewsmonError
 
@@ -34,6 +34,11 @@ BOOT = (
     "from monitor.worker_process import zygote; zygote(conn)"
 )
 FORK = "fork"  # asks the zygote for a worker on the socket sent after it
+# A worker whose resident set grew by more than this since its fork (trafilatura's
+# caches, heap it could not hand back) asks to be replaced: a fresh fork shares nearly
+# everything with the zygote, and costs milliseconds. A warm extraction worker grew 7 MB
+# over its first 50 corpus pages and 21 MB over 300 (docs/performance.md, memory).
+GROWTH = 8 * 2**20
 
 
 def zygote(conn: Connection) -> None:
@@ -90,23 +95,31 @@ def _heap_trimmer() -> Callable[[int], object]:
     return trim or (lambda pad: None)
 
 
+def _resident() -> int:
+    """This process's resident set, in bytes (statm: no walk of the page tables)."""
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def serve(conn: Connection) -> None:
-    """Answer jobs until the pipe closes.
+    """Answer jobs until the pipe closes: how each ended, its result or error, and
+    whether this worker has grown past GROWTH and should be replaced.
 
     newsmon's own errors travel back as they are (a ParseError stays a ParseError); any
     other exception is a bug or a library failure on one input, reported by name.
     """
     trim = _heap_trimmer()
+    start = _resident()
     try:
         while True:
             function, args = conn.recv()
             try:
-                answer: tuple[str, Any] = ("ok", function(*args))
+                kind, value = "ok", function(*args)
             except NewsmonError as e:
-                answer = ("raise", e)
+                kind, value = "raise", e
             except Exception as e:
-                answer = ("failed", f"{type(e).__name__}")
-            conn.send(answer)
-            trim(0)  # after the answer: 0.1-1 ms, off the job's time
+                kind, value = "failed", f"{type(e).__name__}"
+            trim(0)  # 0.1-1 ms; before the answer, which says how much is left resident
+            conn.send((kind, value, _resident() - start > GROWTH))
     except (EOFError, OSError):  # the daemon closed our pipe, or is gone
         return

@@ -101,16 +101,17 @@ class WorkerPool:
                 self._free.put_nowait(slot)
         slot = await self._free.get()
         self._busy.add(slot)
+        spent = False
         try:
-            kind, value = await self._job(slot, budget, function, args, warm_up)
+            kind, value, spent = await self._job(slot, budget, function, args, warm_up)
         except BaseException:
             self._discard(slot)  # stuck, dead, or cancelled mid-job: its late answer
             raise  # must not reach the next job
         finally:
             self._busy.discard(slot)
             worker = self._slots[slot]
-            if worker is not None and worker.generation != self._generation:
-                self._discard(slot)  # renewed while it worked
+            if worker is not None and (spent or worker.generation != self._generation):
+                self._discard(slot)  # grown past its bound, or renewed while it worked
             self._free.put_nowait(slot)
         if kind == "raise" and isinstance(value, NewsmonError):
             raise value
@@ -135,7 +136,7 @@ class WorkerPool:
         function: Callable[..., Any],
         args: tuple[object, ...],
         warm_up: Callable[[], object] | None,
-    ) -> tuple[str, Any]:
+    ) -> tuple[str, Any, bool]:
         worker = self._slots[slot]
         if worker is not None and warm_up is not None and warm_up not in worker.warmed:
             self._discard(slot)  # forked before that warm-up: a new fork shares it
@@ -210,13 +211,15 @@ class WorkerPool:
 
     async def _call(
         self, worker: _Worker, budget: float, function: Callable[..., Any], args: tuple[object, ...]
-    ) -> tuple[str, Any]:
+    ) -> tuple[str, Any, bool]:
+        """The worker's answer: how the job ended, its result, and whether the worker is
+        spent (grown past its bound: replaced after this job)."""
         try:
             worker.conn.send((function, args))
         except (OSError, ValueError) as e:
             raise WorkerLost("worker died") from e
         answer = await self._receive(worker.conn, budget)
-        if not (isinstance(answer, tuple) and len(answer) == 2):
+        if not (isinstance(answer, tuple) and len(answer) == 3):
             raise WorkerLost("worker answered nonsense")
         return answer
 

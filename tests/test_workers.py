@@ -18,6 +18,7 @@ import pytest
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.extract import Extractor
+from monitor.worker_process import GROWTH
 from monitor.workers import WorkerLost, WorkerPool
 from tests.extract_hooks import GATE, alive, scripted
 from tests.outbox import eventually
@@ -26,6 +27,7 @@ from tests.watchlists import watchlist
 from tests.worker_jobs import (
     broken_warm_up,
     fragment_heap,
+    keep,
     load_ballast,
     loaded_modules,
     mark_warm,
@@ -107,6 +109,16 @@ async def test_a_worker_hands_back_the_memory_a_job_freed() -> None:
     finally:
         pool.close()
     assert after < during - 48 * 2**20
+
+
+async def test_a_worker_grown_past_its_bound_is_replaced(pool: WorkerPool) -> None:
+    """A worker that kept more than GROWTH since its fork answers, then a fresh fork
+    takes the next job; one that kept nothing takes every job."""
+    first = await pool.run(30, os.getpid)
+    assert await pool.run(30, keep, 1024) == first
+    assert await pool.run(30, keep, 2 * GROWTH) == first  # answered, then retired
+    assert not alive(first)
+    assert await pool.run(30, os.getpid) != first
 
 
 async def test_a_worker_loads_trafilatura_only_for_a_page() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -69,3 +70,9 @@ def rss_and_pss() -> tuple[int, int]:
         if name in ("Rss", "Pss"):
             sizes[name] = int(rest.split()[0]) * 1024
     return sizes["Rss"], sizes["Pss"]
+
+
+def keep(size: int) -> int:
+    """Keeps ``size`` bytes of written memory in this worker; returns its pid."""
+    KEPT.append(b"x" * size)
+    return os.getpid()
