@@ -173,6 +173,10 @@ def table(rows: list[Row]) -> str:
     return "\n".join(out + (["notes:", *notes] if notes else []))
 
 
+def _mb(peaks: dict[str, int]) -> str:
+    return f"{peaks['Pss'] / 1e6:.0f}/{peaks['Rss'] / 1e6:.0f}"
+
+
 def median(row: Row) -> float:
     return statistics.median(row.ours)
 
@@ -298,11 +302,13 @@ class Bench:
         sampled = result["memory"]
         pss.ours.append(sampled["peak"]["Pss"] / 1e6)
         rss.ours.append(sampled["peak"]["Rss"] / 1e6)
-        each = ", ".join(f"{p['Pss'] / 1e6:.0f}/{p['Rss'] / 1e6:.0f}" for p in sampled["processes"])
+        daemon, zygote, *forked = sampled["processes"]  # first seen first
+        largest = max(forked, key=lambda p: p["Pss"])
         pss.note = (
-            f"daemon and {workers} workers; each process's peak PSS/RSS MB, first seen first "
-            f"(daemon, zygote, workers): {each}; {result['pages']:,} pages extracted, "
-            f"{result['entries']:,} entries stored in {result['seconds']:.0f} s"
+            f"{workers} workers; peak PSS/RSS MB: daemon {_mb(daemon)}, zygote {_mb(zygote)}, "
+            f"the largest of the {len(forked)} workers forked over the run {_mb(largest)}; "
+            f"{result['pages']:,} pages extracted, {result['entries']:,} entries stored "
+            f"in {result['seconds']:.0f} s"
         )
         return [pss, rss]
 
