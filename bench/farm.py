@@ -4,8 +4,10 @@
 
 Feed ``i`` is served at ``http://127.0.0.{1 + i % hosts}:PORT/feed/i.xml`` (one port per
 address) as RSS 2.0 with ETag and Last-Modified; a request carrying the current
-validator gets 304. Its articles are served from the same host and port, so newsmon's
-address guard trusts them as the feed's own origin. Pages are the corpus articles
+validator gets 304 (``?items=N`` serves only the N newest items; ``?links=0`` items
+without links, which newsmon matches on the feed's own text, fetching no page). Its
+articles are served from the same host and port, so newsmon's address guard trusts them
+as the feed's own origin. Pages are the corpus articles
 (../shared/corpus/articles) when present, generated otherwise; each item's description is
 60 words drawn from its page.
 
@@ -106,25 +108,31 @@ class Farm:
         words = self.page(i, n).words
         return " ".join(random.Random(i * 1_000_003 + n).choices(words, k=60))
 
-    def item(self, i: int, n: int) -> str:
+    def item(self, i: int, n: int, links: bool = True) -> str:
         page = self.page(i, n)
         title = f"{page.title} zebra {n}" if n >= self.items else page.title
         published = self.start - (self.items - n) * 60
+        link = f"<link>{self.base(i)}/a/{i}/{n}.html</link>" if links else ""
         return (
-            f"<item><title>{escape(title)}</title><link>{self.base(i)}/a/{i}/{n}.html</link>"
+            f"<item><title>{escape(title)}</title>{link}"
             f"<guid isPermaLink='false'>urn:farm:{i}:{n}</guid>"
             f"<pubDate>{formatdate(published, usegmt=True)}</pubDate>"
             f"<description>{escape(self.summary(i, n))}</description></item>"
         )
 
-    def render(self, i: int, generation: int, limit: int) -> tuple[bytes, str, str]:
+    def render(
+        self, i: int, generation: int, limit: int, links: bool = True
+    ) -> tuple[bytes, str, str]:
         top = generation * self.new + self.items  # items 0 .. top-1 exist; newest first
         base = self.base(i)
         shown = range(top - 1, max(top - limit, 0) - 1, -1)
-        known = self.state[i].items
-        parts = [known.get(n) or known.setdefault(n, self.item(i, n)) for n in shown]
-        for n in [n for n in known if n < shown.stop + 1]:
-            del known[n]  # fallen out of every window still to come
+        if not links:  # the memory scenario's: small feeds, served once or 304
+            parts = [self.item(i, n, links=False) for n in shown]
+        else:
+            known = self.state[i].items
+            parts = [known.get(n) or known.setdefault(n, self.item(i, n)) for n in shown]
+            for n in [n for n in known if n < shown.stop + 1]:
+                del known[n]  # fallen out of every window still to come
         body = (
             "<?xml version='1.0' encoding='utf-8'?>\n<rss version='2.0'><channel>"
             f"<title>Farm feed {i}</title><link>{base}/</link><description>bench</description>"
@@ -134,15 +142,18 @@ class Farm:
         modified = formatdate(self.start + generation, usegmt=True)
         return body, f'"{i}-{generation}"', modified
 
-    def feed(self, i: int, headers: dict[str, str], limit: int) -> tuple[int, bytes, list[str]]:
+    def feed(
+        self, i: int, headers: dict[str, str], limit: int, links: bool = True
+    ) -> tuple[int, bytes, list[str]]:
         feed = self.state[i]
         generation = feed.requests * (self.new > 0)  # the first request sees generation 0
         feed.requests += 1
-        if limit == self.items and feed.cached and feed.cached[0] == generation:
+        usual = limit == self.items and links
+        if usual and feed.cached and feed.cached[0] == generation:
             _, body, etag, modified = feed.cached
         else:
-            body, etag, modified = self.render(i, generation, limit)
-            if limit == self.items:
+            body, etag, modified = self.render(i, generation, limit, links)
+            if usual:
                 feed.cached = (generation, body, etag, modified)
         extra = [f"ETag: {etag}", f"Last-Modified: {modified}"]
         if headers.get("if-none-match") == etag or (
@@ -201,7 +212,8 @@ class Http(asyncio.Protocol):
         try:
             if parts[0] == "feed" and method == "GET":
                 i = int(parts[1].removesuffix(".xml"))
-                return farm.feed(i, headers, int(query.get("items", farm.items)))
+                limit, links = int(query.get("items", farm.items)), query.get("links") != "0"
+                return farm.feed(i, headers, limit, links)
             if parts[0] == "a" and method == "GET":
                 page = farm.page(int(parts[1]), int(parts[2].removesuffix(".html")))
                 return 200, page.html, ["Content-Type: text/html; charset=utf-8"]

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sqlite3
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -105,28 +107,29 @@ async def forever(job: dict[str, Any], config: Config) -> dict[str, Any]:
 
 
 async def memory(job: dict[str, Any], config: Config) -> dict[str, Any]:
-    """Extraction workers started on a small feed, then the big watchlist applied (a
-    reload) and polled cold, then once more (304s): the runner samples the RSS."""
-    warm = parse_config(
-        {
-            "monitor": {
-                "database": str(config.monitor.database),
-                "fetch_articles": True,
-                "extract_workers": job.get("workers", 0),
-            },
-            "feeds": [{"url": job["warm"]}],
-        },
-        config.path,
-    )
-    async with Daemon.open(warm) as daemon:
-        await daemon.run_once()
-        await daemon.apply(config)
+    """One daemon as in service, fetching articles: every feed polled cold at once (the
+    ``extract`` feeds' items have their pages fetched and extracted in the workers, the
+    others' are matched on the feed's own text), then once more (304s) with the alerts
+    delivered. The runner samples the daemon's and its workers' memory meanwhile."""
+    extract = set(job["extract"])
+    async with Daemon.open(config) as daemon:
+        await daemon.store.sync_feeds({f.url: f.name for f in config.feeds}, 0.0, 0.0)
         t0 = time.perf_counter()
+        await asyncio.gather(
+            daemon.poll([f for f in config.feeds if f.url in extract]),
+            daemon.poll([f for f in config.feeds if f.url not in extract]),
+        )
         await daemon.run_once(delivery_deadline=job.get("deliver", 10.0))
-        await daemon.poll(list(config.feeds))
         seconds = time.perf_counter() - t0
         entries = await entry_count(daemon)
-    return {"seconds": seconds, "entries": entries, "polls": 2 * len(config.feeds)}
+    with closing(sqlite3.connect(config.monitor.database)) as db:
+        (pages,) = db.execute("SELECT count(*) FROM entries WHERE body_status = 'extracted'")
+    return {
+        "seconds": seconds,
+        "entries": entries,
+        "pages": pages[0],
+        "polls": 2 * len(config.feeds),
+    }
 
 
 SCENARIOS = {"cold": cold, "rounds": rounds, "forever": forever, "memory": memory}

@@ -50,6 +50,10 @@ from monitor.workers import JobFailed, WorkerLost, WorkerPool
 log = logging.getLogger("newsmon.poll")
 HTML_TYPES = ("text/html", "application/xhtml")
 PAGE_RETRIES = (1.0, 4.0)  # seconds before each new try of a page after a transient failure
+# Article pages held at once, fetched or waiting for a worker: pages arrive faster than
+# two workers extract them, and 300 waiting pages of 150 KB held 57 MB in the daemon
+# (docs/performance.md, memory). As many as fetches may run, so fetching is not slowed.
+PAGES_AT_ONCE = 32
 _TRANSIENT = frozenset({"timeout", "connect_timeout", "connect", "disconnected", "payload"})
 
 
@@ -100,6 +104,7 @@ class Pipeline:
         self._extractor = extractor
         self._pool = pool
         self._page_retries = page_retries
+        self._pages = asyncio.Semaphore(PAGES_AT_ONCE)
         self._clock = clock
         self._rng = rng or random.Random()
 
@@ -293,13 +298,14 @@ class Pipeline:
         known = await self._store.extracted_body(entry.url)
         if known:  # the same article from another feed: each page is fetched once
             return Extracted(known, BodyStatus.EXTRACTED)
-        try:
-            page = await self._fetch_page(entry.url, feed, config)
-        except FetchError as e:
-            status = _PAGE_STATUS.get(e.reason, BodyStatus.FETCH_FAILED)
-            log_event(log, logging.INFO, "page_failed", url=entry.url, error=str(e))
-            return Extracted("", status, str(e))
-        return await self._extractor.extract(page.body, page.url)
+        async with self._pages:
+            try:
+                page = await self._fetch_page(entry.url, feed, config)
+            except FetchError as e:
+                status = _PAGE_STATUS.get(e.reason, BodyStatus.FETCH_FAILED)
+                log_event(log, logging.INFO, "page_failed", url=entry.url, error=str(e))
+                return Extracted("", status, str(e))
+            return await self._extractor.extract(page.body, page.url)
 
     async def _fetch_page(self, url: str, feed: FeedConfig, config: Config) -> Fetched:
         """The page, retried a bounded number of times after a transient failure (a

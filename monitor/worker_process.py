@@ -1,47 +1,125 @@
-"""The inside of one worker process: run jobs sent over a pipe, one at a time, until EOF.
+"""The inside of the worker processes: the zygote they are forked from, and the job loop
+each worker runs, one job at a time, until its pipe closes.
 
-Kept apart from ``monitor.workers`` so a worker imports only this, the standard library's
-pipe and whatever the jobs themselves need (``spawn`` re-imported the daemon's whole main
-module into every worker: aiohttp, APScheduler, the CLI; docs/performance.md, memory).
+Kept apart from ``monitor.workers`` so these processes import only this, the standard
+library's pipe and whatever the jobs themselves need (``spawn`` re-imported the daemon's
+whole main module into every worker: aiohttp, APScheduler, the CLI; docs/performance.md,
+memory).
+
+The zygote is a fresh interpreter that runs the warm-ups (the parser's imports;
+trafilatura's, with its first page, once a page needs it) and forks the workers, so
+every worker forked after a warm-up shares what it loaded instead of holding its own copy
+(trafilatura and justext's stop lists, about 60 MB). The zygote runs no job and no
+thread, so it forks from a clean state.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
+import os
 import signal
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from multiprocessing.reduction import recv_handle
+from typing import NoReturn
 
 from monitor.errors import NewsmonError
 
 # Run as ``python -c BOOT FD``: the parent's sys.path comes first over the pipe, so the
-# worker imports the same ``monitor`` (and tests' job modules) as the daemon does.
+# zygote imports the same ``monitor`` (and tests' job modules) as the daemon does.
 BOOT = (
     "import sys; from multiprocessing.connection import Connection; "
     "conn = Connection(int(sys.argv[1])); sys.path[:] = conn.recv(); "
-    "from monitor.worker_process import serve; serve(conn)"
+    "from monitor.worker_process import zygote; zygote(conn)"
 )
+FORK = "fork"  # asks the zygote for a worker on the socket sent after it
+# A worker whose resident set grew by more than this since its fork (trafilatura's
+# caches, heap it could not hand back) asks to be replaced: a fresh fork shares nearly
+# everything with the zygote, and costs milliseconds. A warm extraction worker grew 7 MB
+# over its first 50 corpus pages and 21 MB over 300 (docs/performance.md, memory).
+GROWTH = 8 * 2**20
+
+
+def zygote(conn: Connection) -> None:
+    """Answer the daemon until the pipe closes: a warm-up (a callable) is run and answered
+    True, or with the name of what it raised; FORK, then a socket, forks a worker that
+    serves jobs on that socket, answered with the worker's pid."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's; it stops us
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the workers that end
+    try:
+        while True:
+            request = conn.recv()
+            if request != FORK:
+                conn.send(_warm(request))
+                continue
+            fd = recv_handle(conn)
+            pid = os.fork()
+            if pid == 0:
+                conn.close()
+                _worker(Connection(fd))
+            os.close(fd)
+            conn.send(pid)
+    except (EOFError, OSError):  # the daemon closed our pipe, or is gone
+        return
+
+
+def _warm(warm_up: Callable[[], object]) -> object:
+    try:
+        warm_up()
+    except Exception as e:
+        return type(e).__name__
+    # Out of the collector's reach, so no collection in a worker writes to (and so
+    # copies) the pages of what the warm-up made.
+    gc.freeze()
+    return True
+
+
+def _worker(conn: Connection) -> NoReturn:
+    """A forked worker: serve jobs, then exit without running the zygote's own code."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # a job may wait for a child of its own
+    code = 1
+    try:
+        serve(conn)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _heap_trimmer() -> Callable[[int], object]:
+    """glibc's ``malloc_trim``, which hands the pages a job freed back to the system:
+    without it they stay resident (lxml's trees, trafilatura's copies of them), and an
+    extraction worker grew from 75 to 105 MB over 300 corpus pages (docs/performance.md,
+    memory). A no-op on a C library without it."""
+    trim: Callable[[int], object] | None = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    return trim or (lambda pad: None)
+
+
+def _resident() -> int:
+    """This process's resident set, in bytes (statm: no walk of the page tables)."""
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def serve(conn: Connection) -> None:
-    """Receive the warm-up, run it, say ready, then answer jobs until the pipe closes.
+    """Answer jobs until the pipe closes: how each ended, its result or error, and
+    whether this worker has grown past GROWTH and should be replaced.
 
     newsmon's own errors travel back as they are (a ParseError stays a ParseError); any
     other exception is a bug or a library failure on one input, reported by name.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the daemon's; it stops us
+    trim = _heap_trimmer()
+    start = _resident()
     try:
-        warm_up = conn.recv()
-        if warm_up is not None:
-            warm_up()
-        conn.send(True)
         while True:
             function, args = conn.recv()
             try:
-                answer: tuple[str, Any] = ("ok", function(*args))
+                kind, value = "ok", function(*args)
             except NewsmonError as e:
-                answer = ("raise", e)
+                kind, value = "raise", e
             except Exception as e:
-                answer = ("failed", f"{type(e).__name__}")
-            conn.send(answer)
+                kind, value = "failed", f"{type(e).__name__}"
+            trim(0)  # 0.1-1 ms; before the answer, which says how much is left resident
+            conn.send((kind, value, _resident() - start > GROWTH))
     except (EOFError, OSError):  # the daemon closed our pipe, or is gone
         return

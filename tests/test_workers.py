@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -17,12 +18,23 @@ import pytest
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.extract import Extractor
+from monitor.worker_process import GROWTH
 from monitor.workers import WorkerLost, WorkerPool
 from tests.extract_hooks import GATE, alive, scripted
 from tests.outbox import eventually
 from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
-from tests.worker_jobs import broken_warm_up, loaded_modules, mark_warm, times_warmed
+from tests.worker_jobs import (
+    broken_warm_up,
+    fragment_heap,
+    keep,
+    load_ballast,
+    loaded_modules,
+    mark_warm,
+    resident,
+    rss_and_pss,
+    times_warmed,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = """
@@ -54,14 +66,14 @@ async def _pid(pool: WorkerPool, page: bytes = b"x") -> int:
     return int((await pool.run(30, scripted, page, None)).detail)
 
 
-def _workers() -> set[int]:
-    """The pids of this process's worker processes."""
+def _workers(pid: int | str = "self") -> set[int]:
+    """The pids of this process's worker processes (the zygote and the workers it forked)."""
     pids = set()
-    for task in Path("/proc/self/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            with suppress(FileNotFoundError):  # it ended meanwhile
-                if b"monitor.worker_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    pids.add(int(pid))
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(FileNotFoundError):  # it ended meanwhile
+            for child in (task / "children").read_text().split():
+                if b"monitor.worker_process" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    pids |= {int(child), *_workers(child)}
     return pids
 
 
@@ -86,6 +98,29 @@ async def test_jobs_go_to_the_last_used_worker(pool: WorkerPool) -> None:
     assert len(pids) == 1
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+async def test_a_worker_hands_back_the_memory_a_job_freed() -> None:
+    """Heap pages a job freed leave the worker's resident set when it answers, even
+    below a block still in use (malloc_trim), so a worker does not keep its peak."""
+    pool = WorkerPool(workers=1)
+    try:
+        during = await pool.run(30, fragment_heap, 64)
+        after = await pool.run(30, resident)
+    finally:
+        pool.close()
+    assert after < during - 48 * 2**20
+
+
+async def test_a_worker_grown_past_its_bound_is_replaced(pool: WorkerPool) -> None:
+    """A worker that kept more than GROWTH since its fork answers, then a fresh fork
+    takes the next job; one that kept nothing takes every job."""
+    first = await pool.run(30, os.getpid)
+    assert await pool.run(30, keep, 1024) == first
+    assert await pool.run(30, keep, 2 * GROWTH) == first  # answered, then retired
+    assert not alive(first)
+    assert await pool.run(30, os.getpid) != first
+
+
 async def test_a_worker_loads_trafilatura_only_for_a_page() -> None:
     """Jobs that parse leave trafilatura unloaded; the first page loads it, off its budget."""
     pool = WorkerPool(workers=1)
@@ -99,10 +134,22 @@ async def test_a_worker_loads_trafilatura_only_for_a_page() -> None:
 
 
 async def test_a_job_warm_up_runs_once_per_worker(pool: WorkerPool) -> None:
-    """A job's warm-up runs before it in a worker that has not run it, and only there."""
+    """A job's warm-up runs before it (in the zygote its worker is forked from), once."""
     assert await pool.run(30, times_warmed, warm_up=mark_warm) == 1
     assert await pool.run(30, times_warmed, warm_up=mark_warm) == 1
     assert await pool.run(30, times_warmed) == 1  # the same worker, still warm
+
+
+async def test_workers_share_what_a_warm_up_loaded() -> None:
+    """What a warm-up made is not copied into each worker: the worker forked after it
+    shares those pages with the zygote, so its proportional set counts half of them."""
+    pool = WorkerPool(workers=1)
+    try:
+        rss, pss = await pool.run(30, rss_and_pss, warm_up=load_ballast)
+    finally:
+        pool.close()
+    assert rss > 64 * 2**20
+    assert pss < rss - 24 * 2**20
 
 
 async def test_renew_replaces_idle_workers_now_and_busy_ones_after_their_job(

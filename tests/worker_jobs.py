@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 
 def loaded_modules() -> dict[str, object]:
@@ -27,3 +29,50 @@ def times_warmed() -> int:
 
 def broken_warm_up() -> None:
     raise RuntimeError("scripted warm-up failure")
+
+
+KEPT: list[bytes] = []  # in a worker: blocks that outlive the job that made them
+
+
+def resident() -> int:
+    """This process's resident set, in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise LookupError("no VmRSS in /proc/self/status")
+
+
+def fragment_heap(megabytes: int) -> int:
+    """Allocates ``megabytes`` of 1 KB blocks (malloc's, not pymalloc's), keeps one made
+    after them and frees the rest: the freed pages lie below a live block, where glibc
+    keeps them resident until malloc_trim. Returns the resident set before the free."""
+    blocks = [bytes(1024) for _ in range(megabytes * 1024)]
+    KEPT.append(bytes(1024))
+    before = resident()
+    del blocks
+    return before
+
+
+BALLAST: list[bytes] = []  # in the zygote and the workers forked after load_ballast
+
+
+def load_ballast() -> None:
+    """A warm-up that makes 64 MB of written (so resident) memory no job writes to."""
+    BALLAST.append(b"x" * (64 * 2**20))
+
+
+def rss_and_pss() -> tuple[int, int]:
+    """This process's resident and proportional set sizes, in bytes: a page shared with n
+    processes counts whole in the first, 1/n in the second."""
+    sizes = {}
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("Rss", "Pss"):
+            sizes[name] = int(rest.split()[0]) * 1024
+    return sizes["Rss"], sizes["Pss"]
+
+
+def keep(size: int) -> int:
+    """Keeps ``size`` bytes of written memory in this worker; returns its pid."""
+    KEPT.append(b"x" * size)
+    return os.getpid()
