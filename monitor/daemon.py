@@ -354,10 +354,7 @@ class Daemon:
 
             task.add_done_callback(finished)
 
-        scheduler = AsyncIOScheduler()
-        scheduler.add_job(
-            _stoppable(tick), "interval", seconds=TICK, max_instances=1, coalesce=True
-        )
+        scheduler = AsyncIOScheduler()  # for the long jobs; a day late after a step back
         scheduler.add_job(
             _stoppable(self.prune), "interval", seconds=PRUNE_EVERY, max_instances=1,
             coalesce=True, next_run_time=datetime.now(UTC),
@@ -367,6 +364,7 @@ class Daemon:
             coalesce=True,
         )  # fmt: skip
         watcher = asyncio.create_task(_watch(self.config.path, reload), name="watch")
+        ticking = asyncio.create_task(_every(TICK, tick), name="tick")
         self._start_relay()
         scheduler.start()
         log_event(log, logging.INFO, "started", feeds=len(self.config.enabled))
@@ -381,10 +379,9 @@ class Daemon:
                         self.service.reloaded(RELOADED if applied else RELOAD_REFUSED)
         finally:
             scheduler.shutdown(wait=False)
-            watcher.cancel()
-            for task in tasks:
+            for task in (watcher, ticking, *tasks):
                 task.cancel()
-            await asyncio.gather(watcher, *tasks, return_exceptions=True)
+            await asyncio.gather(watcher, ticking, *tasks, return_exceptions=True)
             await self._stop_relay()
             log_event(log, logging.INFO, "stopped")
 
@@ -399,6 +396,18 @@ WATCH_INTERVAL = 2.0  # seconds between checks of the watchlist file
 
 def _shortest_interval(config: Config) -> float:
     return min((f.interval for f in config.feeds), default=config.monitor.interval)
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+    """Run ``job`` every ``seconds`` by the event loop's monotonic clock, logging its
+    failures. APScheduler times jobs by the wall clock: a clock stepped back a day would
+    stall for a day the tick that notices the jump (RELIABILITY.md case 62)."""
+    while True:
+        try:
+            await job()
+        except Exception:
+            log.exception("a scheduled job failed")
+        await asyncio.sleep(seconds)
 
 
 def _stoppable(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:

@@ -7,8 +7,10 @@ import asyncio
 import logging
 import sqlite3
 import time
+from datetime import datetime, tzinfo
 from pathlib import Path
 
+import apscheduler.schedulers.base
 import pytest
 
 from monitor.clock_watch import ClockWatch
@@ -63,16 +65,27 @@ async def test_shifting_the_schedule_keeps_each_wait(store: Store) -> None:
 
 
 async def test_a_clock_stepped_back_while_running_does_not_stall_polling(
-    publisher: Publisher, write_watchlist, caplog: pytest.LogCaptureFixture
+    publisher: Publisher,
+    write_watchlist,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The wall clock goes back a day under a running daemon: the tick notices, moves the
-    schedule back, and the feed is polled again on its 2 s interval, not in a day."""
+    """The wall clock goes back a day under a running daemon (for APScheduler too): the
+    tick notices, moves the schedule back, and the feed is polled again on its 2 s
+    interval, not in a day."""
     publisher.rss_items = [Item("Start", "/start", summary="Nothing yet.")]
     text = watchlist(feeds=[f"{publisher.base}/rss.xml"]).replace(
         'interval = "1m"', 'interval = "2s"'
     )
     path = write_watchlist(text.replace("[monitor]\n", '[monitor]\nmin_interval = "1s"\n'))
     skew = [0.0]
+
+    class Stepped(datetime):  # the wall clock as APScheduler reads it
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Stepped:
+            return cls.fromtimestamp(time.time() + skew[0], tz)
+
+    monkeypatch.setattr(apscheduler.schedulers.base, "datetime", Stepped)
     stop = asyncio.Event()
     caplog.set_level(logging.INFO)
     async with Daemon.open(load_config(path), clock=lambda: time.time() + skew[0]) as daemon:
