@@ -672,7 +672,8 @@ class Store:
         """Move every wait by ``seconds``: the wall clock jumped that far (RELIABILITY.md
         case 62). Feeds' due times and Retry-Afters, and the open outbox rows' times
         (created, next attempt, a storm digest's close: their ages decide expiry and
-        digest windows), so each wait keeps its length."""
+        digest windows), so each wait keeps its length; a row in 'sending' too, as the
+        lane holding it puts it back to pending with its age if the attempt fails."""
         async with self._transaction():
             await self._db.execute(
                 "UPDATE feeds SET next_poll_at = next_poll_at + ?1,"
@@ -682,7 +683,7 @@ class Store:
             moved = "SET created_at = created_at + ?1, next_attempt_at = next_attempt_at + ?1"
             for table in _OUTBOX_TABLES:
                 await self._db.execute(
-                    f"UPDATE {table} {moved} WHERE state = 'pending'", (seconds,)
+                    f"UPDATE {table} {moved} WHERE state IN ('pending', 'sending')", (seconds,)
                 )
             await self._db.execute(
                 "UPDATE digests SET closes_at = closes_at + ? WHERE state = 'pending'",

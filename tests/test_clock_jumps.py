@@ -64,6 +64,18 @@ async def test_shifting_the_schedule_keeps_each_wait(store: Store) -> None:
     assert after.created_at == before[0].created_at + DAY  # its age decides its expiry
 
 
+async def test_a_delivery_in_flight_keeps_its_age_through_a_jump(store: Store) -> None:
+    """A row a lane holds in 'sending' when the clock jumps moves too: after a failed
+    attempt it goes back to pending with its age, not a day older (and expired)."""
+    clock = ManualClock()
+    await add_hits(store, 1, ["hook"], clock())
+    (before,) = await store.deliveries()
+    await store.mark_sending(before.id, clock())
+    await store.shift_schedule(DAY)
+    (after,) = await store.deliveries()
+    assert after.created_at == before.created_at + DAY
+
+
 async def test_a_clock_stepped_back_while_running_does_not_stall_polling(
     publisher: Publisher,
     write_watchlist,
