@@ -160,8 +160,8 @@ class Daemon:
 
     async def _shift_schedule(self, jump: float) -> None:
         """The wall clock jumped: move every stored wait with it (RELIABILITY.md case 62)."""
-        log_event(log, logging.WARNING, "clock_jumped", by=f"{jump:+.0f}s", waits="moved")
         await self.store.shift_schedule(jump)
+        log_event(log, logging.WARNING, "clock_jumped", by=f"{jump:+.0f}s", waits="moved")
         self.relay.wake()  # lanes read their next times again
 
     async def check_silence(self) -> None:
@@ -325,10 +325,19 @@ class Daemon:
 
         pause = StoragePause(self.clock, self.service.polling_paused)
         watch = ClockWatch(self.clock, self._monotonic)
+        owed = 0.0  # a jump the schedule has not moved by yet: the database refused it
 
         async def tick() -> None:
-            if jump := watch.jump():
-                await self._shift_schedule(jump)
+            nonlocal owed
+            owed += watch.jump()
+            if owed and pause.allowed(1):  # paused: tried again with the polls' waits
+                try:
+                    await self._shift_schedule(owed)
+                except (StoreError, sqlite3.Error) as e:
+                    pause.failed(e)
+                    return
+                owed = 0.0
+                pause.succeeded()
             feeds = self.config.enabled
             due = await self.store.due_feeds(feeds, self.clock())
             batch = [feeds[url] for url in due if url not in in_flight]
