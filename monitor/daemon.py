@@ -205,8 +205,8 @@ class Daemon:
         for notifier in self._notifiers.values():
             await notifier.close()
 
-    async def _sync_feeds(self, spread: float) -> None:
-        feeds = self.config.enabled
+    async def _sync_feeds(self, config: Config, spread: float) -> None:
+        feeds = config.enabled
         await self.store.sync_feeds({u: f.name for u, f in feeds.items()}, self.clock(), spread)
 
     async def poll(self, feeds: list[FeedConfig]) -> list[PollResult]:
@@ -240,7 +240,7 @@ class Daemon:
     async def run_once(self, delivery_deadline: float = ONCE_DELIVERY_DEADLINE) -> None:
         """Poll every enabled feed now, then deliver what is due, retrying transient
         failures for up to ``delivery_deadline`` seconds."""
-        await self._sync_feeds(spread=0.0)
+        await self._sync_feeds(self.config, spread=0.0)
         feeds = self.config.enabled
         due = await self.store.due_feeds(feeds, self.clock(), force=True)
         await self.poll([feeds[url] for url in due])
@@ -266,17 +266,25 @@ class Daemon:
         except ConfigError as e:
             log_event(log, logging.ERROR, "reload_failed", path=self.config.path, error=str(e))
             return False
-        await self.apply(config)
+        try:
+            await self.apply(config)
+        except (StoreError, sqlite3.Error) as e:  # RELIABILITY.md case 58: try again later
+            log_event(
+                log, logging.ERROR, "reload_failed", path=self.config.path,
+                error=f"the database refuses writes: {e}",
+            )  # fmt: skip
+            return False
         return True
 
     async def apply(self, config: Config) -> None:
         """Switch to ``config``: new feeds are scheduled (spread out), removed ones stop,
         changed rules apply to the next entries, and a changed set of notifiers restarts
-        delivery, cancelling what was queued for a removed one."""
+        delivery, cancelling what was queued for a removed one. The feeds are stored
+        first: a database that refuses that leaves the old watchlist running."""
+        await self._sync_feeds(config, spread=min(_shortest_interval(config), 60.0))
         old, self.config = self.config, config
         if old.monitor.fetch_articles and not config.monitor.fetch_articles and self._workers:
             self._workers.renew()  # fresh workers: no trafilatura, unused from now on
-        await self._sync_feeds(spread=min(_shortest_interval(config), 60.0))
         if config.notifiers != old.notifiers and not self._fixed_notifiers:
             delivering = self._relay_task is not None
             await self._stop_relay()
@@ -319,7 +327,7 @@ class Daemon:
         """Poll each feed when due (the due times live in the database, so a restart
         neither re-polls everything nor forgets a backoff) until ``stop`` is set; reload
         the watchlist when ``reload`` is set or the file changes."""
-        await self._sync_feeds(spread=min(_shortest_interval(self.config), 60.0))
+        await self._sync_feeds(self.config, spread=min(_shortest_interval(self.config), 60.0))
         in_flight: set[str] = set()
         tasks: set[asyncio.Task[list[PollResult]]] = set()
 

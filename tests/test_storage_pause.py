@@ -169,3 +169,34 @@ async def test_a_clock_jump_while_paused_is_applied_once_writes_succeed(
             stop.set()
             await running
     assert "Traceback" not in caplog.text
+
+
+async def test_a_reload_while_the_database_refuses_writes_keeps_the_daemon_running(
+    publisher: Publisher, write_watchlist, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A feed added to the watchlist cannot be stored while writes are refused: the
+    reload is refused and logged, the old watchlist runs on, and a reload once writes
+    work again adds the feed."""
+    publisher.rss_items = [Item("Start", "/start", summary="Nothing yet.")]
+    first, second = f"{publisher.base}/rss.xml?feed=1", f"{publisher.base}/rss.xml?feed=2"
+    path = write_watchlist(feeds=[first])
+    stop, reload = asyncio.Event(), asyncio.Event()
+    caplog.set_level(logging.INFO)
+    async with Daemon.open(load_config(path)) as daemon:
+        running = asyncio.create_task(daemon.run_forever(stop, reload))
+        try:
+            await eventually(lambda: bool(records(caplog, "started")))
+            await daemon.store._db.execute("PRAGMA query_only = 1")  # every write refused
+            write_watchlist(feeds=[first, second])
+            reload.set()
+            await eventually(lambda: bool(records(caplog, "reload_failed")))
+            assert "readonly database" in records(caplog, "reload_failed")[0].getMessage()
+            assert not running.done()
+            assert list(daemon.config.enabled) == [first]
+            await daemon.store._db.execute("PRAGMA query_only = 0")
+            reload.set()
+            await eventually(lambda: bool(records(caplog, "reloaded")))
+            assert {r.url for r in await daemon.store.feeds()} == {first, second}
+        finally:
+            stop.set()
+            await running
