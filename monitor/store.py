@@ -673,11 +673,13 @@ class Store:
         case 62). Feeds' due times and Retry-Afters, and the open outbox rows' times
         (created, next attempt, a storm digest's close: their ages decide expiry and
         digest windows), so each wait keeps its length; a row in 'sending' too, as the
-        lane holding it puts it back to pending with its age if the attempt fails."""
+        lane holding it puts it back to pending with its age if the attempt fails. A
+        feed's last new entry starts the wait that tells silence (monitor/notices.py)."""
         async with self._transaction():
             await self._db.execute(
                 "UPDATE feeds SET next_poll_at = next_poll_at + ?1,"
-                " not_before = CASE WHEN not_before > 0 THEN not_before + ?1 ELSE 0 END",
+                " not_before = CASE WHEN not_before > 0 THEN not_before + ?1 ELSE 0 END,"
+                " last_new_at = last_new_at + ?1",
                 (seconds,),
             )
             moved = "SET created_at = created_at + ?1, next_attempt_at = next_attempt_at + ?1"

@@ -64,6 +64,17 @@ async def test_shifting_the_schedule_keeps_each_wait(store: Store) -> None:
     assert after.created_at == before[0].created_at + DAY  # its age decides its expiry
 
 
+async def test_a_jump_moves_the_silence_baseline(store: Store, tmp_path: Path) -> None:
+    """When a feed last found something new is the start of a wait (silence, after
+    notices.py): a day's jump forward must not make every feed look a day silent."""
+    clock = ManualClock()
+    await add_hits(store, 1, ["hook"], clock())  # a poll that found something new
+    await store.shift_schedule(DAY)
+    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+        (last_new,) = conn.execute("SELECT last_new_at FROM feeds").fetchone()
+    assert last_new == clock() + DAY
+
+
 async def test_a_delivery_in_flight_keeps_its_age_through_a_jump(store: Store) -> None:
     """A row a lane holds in 'sending' when the clock jumps moves too: after a failed
     attempt it goes back to pending with its age, not a day older (and expired)."""
