@@ -192,12 +192,15 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     lambda db: _refingerprint(db),
     # 8: a feed's rhythm, to tell when it has gone silent far beyond it: when a poll last
     # found something new, and the typical time between such polls (a moving average,
-    # over ``rhythm_n`` of them)
+    # over ``rhythm_n`` of them). A feed's newest entry is found by id in the (feed_id, key)
+    # index: MAX(seen_at) would read every entry, article text and all (seen_at is stored
+    # after it), on the first start after an upgrade
     """
     ALTER TABLE feeds ADD COLUMN last_new_at REAL;
     ALTER TABLE feeds ADD COLUMN rhythm REAL;
     ALTER TABLE feeds ADD COLUMN rhythm_n INTEGER NOT NULL DEFAULT 0;
-    UPDATE feeds SET last_new_at = (SELECT MAX(seen_at) FROM entries WHERE feed_id = feeds.id);
+    UPDATE feeds SET last_new_at = (SELECT seen_at FROM entries
+        WHERE id = (SELECT MAX(id) FROM entries WHERE feed_id = feeds.id));
     """,
 )
 
