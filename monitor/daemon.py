@@ -160,8 +160,8 @@ class Daemon:
 
     async def _shift_schedule(self, jump: float) -> None:
         """The wall clock jumped: move every stored wait with it (RELIABILITY.md case 62)."""
-        log_event(log, logging.WARNING, "clock_jumped", by=f"{jump:+.0f}s", waits="moved")
         await self.store.shift_schedule(jump)
+        log_event(log, logging.WARNING, "clock_jumped", by=f"{jump:+.0f}s", waits="moved")
         self.relay.wake()  # lanes read their next times again
 
     async def check_silence(self) -> None:
@@ -205,8 +205,8 @@ class Daemon:
         for notifier in self._notifiers.values():
             await notifier.close()
 
-    async def _sync_feeds(self, spread: float) -> None:
-        feeds = self.config.enabled
+    async def _sync_feeds(self, config: Config, spread: float) -> None:
+        feeds = config.enabled
         await self.store.sync_feeds({u: f.name for u, f in feeds.items()}, self.clock(), spread)
 
     async def poll(self, feeds: list[FeedConfig]) -> list[PollResult]:
@@ -240,7 +240,7 @@ class Daemon:
     async def run_once(self, delivery_deadline: float = ONCE_DELIVERY_DEADLINE) -> None:
         """Poll every enabled feed now, then deliver what is due, retrying transient
         failures for up to ``delivery_deadline`` seconds."""
-        await self._sync_feeds(spread=0.0)
+        await self._sync_feeds(self.config, spread=0.0)
         feeds = self.config.enabled
         due = await self.store.due_feeds(feeds, self.clock(), force=True)
         await self.poll([feeds[url] for url in due])
@@ -266,17 +266,25 @@ class Daemon:
         except ConfigError as e:
             log_event(log, logging.ERROR, "reload_failed", path=self.config.path, error=str(e))
             return False
-        await self.apply(config)
+        try:
+            await self.apply(config)
+        except (StoreError, sqlite3.Error) as e:  # RELIABILITY.md case 58: try again later
+            log_event(
+                log, logging.ERROR, "reload_failed", path=self.config.path,
+                error=f"the database refuses writes: {e}",
+            )  # fmt: skip
+            return False
         return True
 
     async def apply(self, config: Config) -> None:
         """Switch to ``config``: new feeds are scheduled (spread out), removed ones stop,
         changed rules apply to the next entries, and a changed set of notifiers restarts
-        delivery, cancelling what was queued for a removed one."""
+        delivery, cancelling what was queued for a removed one. The feeds are stored
+        first: a database that refuses that leaves the old watchlist running."""
+        await self._sync_feeds(config, spread=min(_shortest_interval(config), 60.0))
         old, self.config = self.config, config
         if old.monitor.fetch_articles and not config.monitor.fetch_articles and self._workers:
             self._workers.renew()  # fresh workers: no trafilatura, unused from now on
-        await self._sync_feeds(spread=min(_shortest_interval(config), 60.0))
         if config.notifiers != old.notifiers and not self._fixed_notifiers:
             delivering = self._relay_task is not None
             await self._stop_relay()
@@ -319,16 +327,25 @@ class Daemon:
         """Poll each feed when due (the due times live in the database, so a restart
         neither re-polls everything nor forgets a backoff) until ``stop`` is set; reload
         the watchlist when ``reload`` is set or the file changes."""
-        await self._sync_feeds(spread=min(_shortest_interval(self.config), 60.0))
+        await self._sync_feeds(self.config, spread=min(_shortest_interval(self.config), 60.0))
         in_flight: set[str] = set()
         tasks: set[asyncio.Task[list[PollResult]]] = set()
 
         pause = StoragePause(self.clock, self.service.polling_paused)
         watch = ClockWatch(self.clock, self._monotonic)
+        owed = 0.0  # a jump the schedule has not moved by yet: the database refused it
 
         async def tick() -> None:
-            if jump := watch.jump():
-                await self._shift_schedule(jump)
+            nonlocal owed
+            owed += watch.jump()
+            if owed and pause.allowed(1):  # paused: tried again with the polls' waits
+                try:
+                    await self._shift_schedule(owed)
+                except (StoreError, sqlite3.Error) as e:
+                    pause.failed(e)
+                    return
+                owed = 0.0
+                pause.succeeded()
             feeds = self.config.enabled
             due = await self.store.due_feeds(feeds, self.clock())
             batch = [feeds[url] for url in due if url not in in_flight]
@@ -354,10 +371,7 @@ class Daemon:
 
             task.add_done_callback(finished)
 
-        scheduler = AsyncIOScheduler()
-        scheduler.add_job(
-            _stoppable(tick), "interval", seconds=TICK, max_instances=1, coalesce=True
-        )
+        scheduler = AsyncIOScheduler()  # for the long jobs; a day late after a step back
         scheduler.add_job(
             _stoppable(self.prune), "interval", seconds=PRUNE_EVERY, max_instances=1,
             coalesce=True, next_run_time=datetime.now(UTC),
@@ -367,6 +381,7 @@ class Daemon:
             coalesce=True,
         )  # fmt: skip
         watcher = asyncio.create_task(_watch(self.config.path, reload), name="watch")
+        ticking = asyncio.create_task(_every(TICK, tick), name="tick")
         self._start_relay()
         scheduler.start()
         log_event(log, logging.INFO, "started", feeds=len(self.config.enabled))
@@ -381,10 +396,9 @@ class Daemon:
                         self.service.reloaded(RELOADED if applied else RELOAD_REFUSED)
         finally:
             scheduler.shutdown(wait=False)
-            watcher.cancel()
-            for task in tasks:
+            for task in (watcher, ticking, *tasks):
                 task.cancel()
-            await asyncio.gather(watcher, *tasks, return_exceptions=True)
+            await asyncio.gather(watcher, ticking, *tasks, return_exceptions=True)
             await self._stop_relay()
             log_event(log, logging.INFO, "stopped")
 
@@ -399,6 +413,18 @@ WATCH_INTERVAL = 2.0  # seconds between checks of the watchlist file
 
 def _shortest_interval(config: Config) -> float:
     return min((f.interval for f in config.feeds), default=config.monitor.interval)
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+    """Run ``job`` every ``seconds`` by the event loop's monotonic clock, logging its
+    failures. APScheduler times jobs by the wall clock: a clock stepped back a day would
+    stall for a day the tick that notices the jump (RELIABILITY.md case 62)."""
+    while True:
+        try:
+            await job()
+        except Exception:
+            log.exception("a scheduled job failed")
+        await asyncio.sleep(seconds)
 
 
 def _stoppable(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:

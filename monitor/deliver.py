@@ -112,7 +112,12 @@ class Relay:
         self._wakeups = {name: asyncio.Event() for name in notifiers}
         self._stopping = False
         self._stopped = asyncio.Event()
-        self._storage_retry = storage_retry
+        self._storage = {  # each lane's pause while the database refuses writes
+            name: StoragePause(
+                clock, fields={"notifier": name, "deliveries": "paused"}, first=storage_retry
+            )
+            for name in notifiers
+        }
 
     def wake(self) -> None:
         for event in self._wakeups.values():
@@ -136,14 +141,14 @@ class Relay:
         """Serve one destination. A database that refuses writes (RELIABILITY.md case 58)
         pauses the lane, not the daemon: after a growing wait the lane puts back the row
         it may have left in 'sending' (at most one extra copy, as after a crash) and goes
-        on. ``until_empty`` (``run --once``) has no later: the error is raised."""
-        fields = {"notifier": name, "deliveries": "paused"}
-        pause = StoragePause(self._clock, fields=fields, first=self._storage_retry)
+        on; the pause ends at the next attempt the database records (putting back no row
+        writes nothing, so a full disk lets it pass). ``until_empty`` (``run --once``) has
+        no later: the error is raised."""
+        pause = self._storage[name]
         while not self._stopping:
             try:
                 if pause.failures:
                     await self._store.recover_sending(self._clock(), notifier=name)
-                    pause.succeeded()
                 await self._serve(name, until_empty)
                 return
             except (StoreError, sqlite3.Error) as e:
@@ -237,6 +242,7 @@ class Relay:
             fields["rule"] = alert.rule
             send = partial(notifier.send, alert)
         await store.mark_sending(row.id, self._clock())
+        self._storage[name].succeeded()
         try:
             result = await send()
         except Exception as e:  # a notifier bug must not kill the lane

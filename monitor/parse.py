@@ -195,8 +195,9 @@ _Read = tuple[str | None, list[_Draft], float | None]  # title, entries, ttl in 
 
 
 def read_fast(body: bytes, headers: Mapping[str, str]) -> _Read | None:
-    """Plain RSS 2.0 or Atom through monitor/fastparse.py; None (or fastparse.Unusual from
-    a draft, once read): feedparser's case. ``headers`` have lower-case names."""
+    """Plain RSS 2.0 or Atom through monitor/fastparse.py; None, or fastparse.Unusual from
+    a field read (by an identity without guid or link, or by a draft, once read):
+    feedparser's case. ``headers`` have lower-case names."""
     fast = fastparse.read(body, headers.get("content-type", ""))
     if fast is None:
         return None
@@ -242,12 +243,12 @@ def parse_feed(
             raise ParseError(f"not a JSON Feed: {e}") from None
         title = clean_text(title, MAX_TITLE) if title else None
         return _parsed((title, [_json_draft(item) for item in items], None), max_entries, seen)
-    fast = read_fast(body, lowered)
-    if fast is not None:
-        try:
+    try:
+        fast = read_fast(body, lowered)
+        if fast is not None:
             return _parsed(fast, max_entries, seen)
-        except fastparse.Unusual:
-            pass  # a new item's field is outside the fast path's case
+    except fastparse.Unusual:
+        pass  # a field read (a new item's, or one an identity needs) is outside the case
     return _parsed(read_feedparser(body, lowered), max_entries, seen)
 
 

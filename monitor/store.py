@@ -192,12 +192,15 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     lambda db: _refingerprint(db),
     # 8: a feed's rhythm, to tell when it has gone silent far beyond it: when a poll last
     # found something new, and the typical time between such polls (a moving average,
-    # over ``rhythm_n`` of them)
+    # over ``rhythm_n`` of them). A feed's newest entry is found by id in the (feed_id, key)
+    # index: MAX(seen_at) would read every entry, article text and all (seen_at is stored
+    # after it), on the first start after an upgrade
     """
     ALTER TABLE feeds ADD COLUMN last_new_at REAL;
     ALTER TABLE feeds ADD COLUMN rhythm REAL;
     ALTER TABLE feeds ADD COLUMN rhythm_n INTEGER NOT NULL DEFAULT 0;
-    UPDATE feeds SET last_new_at = (SELECT MAX(seen_at) FROM entries WHERE feed_id = feeds.id);
+    UPDATE feeds SET last_new_at = (SELECT seen_at FROM entries
+        WHERE id = (SELECT MAX(id) FROM entries WHERE feed_id = feeds.id));
     """,
 )
 
@@ -672,17 +675,20 @@ class Store:
         """Move every wait by ``seconds``: the wall clock jumped that far (RELIABILITY.md
         case 62). Feeds' due times and Retry-Afters, and the open outbox rows' times
         (created, next attempt, a storm digest's close: their ages decide expiry and
-        digest windows), so each wait keeps its length."""
+        digest windows), so each wait keeps its length; a row in 'sending' too, as the
+        lane holding it puts it back to pending with its age if the attempt fails. A
+        feed's last new entry starts the wait that tells silence (monitor/notices.py)."""
         async with self._transaction():
             await self._db.execute(
                 "UPDATE feeds SET next_poll_at = next_poll_at + ?1,"
-                " not_before = CASE WHEN not_before > 0 THEN not_before + ?1 ELSE 0 END",
+                " not_before = CASE WHEN not_before > 0 THEN not_before + ?1 ELSE 0 END,"
+                " last_new_at = last_new_at + ?1",
                 (seconds,),
             )
             moved = "SET created_at = created_at + ?1, next_attempt_at = next_attempt_at + ?1"
             for table in _OUTBOX_TABLES:
                 await self._db.execute(
-                    f"UPDATE {table} {moved} WHERE state = 'pending'", (seconds,)
+                    f"UPDATE {table} {moved} WHERE state IN ('pending', 'sending')", (seconds,)
                 )
             await self._db.execute(
                 "UPDATE digests SET closes_at = closes_at + ? WHERE state = 'pending'",

@@ -7,8 +7,10 @@ import asyncio
 import logging
 import sqlite3
 import time
+from datetime import datetime, tzinfo
 from pathlib import Path
 
+import apscheduler.schedulers.base
 import pytest
 
 from monitor.clock_watch import ClockWatch
@@ -62,17 +64,51 @@ async def test_shifting_the_schedule_keeps_each_wait(store: Store) -> None:
     assert after.created_at == before[0].created_at + DAY  # its age decides its expiry
 
 
+async def test_a_jump_moves_the_silence_baseline(store: Store, tmp_path: Path) -> None:
+    """When a feed last found something new is the start of a wait (silence, after
+    notices.py): a day's jump forward must not make every feed look a day silent."""
+    clock = ManualClock()
+    await add_hits(store, 1, ["hook"], clock())  # a poll that found something new
+    await store.shift_schedule(DAY)
+    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+        (last_new,) = conn.execute("SELECT last_new_at FROM feeds").fetchone()
+    assert last_new == clock() + DAY
+
+
+async def test_a_delivery_in_flight_keeps_its_age_through_a_jump(store: Store) -> None:
+    """A row a lane holds in 'sending' when the clock jumps moves too: after a failed
+    attempt it goes back to pending with its age, not a day older (and expired)."""
+    clock = ManualClock()
+    await add_hits(store, 1, ["hook"], clock())
+    (before,) = await store.deliveries()
+    await store.mark_sending(before.id, clock())
+    await store.shift_schedule(DAY)
+    (after,) = await store.deliveries()
+    assert after.created_at == before.created_at + DAY
+
+
 async def test_a_clock_stepped_back_while_running_does_not_stall_polling(
-    publisher: Publisher, write_watchlist, caplog: pytest.LogCaptureFixture
+    publisher: Publisher,
+    write_watchlist,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The wall clock goes back a day under a running daemon: the tick notices, moves the
-    schedule back, and the feed is polled again on its 2 s interval, not in a day."""
+    """The wall clock goes back a day under a running daemon (for APScheduler too): the
+    tick notices, moves the schedule back, and the feed is polled again on its 2 s
+    interval, not in a day."""
     publisher.rss_items = [Item("Start", "/start", summary="Nothing yet.")]
     text = watchlist(feeds=[f"{publisher.base}/rss.xml"]).replace(
         'interval = "1m"', 'interval = "2s"'
     )
     path = write_watchlist(text.replace("[monitor]\n", '[monitor]\nmin_interval = "1s"\n'))
     skew = [0.0]
+
+    class Stepped(datetime):  # the wall clock as APScheduler reads it
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Stepped:
+            return cls.fromtimestamp(time.time() + skew[0], tz)
+
+    monkeypatch.setattr(apscheduler.schedulers.base, "datetime", Stepped)
     stop = asyncio.Event()
     caplog.set_level(logging.INFO)
     async with Daemon.open(load_config(path), clock=lambda: time.time() + skew[0]) as daemon:

@@ -318,3 +318,33 @@ async def test_a_database_refusing_writes_mid_send_pauses_the_lane_and_loses_not
     assert "notifier=a deliveries=paused" in failed[0].getMessage()
     assert "readonly database" in failed[0].getMessage()
     assert caplog.text.count("storage_recovered") == 1
+
+
+async def test_a_lane_paused_by_the_database_waits_longer_each_time_and_says_so_once(
+    store, session, clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database refuses to mark an alert 'sending' (as a full disk refuses a write
+    that a no-op, such as putting back nothing, gets past): the lane's waits double and
+    only the first failure is an error; it resumes once, at the first write that works."""
+    caplog.set_level(logging.INFO)
+    async with hook(clock, Answer(200)) as server:
+        await add_hits(store, 1, ["a"], clock())
+        await store._db.execute(
+            "CREATE TEMP TRIGGER refuse BEFORE UPDATE OF state ON deliveries"
+            " WHEN NEW.state = 'sending' BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+        )
+        r = relay(store, {"a": server}, session, clock, storage_retry=0.01)
+        running = asyncio.create_task(r.run())
+
+        def failed() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if r.getMessage().startswith("storage_failed")]
+
+        await eventually(lambda: len(failed()) >= 4)
+        await store._db.execute("DROP TRIGGER refuse")
+        await eventually(lambda: sent(store, 1))
+        r.stop()
+        await running
+    waits = [re.search(r"retry_in=(\S+)s", r.getMessage()) for r in failed()[:4]]
+    assert [float(m[1]) for m in waits if m] == [0.01, 0.02, 0.04, 0.08]
+    assert [r.levelno for r in failed()[:4]] == [logging.ERROR] + [logging.WARNING] * 3
+    assert caplog.text.count("storage_recovered") == 1

@@ -100,6 +100,14 @@ def test_an_unusual_field_counts_only_where_it_is_read() -> None:
     assert later.entries == new.entries[1:]
 
 
+def test_an_identity_that_needs_an_unusual_date_goes_to_feedparser() -> None:
+    """No guid and a link that names no host: the key is a hash of title and date, so a
+    date outside the fast path's case sends the document to feedparser, not an error."""
+    item = b"<item><title>T</title><link>http://</link><pubDate>2025-06-10</pubDate></item>"
+    body = RSS.replace(b"<ttl>15</ttl>", b"<ttl>15</ttl>" + item)
+    assert list(parse_feed(body, {}).entries) == feedparser_entries(body)[1]
+
+
 def test_charset_contradicting_the_declaration_goes_to_feedparser() -> None:
     """An HTTP charset that disagrees with the XML declaration is feedparser's call."""
     assert fastparse.read(RSS, "application/rss+xml; charset=iso-8859-1") is None

@@ -135,3 +135,68 @@ def test_the_wait_doubles_to_its_cap_and_one_feed_at_a_time_tries_again() -> Non
     pause.succeeded()
     assert said == ["disk full", None]
     assert pause.allowed(5) == 5
+
+
+async def test_a_clock_jump_while_paused_is_applied_once_writes_succeed(
+    publisher: Publisher, write_watchlist, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The wall clock steps back a day while the database refuses writes: the schedule
+    cannot move then, but the jump is kept and the schedule moves once writes succeed,
+    so the feed is due within its interval and not a day later."""
+    publisher.rss_items = [Item("Start", "/start", summary="Nothing yet.")]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    wall_skew, steady_skew = [0.0], [0.0]
+    stop = asyncio.Event()
+    caplog.set_level(logging.INFO)
+    wall = lambda: time.time() + wall_skew[0]  # noqa: E731
+    steady = lambda: time.monotonic() + steady_skew[0]  # noqa: E731
+    async with Daemon.open(load_config(path), clock=wall, monotonic=steady) as daemon:
+        await daemon.run_once()
+        running = asyncio.create_task(daemon.run_forever(stop, asyncio.Event()))
+        try:
+            await eventually(lambda: bool(records(caplog, "started")))
+            db = daemon.store._db
+            await db.execute("PRAGMA query_only = 1")  # every write refused
+            wall_skew[0] -= 86400.0
+            await eventually(lambda: bool(records(caplog, "storage_failed")))
+            await db.execute("PRAGMA query_only = 0")
+            for skew in (wall_skew, steady_skew):
+                skew[0] += FIRST_RETRY + 1  # the wait is over: the database is tried again
+            await eventually(lambda: bool(records(caplog, "storage_recovered")))
+            (row,) = await daemon.store.feeds()
+            assert row.next_poll_at - wall() < 2 * 60  # the 1m interval, with jitter
+        finally:
+            stop.set()
+            await running
+    assert "Traceback" not in caplog.text
+
+
+async def test_a_reload_while_the_database_refuses_writes_keeps_the_daemon_running(
+    publisher: Publisher, write_watchlist, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A feed added to the watchlist cannot be stored while writes are refused: the
+    reload is refused and logged, the old watchlist runs on, and a reload once writes
+    work again adds the feed."""
+    publisher.rss_items = [Item("Start", "/start", summary="Nothing yet.")]
+    first, second = f"{publisher.base}/rss.xml?feed=1", f"{publisher.base}/rss.xml?feed=2"
+    path = write_watchlist(feeds=[first])
+    stop, reload = asyncio.Event(), asyncio.Event()
+    caplog.set_level(logging.INFO)
+    async with Daemon.open(load_config(path)) as daemon:
+        running = asyncio.create_task(daemon.run_forever(stop, reload))
+        try:
+            await eventually(lambda: bool(records(caplog, "started")))
+            await daemon.store._db.execute("PRAGMA query_only = 1")  # every write refused
+            write_watchlist(feeds=[first, second])
+            reload.set()
+            await eventually(lambda: bool(records(caplog, "reload_failed")))
+            assert "readonly database" in records(caplog, "reload_failed")[0].getMessage()
+            assert not running.done()
+            assert list(daemon.config.enabled) == [first]
+            await daemon.store._db.execute("PRAGMA query_only = 0")
+            reload.set()
+            await eventually(lambda: bool(records(caplog, "reloaded")))
+            assert {r.url for r in await daemon.store.feeds()} == {first, second}
+        finally:
+            stop.set()
+            await running
