@@ -22,7 +22,7 @@ from monitor.durations import parse_duration
 from monitor.errors import ConfigError, RuleCompileError
 from monitor.guard import Network
 from monitor.models import Document, LanePolicy
-from monitor.parse import MAX_ENTRIES
+from monitor.parse_job import MAX_ENTRIES
 from monitor.rules import RuleIndex, compile_rules
 from monitor.secrets import Secret
 

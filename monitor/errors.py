@@ -31,6 +31,10 @@ class QueryError(NewsmonError):
         super().__init__(f"column {column}: {message}")
 
 
+class ParseError(NewsmonError):
+    """The bytes are not a feed at all."""
+
+
 class FetchError(NewsmonError):
     """A fetch failed; ``reason`` is a short machine-friendly code for logs and status.
 

@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 from monitor.clean import clean_body
 from monitor.errors import NewsmonError
 from monitor.models import BodyStatus, Extracted
-from monitor.parse import MAX_CONTENT, MAX_TITLE, clean_text
+from monitor.plaintext import MAX_CONTENT, MAX_TITLE, clean_text
 from monitor.urls import normalize_url
 from monitor.workers import WorkerLost, WorkerPool
 

@@ -26,33 +26,17 @@ import lxml.html
 
 from monitor import fastparse
 from monitor.cluster import story_fingerprint
-from monitor.errors import NewsmonError
+from monitor.errors import ParseError
 from monitor.jsonfeed import JsonItem, looks_like_json_feed, read_json_feed
 from monitor.models import Entry, ParsedFeed
+from monitor.parse_job import MAX_ENTRIES
+from monitor.plaintext import CONTROL, MAX_CONTENT, MAX_SUMMARY, MAX_TITLE, clean_text
 from monitor.schedule import parse_ttl
 from monitor.urls import normalize_url
 
-MAX_TITLE = 1_000
-MAX_SUMMARY = 20_000
-MAX_CONTENT = 200_000
-MAX_ENTRIES = 200  # [monitor] max_entries' default
-# C0 and C1 controls (not tab or newlines), and lone UTF-16 surrogates, which JSON can
-# carry and SQLite's UTF-8 encoder refuses
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # A DOCTYPE and its internal subset, near the top: feeds never need entity declarations,
 # and nested ones expand exponentially (billion laughs, RELIABILITY.md case 22)
 _DOCTYPE = re.compile(rb"<!DOCTYPE[^>\[]*(\[.*?\]\s*)?>", re.IGNORECASE | re.DOTALL)
-_SPACE = re.compile(r"[ \t\r\f\v]+")
-
-
-class ParseError(NewsmonError):
-    """The bytes are not a feed at all."""
-
-
-def clean_text(text: str, limit: int) -> str:
-    """Control characters removed, runs of blanks folded, length capped."""
-    text = _SPACE.sub(" ", _CONTROL.sub("", text))
-    return "\n".join(line.strip() for line in text.splitlines()).strip()[:limit]
 
 
 def html_to_text(markup: str, limit: int) -> str:
@@ -100,7 +84,7 @@ def _key(
 ) -> str:
     """An entry's identity: its id, else its normalized link, else a hash of title and
     date (the same rules for every format)."""
-    guid = _CONTROL.sub("", guid).strip()
+    guid = CONTROL.sub("", guid).strip()
     if guid:
         return f"id:{guid[:2000]}"
     url = normalize_url(link) if link else None

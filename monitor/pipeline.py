@@ -12,12 +12,11 @@ import random
 import sqlite3
 from collections.abc import Callable
 from dataclasses import replace
-from functools import partial
 from urllib.parse import urlsplit
 
 from monitor import cluster, notices
 from monitor.config import Config, FeedConfig
-from monitor.errors import FetchError, StoreError
+from monitor.errors import FetchError, ParseError, StoreError
 from monitor.extract import Extractor
 from monitor.fetch import Fetcher
 from monitor.log import log_event
@@ -36,7 +35,7 @@ from monitor.models import (
     Story,
 )
 from monitor.moves import follow
-from monitor.parse import ParseError, parse_feed
+from monitor.parse_job import parse_in_worker
 from monitor.schedule import (
     Bounds,
     adaptive_interval,
@@ -232,9 +231,11 @@ class Pipeline:
         take minutes (RELIABILITY.md case 24), and it must never hold the event loop.
         Entries with ``seen`` keys are not converted or sent back."""
         budget = config.monitor.parse_timeout
-        parse = partial(parse_feed, max_entries=config.monitor.max_entries, seen=seen)
         try:
-            return await self._pool.run(budget, parse, fetched.body, dict(fetched.headers))
+            return await self._pool.run(
+                budget, parse_in_worker, fetched.body, dict(fetched.headers),
+                config.monitor.max_entries, seen,
+            )  # fmt: skip
         except TimeoutError:
             raise ParseError(f"parsing took longer than {budget:g}s") from None
         except (WorkerLost, JobFailed) as e:

@@ -1,0 +1,23 @@
+"""Text as newsmon stores it: control characters out, blanks folded, each field capped.
+
+Its own module, free of lxml and feedparser, because the daemon needs it too (extracted
+pages' titles and bodies) while the parsers themselves run in the workers.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_TITLE = 1_000
+MAX_SUMMARY = 20_000
+MAX_CONTENT = 200_000
+# C0 and C1 controls (not tab or newlines), and lone UTF-16 surrogates, which JSON can
+# carry and SQLite's UTF-8 encoder refuses
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_SPACE = re.compile(r"[ \t\r\f\v]+")
+
+
+def clean_text(text: str, limit: int) -> str:
+    """Control characters removed, runs of blanks folded, length capped."""
+    text = _SPACE.sub(" ", CONTROL.sub("", text))
+    return "\n".join(line.strip() for line in text.splitlines()).strip()[:limit]
