@@ -429,11 +429,17 @@ async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
 
 def _stoppable(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
     """``job`` for the scheduler, which cancels a running job when it shuts down and
-    would log that cancellation as the job's failure, with a traceback."""
+    would log that cancellation as the job's failure, with a traceback. A database that
+    refuses writes meanwhile (the polls' storage pause says so) is one line, not a
+    traceback every run: the job runs again at its next time."""
 
     async def run() -> None:
-        with suppress(asyncio.CancelledError):
+        try:
             await job()
+        except asyncio.CancelledError:
+            pass
+        except (StoreError, sqlite3.Error) as e:
+            log_event(log, logging.WARNING, "job_failed", job=job.__name__, error=str(e))
 
     return run
 

@@ -13,8 +13,10 @@ import pytest
 
 from monitor.config import load_config
 from monitor.daemon import Daemon
+from monitor.daemon import _stoppable as scheduled
 from monitor.errors import StoreError
 from monitor.storage_pause import FIRST_RETRY, MAX_RETRY, StoragePause
+from monitor.store import Store
 from tests.outbox import eventually
 from tests.servers import Item, Publisher
 from tests.test_sdnotify import Listener
@@ -200,3 +202,26 @@ async def test_a_reload_while_the_database_refuses_writes_keeps_the_daemon_runni
         finally:
             stop.set()
             await running
+
+
+async def test_a_housekeeping_job_on_a_refusing_database_logs_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scheduled job (the prune) on a database that refuses writes (SQLITE_READONLY
+    from a real connection) is one warning line naming the job, not the scheduler's
+    traceback every run."""
+    store = await Store.open(tmp_path / "newsmon.db")
+    try:
+        await store._db.execute("PRAGMA query_only = 1")
+
+        async def prune() -> None:
+            await store.prune(time.time(), 86400.0)
+
+        with caplog.at_level(logging.INFO):
+            await scheduled(prune)()
+    finally:
+        await store._db.execute("PRAGMA query_only = 0")
+        await store.close()
+    (failed,) = [r.getMessage() for r in caplog.records]
+    assert failed.startswith("job_failed job=prune error=")
+    assert "readonly database" in failed
