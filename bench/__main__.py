@@ -159,13 +159,22 @@ def spread(values: list[float]) -> str:
     return f"{fmt(m)} ({fmt(min(values))}-{fmt(max(values))})"
 
 
+def judged(row: Row) -> str:
+    """yes or NO against the target; "-" without a target or the figures it needs."""
+    if row.met is None or not row.ours:
+        return "-"
+    try:
+        return "yes" if row.met(row) else "NO"
+    except statistics.StatisticsError:  # a ratio, and the peer did not run
+        return "-"
+
+
 def table(rows: list[Row]) -> str:
     head = ("scenario", "unit", "newsmon", "reader 3.26", "ratio", "target", "met")
     lines = [head]
     for r in rows:
         ratio = f"{statistics.median(r.ratios):.2f}x" if r.ratios else "-"
-        met = "-" if r.met is None or not r.ours else ("yes" if r.met(r) else "NO")
-        lines.append((r.name, r.unit, spread(r.ours), spread(r.theirs), ratio, r.target, met))
+        lines.append((r.name, r.unit, spread(r.ours), spread(r.theirs), ratio, r.target, judged(r)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = [" | ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
     out.insert(1, "-+-".join("-" * w for w in widths))
