@@ -346,8 +346,14 @@ class Daemon:
                     return
                 owed = 0.0
                 pause.succeeded()
+            if pause.waiting():
+                return
             feeds = self.config.enabled
-            due = await self.store.due_feeds(feeds, self.clock())
+            try:
+                due = await self.store.due_feeds(feeds, self.clock())
+            except (StoreError, sqlite3.Error) as e:  # unreadable: paused like unwritable
+                pause.failed(e)
+                return
             batch = [feeds[url] for url in due if url not in in_flight]
             batch = batch[: pause.allowed(len(batch))]
             if not batch:

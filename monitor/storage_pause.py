@@ -35,12 +35,16 @@ class StoragePause:
     failures: int = 0
     until: float = 0.0
 
+    def waiting(self) -> bool:
+        """Paused, and the wait before the next try is not over."""
+        return bool(self.failures) and self.clock() < self.until
+
     def allowed(self, due: int) -> int:
         """How many of ``due`` feeds may be polled now: all, none while paused, one to
         try the database again (and none more until that one has answered or waited)."""
         if not self.failures:
             return due
-        if self.clock() < self.until or not due:
+        if self.waiting() or not due:
             return 0
         self.until = self.clock() + self.wait()
         return 1

@@ -225,3 +225,30 @@ async def test_a_housekeeping_job_on_a_refusing_database_logs_one_line(
     (failed,) = [r.getMessage() for r in caplog.records]
     assert failed.startswith("job_failed job=prune error=")
     assert "readonly database" in failed
+
+
+async def test_a_database_that_cannot_be_read_pauses_polling_with_one_line(
+    publisher: Publisher, write_watchlist, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """Another process damages the database under the running daemon (its feeds table
+    dropped): the tick's read fails, and polling pauses with one error line instead of a
+    traceback every second."""
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    stop = asyncio.Event()
+    caplog.set_level(logging.INFO)
+    async with Daemon.open(load_config(path)) as daemon:
+        running = asyncio.create_task(daemon.run_forever(stop, asyncio.Event()))
+        try:
+            await eventually(lambda: "poll_ok" in caplog.text)
+            with sqlite3.connect(tmp_path / "newsmon.db") as other:
+                other.execute("PRAGMA foreign_keys = OFF")
+                other.execute("DROP TABLE feeds")
+            await eventually(lambda: "storage_failed" in caplog.text)
+            assert not running.done()
+        finally:
+            stop.set()
+            await running
+    (failed,) = [r for r in caplog.records if r.getMessage().startswith("storage_failed")]
+    assert failed.levelno == logging.ERROR
+    assert "no such table: feeds" in failed.getMessage()
+    assert "Traceback" not in caplog.text
