@@ -168,12 +168,8 @@ class Daemon:
         """Feeds silent far beyond their rhythm (monitor/notices.py): logged once per
         silence by this process, and a notice to ``[monitor] notices``."""
         config, now = self.config, self.clock()
-        found = await self.store.silent_feeds(
-            now, beats=notices.SILENT_BEATS, factor=notices.SILENT_FACTOR,
-            floor=notices.SILENT_FLOOR,
-        )  # fmt: skip
         silences = set()
-        for url, since, rhythm in found:
+        for url, since, rhythm in await notices.silent_feeds(self.store, now):
             feed = config.enabled.get(url)
             if feed is None:
                 continue

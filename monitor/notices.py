@@ -82,6 +82,13 @@ async def feed_failed(
         await raise_notice(store, targets, FEED_FAILING, url, since, text, now)
 
 
+async def silent_feeds(store: Store, now: float) -> list[tuple[str, float, float]]:
+    """(url, silent since, rhythm) of the feeds silent now, by the rule above."""
+    return await store.silent_feeds(
+        now, beats=SILENT_BEATS, factor=SILENT_FACTOR, floor=SILENT_FLOOR
+    )
+
+
 async def feed_silent(
     store: Store,
     targets: Iterable[str],

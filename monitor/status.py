@@ -16,7 +16,7 @@ from pathlib import Path
 
 from monitor.config import Config
 from monitor.durations import span
-from monitor.notices import SILENT_BEATS, SILENT_FACTOR, SILENT_FLOOR
+from monitor.notices import silent_feeds
 from monitor.store import Store
 
 DAY = 86400.0
@@ -104,9 +104,7 @@ async def gather_status(
     rows = [r for r in known if r.disabled_reason is None]
     failing = [r for r in rows if r.consecutive_errors]
     names = {r.url: r.name or r.url for r in rows}
-    silent = await store.silent_feeds(
-        now, beats=SILENT_BEATS, factor=SILENT_FACTOR, floor=SILENT_FLOOR
-    )
+    silent = await silent_feeds(store, now)
     polls = [r.last_poll_at for r in rows if r.last_poll_at is not None]
     if deliveries is None:
         deliveries = await store.delivery_counts()
