@@ -417,31 +417,34 @@ def _shortest_interval(config: Config) -> float:
     return min((f.interval for f in config.feeds), default=config.monitor.interval)
 
 
+async def _run_job(job: Callable[[], Awaitable[None]]) -> None:
+    """One run of a periodic job. Its failure is logged and the job runs again at its
+    next time: a database that refuses writes (the polls' storage pause says so) in one
+    line, anything else with its traceback."""
+    try:
+        await job()
+    except (StoreError, sqlite3.Error) as e:
+        log_event(log, logging.WARNING, "job_failed", job=job.__name__, error=str(e))
+    except Exception:
+        log.exception("job %s failed", job.__name__)
+
+
 async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
-    """Run ``job`` every ``seconds`` by the event loop's monotonic clock, logging its
-    failures. APScheduler times jobs by the wall clock: a clock stepped back a day would
-    stall for a day the tick that notices the jump (RELIABILITY.md case 62)."""
+    """Run ``job`` every ``seconds`` by the event loop's monotonic clock. APScheduler
+    times jobs by the wall clock: a clock stepped back a day would stall for a day the
+    tick that notices the jump (RELIABILITY.md case 62)."""
     while True:
-        try:
-            await job()
-        except Exception:
-            log.exception("a scheduled job failed")
+        await _run_job(job)
         await asyncio.sleep(seconds)
 
 
 def _stoppable(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
     """``job`` for the scheduler, which cancels a running job when it shuts down and
-    would log that cancellation as the job's failure, with a traceback. A database that
-    refuses writes meanwhile (the polls' storage pause says so) is one line, not a
-    traceback every run: the job runs again at its next time."""
+    would log that cancellation as the job's failure, with a traceback."""
 
     async def run() -> None:
-        try:
-            await job()
-        except asyncio.CancelledError:
-            pass
-        except (StoreError, sqlite3.Error) as e:
-            log_event(log, logging.WARNING, "job_failed", job=job.__name__, error=str(e))
+        with suppress(asyncio.CancelledError):
+            await _run_job(job)
 
     return run
 
