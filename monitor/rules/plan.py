@@ -248,13 +248,7 @@ class Prefix(Positional):
         self.fields = fields
 
     def find(self, view: View) -> list[Occurrence]:
-        places = sorted(
-            place
-            for key in view.keys_with_prefix(self.stem)
-            for place in view.where[key]
-            if place // STRIDE in self.fields
-        )
-        return [(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
+        return _word_occurrences(view.where, view.keys_with_prefix(self.stem), self.fields)
 
     def trigger(self) -> Trigger:
         return Trigger(frozenset(), frozenset({self.stem}), 4)  # a prefix matches many words
