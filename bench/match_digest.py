@@ -8,7 +8,7 @@ OR of phrases, NEAR of common words). Texts: every corpus article body, as fed
 summary: the whole text), so that every field holds stops, acronyms and possessives.
 Each match is written as its rule, its terms (text, field, offsets) and its snippet.
 
-    python bench/match_digest.py --articles /work/shared/corpus/articles [--dump FILE]
+    python -m bench.match_digest --articles ../shared/corpus/articles [--dump FILE]
 """
 
 from __future__ import annotations
