@@ -26,6 +26,7 @@ from monitor.fetch import fetcher_for, make_session
 from monitor.log import configure_logging
 from monitor.models import Alert, Document, Outcome
 from monitor.rules import RuleIndex, compile_rules, render_explanation
+from monitor.run_lock import exclusive_run
 from monitor.status import format_status, gather_status
 from monitor.store import DeliveryRow, DestinationRow, FeedRow, Store
 
@@ -58,13 +59,14 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 async def _cmd_run(args: argparse.Namespace, config: Config) -> int:
-    async with Daemon.open(config) as daemon:
-        if args.once:
-            await daemon.run_once()
-        else:
-            stop, reload = asyncio.Event(), asyncio.Event()
-            install_signals(stop, reload)
-            await daemon.run_forever(stop, reload)
+    with exclusive_run(config.monitor.database):
+        async with Daemon.open(config) as daemon:
+            if args.once:
+                await daemon.run_once()
+            else:
+                stop, reload = asyncio.Event(), asyncio.Event()
+                install_signals(stop, reload)
+                await daemon.run_forever(stop, reload)
     return EXIT_OK
 
 

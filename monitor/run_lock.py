@@ -1,0 +1,56 @@
+"""One `newsmon run` per database.
+
+A second daemon on the same file would poll the same feeds and race the first for its
+outbox, and it could not see the band keys the first holds in memory (monitor/
+story_index.py), so copies of a story would slip past clustering. The usual cause is a
+hand-started run beside the systemd service, so it is refused with a line that says so.
+
+The lock is ``flock`` on ``<database>.lock``: the kernel drops it when the process dies,
+however it dies, so a crash never leaves a stale lock behind. The holder's pid is written
+into the file for the refusal's message; read-only commands (status, hits, ...) take no
+lock and work beside a running daemon.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from monitor.errors import StoreError
+
+
+class DatabaseInUse(StoreError):
+    """Another process runs newsmon on this database."""
+
+
+def lock_path(database: Path) -> Path:
+    return database.with_name(database.name + ".lock")
+
+
+@contextmanager
+def exclusive_run(database: Path) -> Iterator[None]:
+    """Hold the database's run lock for the block, or raise ``DatabaseInUse`` at once."""
+    path = lock_path(database)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_CLOEXEC: the extraction workers are exec'd and must not inherit the lock
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        raise StoreError(f"cannot create the lock file {path}: {e.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise DatabaseInUse(
+                f"database {database} is in use by another `newsmon run` (pid {holder});"
+                " stop it first (systemctl stop newsmon, if it runs as the service)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays, empty of meaning without it

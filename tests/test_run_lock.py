@@ -1,0 +1,58 @@
+"""One `newsmon run` per database: a second is refused at once with the first's pid, the
+first goes on untouched, and a killed daemon leaves no stale lock behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.run_lock import DatabaseInUse, exclusive_run, lock_path
+from tests.daemon import newsmon_async, running, terminate
+from tests.servers import Item, Publisher, Receiver
+
+
+async def test_a_second_run_is_refused_while_the_first_goes_on(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """`newsmon run` and `run --once` beside a running daemon exit 1 naming its pid; the
+    read-only `status` still answers, and the first daemon stops cleanly."""
+    publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    async with running(path) as first:
+        await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
+        for args in (["run"], ["run", "--once"]):
+            second = await newsmon_async(*args, "--config", str(path))
+            assert second.returncode == 1, second.stderr
+            assert f"in use by another `newsmon run` (pid {first.pid})" in second.stderr
+            assert "Traceback" not in second.stderr
+        status = await newsmon_async("status", "--config", str(path))
+        assert status.returncode == 0, status.stderr
+        stderr = await terminate(first)
+    assert first.returncode == 0, stderr
+    assert len(receiver.accepted) == 1  # the refused runs sent nothing
+
+
+async def test_a_killed_daemon_leaves_no_stale_lock(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """SIGKILL drops the lock with the process, so the next start runs."""
+    publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    async with running(path) as first:
+        await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
+        first.kill()
+        await first.wait()
+    assert lock_path(path.parent / "newsmon.db").exists()
+    again = await newsmon_async("run", "--once", "--config", str(path))
+    assert again.returncode == 0, again.stderr
+
+
+def test_the_lock_is_exclusive_within_one_process_too(tmp_path: Path) -> None:
+    """Two holders of one database's lock never coexist, and leaving the block frees it."""
+    database = tmp_path / "state" / "newsmon.db"
+    refused = pytest.raises(DatabaseInUse, match=r"newsmon\.db is in use")
+    with exclusive_run(database), refused, exclusive_run(database):
+        pass
+    with exclusive_run(database):
+        pass
