@@ -27,6 +27,7 @@ from monitor.log import configure_logging
 from monitor.models import Alert, Document, Outcome
 from monitor.rules import RuleIndex, compile_rules, render_explanation
 from monitor.run_lock import exclusive_run
+from monitor.start_wait import daemon_when_storage_allows
 from monitor.status import format_status, gather_status
 from monitor.store import DeliveryRow, DestinationRow, FeedRow, Store
 
@@ -59,14 +60,16 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 async def _cmd_run(args: argparse.Namespace, config: Config) -> int:
-    with exclusive_run(config.monitor.database):
-        async with Daemon.open(config) as daemon:
-            if args.once:
+    if args.once:
+        with exclusive_run(config.monitor.database):
+            async with Daemon.open(config) as daemon:
                 await daemon.run_once()
-            else:
-                stop, reload = asyncio.Event(), asyncio.Event()
-                install_signals(stop, reload)
-                await daemon.run_forever(stop, reload)
+        return EXIT_OK
+    stop, reload = asyncio.Event(), asyncio.Event()
+    install_signals(stop, reload)
+    async with daemon_when_storage_allows(config, stop) as started:
+        if started is not None:
+            await started.run_forever(stop, reload)
     return EXIT_OK
 
 

@@ -57,7 +57,15 @@ class FetchError(NewsmonError):
 
 
 class StoreError(NewsmonError):
-    """The database is unusable (corrupt, unwritable, from a newer newsmon)."""
+    """The database is unusable (corrupt, unwritable, from a newer newsmon).
+
+    ``transient``: the cause may clear up without a new newsmon or a new database (a full
+    disk, a read-only or missing state directory), so a daemon may wait for it.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        self.transient = transient
+        super().__init__(message)
 
 
 class RuleCompileError(NewsmonError):

@@ -12,14 +12,28 @@ the first write that succeeds resumes it.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from monitor.errors import StoreError
 from monitor.log import log_event
 
 log = logging.getLogger("newsmon.daemon")
 FIRST_RETRY = 30.0  # seconds before the database is tried again
 MAX_RETRY = 600.0
+# SQLite's primary result codes that the state of the disk or the directory explains; a
+# corrupt or foreign file (SQLITE_CORRUPT, SQLITE_NOTADB) is not among them (case 60)
+_PASSING = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_BUSY")
+
+
+def passing(error: BaseException) -> bool:
+    """An error worth waiting out: freed space or a fixed directory ends it."""
+    if isinstance(error, StoreError):
+        return error.transient
+    if isinstance(error, sqlite3.Error):
+        return str(getattr(error, "sqlite_errorname", "")).startswith(_PASSING)
+    return isinstance(error, OSError)
 
 
 def _quiet(reason: str | None) -> None:

@@ -47,6 +47,7 @@ from monitor.models import (
     Notice,
     Story,
 )
+from monitor.storage_pause import passing
 from monitor.story_index import StoryIndex
 
 # Append-only: migration N brings user_version from N-1 to N. Never edit a shipped one.
@@ -347,13 +348,13 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(path, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
-            raise StoreError(f"cannot open database {path}: {e}") from None
+            raise StoreError(f"cannot open database {path}: {e}", transient=passing(e)) from None
         store = cls(db)
         try:
             await store._prepare(durability)
         except sqlite3.Error as e:
             await db.close()
-            raise StoreError(f"database {path} is unusable: {e}") from None
+            raise StoreError(f"database {path} is unusable: {e}", transient=passing(e)) from None
         except StoreError:
             await db.close()
             raise

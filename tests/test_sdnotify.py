@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,57 +18,11 @@ from monitor.errors import StoreError
 from monitor.sdnotify import SystemdNotifier, keep_alive, watchdog_interval
 from monitor.service import Service
 from tests.daemon import running, terminate
+from tests.sd_listener import Listener
 from tests.servers import Item, Publisher
 
 STOP_BOUND = 10.0  # seconds from SIGTERM to exit; the unit allows TimeoutStopSec=45s
 SECRET_TOKEN = "T0KEN-b7e1-never-logged"
-
-
-class Listener:
-    """A datagram socket standing in for systemd's notification socket."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address  # as NOTIFY_SOCKET spells it
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
-        self.sock.setblocking(False)
-        self.messages: list[dict[str, str]] = []
-        self._changed = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
-
-    def receive_now(self) -> dict[str, str]:
-        """The next datagram, which must already have arrived."""
-        return _fields(self.sock.recv(4096))
-
-    async def _collect(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            data = await loop.sock_recv(self.sock, 4096)
-            async with self._changed:
-                self.messages.append(_fields(data))
-                self._changed.notify_all()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._collect())
-
-    async def wait_for(self, key: str, count: int = 1, timeout: float = 60.0) -> None:
-        def seen() -> bool:
-            return sum(key in m for m in self.messages) >= count
-
-        async with asyncio.timeout(timeout), self._changed:
-            await self._changed.wait_for(seen)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await self._task
-        self.sock.close()
-
-
-def _fields(data: bytes) -> dict[str, str]:
-    lines = data.decode().splitlines()
-    return dict(line.split("=", 1) for line in lines)
 
 
 @pytest.fixture(params=["path", "abstract"])

@@ -18,8 +18,8 @@ from monitor.errors import StoreError
 from monitor.storage_pause import FIRST_RETRY, MAX_RETRY, StoragePause
 from monitor.store import Store
 from tests.outbox import eventually
+from tests.sd_listener import Listener
 from tests.servers import Item, Publisher
-from tests.test_sdnotify import Listener
 
 FULL = "cannot store a poll: database or disk is full"
 BIG = " ".join(f"word{i}" for i in range(6000))  # needs new pages in any database

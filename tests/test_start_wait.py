@@ -1,0 +1,132 @@
+"""A start on storage that refuses the database waits for it instead of exiting into a
+restart loop, and runs once the storage is back (RELIABILITY.md case 58); a corrupt
+database still refuses to start (case 60)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from monitor.config import Config, load_config
+from monitor.errors import StoreError
+from monitor.start_wait import daemon_when_storage_allows
+from tests.daemon import running, terminate
+from tests.sd_listener import Listener
+from tests.servers import Item, Publisher
+from tests.watchlists import watchlist
+
+UNDER_A_FILE = 'database = "state/newsmon.db"'
+
+
+def blocked_config(publisher: Publisher, tmp_path: Path) -> tuple[Path, Path]:
+    """A watchlist whose database lies under ``state``, which is a file, not a directory;
+    returns the watchlist and the file in the way."""
+    text = watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    path = tmp_path / "newsmon.toml"
+    path.write_text(text.replace('database = "newsmon.db"', UNDER_A_FILE), encoding="utf-8")
+    blocker = tmp_path / "state"
+    blocker.write_text("in the way", encoding="utf-8")
+    return path, blocker
+
+
+def events(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith(event)]
+
+
+async def test_a_start_waits_for_its_storage_and_runs_once_it_is_back(
+    publisher: Publisher, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """READY=1 at once with a STATUS= that says why it waits, one error line then quieter
+    ones, the watchdog fed while it waits; once the directory can be made, the daemon
+    opens and polls."""
+    caplog.set_level(logging.INFO)
+    publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
+    path, blocker = blocked_config(publisher, tmp_path)
+    listener = Listener(str(tmp_path / "notify.sock"))
+    listener.start()
+    environ = {"NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "100000"}
+
+    async def clear_the_way() -> None:
+        await listener.wait_for("WATCHDOG", count=3)
+        assert len(events(caplog, "storage_failed")) >= 1
+        blocker.unlink()
+
+    clearing = asyncio.create_task(clear_the_way())
+    try:
+        async with daemon_when_storage_allows(
+            load_config(path), asyncio.Event(), first=0.05, environ=environ
+        ) as daemon:
+            assert daemon is not None
+            assert clearing.done()  # it opened only once the way was clear
+            await daemon.run_once()
+    finally:
+        clearing.cancel()
+        await listener.close()
+    assert len(publisher.requests) == 1
+    first = listener.messages[0]
+    assert first["READY"] == "1"
+    assert first["STATUS"].startswith("WAITING FOR STORAGE: cannot create ")
+    assert first["STATUS"].endswith("/state: File exists; next try in 0.05s")
+    failed = events(caplog, "storage_failed")
+    assert failed[0].levelno == logging.ERROR
+    assert {r.levelno for r in failed[1:]} <= {logging.WARNING}
+    assert "start=waiting" in failed[0].getMessage()
+    assert len(events(caplog, "storage_recovered")) == 1
+    assert "Traceback" not in caplog.text
+
+
+async def test_told_to_stop_while_waiting_it_gives_up_the_wait(
+    publisher: Publisher, tmp_path: Path
+) -> None:
+    """SIGTERM (the stop event) during the wait ends it at once, with no daemon."""
+    path, _ = blocked_config(publisher, tmp_path)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.2, stop.set)
+    async with (
+        asyncio.timeout(30),
+        daemon_when_storage_allows(load_config(path), stop, first=3600.0, environ={}) as daemon,
+    ):
+        assert daemon is None
+    assert stop.is_set()
+
+
+async def test_a_corrupt_database_is_refused_at_once(tmp_path: Path, publisher: Publisher) -> None:
+    """No waiting out a file that is not a database: the error, and no READY=1."""
+    path = tmp_path / "newsmon.toml"
+    path.write_text(watchlist(feeds=[f"{publisher.base}/rss.xml"]), encoding="utf-8")
+    (tmp_path / "newsmon.db").write_bytes(b"this is no database " * 500)
+    listener = Listener(str(tmp_path / "notify.sock"))
+    config: Config = load_config(path)
+    with pytest.raises(StoreError, match="is unusable: file is not a database") as raised:
+        async with daemon_when_storage_allows(
+            config, asyncio.Event(), first=0.05, environ={"NOTIFY_SOCKET": listener.address}
+        ):
+            pass
+    assert not raised.value.transient
+    with pytest.raises(BlockingIOError):
+        listener.sock.recv(4096)
+    listener.sock.close()
+
+
+async def test_newsmon_run_waits_under_systemd_and_stops_cleanly(
+    publisher: Publisher, tmp_path: Path
+) -> None:
+    """A real `newsmon run` on a blocked state directory stays up, says READY=1 and why
+    it waits, and exits 0 on SIGTERM: no exit, so no restart loop."""
+    path, _ = blocked_config(publisher, tmp_path)
+    listener = Listener(str(tmp_path / "notify.sock"))
+    listener.start()
+    try:
+        async with running(path, NOTIFY_SOCKET=listener.address) as proc:
+            await listener.wait_for("READY")
+            assert listener.messages[0]["STATUS"].startswith("WAITING FOR STORAGE: ")
+            assert proc.returncode is None
+            stderr = await terminate(proc)
+    finally:
+        await listener.close()
+    assert proc.returncode == 0, stderr
+    assert stderr.count("storage_failed") == 1, stderr
+    assert "Traceback" not in stderr
