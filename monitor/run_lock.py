@@ -16,7 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from monitor.errors import StoreError
@@ -50,8 +50,9 @@ def exclusive_run(database: Path) -> Iterator[None]:
                 f"database {database} is in use by another `newsmon run` (pid {holder});"
                 " stop it first (systemctl stop newsmon, if it runs as the service)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with suppress(OSError):  # a full disk: the lock holds, only the pid goes unsaid
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)  # releases the lock; the file stays, empty of meaning without it
