@@ -17,6 +17,7 @@ from typing import Any
 
 from monitor import __version__
 from monitor.backtest import Caught, scan
+from monitor.backup import back_up
 from monitor.config import Config, load_config
 from monitor.daemon import Daemon, build_notifier, install_signals
 from monitor.durations import parse_duration
@@ -25,10 +26,11 @@ from monitor.extract import Extractor
 from monitor.fetch import fetcher_for, make_session
 from monitor.log import configure_logging
 from monitor.models import Alert, Document, Outcome
+from monitor.opml import plan_import, read_opml, render_feeds
 from monitor.rules import RuleIndex, compile_rules, render_explanation
 from monitor.run_lock import exclusive_run
 from monitor.start_wait import daemon_when_storage_allows
-from monitor.status import format_status, gather_status
+from monitor.status import format_status, gather_status, size
 from monitor.store import DeliveryRow, DestinationRow, FeedRow, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -305,6 +307,31 @@ async def _cmd_resume(args: argparse.Namespace, config: Config) -> int:
     return await _with_store(config, resume)
 
 
+async def _cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    database = config.monitor.database
+    done = await asyncio.to_thread(back_up, database, Path(args.path))
+    print(
+        f"backed up {database} to {done.path}: {size(done.size)}, schema {done.schema},"
+        f" in {done.seconds:.1f} s"
+    )
+    return EXIT_OK
+
+
+async def _cmd_import_opml(args: argparse.Namespace, config: Config | None) -> int:
+    """[[feeds]] tables to paste; ``config`` (when there is a watchlist yet) says which
+    feeds and names are taken."""
+    data, source = await _read_input(args.file)
+    feeds = config.feeds if config is not None else ()
+    plan = plan_import(
+        read_opml(data, source), [f.url for f in feeds], [f.name for f in feeds if f.name]
+    )
+    print(f"# from {source}: {len(plan.feeds)} new feeds, {plan.watched} already watched")
+    for url in plan.skipped:
+        print(f"# skipped, not an http(s) URL: {url}")
+    print(render_feeds(plan.feeds), end="")
+    return EXIT_OK
+
+
 async def _target_document(target: str, config: Config) -> tuple[Document, str]:
     """The story at ``target`` (URL, file or '-'), through the real fetch and extraction;
     and a line saying where its text came from."""
@@ -315,13 +342,8 @@ async def _target_document(target: str, config: Config) -> tuple[Document, str]:
                 target, max_bytes=m.page_max_bytes, trusted_origin=target
             )
         data, source = page.body, page.url
-    elif target == "-":
-        data, source = await asyncio.to_thread(sys.stdin.buffer.read), "standard input"
     else:
-        try:
-            data, source = await asyncio.to_thread(Path(target).read_bytes), target
-        except OSError as e:
-            raise ConfigError("", f"cannot read {target}: {e.strerror}") from None
+        data, source = await _read_input(target)
     if not _looks_like_html(data):
         text = data.decode("utf-8", "replace")
         return Document("", "", text), f"{source}: {len(text.split())} words of plain text"
@@ -334,6 +356,16 @@ async def _target_document(target: str, config: Config) -> tuple[Document, str]:
     note = f" ({extracted.detail})" if extracted.detail else ""
     line = f"{source}: {words} words, {extracted.status.value}{note}"
     return Document("", "", extracted.body), line
+
+
+async def _read_input(name: str) -> tuple[bytes, str]:
+    """The bytes of a file argument ('-': standard input), and how to name it."""
+    if name == "-":
+        return await asyncio.to_thread(sys.stdin.buffer.read), "standard input"
+    try:
+        return await asyncio.to_thread(Path(name).read_bytes), name
+    except OSError as e:
+        raise ConfigError("", f"cannot read {name}: {e.strerror}") from None
 
 
 def _looks_like_html(data: bytes) -> bool:
@@ -506,6 +538,14 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--since", default="7d")
     search.add_argument("--limit", type=int, default=50, help="stories shown, newest first")
     search.set_defaults(handler=_cmd_search)
+    opml = sub.add_parser(
+        "import-opml", parents=[common], help="[[feeds]] tables to paste, from an OPML file"
+    )
+    opml.add_argument("file", help="an OPML export of a feed reader, or '-'")
+    opml.set_defaults(handler=_cmd_import_opml, watchlist_optional=True)
+    backup = sub.add_parser("backup", parents=[common], help="a consistent copy of the database")
+    backup.add_argument("path", help="where the copy goes; must not exist yet")
+    backup.set_defaults(handler=_cmd_backup)
     return parser
 
 
@@ -518,8 +558,10 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             print(f"newsmon: --since: {e}", file=sys.stderr)
             return EXIT_USAGE
+    path = _config_path(args)
     try:
-        config = load_config(_config_path(args))
+        optional = getattr(args, "watchlist_optional", False) and not path.exists()
+        config = None if optional else load_config(path)
     except ConfigError as e:
         print(f"newsmon: configuration error: {e}", file=sys.stderr)
         return EXIT_USAGE

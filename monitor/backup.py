@@ -1,0 +1,65 @@
+"""A consistent copy of the database, taken while the daemon runs.
+
+Copying the file with cp while the daemon writes can catch a page half-updated and
+misses what is still in the write-ahead log; SQLite's backup API copies one snapshot
+instead, and in WAL mode the daemon's writes go on meanwhile. The copy is made under a
+temporary name, checked, synced and only then renamed, so a failed or interrupted
+backup never leaves a file under the name asked for, and a good one is one
+self-contained file (journal mode DELETE, nothing in a -wal beside it).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.errors import ConfigError, StoreError
+
+
+@dataclass(frozen=True, slots=True)
+class Backup:
+    path: Path
+    size: int  # bytes
+    schema: int  # the copy's user_version
+    seconds: float
+
+
+def back_up(database: Path, target: Path) -> Backup:
+    """Copy ``database`` to ``target``, which must not exist yet."""
+    started = time.monotonic()
+    if not database.is_file():
+        raise StoreError(f"no database at {database}: has newsmon run yet?")
+    if target.exists():
+        raise ConfigError("", f"{target} exists: back up to a new path")
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        with closing(sqlite3.connect(database)) as source:
+            source.execute("PRAGMA busy_timeout = 10000")
+            with closing(sqlite3.connect(partial)) as copy:
+                source.backup(copy)  # one step: one snapshot
+                copy.execute("PRAGMA journal_mode = DELETE")
+                check = copy.execute("PRAGMA quick_check").fetchone()[0]
+                schema = copy.execute("PRAGMA user_version").fetchone()[0]
+        if check != "ok":
+            raise StoreError(f"the copy failed its check ({check}); {database} may be damaged")
+        _sync(partial)
+        os.replace(partial, target)
+        _sync(target.parent)
+    except (sqlite3.Error, OSError) as e:
+        raise StoreError(f"cannot back up to {target}: {e}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return Backup(target, target.stat().st_size, schema, time.monotonic() - started)
+
+
+def _sync(path: Path) -> None:
+    """The rename is durable only once the file's data and then its directory are."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

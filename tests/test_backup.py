@@ -1,0 +1,73 @@
+"""`newsmon backup PATH`: a consistent, self-contained copy, taken while the daemon runs,
+that newsmon reads as it reads the original; never a half-written file under PATH."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from tests.daemon import newsmon_async, running, terminate
+from tests.servers import Item, Publisher, Receiver
+
+
+def rows(db: Path, table: str) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+
+
+async def test_a_backup_taken_while_the_daemon_runs_is_whole_and_readable(
+    publisher: Publisher, receiver: Receiver, write_watchlist, tmp_path: Path
+) -> None:
+    """The copy holds the stored story and its hit, passes integrity_check, keeps no
+    -wal beside it, and `newsmon hits` on a watchlist pointing at it shows the hit."""
+    publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    copy = tmp_path / "backups" / "copy.db"
+    copy.parent.mkdir()
+    async with running(path) as daemon:
+        await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
+        done = await newsmon_async("backup", str(copy), "--config", str(path))
+        assert done.returncode == 0, done.stderr
+        assert f"to {copy}: " in done.stdout
+        assert "schema " in done.stdout
+        stderr = await terminate(daemon)
+    assert daemon.returncode == 0, stderr
+    assert rows(copy, "entries") == rows(path.parent / "newsmon.db", "entries")
+    assert len(rows(copy, "hits")) == 1
+    with closing(sqlite3.connect(copy)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["copy.db"]
+    restored = tmp_path / "restored.toml"
+    restored.write_text(
+        path.read_text(encoding="utf-8").replace('database = "newsmon.db"', f'database = "{copy}"'),
+        encoding="utf-8",
+    )
+    hits = await newsmon_async("hits", "--config", str(restored), "--since", "1d")
+    assert hits.returncode == 0, hits.stderr
+    assert "Embassy" in hits.stdout
+
+
+async def test_a_backup_never_overwrites_and_leaves_nothing_when_it_fails(
+    publisher: Publisher, write_watchlist, tmp_path: Path
+) -> None:
+    """An existing PATH is a usage error (2) and stays as it was; no database yet, or a
+    PATH that cannot be written, fail (1) with the reason and leave no partial file."""
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    none_yet = await newsmon_async("backup", str(tmp_path / "a.db"), "--config", str(path))
+    assert none_yet.returncode == 1
+    assert "no database at " in none_yet.stderr
+    assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
+    taken = tmp_path / "taken.db"
+    taken.write_bytes(b"mine")
+    refused = await newsmon_async("backup", str(taken), "--config", str(path))
+    assert refused.returncode == 2
+    assert "exists: back up to a new path" in refused.stderr
+    assert taken.read_bytes() == b"mine"
+    nowhere = tmp_path / "missing-dir" / "copy.db"
+    failed = await newsmon_async("backup", str(nowhere), "--config", str(path))
+    assert failed.returncode == 1
+    assert f"cannot back up to {nowhere}" in failed.stderr
+    assert "Traceback" not in none_yet.stderr + refused.stderr + failed.stderr
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
