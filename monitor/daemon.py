@@ -97,7 +97,7 @@ class Daemon:
     ) -> None:
         self.config = config
         self._monotonic = monotonic  # to tell the wall clock's jumps (monitor/clock_watch.py)
-        self._silences: set[tuple[str, float]] = set()  # (feed, silent since) logged
+        self._silences: set[tuple[str, int]] = set()  # (feed, silence number) logged
         self._workers = workers
         self.service = service  # sd_notify, watchdog, STATUS= and metrics
         self.store = store
@@ -169,20 +169,19 @@ class Daemon:
         silence by this process, and a notice to ``[monitor] notices``."""
         config, now = self.config, self.clock()
         silences = set()
-        for url, since, rhythm in await notices.silent_feeds(self.store, now):
-            feed = config.enabled.get(url)
+        for silent in await notices.silent_feeds(self.store, now):
+            feed = config.enabled.get(silent.url)
             if feed is None:
                 continue
-            silences.add((url, since))
-            if (url, since) not in self._silences:
+            silences.add((silent.url, silent.beats))
+            if (silent.url, silent.beats) not in self._silences:
                 log_event(
                     log, logging.WARNING, "feed_silent", feed=feed.label,
-                    quiet_for=span(now - since), usual=span(rhythm),
+                    quiet_for=span(now - silent.since), usual=span(silent.rhythm),
                 )  # fmt: skip
             raised = await notices.feed_silent(
-                self.store, config.monitor.notices, url=url, label=feed.label, since=since,
-                rhythm=rhythm, now=now,
-            )  # fmt: skip
+                self.store, config.monitor.notices, silent, label=feed.label, now=now
+            )
             if raised:
                 self.relay.wake()
         self._silences = silences

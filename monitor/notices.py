@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from monitor.durations import span
 from monitor.log import log_event
-from monitor.store import Store
+from monitor.store import SilentFeed, Store
 
 log = logging.getLogger("newsmon.notices")
 
@@ -82,30 +82,24 @@ async def feed_failed(
         await raise_notice(store, targets, FEED_FAILING, url, since, text, now)
 
 
-async def silent_feeds(store: Store, now: float) -> list[tuple[str, float, float]]:
-    """(url, silent since, rhythm) of the feeds silent now, by the rule above."""
+async def silent_feeds(store: Store, now: float) -> list[SilentFeed]:
+    """The feeds silent now, by the rule above."""
     return await store.silent_feeds(
         now, beats=SILENT_BEATS, factor=SILENT_FACTOR, floor=SILENT_FLOOR
     )
 
 
 async def feed_silent(
-    store: Store,
-    targets: Iterable[str],
-    *,
-    url: str,
-    label: str,
-    since: float,
-    rhythm: float,
-    now: float,
+    store: Store, targets: Iterable[str], feed: SilentFeed, *, label: str, now: float
 ) -> bool:
-    """A feed silent since ``since``, far beyond its ``rhythm``: once per silence."""
+    """Once per silence: its number is the feed's count of polls that found something
+    new, which a clock jump leaves alone (its start moves with the jump)."""
     text = (
-        f"Feed {label} has had nothing new for {span(now - since)}; it usually has"
-        f" something new every {span(rhythm)}. It still answers, so it may have moved,"
+        f"Feed {label} has had nothing new for {span(now - feed.since)}; it usually has"
+        f" something new every {span(feed.rhythm)}. It still answers, so it may have moved,"
         " frozen or stopped listing new stories: check it."
     )
-    return await raise_notice(store, targets, FEED_SILENT, url, since, text, now)
+    return await raise_notice(store, targets, FEED_SILENT, feed.url, feed.beats, text, now)
 
 
 async def destination_paused(

@@ -122,7 +122,7 @@ async def gather_status(
         feeds_new=sum(1 for r in rows if not r.consecutive_errors and not r.last_success_at),
         feeds_disabled=sum(1 for f in config.feeds if not f.enabled) + len(known) - len(rows),
         failing=tuple(r.name or r.url for r in failing),
-        silent=tuple(names[url] for url, _, _ in silent if url in names),
+        silent=tuple(names[f.url] for f in silent if f.url in names),
         last_poll_at=max(polls, default=None),
         hits_last_day=sum((await store.hit_counts(since=now - DAY)).values()),
         deliveries_pending=by_state.get("pending", 0) + by_state.get("sending", 0),

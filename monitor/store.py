@@ -237,6 +237,16 @@ def digest_id(notifier: str, first: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class SilentFeed:
+    """A feed that answers but has found nothing new far longer than it usually does."""
+
+    url: str
+    since: float  # when it last found something new
+    rhythm: float  # seconds it usually takes to find something new
+    beats: int  # polls that found something new: the silence's number, which no clock moves
+
+
+@dataclass(frozen=True, slots=True)
 class FeedRow:
     """A feed's health, for `newsmon feeds`."""
 
@@ -625,18 +635,17 @@ class Store:
 
     async def silent_feeds(
         self, now: float, *, beats: int, factor: float, floor: float
-    ) -> list[tuple[str, float, float]]:
-        """(url, last found something new, rhythm) of each feed that still answers but has
-        found nothing new for ``factor`` times its rhythm and at least ``floor`` seconds,
-        once ``beats`` polls have set its rhythm. Failing and disabled feeds have notices
-        of their own."""
+    ) -> list[SilentFeed]:
+        """Each feed that still answers but has found nothing new for ``factor`` times its
+        rhythm and at least ``floor`` seconds, once ``beats`` polls have set its rhythm.
+        Failing and disabled feeds have notices of their own."""
         rows = await self._all(
-            "SELECT url, last_new_at, rhythm FROM feeds WHERE disabled_reason IS NULL"
+            "SELECT url, last_new_at, rhythm, rhythm_n FROM feeds WHERE disabled_reason IS NULL"
             " AND consecutive_errors = 0 AND rhythm_n >= ?"
             " AND ? - last_new_at > MAX(? * rhythm, ?)",
             (beats, now, factor, floor),
         )
-        return [(r[0], float(r[1]), float(r[2])) for r in rows]
+        return [SilentFeed(r[0], float(r[1]), float(r[2]), r[3]) for r in rows]
 
     async def record_not_modified(
         self, feed_id: int, now: float, next_poll_at: float, cursor: Cursor

@@ -221,7 +221,8 @@ async def test_a_feed_silent_far_beyond_its_rhythm_sends_one_notice(
 ) -> None:
     """A feed with something new every hour for 8 polls, then nothing: 9 quiet hours
     raise nothing (under 10 times its rhythm); past 10 hours feed_silent is raised and
-    logged once, however often silence is checked; something new ends the silence."""
+    logged once, however often silence is checked or the clock jumps; something new ends
+    the silence."""
     feed = f"{publisher.base}/rss.xml"
     path = write_watchlist(notices_to_hook(watchlist(feeds=[feed], hook=receiver.url)))
     clock = ManualClock(time.time())
@@ -253,6 +254,10 @@ async def test_a_feed_silent_far_beyond_its_rhythm_sends_one_notice(
         assert report.silent == ("Test Gazette",)
         assert "1 silent" in report.line()
         assert "silent      Test Gazette" in format_status(report)
+        clock.advance(86400)  # the wall clock steps a day ahead; the daemon moves its waits
+        await daemon.store.shift_schedule(86400)
+        await after(0.5)
+        assert len(notices(receiver)) == 1  # the same silence: no second notice
         await after(1, new=True)
         await after(3)
         assert (await gather_status(daemon.store, daemon.config, clock())).silent == ()
