@@ -262,14 +262,14 @@ class Relay:
                 await self._notice(notices.destination_paused, name, result.detail, now)
             return not paused
         at = now + self._policy.delay(row.attempts + 1, result.retry_after, self._rng)
-        if at > row.created_at + lane.max_age:
-            reason = f"gave up after {row.attempts + 1} tries: {result.detail}"
-            await store.mark_expired(row.id, now, reason)
+        gave_up = f"gave up after {row.attempts + 1} tries: {result.detail}"
+        if await store.retry_or_expire(
+            row.id, now, at, max_age=lane.max_age, error=result.detail, gave_up=gave_up
+        ):
             log_event(log, logging.ERROR, "delivery_expired", **fields, reason=result.detail)
             if not isinstance(row, Notice):  # a notice about a notice could chase itself
                 await self._notice(notices.delivery_expired, name, result.detail, now)
             return True
-        await store.mark_retry(row.id, now, at, result.detail)
         log_event(
             log, logging.WARNING, "delivery_retry", **fields, reason=result.detail,
             retry_in=f"{at - now:.1f}s",

@@ -846,11 +846,24 @@ class Store:
                 (notifier,),
             )
 
-    async def mark_retry(self, outbox_id: str, now: float, at: float, error: str) -> None:
-        await self._set_state(outbox_id, "pending", now, error=error, next_attempt_at=at)
-
-    async def mark_expired(self, outbox_id: str, now: float, error: str) -> None:
-        await self._set_state(outbox_id, "expired", now, error=error)
+    async def retry_or_expire(
+        self, outbox_id: str, now: float, at: float, *, max_age: float, error: str, gave_up: str
+    ) -> bool:
+        """Another attempt at ``at``, unless that falls past the row's age limit: then it
+        ends expired with ``gave_up``, and True. The age is read from the row, not from
+        the lane's copy: a clock jump during the attempt moved it (``shift_schedule``)."""
+        async with self._transaction():
+            row = await self._one(
+                "SELECT created_at FROM deliveries WHERE id = ?1 UNION ALL"
+                " SELECT created_at FROM digests WHERE id = ?1 UNION ALL"
+                " SELECT created_at FROM notices WHERE id = ?1",
+                (outbox_id,),
+            )
+            if row is not None and at <= row[0] + max_age:
+                await self._update(outbox_id, "pending", now, error=error, next_attempt_at=at)
+                return False
+            await self._update(outbox_id, "expired", now, error=gave_up)
+            return True
 
     async def mark_failed(
         self, outbox_id: str, notifier: str, now: float, error: str, *, pause_after: int

@@ -348,3 +348,21 @@ async def test_a_lane_paused_by_the_database_waits_longer_each_time_and_says_so_
     assert [float(m[1]) for m in waits if m] == [0.01, 0.02, 0.04, 0.08]
     assert [r.levelno for r in failed()[:4]] == [logging.ERROR] + [logging.WARNING] * 3
     assert caplog.text.count("storage_recovered") == 1
+
+
+async def test_a_clock_jump_during_an_attempt_does_not_expire_the_row(
+    store, session, clock
+) -> None:
+    """The wall clock steps a day ahead while an attempt hangs, and the daemon moves the
+    stored waits (RELIABILITY.md case 62): the failed attempt is retried, not expired as
+    a day old."""
+    async with hook(clock, Answer(500, hang=True)) as server:
+        await add_hits(store, 1, ["a"], clock())
+        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=3600.0)})
+        attempt = asyncio.create_task(r.send_due("a"))
+        await server.wait_for(lambda: len(server.seen) == 1)
+        clock.now += 86400.0
+        await store.shift_schedule(86400.0)
+        server.release.set()
+        await attempt
+        assert [s for _, s, _, _ in await states(store)] == ["pending"]
