@@ -92,6 +92,14 @@ def _report_families(report: StatusReport) -> Iterator[Metric]:
             "When a feed was last polled, Unix time.",
             value=report.last_poll_at,
         )
+    paused = GaugeMetricFamily(
+        "newsmon_destination_paused",
+        "1 for a destination paused after repeated refusals (newsmon resume NAME).",
+        labels=["notifier"],
+    )
+    for notifier in report.paused:
+        paused.add_metric([notifier], 1)
+    yield paused
     yield GaugeMetricFamily(
         "newsmon_database_bytes", "Size of the database and its WAL.", value=report.database_bytes
     )

@@ -37,6 +37,7 @@ class StatusReport:
     feeds_disabled: int  # enabled = false in the watchlist, or gone (410) until resumed
     failing: tuple[str, ...]  # names of the failing feeds
     silent: tuple[str, ...]  # names of feeds silent far beyond their rhythm (notices.py)
+    paused: tuple[str, ...]  # destinations paused after repeated refusals (deliver.py)
     last_poll_at: float | None
     hits_last_day: int
     deliveries_pending: int  # pending or sending
@@ -51,6 +52,8 @@ class StatusReport:
         parts = []
         if self.disk_low:
             parts.append(f"DISK LOW: {size(self.disk_free_bytes)} free for the database")
+        if self.paused:
+            parts.append(f"PAUSED: {', '.join(self.paused)} (newsmon resume NAME)")
         parts.append(f"{self.feeds_healthy + self.feeds_failing + self.feeds_new} feeds")
         if self.feeds_failing:
             parts.append(f"{self.feeds_failing} failing")
@@ -123,6 +126,11 @@ async def gather_status(
         feeds_disabled=sum(1 for f in config.feeds if not f.enabled) + len(known) - len(rows),
         failing=tuple(r.name or r.url for r in failing),
         silent=tuple(names[f.url] for f in silent if f.url in names),
+        paused=tuple(
+            d.notifier
+            for d in await store.destinations()
+            if d.paused_at is not None and d.notifier in config.notifiers
+        ),
         last_poll_at=max(polls, default=None),
         hits_last_day=sum((await store.hit_counts(since=now - DAY)).values()),
         deliveries_pending=by_state.get("pending", 0) + by_state.get("sending", 0),
@@ -146,10 +154,15 @@ def format_status(report: StatusReport) -> str:
     disk = f"{size(report.disk_free_bytes)} free"
     if report.disk_low:
         disk += ", LOW"
+    resume = " (newsmon resume NAME)" if report.paused else ""
+    named = [
+        ("failing", ", ".join(report.failing)),
+        ("silent", ", ".join(report.silent)),
+        ("paused", ", ".join(report.paused) + resume),
+    ]
     lines = [
         ("feeds", feeds),
-        *((("failing", ", ".join(report.failing)),) if report.failing else ()),
-        *((("silent", ", ".join(report.silent)),) if report.silent else ()),
+        *((label, names) for label, names in named if names),
         ("last poll", last),
         ("hits", f"{report.hits_last_day} in the last day"),
         (

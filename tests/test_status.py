@@ -13,11 +13,13 @@ import pytest
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.deliver import RetryPolicy
+from monitor.metrics import Metrics
 from monitor.sdnotify import SystemdNotifier
 from monitor.service import Service
 from monitor.status import LOW_DISK, format_status, gather_status, size
 from monitor.store import Store
 from tests.daemon import newsmon, newsmon_async, running, terminate
+from tests.outbox import add_hits
 from tests.servers import Item, Publisher, Receiver
 from tests.watchlists import watchlist
 
@@ -158,3 +160,32 @@ async def test_a_feed_gone_410_counts_as_disabled_not_failing(
         await store.close()
     assert (report.feeds_healthy, report.feeds_failing) == (0, 0)
     assert (report.feeds_new, report.feeds_disabled) == (1, 1)
+
+
+async def test_a_paused_destination_leads_the_status_and_is_a_metric(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """A destination paused after repeated refusals (RELIABILITY.md case 47) is named in
+    STATUS=, in `newsmon status` and as newsmon_destination_paused; resumed, it is gone."""
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=f"{publisher.base}/hook")
+    config = load_config(path)
+    store = await Store.open(config.monitor.database)
+    try:
+        await add_hits(store, 1, ["hook"], 1000.0)
+        (row,) = await store.deliveries()
+        assert await store.mark_failed(row.id, "hook", 1001.0, "HTTP 404", pause_after=1)
+        report = await gather_status(store, config, 1002.0)
+        assert report.paused == ("hook",)
+        assert report.line().startswith("PAUSED: hook (newsmon resume NAME), 0 feeds")
+        assert "paused      hook (newsmon resume NAME)" in format_status(report)
+        metrics = Metrics()
+        metrics.update(report, {}, {})
+        assert 'newsmon_destination_paused{notifier="hook"} 1.0' in metrics.exposition().decode()
+        assert await store.resume("hook")
+        resumed = await gather_status(store, config, 1003.0)
+    finally:
+        await store.close()
+    assert resumed.paused == ()
+    assert "PAUSED" not in resumed.line()
+    metrics.update(resumed, {}, {})
+    assert "newsmon_destination_paused{" not in metrics.exposition().decode()
