@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from monitor.daemon import RELOAD_REFUSED
 from monitor.errors import StoreError
 from monitor.sdnotify import SystemdNotifier, keep_alive, watchdog_interval
 from monitor.service import Service
@@ -271,3 +272,30 @@ async def test_sigterm_during_a_slow_poll_exits_0_within_the_bound(
     assert elapsed < STOP_BOUND
     assert "stopped" in stderr
     assert next(iter(listener.messages[-1])) == "STOPPING"
+
+
+async def test_a_refused_reload_still_ends_with_ready_and_says_why(
+    started_listener: Listener, publisher: Publisher, write_watchlist
+) -> None:
+    """A broken edit and SIGHUP (RELIABILITY.md case 65): RELOADING=1 then READY=1 with a
+    STATUS= saying the last good watchlist runs, the TOML error with its line and column
+    in the log, and the daemon still up."""
+    publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    async with _run(path, started_listener.address) as proc:
+        seen = await _read_until(proc, b"started")
+        good = path.read_text(encoding="utf-8")
+        path.write_text(good + "\n[[feeds]\nurl = 'broken'\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        seen += await _read_until(proc, b"reload_failed")
+        await started_listener.wait_for("READY", count=2)
+        assert proc.returncode is None
+        _, stderr = await _stop(proc, seen)
+    assert proc.returncode == 0, stderr
+    kinds = [next(iter(m)) for m in started_listener.messages]
+    reloading = kinds.index("RELOADING")
+    ready = kinds.index("READY", reloading)
+    assert started_listener.messages[ready]["STATUS"] == RELOAD_REFUSED
+    (failed,) = [line for line in stderr.splitlines() if "reload_failed" in line]
+    assert "TOML syntax error" in failed
+    assert f"(at line {good.count(chr(10)) + 2}, column 8)" in failed
