@@ -236,6 +236,26 @@ async def test_title_cannot_inject_headers(title: str, smtpd: tuple[Recorder, in
         assert "\n" not in str(value)
 
 
+async def test_unicode_deception_is_undone_in_subject_text_and_html(
+    smtpd: tuple[Recorder, int],
+) -> None:
+    """RELIABILITY.md case 42 in email: a right-to-left override and zero-width characters
+    leave the subject and both parts, and a homograph host is shown in punycode."""
+    recorder, port = smtpd
+    deceptive = "Invoice \u202egpj.exe\u200b\u200d\u2066 due"
+    homograph = "https://\u0430pple.com/news"  # a Cyrillic a
+    alert = make_alert(title=deceptive, url=homograph)
+    assert (await notifier(port).send(alert)).outcome is Outcome.SENT
+    msg = recorder.messages[0].message
+    text, html = parts(msg)
+    invisible = "\u202e\u200b\u200d\u2066"
+    for shown in (str(msg["Subject"]), text, html):
+        assert not any(c in shown for c in invisible)
+        assert "Invoice gpj.exe due" in shown
+    assert "(xn--pple-43d.com)" in text
+    assert "(xn--pple-43d.com)" in html
+
+
 async def test_non_ascii_text_arrives_intact(smtpd: tuple[Recorder, int]) -> None:
     """Cyrillic, accents and emoji in title and snippet survive encoding in subject and parts."""
     recorder, port = smtpd
