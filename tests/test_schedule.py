@@ -20,6 +20,8 @@ from monitor.schedule import (
     parse_ttl,
     publisher_hint,
 )
+from tests.daemon import newsmon_async, running, terminate
+from tests.sd_listener import Listener
 from tests.servers import Item, Publisher
 
 NOW = 1_700_000_000.0
@@ -163,3 +165,29 @@ async def test_adaptive_feed_is_scheduled_by_its_rhythm(
         await daemon.run_once()
     next_poll = feed_row(path.parent / "newsmon.db")[0]
     assert 3600 * 0.9 <= next_poll - began <= 3600 * 1.1 + 60
+
+
+@pytest.mark.parametrize("restarts", [3, pytest.param(10, marks=pytest.mark.slow)])
+async def test_a_restart_storm_fetches_no_feed_before_its_interval(
+    restarts: int, publisher: Publisher, write_watchlist, tmp_path: Path
+) -> None:
+    """`newsmon run` started and stopped again and again within its feed's 1-minute
+    interval (RELIABILITY.md case 64): each start finds the feed not yet due, from the
+    due time on disk, and fetches nothing."""
+    publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
+    assert len(publisher.requests) == 1
+    for run in range(restarts):
+        listener = Listener(str(tmp_path / f"notify-{run}.sock"))
+        listener.start()
+        try:
+            async with running(path, NOTIFY_SOCKET=listener.address, WATCHDOG_USEC="200000") as p:
+                await listener.wait_for("READY")
+                # the tick runs before READY=1; three pings later its poll would be under way
+                await listener.wait_for("WATCHDOG", count=3)
+                stderr = await terminate(p)
+        finally:
+            await listener.close()
+        assert p.returncode == 0, stderr
+    assert len(publisher.requests) == 1
