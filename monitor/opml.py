@@ -102,4 +102,5 @@ def render_feeds(feeds: Iterable[OpmlFeed]) -> str:
 
 
 def _string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+    # JSON leaves DEL as it is, which TOML forbids unescaped in a string (TOML 1.0, Strings)
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")

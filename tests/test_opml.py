@@ -93,10 +93,11 @@ def test_an_entity_bomb_is_refused_not_expanded() -> None:
 
 
 def test_rendered_tables_are_toml_for_any_text() -> None:
-    """Quotes, backslashes, control characters and non-ASCII survive the round trip."""
+    """Quotes, backslashes, control characters (DEL too) and non-ASCII survive the round
+    trip."""
     import tomllib
 
-    odd = OpmlFeed('https://x.org/?q="a"\\b', 'tab\there "quoted" \\ \x01 é', ('a"b',))
+    odd = OpmlFeed('https://x.org/?q="a"\\b', 'tab\there "quoted" \\ \x01 \x7f é', ('a"b',))
     assert tomllib.loads(render_feeds([odd]))["feeds"] == [
         {"url": odd.url, "name": odd.name, "tags": list(odd.tags)}
     ]
