@@ -69,7 +69,7 @@ async def _cmd_run(args: argparse.Namespace, config: Config) -> int:
         return EXIT_OK
     stop, reload = asyncio.Event(), asyncio.Event()
     install_signals(stop, reload)
-    async with daemon_when_storage_allows(config, stop) as started:
+    async with daemon_when_storage_allows(config, stop, reload) as started:
         if started is not None:
             await started.run_forever(stop, reload)
     return EXIT_OK

@@ -57,7 +57,7 @@ async def test_a_start_waits_for_its_storage_and_runs_once_it_is_back(
     clearing = asyncio.create_task(clear_the_way())
     try:
         async with daemon_when_storage_allows(
-            load_config(path), asyncio.Event(), first=0.05, environ=environ
+            load_config(path), asyncio.Event(), asyncio.Event(), first=0.05, environ=environ
         ) as daemon:
             assert daemon is not None
             assert clearing.done()  # it opened only once the way was clear
@@ -87,10 +87,43 @@ async def test_told_to_stop_while_waiting_it_gives_up_the_wait(
     asyncio.get_running_loop().call_later(0.2, stop.set)
     async with (
         asyncio.timeout(30),
-        daemon_when_storage_allows(load_config(path), stop, first=3600.0, environ={}) as daemon,
+        daemon_when_storage_allows(
+            load_config(path), stop, asyncio.Event(), first=3600.0, environ={}
+        ) as daemon,
     ):
         assert daemon is None
     assert stop.is_set()
+
+
+async def test_sighup_while_waiting_tries_at_once_and_the_daemon_rereads_the_watchlist(
+    publisher: Publisher, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`systemctl reload` once the way is clear ends an hour's wait at once, and leaves
+    the reload asked for, so the daemon reads the watchlist edited meanwhile."""
+    caplog.set_level(logging.INFO)
+    path, blocker = blocked_config(publisher, tmp_path)
+    reload = asyncio.Event()
+
+    async def clear_the_way_and_reload() -> None:
+        while not events(caplog, "storage_failed"):
+            await asyncio.sleep(0.01)
+        blocker.unlink()
+        reload.set()
+
+    clearing = asyncio.create_task(clear_the_way_and_reload())
+    try:
+        async with (
+            asyncio.timeout(30),
+            daemon_when_storage_allows(
+                load_config(path), asyncio.Event(), reload, first=3600.0, environ={}
+            ) as daemon,
+        ):
+            assert daemon is not None
+            assert reload.is_set()
+    finally:
+        clearing.cancel()
+    assert len(events(caplog, "storage_failed")) == 1
+    assert len(events(caplog, "storage_recovered")) == 1
 
 
 async def test_a_corrupt_database_is_refused_at_once(tmp_path: Path, publisher: Publisher) -> None:
@@ -102,7 +135,11 @@ async def test_a_corrupt_database_is_refused_at_once(tmp_path: Path, publisher: 
     config: Config = load_config(path)
     with pytest.raises(StoreError, match="is unusable: file is not a database") as raised:
         async with daemon_when_storage_allows(
-            config, asyncio.Event(), first=0.05, environ={"NOTIFY_SOCKET": listener.address}
+            config,
+            asyncio.Event(),
+            asyncio.Event(),
+            first=0.05,
+            environ={"NOTIFY_SOCKET": listener.address},
         ):
             pass
     assert not raised.value.transient
