@@ -39,8 +39,9 @@ def exclusive_run(database: Path) -> Iterator[None]:
         # O_CLOEXEC: the extraction workers are exec'd and must not inherit the lock
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as e:  # the state directory is full, read-only or not a directory
-        where = path if path.parent.is_dir() else path.parent
-        raise StoreError(f"cannot create {where}: {e.strerror}", transient=True) from None
+        blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is not a directory" if blocker else e.strerror
+        raise StoreError(f"cannot create {path}: {why}", transient=True) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.errors import StoreError
 from monitor.run_lock import DatabaseInUse, exclusive_run, lock_path
 from tests.daemon import newsmon_async, running, terminate
 from tests.servers import Item, Publisher, Receiver
@@ -56,3 +57,16 @@ def test_the_lock_is_exclusive_within_one_process_too(tmp_path: Path) -> None:
         pass
     with exclusive_run(database):
         pass
+
+
+@pytest.mark.parametrize("depth", [1, 2], ids=["parent", "grandparent"])
+def test_a_file_in_the_way_of_the_state_directory_is_named(tmp_path: Path, depth: int) -> None:
+    """The message names the file that is not a directory, not a bare "File exists", and
+    the error is one to wait out (RELIABILITY.md case 58)."""
+    blocker = tmp_path / "state"
+    blocker.write_text("in the way", encoding="utf-8")
+    database = blocker.joinpath(*["sub"] * (depth - 1), "newsmon.db")
+    with pytest.raises(StoreError) as raised, exclusive_run(database):
+        pass
+    assert str(raised.value) == f"cannot create {lock_path(database)}: {blocker} is not a directory"
+    assert raised.value.transient

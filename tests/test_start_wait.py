@@ -69,7 +69,7 @@ async def test_a_start_waits_for_its_storage_and_runs_once_it_is_back(
     first = listener.messages[0]
     assert first["READY"] == "1"
     assert first["STATUS"].startswith("WAITING FOR STORAGE: cannot create ")
-    assert first["STATUS"].endswith("/state: File exists; next try in 0.05s")
+    assert first["STATUS"].endswith("/state is not a directory; next try in 0.05s")
     failed = events(caplog, "storage_failed")
     assert failed[0].levelno == logging.ERROR
     assert {r.levelno for r in failed[1:]} <= {logging.WARNING}
