@@ -35,10 +35,13 @@ def back_up(database: Path, target: Path) -> Backup:
         raise StoreError(f"no database at {database}: has newsmon run yet?")
     if target.exists():
         raise ConfigError("", f"{target} exists: back up to a new path")
+    if not target.parent.is_dir():
+        raise ConfigError("", f"cannot back up to {target}: no folder {target.parent}")
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
         with closing(sqlite3.connect(database)) as source:
             source.execute("PRAGMA busy_timeout = 10000")
+            _check_source(source, database)
             with closing(sqlite3.connect(partial)) as copy:
                 source.backup(copy)  # one step: one snapshot
                 copy.execute("PRAGMA journal_mode = DELETE")
@@ -54,6 +57,18 @@ def back_up(database: Path, target: Path) -> Backup:
     finally:
         partial.unlink(missing_ok=True)
     return Backup(target, target.stat().st_size, schema, time.monotonic() - started)
+
+
+def _check_source(source: sqlite3.Connection, database: Path) -> None:
+    """A file that is no newsmon database is named as the source of the trouble, before a
+    copy is begun: a foreign file, or one newsmon never set up (schema 0, an empty file
+    SQLite reads as an empty database), is most likely the wrong ``database`` path."""
+    try:
+        (schema,) = source.execute("PRAGMA user_version").fetchone()
+    except sqlite3.Error as e:
+        raise StoreError(f"cannot read {database}: {e}") from None
+    if not schema:
+        raise StoreError(f"{database} is no newsmon database (schema 0): nothing to back up")
 
 
 def _sync(path: Path) -> None:

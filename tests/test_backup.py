@@ -7,6 +7,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from tests.daemon import newsmon_async, running, terminate
 from tests.servers import Item, Publisher, Receiver
 
@@ -67,7 +69,31 @@ async def test_a_backup_never_overwrites_and_leaves_nothing_when_it_fails(
     assert taken.read_bytes() == b"mine"
     nowhere = tmp_path / "missing-dir" / "copy.db"
     failed = await newsmon_async("backup", str(nowhere), "--config", str(path))
-    assert failed.returncode == 1
-    assert f"cannot back up to {nowhere}" in failed.stderr
+    assert failed.returncode == 2
+    assert f"cannot back up to {nowhere}: no folder {nowhere.parent}" in failed.stderr
     assert "Traceback" not in none_yet.stderr + refused.stderr + failed.stderr
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "is no newsmon database (schema 0)"), (b"no database " * 400, "cannot read ")],
+    ids=["never-set-up", "foreign"],
+)
+async def test_a_file_that_is_no_newsmon_database_is_named_and_not_copied(
+    publisher: Publisher, write_watchlist, tmp_path: Path, content: bytes, message: str
+) -> None:
+    """An empty file (which SQLite reads as an empty database) or a foreign one at the
+    database path fails (1) naming the database, not the copy, and leaves no copy."""
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    database = path.parent / "newsmon.db"
+    database.write_bytes(content)
+    copy = tmp_path / "copy.db"
+    done = await newsmon_async("backup", str(copy), "--config", str(path))
+    assert done.returncode == 1
+    assert done.stderr.startswith("newsmon: database error: ")
+    assert message in done.stderr
+    assert str(database) in done.stderr
+    assert database.read_bytes() == content
+    assert not copy.exists()
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
