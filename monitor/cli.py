@@ -326,6 +326,8 @@ async def _cmd_import_opml(args: argparse.Namespace, config: Config | None) -> i
         read_opml(data, source), [f.url for f in feeds], [f.name for f in feeds if f.name]
     )
     print(f"# from {source}: {len(plan.feeds)} new feeds, {plan.watched} already watched")
+    if config is None:
+        print(f"# no watchlist at {_config_path(args)} to compare with: every feed is new")
     for url in plan.skipped:
         print(f"# skipped, not an http(s) URL: {url}")
     print(render_feeds(plan.feeds), end="")
@@ -560,7 +562,9 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     path = _config_path(args)
     try:
-        optional = getattr(args, "watchlist_optional", False) and not path.exists()
+        # only the default ./newsmon.toml may be missing: a named one is meant to be there
+        named = args.config or os.environ.get("NEWSMON_CONFIG")
+        optional = getattr(args, "watchlist_optional", False) and not named and not path.exists()
         config = None if optional else load_config(path)
     except ConfigError as e:
         print(f"newsmon: configuration error: {e}", file=sys.stderr)

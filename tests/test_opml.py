@@ -125,10 +125,17 @@ def test_pasted_output_passes_check(tmp_path: Path) -> None:
 
 
 def test_it_runs_before_there_is_a_watchlist(tmp_path: Path) -> None:
-    """A new user's first step: no newsmon.toml yet, the export on standard input."""
+    """A new user's first step: no newsmon.toml yet, the export on standard input; the
+    output says there was nothing to compare with, and a watchlist named with --config
+    must exist (a typo would otherwise print feeds already watched)."""
     done = newsmon("import-opml", "-", cwd=tmp_path, stdin=EXPORT.decode())
     assert done.returncode == 0, done.stderr
     assert "# from standard input: 5 new feeds, 0 already watched" in done.stdout
+    assert "# no watchlist at newsmon.toml to compare with: every feed is new" in done.stdout
+    misnamed = newsmon("import-opml", "-", "--config", "typo.toml", cwd=tmp_path, stdin="")
+    assert misnamed.returncode == 2
+    assert "typo.toml" in misnamed.stderr
+    assert misnamed.stdout == ""
     broken = newsmon("import-opml", "missing.opml", cwd=tmp_path)
     assert broken.returncode == 2
     assert "cannot read missing.opml: No such file or directory" in broken.stderr
