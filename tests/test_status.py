@@ -166,7 +166,8 @@ async def test_a_paused_destination_leads_the_status_and_is_a_metric(
     publisher: Publisher, write_watchlist
 ) -> None:
     """A destination paused after repeated refusals (RELIABILITY.md case 47) is named in
-    STATUS=, in `newsmon status` and as newsmon_destination_paused; resumed, it is gone."""
+    STATUS=, in `newsmon status` and as newsmon_destination_paused; resumed, or removed
+    from the watchlist, it is gone."""
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=f"{publisher.base}/hook")
     config = load_config(path)
     store = await Store.open(config.monitor.database)
@@ -181,6 +182,9 @@ async def test_a_paused_destination_leads_the_status_and_is_a_metric(
         metrics = Metrics()
         metrics.update(report, {}, {})
         assert 'newsmon_destination_paused{notifier="hook"} 1.0' in metrics.exposition().decode()
+        renamed = path.read_text(encoding="utf-8").replace('"hook"', '"desk"')
+        removed = load_config(write_watchlist(renamed.replace(".hook]", ".desk]")))
+        assert (await gather_status(store, removed, 1002.0)).paused == ()  # not watched now
         assert await store.resume("hook")
         resumed = await gather_status(store, config, 1003.0)
     finally:
