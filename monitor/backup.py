@@ -22,6 +22,8 @@ from monitor.errors import ConfigError, StoreError
 
 @dataclass(frozen=True, slots=True)
 class Backup:
+    """A finished copy, for the command's one line of report."""
+
     path: Path
     size: int  # bytes
     schema: int  # the copy's user_version

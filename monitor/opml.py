@@ -20,6 +20,8 @@ from monitor.urls import normalize_url
 
 @dataclass(frozen=True, slots=True)
 class OpmlFeed:
+    """One subscription as the export has it: its URL, its title, its folders."""
+
     url: str
     name: str | None
     tags: tuple[str, ...]
@@ -27,6 +29,8 @@ class OpmlFeed:
 
 @dataclass(frozen=True, slots=True)
 class OpmlImport:
+    """What ``plan_import`` found to paste, and what it left out."""
+
     feeds: list[OpmlFeed]
     watched: int  # already in the watchlist, left out
     skipped: list[str]  # outlines whose xmlUrl is no http(s) URL

@@ -27,6 +27,7 @@ class DatabaseInUse(StoreError):
 
 
 def lock_path(database: Path) -> Path:
+    """Beside the database, not in /run: the lock follows the file, whoever runs it."""
     return database.with_name(database.name + ".lock")
 
 
