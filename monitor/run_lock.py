@@ -37,8 +37,7 @@ def exclusive_run(database: Path) -> Iterator[None]:
     path = lock_path(database)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # O_CLOEXEC: the extraction workers are exec'd and must not inherit the lock
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _open(path)
     except OSError as e:  # the state directory is full, read-only or not a directory
         blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
         why = f"{blocker} is not a directory" if blocker else e.strerror
@@ -58,3 +57,17 @@ def exclusive_run(database: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock; the file stays, empty of meaning without it
+
+
+def _open(path: Path) -> int:
+    """The lock file, for flock, which needs no write access: one another user made (root's
+    `newsmon run --once` by hand before the service, another user, first ran) is opened
+    read-only, not refused; and one made here is left readable by the next user."""
+    # O_CLOEXEC: the extraction workers are exec'd and must not inherit the lock
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except PermissionError:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    with suppress(OSError):  # not ours to change: it was readable enough to open
+        os.fchmod(fd, 0o644)  # whatever the umask (the unit's is 0077)
+    return fd

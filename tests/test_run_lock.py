@@ -3,6 +3,9 @@ first goes on untouched, and a killed daemon leaves no stale lock behind."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,42 @@ def test_a_file_in_the_way_of_the_state_directory_is_named(tmp_path: Path, depth
         pass
     assert str(raised.value) == f"cannot create {lock_path(database)}: {blocker} is not a directory"
     assert raised.value.transient
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as two users needs root")
+def test_a_lock_file_another_user_made_still_locks() -> None:
+    """Root made the lock file under umask 0077 (a `newsmon run --once` by hand before the
+    service first ran): the service's user still takes the lock, and is still refused
+    while root holds it."""
+    shared = Path(tempfile.mkdtemp())  # not under tmp_path: its parents are root's only
+    try:
+        shared.chmod(0o755)
+        database = shared / "newsmon.db"
+        umask = os.umask(0o077)
+        try:
+            with exclusive_run(database):
+                pass
+        finally:
+            os.umask(umask)
+        assert as_nobody(database) == 0
+        with exclusive_run(database):
+            assert as_nobody(database) == 2
+    finally:
+        shutil.rmtree(shared)
+
+
+def as_nobody(database: Path) -> int:
+    """0: took the lock; 1: could not open it; 2: refused, in use."""
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        code = 1
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            with exclusive_run(database):
+                code = 0
+        except DatabaseInUse:
+            code = 2
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
