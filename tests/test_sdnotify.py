@@ -278,8 +278,8 @@ async def test_a_refused_reload_still_ends_with_ready_and_says_why(
     started_listener: Listener, publisher: Publisher, write_watchlist
 ) -> None:
     """A broken edit and SIGHUP (RELIABILITY.md case 65): RELOADING=1 then READY=1 with a
-    STATUS= saying the last good watchlist runs, the TOML error with its line and column
-    in the log, and the daemon still up."""
+    STATUS= saying the last good watchlist runs, the TOML error with its file, line and
+    column in the log, and the daemon still up."""
     publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
     async with _run(path, started_listener.address) as proc:
@@ -298,4 +298,5 @@ async def test_a_refused_reload_still_ends_with_ready_and_says_why(
     assert started_listener.messages[ready]["STATUS"] == RELOAD_REFUSED
     (failed,) = [line for line in stderr.splitlines() if "reload_failed" in line]
     assert "TOML syntax error" in failed
+    assert f"path={path} " in failed  # case 65: file, line and column
     assert f"(at line {good.count(chr(10)) + 2}, column 8)" in failed
