@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ class Backup:
     seconds: float
 
 
-def back_up(database: Path, target: Path) -> Backup:
-    """Copy ``database`` to ``target``, which must not exist yet."""
+def back_up(database: Path, target: Path, cancelled: threading.Event | None = None) -> Backup:
+    """Copy ``database`` to ``target``, which must not exist yet. ``cancelled``, set while
+    the copy runs in its thread (Ctrl-C), keeps it from being renamed into place."""
     started = time.monotonic()
     if not database.is_file():
         raise StoreError(f"no database at {database}: has newsmon run yet?")
@@ -51,6 +53,8 @@ def back_up(database: Path, target: Path) -> Backup:
                 schema = copy.execute("PRAGMA user_version").fetchone()[0]
         if check != "ok":
             raise StoreError(f"the copy failed its check ({check}); {database} may be damaged")
+        if cancelled is not None and cancelled.is_set():
+            raise StoreError(f"interrupted: nothing written to {target}")
         _sync(partial)
         os.replace(partial, target)
         _sync(target.parent)

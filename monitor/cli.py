@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
@@ -309,7 +310,12 @@ async def _cmd_resume(args: argparse.Namespace, config: Config) -> int:
 
 async def _cmd_backup(args: argparse.Namespace, config: Config) -> int:
     database = config.monitor.database
-    done = await asyncio.to_thread(back_up, database, Path(args.path))
+    cancelled = threading.Event()
+    try:
+        done = await asyncio.to_thread(back_up, database, Path(args.path), cancelled)
+    except asyncio.CancelledError:  # Ctrl-C: the thread copies on, to no file
+        cancelled.set()
+        raise
     print(
         f"backed up {database} to {done.path}: {size(done.size)}, schema {done.schema},"
         f" in {done.seconds:.1f} s"

@@ -4,11 +4,15 @@ that newsmon reads as it reads the original; never a half-written file under PAT
 from __future__ import annotations
 
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from monitor.backup import back_up
+from monitor.errors import StoreError
+from monitor.store import Store
 from tests.daemon import newsmon_async, running, terminate
 from tests.servers import Item, Publisher, Receiver
 
@@ -97,3 +101,15 @@ async def test_a_file_that_is_no_newsmon_database_is_named_and_not_copied(
     assert database.read_bytes() == content
     assert not copy.exists()
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+async def test_a_backup_cancelled_while_it_copies_is_not_kept(tmp_path: Path) -> None:
+    """Ctrl-C while the copy runs in its thread (which cannot be stopped mid-copy): the
+    finished copy is not renamed into place, and its partial file is removed."""
+    database = tmp_path / "newsmon.db"
+    await (await Store.open(database)).close()
+    cancelled = threading.Event()
+    cancelled.set()
+    with pytest.raises(StoreError, match="interrupted: nothing written to "):
+        back_up(database, tmp_path / "copy.db", cancelled)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["newsmon.db"]
