@@ -851,9 +851,10 @@ class Store:
     ) -> bool:
         """Another attempt at ``at``, unless that falls past the row's age limit: then it
         ends expired with ``gave_up``, and True. The age is read from the row, not from
-        the lane's copy: a clock jump during the attempt moved it (``shift_schedule``)."""
+        the lane's copy: a clock jump during the attempt moved it (``shift_schedule``). A
+        row that is gone has nothing left to try: True, and nothing written."""
         async with self._transaction():
-            row = await self._one(
+            row = await self._first(
                 "SELECT created_at FROM deliveries WHERE id = ?1 UNION ALL"
                 " SELECT created_at FROM digests WHERE id = ?1 UNION ALL"
                 " SELECT created_at FROM notices WHERE id = ?1",

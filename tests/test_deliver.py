@@ -366,3 +366,16 @@ async def test_a_clock_jump_during_an_attempt_does_not_expire_the_row(
         server.release.set()
         await attempt
         assert [s for _, s, _, _ in await states(store)] == ["pending"]
+
+
+async def test_retry_or_expire_judges_a_notice_by_its_own_age(store: Store) -> None:
+    """A notice's id, like a delivery's: retried within max_age, expired past it; an id
+    that names no row ends as given up instead of failing the lane."""
+    await store.add_notice("feed_gone", "https://x.org/a", "1", "gone", ["desk"], 1000.0)
+    (notice,) = await store.due_notices("desk", 1000.0)
+    keep = {"max_age": 3600.0, "error": "HTTP 503", "gave_up": "gave up"}
+    assert not await store.retry_or_expire(notice.id, 1001.0, 4600.0, **keep)
+    assert [state for _, state in await store.notices()] == ["pending"]
+    assert await store.retry_or_expire(notice.id, 1002.0, 4601.0, **keep)
+    assert [state for _, state in await store.notices()] == ["expired"]
+    assert await store.retry_or_expire("no-such-id", 1003.0, 1004.0, **keep)
