@@ -16,7 +16,7 @@ from operator import itemgetter
 from typing import TypeVar
 
 from monitor.models import Document, MatchedTerm
-from monitor.rules import normalize, syntax
+from monitor.rules import native, normalize, syntax
 from monitor.rules.inflect import forms
 
 FIELDS = syntax.FIELDS
@@ -77,15 +77,7 @@ class View:
         self.tokens = tuple(normalize.tokenize(text, cache) for text in self.texts)
         # Every word is placed: placing only the rules' anchor words (picked in C) saved
         # nothing at 10,000 rules, as half an article's words are some rule's anchor.
-        where: dict[str, list[int]] = {}
-        for f, tokens in enumerate(self.tokens):
-            for place, key in enumerate(tokens.folded, f * STRIDE):
-                found = where.get(key)
-                if found is None:
-                    where[key] = [place]
-                else:
-                    found.append(place)
-        self.where = where
+        self.where = where = _place([tokens.folded for tokens in self.tokens], STRIDE)
         self.present = where.keys()
         self.memo: dict[int, list[Occurrence]] = {}
         self.terms: dict[Span, MatchedTerm] = {}  # reported spans, built once
@@ -102,6 +94,26 @@ class View:
                 break
             out.append(keys[i])
         return out
+
+
+def place_python(fields: Sequence[list[str]], stride: int) -> dict[str, list[int]]:
+    """Each key's places in text order, a place being ``field * stride + position``
+    (monitor/rules/_speedups.c does the same in C)."""
+    where: dict[str, list[int]] = {}
+    for f, keys in enumerate(fields):
+        for place, key in enumerate(keys, f * stride):
+            found = where.get(key)
+            if found is None:
+                where[key] = [place]
+            else:
+                found.append(place)
+    return where
+
+
+if native.COMPILED:
+    from monitor.rules._speedups import place as _place
+else:
+    _place = place_python
 
 
 class Plan:
