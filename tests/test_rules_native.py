@@ -12,8 +12,8 @@ import gc
 import os
 import random
 import tracemalloc
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -22,7 +22,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor.models import Document
-from monitor.rules import compile_rules, native, normalize, plan
+from monitor.rules import compile_rules, index, native, normalize, plan
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "articles"
 
@@ -34,17 +34,27 @@ def compiled() -> ModuleType:
 
 Split = Callable[..., tuple[list[str], list[normalize.Spelling | None], list[str], list[int]]]
 Place = Callable[[Sequence[list[str]], int], dict[str, list[int]]]
+Gather = Callable[..., tuple[list[int], Collection[int]]]
 
 
 @contextmanager
-def implementation(split: Split, place: Place) -> Iterator[None]:
+def implementation(split: Split, place: Place, gather: Gather) -> Iterator[None]:
     """Matching runs with these hot functions while the block runs."""
-    saved = normalize._split_plain, plan._place
-    normalize._split_plain, plan._place = split, place
+    saved = normalize._split_plain, plan._place, index._gather
+    normalize._split_plain, plan._place, index._gather = split, place, gather
     try:
         yield
     finally:
-        normalize._split_plain, plan._place = saved
+        normalize._split_plain, plan._place, index._gather = saved
+
+
+def in_c() -> AbstractContextManager[None]:
+    speedups = compiled()
+    return implementation(speedups.split_plain, speedups.place, speedups.gather)
+
+
+def in_python() -> AbstractContextManager[None]:
+    return implementation(normalize._split_plain_python, plan.place_python, index.gather_python)
 
 
 def test_extension_loads_where_required() -> None:
@@ -55,6 +65,7 @@ def test_extension_loads_where_required() -> None:
     assert native.COMPILED
     assert normalize._split_plain is speedups.split_plain
     assert plan._place is speedups.place
+    assert index._gather is speedups.gather
 
 
 def test_pure_python_when_asked() -> None:
@@ -62,6 +73,7 @@ def test_pure_python_when_asked() -> None:
     if not native.COMPILED:
         assert normalize._split_plain is normalize._split_plain_python
         assert plan._place is plan.place_python
+        assert index._gather is index.gather_python
     else:
         assert os.environ.get(native.PURE_PYTHON_ENV) != "1"
 
@@ -122,7 +134,7 @@ def summary_of(text: str) -> list[object]:
     return out
 
 
-INDEX = compile_rules(
+RULES = compile_rules(
     {
         "us": "@us AND (talks OR embassy)",
         "phrase": '"don\'t stop"',
@@ -137,7 +149,7 @@ INDEX = compile_rules(
 
 def matches(text: str) -> list[tuple[str, object, str]]:
     doc = Document(text[:40], text, text)
-    return [(m.rule, m.terms, m.snippet) for m in INDEX.match(doc)]
+    return [(m.rule, m.terms, m.snippet) for m in RULES.match(doc)]
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
@@ -148,10 +160,9 @@ def matches(text: str) -> list[tuple[str, object, str]]:
 def test_matching_agrees_on_any_text(text: str) -> None:
     """ASCII, typographic and other Unicode text give the same words, places and matches
     through the compiled functions and through the pure-Python ones."""
-    speedups = compiled()
-    with implementation(speedups.split_plain, speedups.place):
+    with in_c():
         by_c = summary_of(text), matches(text)
-    with implementation(normalize._split_plain_python, plan.place_python):
+    with in_python():
         by_py = summary_of(text), matches(text)
     assert by_c == by_py
 
@@ -162,6 +173,56 @@ def test_place_agrees(fields: list[list[str]]) -> None:
     """The compiled word index gives each key's places in the pure-Python order."""
     speedups = compiled()
     assert speedups.place(fields, plan.STRIDE) == plan.place_python(fields, plan.STRIDE)
+
+
+VOCABULARY = ["talks", "the", "of", "embassy", "us", "u.s.", "moscow", "said", "new"]
+words = st.sampled_from(VOCABULARY)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(st.lists(words, min_size=1, max_size=3), min_size=1, max_size=12),
+    st.lists(st.lists(words, max_size=30), min_size=1, max_size=3),
+)
+def test_gather_agrees(queries: list[list[str]], fields: list[list[str]]) -> None:
+    """For rules of words, phrases, ANDs, ORs and NEARs, the compiled gathering finds the
+    pure-Python candidates and key sets met, before and after rules are refiled."""
+    speedups = compiled()
+    shapes = ['"{}"', "{}", "{} OR {}", "{} NEAR/2 {}", "({}) AND NOT {}"]
+    rules = {}
+    for i, query in enumerate(queries):
+        shape = shapes[i % len(shapes)]
+        rules[f"r{i}"] = shape.format(" ".join(query), *query[:1])
+    compiled_rules = compile_rules(rules, {})
+    where = plan.place_python(fields, plan.STRIDE)
+    for _ in range(index.LEARN_EVERY * 8 + 1):  # the last document refiles every rule
+        args = (
+            where.keys(),
+            compiled_rules._word_sets,
+            compiled_rules._pair_sets,
+            fields,
+            compiled_rules._needs,
+            compiled_rules._by_need,
+            len(compiled_rules._met_count),
+        )
+        ready, met = speedups.gather(*args)
+        assert (ready, set(met)) == index.gather_python(*args)
+        compiled_rules._learn(met)
+
+
+def test_gather_refuses_broken_indexes() -> None:
+    """Numbers out of range and wrong types raise Python exceptions, never crash."""
+    speedups = compiled()
+    args = ({"a": []}.keys(), {"a": (0, 1)}, {}, [["a"]], [(0,), (1,)], {0: [1]}, 2)
+    assert speedups.gather(*args) == ([1], [0, 1])
+    for at, wrong in [(1, {"a": (2,)}), (5, {0: [2]}), (4, [(0,), (5,)]), (1, {"a": (-1,)})]:
+        with pytest.raises(IndexError):
+            speedups.gather(*args[:at], wrong, *args[at + 1 :])
+    for at, wrong in [(1, []), (3, ["a"]), (4, ()), (1, {"a": 0}), (6, "2")]:
+        with pytest.raises(TypeError):
+            speedups.gather(*args[:at], wrong, *args[at + 1 :])
+    with pytest.raises(TypeError):
+        speedups.gather(*args[:6])
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus not present")
@@ -207,16 +268,21 @@ def test_hostile_input() -> None:
 
 
 def test_no_memory_kept() -> None:
-    """Splitting and placing a text thousands of times keeps nothing (a missed reference
-    count would keep every list made)."""
+    """Splitting, placing and gathering for a text thousands of times keeps nothing (a
+    missed reference count would keep every list made)."""
     speedups = compiled()
     text = "The U.S.'s envoy didn't say. Talks go on! " * 50
     cache: dict[str, normalize.Spelling] = {}
+    rules = compile_rules({"r": "envoy AND talks", "p": '"talks go"'}, {})
+    view = plan.View(Document("", "", text), cache)
+    gathered = (view.present, rules._word_sets, rules._pair_sets, [view.tokens[2].folded])
+    indexed = (rules._needs, rules._by_need, len(rules._met_count))
 
     def run(times: int) -> None:
         for _ in range(times):
             _, _, folded, _ = speedups.split_plain(text, cache, normalize.spell, normalize._STOP)
             speedups.place([folded, folded], plan.STRIDE)
+            assert speedups.gather(*gathered, *indexed)[0] == [0, 1]
 
     run(100)
     gc.collect()

@@ -365,9 +365,258 @@ error:
     return NULL;
 }
 
+/* A set of small ints (key set or rule numbers) as bits. */
+typedef struct {
+    unsigned char *bits;
+    Py_ssize_t size;
+} Bits;
+
+static int
+bits_init(Bits *b, Py_ssize_t size)
+{
+    b->size = size;
+    b->bits = PyMem_Calloc((size_t)size / 8 + 1, 1);
+    if (b->bits == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+#define HAS(b, n) ((b).bits[(n) >> 3] & (1u << ((n) & 7)))
+#define ADD(b, n) ((b).bits[(n) >> 3] |= (unsigned char)(1u << ((n) & 7)))
+
+/* The number ``item`` holds, checked to be in [0, size); -1 with an exception set. */
+static Py_ssize_t
+number(PyObject *item, Py_ssize_t size)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(item);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (n < 0 || n >= size) {
+        PyErr_Format(PyExc_IndexError, "number %zd out of range", n);
+        return -1;
+    }
+    return n;
+}
+
+/* The key sets a document meets, as bits and in the order met (new references). */
+typedef struct {
+    Bits bits;
+    PyObject **order;
+    Py_ssize_t count;
+} Met;
+
+/* Add each key set number of ``sets`` (a tuple or list of ints; None adds nothing). */
+static int
+meet(Met *met, PyObject *sets)
+{
+    if (sets == NULL || sets == Py_None) {
+        return 0;
+    }
+    PyObject *fast = PySequence_Fast(sets, "key sets must be a sequence of ints");
+    if (fast == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
+        Py_ssize_t n = number(item, met->bits.size);
+        if (n < 0) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        if (!HAS(met->bits, n)) {
+            ADD(met->bits, n);
+            Py_INCREF(item);
+            met->order[met->count++] = item;  /* at most size: each number once */
+        }
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+/* ``mapping[key]``, borrowed, or NULL: with an exception set only on error. */
+static PyObject *
+lookup(PyObject *mapping, PyObject *key)
+{
+    return PyDict_GetItemWithError(mapping, key);
+}
+
+PyDoc_STRVAR(gather_doc,
+"gather(present, word_sets, pair_sets, fields, needs, by_need, sets, /)\n--\n\n"
+"The rules whose needs are all met, in order, and the key sets met: see\n"
+"index.gather, which this is the compiled form of.");
+
+static PyObject *
+gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_Format(PyExc_TypeError, "gather takes 7 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *present = args[0], *word_sets = args[1], *pair_sets = args[2];
+    PyObject *needs = args[4], *by_need = args[5];
+    if (!PyDict_Check(word_sets) || !PyDict_Check(pair_sets) || !PyDict_Check(by_need)) {
+        PyErr_SetString(PyExc_TypeError, "word_sets, pair_sets and by_need must be dicts");
+        return NULL;
+    }
+    if (!PyList_Check(needs)) {
+        PyErr_SetString(PyExc_TypeError, "needs must be a list");
+        return NULL;
+    }
+    Py_ssize_t sets = PyLong_AsSsize_t(args[6]);
+    if (sets == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (sets < 0) {
+        PyErr_SetString(PyExc_ValueError, "sets must not be negative");
+        return NULL;
+    }
+    Met met = {{NULL, 0}, NULL, 0};
+    Bits ready = {NULL, 0};
+    PyObject *words = NULL, *fields = NULL, *found = NULL, *met_list = NULL;
+    PyObject *result = NULL;
+    if (bits_init(&met.bits, sets) < 0) {
+        goto done;
+    }
+    met.order = PyMem_Calloc((size_t)sets + 1, sizeof(PyObject *));
+    if (met.order == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* The key sets of the document's distinct words. */
+    words = PyObject_GetIter(present);
+    if (words == NULL) {
+        goto done;
+    }
+    PyObject *word;
+    while ((word = PyIter_Next(words)) != NULL) {
+        PyObject *sets_of = lookup(word_sets, word);
+        int failed = sets_of == NULL ? PyErr_Occurred() != NULL : meet(&met, sets_of) < 0;
+        Py_DECREF(word);
+        if (failed) {
+            goto done;
+        }
+    }
+    if (PyErr_Occurred()) {
+        goto done;
+    }
+    /* Those of its neighbouring words, field by field. */
+    fields = PySequence_Fast(args[3], "fields must be a sequence of lists");
+    if (fields == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t f = 0; f < PySequence_Fast_GET_SIZE(fields); f++) {
+        PyObject *keys = PySequence_Fast_GET_ITEM(fields, f);
+        if (!PyList_Check(keys)) {
+            PyErr_SetString(PyExc_TypeError, "fields must be a sequence of lists");
+            goto done;
+        }
+        Py_INCREF(keys);
+        int failed = 0;
+        for (Py_ssize_t i = 0; !failed && i + 1 < PyList_GET_SIZE(keys); i++) {
+            PyObject *pair = PyTuple_Pack(2, PyList_GET_ITEM(keys, i), PyList_GET_ITEM(keys, i + 1));
+            if (pair == NULL) {
+                failed = 1;
+                break;
+            }
+            PyObject *sets_of = lookup(pair_sets, pair);
+            failed = sets_of == NULL ? PyErr_Occurred() != NULL : meet(&met, sets_of) < 0;
+            Py_DECREF(pair);
+        }
+        Py_DECREF(keys);
+        if (failed) {
+            goto done;
+        }
+    }
+    /* The rules filed under a need met, kept when every need of theirs is met. */
+    if (bits_init(&ready, PyList_GET_SIZE(needs)) < 0) {
+        goto done;
+    }
+    for (Py_ssize_t m = 0; m < met.count; m++) {
+        PyObject *rules = lookup(by_need, met.order[m]);
+        if (rules == NULL) {
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+            continue;
+        }
+        found = PySequence_Fast(rules, "by_need must hold sequences of ints");
+        if (found == NULL) {
+            goto done;
+        }
+        for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(found); k++) {
+            Py_ssize_t rule = number(PySequence_Fast_GET_ITEM(found, k), ready.size);
+            if (rule < 0 || rule >= PyList_GET_SIZE(needs)) {  /* needs may have shrunk */
+                if (!PyErr_Occurred()) {
+                    PyErr_SetString(PyExc_IndexError, "rule number out of range");
+                }
+                goto done;
+            }
+            PyObject *wanted = PySequence_Fast(PyList_GET_ITEM(needs, rule),
+                                               "needs must hold sequences of ints");
+            if (wanted == NULL) {
+                goto done;
+            }
+            int all = 1;
+            for (Py_ssize_t j = 0; all && j < PySequence_Fast_GET_SIZE(wanted); j++) {
+                Py_ssize_t n = number(PySequence_Fast_GET_ITEM(wanted, j), sets);
+                if (n < 0) {
+                    Py_DECREF(wanted);
+                    goto done;
+                }
+                all = HAS(met.bits, n) != 0;
+            }
+            Py_DECREF(wanted);
+            if (all) {
+                ADD(ready, rule);
+            }
+        }
+        Py_CLEAR(found);
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t rule = 0; rule < ready.size; rule++) {
+        if (!ready.bits[rule >> 3]) {  /* a byte of rules, none ready */
+            rule |= 7;
+            continue;
+        }
+        if (HAS(ready, rule) && append_new(out, PyLong_FromSsize_t(rule)) < 0) {
+            Py_DECREF(out);
+            goto done;
+        }
+    }
+    met_list = PyList_New(met.count);
+    if (met_list == NULL) {
+        Py_DECREF(out);
+        goto done;
+    }
+    for (Py_ssize_t m = 0; m < met.count; m++) {
+        PyList_SET_ITEM(met_list, m, met.order[m]);  /* the reference moves to the list */
+    }
+    met.count = 0;
+    result = Py_BuildValue("(NN)", out, met_list);
+
+done:
+    Py_XDECREF(words);
+    Py_XDECREF(fields);
+    Py_XDECREF(found);
+    for (Py_ssize_t m = 0; m < met.count; m++) {
+        Py_DECREF(met.order[m]);
+    }
+    PyMem_Free(met.order);
+    PyMem_Free(met.bits.bits);
+    PyMem_Free(ready.bits);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"split_plain", (PyCFunction)(void (*)(void))split_plain, METH_FASTCALL, split_plain_doc},
     {"place", (PyCFunction)(void (*)(void))place, METH_FASTCALL, place_doc},
+    {"gather", (PyCFunction)(void (*)(void))gather, METH_FASTCALL, gather_doc},
     {NULL, NULL, 0, NULL},
 };
 

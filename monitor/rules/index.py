@@ -11,7 +11,7 @@ are evaluated once per document. Rules that need no particular word are filed un
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +19,7 @@ from itertools import chain, compress, pairwise, repeat
 
 from monitor.errors import QueryError, RuleCompileError
 from monitor.models import Document, RuleMatch
-from monitor.rules import normalize, syntax
+from monitor.rules import native, normalize, syntax
 from monitor.rules.explain import Explanation, explain
 from monitor.rules.plan import Builder, Key, Plan, View, rarest
 from monitor.rules.snippet import matched_terms, snippet_of
@@ -123,30 +123,21 @@ class RuleIndex:
         return explain(rule, compiled.query, self.entities, doc)
 
     def _candidates(self, view: View) -> list[int]:
-        """Rules whose needs are all met by the document's words, in rule order.
-
-        Every step is a set operation or a ``map`` over a built-in, so it runs in C:
-        a Python loop over hundreds of candidate rules would cost more than the rest.
-        """
-        present, pair_sets = view.present, self._pair_sets
-        # The key sets of the document's ~370 distinct words. The ~700 neighbouring
-        # pairs are probed as ``pairwise`` makes them: no set of them is built, and ``&``
-        # with a dictionary's keys keeps only the ~50 that are keys.
-        met = set(chain.from_iterable(map(self._word_sets.get, present, repeat(()))))
-        neighbours = chain.from_iterable(pairwise(t.folded) for t in view.tokens)
-        met.update(*map(pair_sets.__getitem__, pair_sets.keys() & neighbours))
+        """Rules whose needs are all met by the document's words, in rule order."""
+        present = view.present
+        fields = [tokens.folded for tokens in view.tokens]
+        index = self._word_sets, self._pair_sets, fields, self._needs, self._by_need
+        ready, met = _gather(present, *index, len(self._met_count))
         self._learn(met)
-        by_need, by_key, by_prefix = self._by_need, self._by_key, self._by_prefix
+        # Rules that need no key set: ready as soon as found.
         found = set(self._always)
-        found.update(*map(by_need.__getitem__, met & by_need.keys()))
-        found.update(*map(by_key.__getitem__, present & by_key.keys()))
+        found.update(*map(self._by_key.__getitem__, present & self._by_key.keys()))
         for length in self._prefix_lengths:
             stems = {key[:length] for key in present if len(key) >= length}
-            found.update(*map(by_prefix.__getitem__, stems & by_prefix.keys()))
-        ready = map(met.issuperset, map(self._needs.__getitem__, found))
-        return sorted(compress(found, ready))
+            found.update(*map(self._by_prefix.__getitem__, stems & self._by_prefix.keys()))
+        return sorted(found.union(ready)) if found else ready
 
-    def _learn(self, met: set[int]) -> None:
+    def _learn(self, met: Iterable[int]) -> None:
         """Count the key sets that one document in eight meets; after 8, 16, 32... such
         documents, file each rule under the need met least often so far.
 
@@ -172,6 +163,40 @@ class RuleIndex:
             best = min(self._needs[i], key=lambda n: (counts[n], n != need))
             by_need.setdefault(best, []).append(i)
         self._by_need = by_need
+
+
+def gather_python(
+    present: Iterable[str],
+    word_sets: Mapping[str, Sequence[int]],
+    pair_sets: Mapping[tuple[str, str], Sequence[int]],
+    fields: Sequence[list[str]],
+    needs: Sequence[Sequence[int]],
+    by_need: Mapping[int, Sequence[int]],
+    sets: int,
+) -> tuple[list[int], Collection[int]]:
+    """The rules filed under a key set met whose needs are all met, in order, and the
+    key sets met (numbered below ``sets``) by the words ``present`` and by the neighbours
+    in ``fields``. monitor/rules/_speedups.c does the same in C.
+
+    Every step is a set operation or a ``map`` over a built-in, so it runs in C: a Python
+    loop over hundreds of candidate rules would cost more than the rest.
+    """
+    # The key sets of the document's ~370 distinct words. The ~700 neighbouring pairs
+    # are probed as ``pairwise`` makes them: no set of them is built, and ``&`` with a
+    # dictionary's keys keeps only the ~50 that are keys.
+    met = set(chain.from_iterable(map(word_sets.get, present, repeat(()))))
+    neighbours = chain.from_iterable(map(pairwise, fields))
+    met.update(*map(pair_sets.__getitem__, pair_sets.keys() & neighbours))
+    found: set[int] = set()
+    found.update(*map(by_need.__getitem__, met & by_need.keys()))
+    ready = map(met.issuperset, map(needs.__getitem__, found))
+    return sorted(compress(found, ready)), met
+
+
+if native.COMPILED:
+    from monitor.rules._speedups import gather as _gather
+else:
+    _gather = gather_python
 
 
 def compile_entities(
