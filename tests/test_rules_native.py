@@ -12,7 +12,7 @@ import gc
 import os
 import random
 import tracemalloc
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -34,27 +34,27 @@ def compiled() -> ModuleType:
 
 Split = Callable[..., tuple[list[str], list[normalize.Spelling | None], list[str], list[int]]]
 Place = Callable[[Sequence[list[str]], int], dict[str, list[int]]]
-Gather = Callable[..., tuple[list[int], Collection[int]]]
 
 
 @contextmanager
-def implementation(split: Split, place: Place, gather: Gather) -> Iterator[None]:
-    """Matching runs with these hot functions while the block runs."""
-    saved = normalize._split_plain, plan._place, index._gather
-    normalize._split_plain, plan._place, index._gather = split, place, gather
+def implementation(split: Split, place: Place, gatherer: index.MakeGatherer) -> Iterator[None]:
+    """Matching (and compiling: the index makes its gatherer) runs with these hot
+    functions while the block runs."""
+    saved = normalize._split_plain, plan._place, index._make_gatherer
+    normalize._split_plain, plan._place, index._make_gatherer = split, place, gatherer
     try:
         yield
     finally:
-        normalize._split_plain, plan._place, index._gather = saved
+        normalize._split_plain, plan._place, index._make_gatherer = saved
 
 
 def in_c() -> AbstractContextManager[None]:
     speedups = compiled()
-    return implementation(speedups.split_plain, speedups.place, speedups.gather)
+    return implementation(speedups.split_plain, speedups.place, speedups.Gatherer)
 
 
 def in_python() -> AbstractContextManager[None]:
-    return implementation(normalize._split_plain_python, plan.place_python, index.gather_python)
+    return implementation(normalize._split_plain_python, plan.place_python, index.PythonGatherer)
 
 
 def test_extension_loads_where_required() -> None:
@@ -65,7 +65,7 @@ def test_extension_loads_where_required() -> None:
     assert native.COMPILED
     assert normalize._split_plain is speedups.split_plain
     assert plan._place is speedups.place
-    assert index._gather is speedups.gather
+    assert index._make_gatherer is speedups.Gatherer
 
 
 def test_pure_python_when_asked() -> None:
@@ -73,7 +73,7 @@ def test_pure_python_when_asked() -> None:
     if not native.COMPILED:
         assert normalize._split_plain is normalize._split_plain_python
         assert plan._place is plan.place_python
-        assert index._gather is index.gather_python
+        assert index._make_gatherer is index.PythonGatherer
     else:
         assert os.environ.get(native.PURE_PYTHON_ENV) != "1"
 
@@ -134,7 +134,7 @@ def summary_of(text: str) -> list[object]:
     return out
 
 
-RULES = compile_rules(
+RULES = (
     {
         "us": "@us AND (talks OR embassy)",
         "phrase": '"don\'t stop"',
@@ -149,7 +149,7 @@ RULES = compile_rules(
 
 def matches(text: str) -> list[tuple[str, object, str]]:
     doc = Document(text[:40], text, text)
-    return [(m.rule, m.terms, m.snippet) for m in RULES.match(doc)]
+    return [(m.rule, m.terms, m.snippet) for m in compile_rules(*RULES).match(doc)]
 
 
 @settings(max_examples=400, deadline=None, derandomize=True)
@@ -185,44 +185,52 @@ words = st.sampled_from(VOCABULARY)
     st.lists(st.lists(words, max_size=30), min_size=1, max_size=3),
 )
 def test_gather_agrees(queries: list[list[str]], fields: list[list[str]]) -> None:
-    """For rules of words, phrases, ANDs, ORs and NEARs, the compiled gathering finds the
-    pure-Python candidates and key sets met, before and after rules are refiled."""
-    speedups = compiled()
+    """For rules of words, phrases, ANDs, ORs and NEARs, the compiled gatherer finds the
+    pure-Python candidates and key sets met, before and after the rules are refiled."""
     shapes = ['"{}"', "{}", "{} OR {}", "{} NEAR/2 {}", "({}) AND NOT {}"]
     rules = {}
     for i, query in enumerate(queries):
-        shape = shapes[i % len(shapes)]
-        rules[f"r{i}"] = shape.format(" ".join(query), *query[:1])
-    compiled_rules = compile_rules(rules, {})
-    where = plan.place_python(fields, plan.STRIDE)
-    for _ in range(index.LEARN_EVERY * 8 + 1):  # the last document refiles every rule
-        args = (
-            where.keys(),
-            compiled_rules._word_sets,
-            compiled_rules._pair_sets,
-            fields,
-            compiled_rules._needs,
-            compiled_rules._by_need,
-            len(compiled_rules._met_count),
-        )
-        ready, met = speedups.gather(*args)
-        assert (ready, set(met)) == index.gather_python(*args)
-        compiled_rules._learn(met)
+        rules[f"r{i}"] = shapes[i % len(shapes)].format(" ".join(query), *query[:1])
+    with in_c():
+        by_c = compile_rules(rules, {})
+    with in_python():
+        by_py = compile_rules(rules, {})
+    title, summary, body = [*(" ".join(words) for words in fields), "", ""][:3]
+    view = plan.View(Document(title, summary, body))
+    present, folded = view.where.keys(), [tokens.folded for tokens in view.tokens]
+    for _ in range(index.LEARN_EVERY * 8):  # the last document refiles every rule
+        ready, met = by_c._gatherer.gather(present, folded, True)
+        assert (ready, set(met)) == by_py._gatherer.gather(present, folded, True)
+        assert by_c._candidates(view) == by_py._candidates(view)
+    assert by_c._by_need == by_py._by_need
 
 
-def test_gather_refuses_broken_indexes() -> None:
+def test_gatherer_refuses_broken_indexes() -> None:
     """Numbers out of range and wrong types raise Python exceptions, never crash."""
-    speedups = compiled()
-    args = ({"a": []}.keys(), {"a": (0, 1)}, {}, [["a"]], [(0,), (1,)], {0: [1]}, 2)
-    assert speedups.gather(*args) == ([1], [0, 1])
-    for at, wrong in [(1, {"a": (2,)}), (5, {0: [2]}), (4, [(0,), (5,)]), (1, {"a": (-1,)})]:
-        with pytest.raises(IndexError):
-            speedups.gather(*args[:at], wrong, *args[at + 1 :])
-    for at, wrong in [(1, []), (3, ["a"]), (4, ()), (1, {"a": 0}), (6, "2")]:
+    gatherer = compiled().Gatherer
+    args = ({"a": (0, 1)}, {("a", "b"): [1]}, [(0,), (1,)], {0: [1]}, 2)
+    made = gatherer(*args)
+    assert made.gather({"b": 0, "a": 1}.keys(), [["a", "b"]], True) == ([1], [0, 1])
+    assert made.gather(["b"], [["a", "b"]], False) == ([], [])  # rule 1 is filed under 0
+    made.refile({1: [1]})
+    assert made.gather(["b"], [["a", "b"]], False) == ([1], [])
+    wrong_numbers = [(0, {"a": (2,)}), (3, {0: [2]}), (2, [(0,), (5,)]), (1, {("a", "b"): [-1]})]
+    for at, wrong in wrong_numbers:
+        with pytest.raises((IndexError, OverflowError)):
+            gatherer(*args[:at], wrong, *args[at + 1 :])
+    for at, wrong in [(0, []), (0, {1: (0,)}), (1, {"ab": [0]}), (2, ["a"]), (4, "2")]:
         with pytest.raises(TypeError):
-            speedups.gather(*args[:at], wrong, *args[at + 1 :])
+            gatherer(*args[:at], wrong, *args[at + 1 :])
     with pytest.raises(TypeError):
-        speedups.gather(*args[:6])
+        gatherer(*args[:4])
+    for present, fields in [([1], []), (["a"], [[1, 2]]), (["a"], ["ab"]), (None, [])]:
+        with pytest.raises(TypeError):
+            made.gather(present, fields, True)
+    with pytest.raises(IndexError):
+        made.refile({5: [0]})
+    with pytest.raises(IndexError):
+        made.refile({0: [9]})
+    assert made.gather(["a"], [], True) == ([1], [0, 1])  # refused filings change nothing
 
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus not present")
@@ -273,16 +281,15 @@ def test_no_memory_kept() -> None:
     speedups = compiled()
     text = "The U.S.'s envoy didn't say. Talks go on! " * 50
     cache: dict[str, normalize.Spelling] = {}
-    rules = compile_rules({"r": "envoy AND talks", "p": '"talks go"'}, {})
-    view = plan.View(Document("", "", text), cache)
-    gathered = (view.present, rules._word_sets, rules._pair_sets, [view.tokens[2].folded])
-    indexed = (rules._needs, rules._by_need, len(rules._met_count))
+    sets = ({"envoy": (0,), "talks": (1, 2)}, {("talks", "go"): [2]}, [(0, 1), (2,)], {0: [0]})
 
     def run(times: int) -> None:
         for _ in range(times):
             _, _, folded, _ = speedups.split_plain(text, cache, normalize.spell, normalize._STOP)
-            speedups.place([folded, folded], plan.STRIDE)
-            assert speedups.gather(*gathered, *indexed)[0] == [0, 1]
+            where = speedups.place([folded, folded], plan.STRIDE)
+            gatherer = speedups.Gatherer(*sets, 3)
+            gatherer.refile({0: [0], 2: [1]})
+            assert gatherer.gather(where.keys(), [folded], True) == ([0, 1], [0, 1, 2])
 
     run(100)
     gc.collect()

@@ -7,6 +7,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 
 /* Character classes of normalize._ASCII_TOKEN. FOLLOW: what may come after a sentence end
  * ("[\t\n\x0b\x0c\r \"')\]]"). */
@@ -401,181 +402,434 @@ number(PyObject *item, Py_ssize_t size)
     return n;
 }
 
-/* The key sets a document meets, as bits and in the order met (new references). */
+/* Lists of small ints packed one after another: list i is data[start[i]:start[i + 1]]. */
 typedef struct {
-    Bits bits;
-    PyObject **order;
-    Py_ssize_t count;
-} Met;
+    uint32_t *start;
+    uint32_t *data;
+} Packed;
 
-/* Add each key set number of ``sets`` (a tuple or list of ints; None adds nothing). */
-static int
-meet(Met *met, PyObject *sets)
+static void
+packed_free(Packed *p)
 {
-    if (sets == NULL || sets == Py_None) {
-        return 0;
-    }
-    PyObject *fast = PySequence_Fast(sets, "key sets must be a sequence of ints");
-    if (fast == NULL) {
+    PyMem_Free(p->start);
+    PyMem_Free(p->data);
+    p->start = p->data = NULL;
+}
+
+/* Pack ``lists`` (a sequence of sequences of ints below ``limit``); 0 or -1. */
+static int
+pack(Packed *p, PyObject *lists, Py_ssize_t limit)
+{
+    PyObject *outer = PySequence_Fast(lists, "expected a sequence of sequences of ints");
+    if (outer == NULL) {
         return -1;
     }
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(fast, i);
-        Py_ssize_t n = number(item, met->bits.size);
-        if (n < 0) {
-            Py_DECREF(fast);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(outer), total = 0;
+    p->start = PyMem_Calloc((size_t)n + 1, sizeof(uint32_t));
+    if (p->start == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size = PyObject_Length(PySequence_Fast_GET_ITEM(outer, i));
+        if (size < 0) {
+            goto error;
+        }
+        total += size;
+        if (total > UINT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "too many numbers");
+            goto error;
+        }
+        p->start[i + 1] = (uint32_t)total;
+    }
+    p->data = PyMem_Calloc((size_t)total + 1, sizeof(uint32_t));
+    if (p->data == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *inner = PySequence_Fast(PySequence_Fast_GET_ITEM(outer, i),
+                                          "expected a sequence of sequences of ints");
+        if (inner == NULL) {
+            goto error;
+        }
+        Py_ssize_t size = PySequence_Fast_GET_SIZE(inner);
+        if (size != (Py_ssize_t)(p->start[i + 1] - p->start[i])) {
+            PyErr_SetString(PyExc_ValueError, "a sequence changed size while packed");
+            Py_DECREF(inner);
+            goto error;
+        }
+        for (Py_ssize_t j = 0; j < size; j++) {
+            Py_ssize_t v = number(PySequence_Fast_GET_ITEM(inner, j), limit);
+            if (v < 0) {
+                Py_DECREF(inner);
+                goto error;
+            }
+            p->data[p->start[i] + j] = (uint32_t)v;
+        }
+        Py_DECREF(inner);
+    }
+    Py_DECREF(outer);
+    return 0;
+
+error:
+    Py_DECREF(outer);
+    packed_free(p);
+    return -1;
+}
+
+/* A hash table from str keys (words) or 2-tuples of str (neighbour pairs) to a packed
+ * list of key set numbers: open addressing, the hash kept in the slot, so that a probe
+ * reads one slot and, when the hashes agree, compares the keys (a dict reads its index,
+ * its entry, the key and the value's tuple and ints). */
+typedef struct {
+    Py_hash_t hash;
+    PyObject *key;  /* NULL: empty slot */
+    uint32_t start, count;
+} Slot;
+
+typedef struct {
+    Slot *slots;
+    size_t mask;
+} Table;
+
+/* A pair's hash, from its words' hashes (any mix will do: it is ours on both sides). */
+static Py_hash_t
+pair_hash(Py_hash_t a, Py_hash_t b)
+{
+    Py_uhash_t h = (Py_uhash_t)a * 0x9E3779B97F4A7C15ull ^ (Py_uhash_t)b;
+    h ^= h >> 29;
+    return (Py_hash_t)(h == (Py_uhash_t)-1 ? 0 : h);
+}
+
+/* The hash of a key: a str's own, or pair_hash of a 2-tuple of str; -1 on error. */
+static Py_hash_t
+key_hash(PyObject *key, int pairs)
+{
+    if (!pairs) {
+        if (!PyUnicode_CheckExact(key)) {
+            PyErr_SetString(PyExc_TypeError, "word keys must be str");
             return -1;
         }
-        if (!HAS(met->bits, n)) {
-            ADD(met->bits, n);
-            Py_INCREF(item);
-            met->order[met->count++] = item;  /* at most size: each number once */
+        return PyObject_Hash(key);
+    }
+    if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2
+        || !PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 0))
+        || !PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 1))) {
+        PyErr_SetString(PyExc_TypeError, "pair keys must be 2-tuples of str");
+        return -1;
+    }
+    Py_hash_t a = PyObject_Hash(PyTuple_GET_ITEM(key, 0));
+    Py_hash_t b = a == -1 ? -1 : PyObject_Hash(PyTuple_GET_ITEM(key, 1));
+    return b == -1 ? -1 : pair_hash(a, b);
+}
+
+/* Exact str equality (both are exact str: no Python code runs). */
+static int
+same_str(PyObject *a, PyObject *b)
+{
+    if (a == b) {
+        return 1;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
+           && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+}
+
+/* The slot of word ``a`` (or of pair ``a``, ``b`` when ``b`` is not NULL), or NULL. */
+static const Slot *
+find(const Table *t, Py_hash_t hash, PyObject *a, PyObject *b)
+{
+    for (size_t i = (size_t)hash & t->mask;; i = (i + 1) & t->mask) {
+        const Slot *slot = &t->slots[i];
+        if (slot->key == NULL) {
+            return NULL;
+        }
+        if (slot->hash != hash) {
+            continue;
+        }
+        if (b == NULL ? same_str(slot->key, a)
+                      : same_str(PyTuple_GET_ITEM(slot->key, 0), a)
+                            && same_str(PyTuple_GET_ITEM(slot->key, 1), b)) {
+            return slot;
         }
     }
-    Py_DECREF(fast);
+}
+
+static void
+table_free(Table *t)
+{
+    if (t->slots != NULL) {
+        for (size_t i = 0; i <= t->mask; i++) {
+            Py_XDECREF(t->slots[i].key);
+        }
+        PyMem_Free(t->slots);
+        t->slots = NULL;
+    }
+}
+
+/* Fill ``t`` from ``mapping`` (key -> sequence of key set numbers below ``sets``),
+ * appending the numbers to ``data`` from *used on. 0, or -1 with an exception set. */
+static int
+table_fill(Table *t, PyObject *mapping, int pairs, Packed *values, Py_ssize_t sets)
+{
+    if (!PyDict_Check(mapping)) {
+        PyErr_SetString(PyExc_TypeError, "word_sets and pair_sets must be dicts");
+        return -1;
+    }
+    Py_ssize_t n = PyDict_Size(mapping);
+    size_t size = 8;
+    while (size < (size_t)n + (size_t)n / 2 + 1) {  /* at most two thirds full */
+        size *= 2;
+    }
+    t->mask = size - 1;
+    t->slots = PyMem_Calloc(size, sizeof(Slot));
+    if (t->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyObject *keys = PyDict_Keys(mapping), *lists = PyDict_Values(mapping);
+    int failed = keys == NULL || lists == NULL || pack(values, lists, sets) < 0;
+    for (Py_ssize_t k = 0; !failed && k < PyList_GET_SIZE(keys); k++) {
+        PyObject *key = PyList_GET_ITEM(keys, k);
+        Py_hash_t hash = key_hash(key, pairs);
+        if (hash == -1) {
+            failed = 1;
+            break;
+        }
+        PyObject *b = pairs ? PyTuple_GET_ITEM(key, 1) : NULL;
+        PyObject *a = pairs ? PyTuple_GET_ITEM(key, 0) : key;
+        if (find(t, hash, a, b) != NULL) {  /* equal keys of a dict: cannot be */
+            continue;
+        }
+        size_t i = (size_t)hash & t->mask;
+        while (t->slots[i].key != NULL) {
+            i = (i + 1) & t->mask;
+        }
+        Py_INCREF(key);
+        t->slots[i] = (Slot){hash, key, values->start[k], values->start[k + 1] - values->start[k]};
+    }
+    Py_XDECREF(keys);
+    Py_XDECREF(lists);
+    return failed ? -1 : 0;
+}
+
+/* What the index needs to gather a document's candidates, packed; see index.Gatherer. */
+typedef struct {
+    PyObject_HEAD
+    Table words, pairs;
+    Packed word_sets, pair_sets;  /* the tables' values */
+    Packed needs;                 /* per rule: the key sets it needs */
+    Packed filed;                 /* per key set: the rules filed under it */
+    Py_ssize_t rules, sets;
+} Gatherer;
+
+static void
+gatherer_dealloc(Gatherer *self)
+{
+    table_free(&self->words);
+    table_free(&self->pairs);
+    packed_free(&self->word_sets);
+    packed_free(&self->pair_sets);
+    packed_free(&self->needs);
+    packed_free(&self->filed);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* File every rule under the key set ``by_need`` gives it (key set -> rule numbers). */
+static int
+gatherer_file(Gatherer *self, PyObject *by_need)
+{
+    if (!PyDict_Check(by_need)) {
+        PyErr_SetString(PyExc_TypeError, "by_need must be a dict");
+        return -1;
+    }
+    PyObject *lists = PyList_New(self->sets);
+    if (lists == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < self->sets; i++) {
+        PyList_SET_ITEM(lists, i, PyTuple_New(0));  /* the empty tuple is shared */
+    }
+    Py_ssize_t pos = 0;
+    PyObject *need, *rules;
+    while (PyDict_Next(by_need, &pos, &need, &rules)) {
+        Py_ssize_t n = number(need, self->sets);
+        if (n < 0) {
+            Py_DECREF(lists);
+            return -1;
+        }
+        Py_INCREF(rules);
+        PyList_SetItem(lists, n, rules);
+    }
+    Packed filed = {NULL, NULL};
+    int failed = pack(&filed, lists, self->rules);
+    Py_DECREF(lists);
+    if (failed) {
+        return -1;
+    }
+    packed_free(&self->filed);
+    self->filed = filed;
     return 0;
 }
 
-/* ``mapping[key]``, borrowed, or NULL: with an exception set only on error. */
 static PyObject *
-lookup(PyObject *mapping, PyObject *key)
+gatherer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    return PyDict_GetItemWithError(mapping, key);
+    PyObject *word_sets, *pair_sets, *needs, *by_need;
+    Py_ssize_t sets;
+    static char *names[] = {"word_sets", "pair_sets", "needs", "by_need", "sets", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOn:Gatherer", names, &word_sets,
+                                     &pair_sets, &needs, &by_need, &sets)) {
+        return NULL;
+    }
+    if (sets < 0 || sets > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "sets out of range");
+        return NULL;
+    }
+    Gatherer *self = (Gatherer *)type->tp_alloc(type, 0);  /* zeroed */
+    if (self == NULL) {
+        return NULL;
+    }
+    self->sets = sets;
+    self->rules = PyObject_Length(needs);
+    if (self->rules < 0 || table_fill(&self->words, word_sets, 0, &self->word_sets, sets) < 0
+        || table_fill(&self->pairs, pair_sets, 1, &self->pair_sets, sets) < 0
+        || pack(&self->needs, needs, sets) < 0 || gatherer_file(self, by_need) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+gatherer_refile(Gatherer *self, PyObject *by_need)
+{
+    if (gatherer_file(self, by_need) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* The key sets met, as bits and in the order met. */
+typedef struct {
+    Bits bits;
+    uint32_t *order;
+    Py_ssize_t count;
+} Met;
+
+static void
+meet(Met *met, const Packed *values, const Slot *slot)
+{
+    for (uint32_t j = slot->start; j < slot->start + slot->count; j++) {
+        uint32_t n = values->data[j];
+        if (!HAS(met->bits, n)) {
+            ADD(met->bits, n);
+            met->order[met->count++] = n;  /* each number once: at most ``sets`` */
+        }
+    }
 }
 
 PyDoc_STRVAR(gather_doc,
-"gather(present, word_sets, pair_sets, fields, needs, by_need, sets, /)\n--\n\n"
-"The rules whose needs are all met, in order, and the key sets met: see\n"
-"index.gather, which this is the compiled form of.");
+"gather(present, fields, learn, /)\n--\n\n"
+"The rules whose needs are all met, in order, and (when ``learn``) the key sets met:\n"
+"see index.Gatherer.gather, which this is the compiled form of.");
 
 static PyObject *
-gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+gatherer_gather(Gatherer *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7) {
-        PyErr_Format(PyExc_TypeError, "gather takes 7 arguments (%zd given)", nargs);
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "gather takes 3 arguments (%zd given)", nargs);
         return NULL;
     }
-    PyObject *present = args[0], *word_sets = args[1], *pair_sets = args[2];
-    PyObject *needs = args[4], *by_need = args[5];
-    if (!PyDict_Check(word_sets) || !PyDict_Check(pair_sets) || !PyDict_Check(by_need)) {
-        PyErr_SetString(PyExc_TypeError, "word_sets, pair_sets and by_need must be dicts");
-        return NULL;
-    }
-    if (!PyList_Check(needs)) {
-        PyErr_SetString(PyExc_TypeError, "needs must be a list");
-        return NULL;
-    }
-    Py_ssize_t sets = PyLong_AsSsize_t(args[6]);
-    if (sets == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (sets < 0) {
-        PyErr_SetString(PyExc_ValueError, "sets must not be negative");
+    int learn = PyObject_IsTrue(args[2]);
+    if (learn < 0) {
         return NULL;
     }
     Met met = {{NULL, 0}, NULL, 0};
     Bits ready = {NULL, 0};
-    PyObject *words = NULL, *fields = NULL, *found = NULL, *met_list = NULL;
-    PyObject *result = NULL;
-    if (bits_init(&met.bits, sets) < 0) {
+    PyObject *words = NULL, *fields = NULL, *out = NULL, *result = NULL;
+    if (bits_init(&met.bits, self->sets) < 0 || bits_init(&ready, self->rules) < 0) {
         goto done;
     }
-    met.order = PyMem_Calloc((size_t)sets + 1, sizeof(PyObject *));
+    met.order = PyMem_Malloc(((size_t)self->sets + 1) * sizeof(uint32_t));
     if (met.order == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     /* The key sets of the document's distinct words. */
-    words = PyObject_GetIter(present);
+    words = PyObject_GetIter(args[0]);
     if (words == NULL) {
         goto done;
     }
     PyObject *word;
     while ((word = PyIter_Next(words)) != NULL) {
-        PyObject *sets_of = lookup(word_sets, word);
-        int failed = sets_of == NULL ? PyErr_Occurred() != NULL : meet(&met, sets_of) < 0;
-        Py_DECREF(word);
-        if (failed) {
+        if (!PyUnicode_CheckExact(word)) {
+            Py_DECREF(word);
+            PyErr_SetString(PyExc_TypeError, "present must hold str");
             goto done;
+        }
+        Py_hash_t hash = PyObject_Hash(word);  /* kept by the str: computed once */
+        const Slot *slot = hash == -1 ? NULL : find(&self->words, hash, word, NULL);
+        Py_DECREF(word);
+        if (hash == -1) {
+            goto done;
+        }
+        if (slot != NULL) {
+            meet(&met, &self->word_sets, slot);
         }
     }
     if (PyErr_Occurred()) {
         goto done;
     }
-    /* Those of its neighbouring words, field by field. */
-    fields = PySequence_Fast(args[3], "fields must be a sequence of lists");
+    /* Those of its neighbouring words, field by field: no tuple is made. */
+    fields = PySequence_Fast(args[1], "fields must be a sequence of lists of str");
     if (fields == NULL) {
         goto done;
     }
     for (Py_ssize_t f = 0; f < PySequence_Fast_GET_SIZE(fields); f++) {
         PyObject *keys = PySequence_Fast_GET_ITEM(fields, f);
         if (!PyList_Check(keys)) {
-            PyErr_SetString(PyExc_TypeError, "fields must be a sequence of lists");
+            PyErr_SetString(PyExc_TypeError, "fields must be a sequence of lists of str");
             goto done;
         }
-        Py_INCREF(keys);
-        int failed = 0;
-        for (Py_ssize_t i = 0; !failed && i + 1 < PyList_GET_SIZE(keys); i++) {
-            PyObject *pair = PyTuple_Pack(2, PyList_GET_ITEM(keys, i), PyList_GET_ITEM(keys, i + 1));
-            if (pair == NULL) {
-                failed = 1;
-                break;
+        /* No Python code runs below (exact str hash and compare), so the list stays. */
+        Py_hash_t previous = 0;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+            PyObject *key = PyList_GET_ITEM(keys, i);
+            if (!PyUnicode_CheckExact(key)) {
+                PyErr_SetString(PyExc_TypeError, "fields must be a sequence of lists of str");
+                goto done;
             }
-            PyObject *sets_of = lookup(pair_sets, pair);
-            failed = sets_of == NULL ? PyErr_Occurred() != NULL : meet(&met, sets_of) < 0;
-            Py_DECREF(pair);
-        }
-        Py_DECREF(keys);
-        if (failed) {
-            goto done;
+            Py_hash_t hash = PyObject_Hash(key);
+            if (hash == -1) {
+                goto done;
+            }
+            if (i > 0) {
+                PyObject *before = PyList_GET_ITEM(keys, i - 1);
+                const Slot *slot = find(&self->pairs, pair_hash(previous, hash), before, key);
+                if (slot != NULL) {
+                    meet(&met, &self->pair_sets, slot);
+                }
+            }
+            previous = hash;
         }
     }
-    /* The rules filed under a need met, kept when every need of theirs is met. */
-    if (bits_init(&ready, PyList_GET_SIZE(needs)) < 0) {
-        goto done;
-    }
+    /* The rules filed under a key set met, kept when every key set they need is met. */
+    const Packed *filed = &self->filed, *needs = &self->needs;
     for (Py_ssize_t m = 0; m < met.count; m++) {
-        PyObject *rules = lookup(by_need, met.order[m]);
-        if (rules == NULL) {
-            if (PyErr_Occurred()) {
-                goto done;
+        uint32_t set = met.order[m];
+        for (uint32_t k = filed->start[set]; k < filed->start[set + 1]; k++) {
+            uint32_t rule = filed->data[k], j = needs->start[rule];
+            while (j < needs->start[rule + 1] && HAS(met.bits, needs->data[j])) {
+                j++;
             }
-            continue;
-        }
-        found = PySequence_Fast(rules, "by_need must hold sequences of ints");
-        if (found == NULL) {
-            goto done;
-        }
-        for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(found); k++) {
-            Py_ssize_t rule = number(PySequence_Fast_GET_ITEM(found, k), ready.size);
-            if (rule < 0 || rule >= PyList_GET_SIZE(needs)) {  /* needs may have shrunk */
-                if (!PyErr_Occurred()) {
-                    PyErr_SetString(PyExc_IndexError, "rule number out of range");
-                }
-                goto done;
-            }
-            PyObject *wanted = PySequence_Fast(PyList_GET_ITEM(needs, rule),
-                                               "needs must hold sequences of ints");
-            if (wanted == NULL) {
-                goto done;
-            }
-            int all = 1;
-            for (Py_ssize_t j = 0; all && j < PySequence_Fast_GET_SIZE(wanted); j++) {
-                Py_ssize_t n = number(PySequence_Fast_GET_ITEM(wanted, j), sets);
-                if (n < 0) {
-                    Py_DECREF(wanted);
-                    goto done;
-                }
-                all = HAS(met.bits, n) != 0;
-            }
-            Py_DECREF(wanted);
-            if (all) {
+            if (j == needs->start[rule + 1]) {
                 ADD(ready, rule);
             }
         }
-        Py_CLEAR(found);
     }
-    PyObject *out = PyList_New(0);
+    out = PyList_New(0);
     if (out == NULL) {
         goto done;
     }
@@ -585,38 +839,57 @@ gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             continue;
         }
         if (HAS(ready, rule) && append_new(out, PyLong_FromSsize_t(rule)) < 0) {
-            Py_DECREF(out);
             goto done;
         }
     }
-    met_list = PyList_New(met.count);
-    if (met_list == NULL) {
-        Py_DECREF(out);
+    PyObject *sets_met = PyList_New(learn ? met.count : 0);
+    if (sets_met == NULL) {
         goto done;
     }
-    for (Py_ssize_t m = 0; m < met.count; m++) {
-        PyList_SET_ITEM(met_list, m, met.order[m]);  /* the reference moves to the list */
+    for (Py_ssize_t m = 0; learn && m < met.count; m++) {
+        PyObject *n = PyLong_FromUnsignedLong(met.order[m]);
+        if (n == NULL) {
+            Py_DECREF(sets_met);
+            goto done;
+        }
+        PyList_SET_ITEM(sets_met, m, n);
     }
-    met.count = 0;
-    result = Py_BuildValue("(NN)", out, met_list);
+    result = PyTuple_Pack(2, out, sets_met);
+    Py_DECREF(sets_met);
 
 done:
     Py_XDECREF(words);
     Py_XDECREF(fields);
-    Py_XDECREF(found);
-    for (Py_ssize_t m = 0; m < met.count; m++) {
-        Py_DECREF(met.order[m]);
-    }
+    Py_XDECREF(out);
     PyMem_Free(met.order);
     PyMem_Free(met.bits.bits);
     PyMem_Free(ready.bits);
     return result;
 }
 
+static PyMethodDef gatherer_methods[] = {
+    {"gather", (PyCFunction)(void (*)(void))gatherer_gather, METH_FASTCALL, gather_doc},
+    {"refile", (PyCFunction)gatherer_refile, METH_O,
+     "refile(by_need, /)\n--\n\nFile the rules anew: by_need maps a key set to rules."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject GathererType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "monitor.rules._speedups.Gatherer",
+    .tp_basicsize = sizeof(Gatherer),
+    .tp_dealloc = (destructor)gatherer_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = PyDoc_STR(
+        "Gatherer(word_sets, pair_sets, needs, by_need, sets)\n--\n\n"
+        "The index's key sets and needs, packed: see index.Gatherer."),
+    .tp_methods = gatherer_methods,
+    .tp_new = gatherer_new,
+};
+
 static PyMethodDef methods[] = {
     {"split_plain", (PyCFunction)(void (*)(void))split_plain, METH_FASTCALL, split_plain_doc},
     {"place", (PyCFunction)(void (*)(void))place, METH_FASTCALL, place_doc},
-    {"gather", (PyCFunction)(void (*)(void))gather, METH_FASTCALL, gather_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -632,5 +905,18 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     init_kinds();
-    return PyModule_Create(&module);
+    if (PyType_Ready(&GathererType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&GathererType);
+    if (PyModule_AddObject(m, "Gatherer", (PyObject *)&GathererType) < 0) {
+        Py_DECREF(&GathererType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

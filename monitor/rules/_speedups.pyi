@@ -1,4 +1,4 @@
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from monitor.rules.normalize import Spelling
 
@@ -10,13 +10,17 @@ def split_plain(
     /,
 ) -> tuple[list[str], list[Spelling | None], list[str], list[int]]: ...
 def place(fields: Sequence[list[str]], stride: int, /) -> dict[str, list[int]]: ...
-def gather(
-    present: Iterable[str],
-    word_sets: Mapping[str, Sequence[int]],
-    pair_sets: Mapping[tuple[str, str], Sequence[int]],
-    fields: Sequence[list[str]],
-    needs: Sequence[Sequence[int]],
-    by_need: Mapping[int, Sequence[int]],
-    sets: int,
-    /,
-) -> tuple[list[int], Collection[int]]: ...
+
+class Gatherer:
+    def __init__(
+        self,
+        word_sets: dict[str, tuple[int, ...]],
+        pair_sets: dict[tuple[str, str], list[int]],
+        needs: list[tuple[int, ...]],
+        by_need: dict[int, list[int]],
+        sets: int,
+    ) -> None: ...
+    def refile(self, by_need: dict[int, list[int]], /) -> None: ...
+    def gather(
+        self, present: Iterable[str], fields: Sequence[list[str]], learn: bool, /
+    ) -> tuple[list[int], Collection[int]]: ...
