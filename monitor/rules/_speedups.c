@@ -366,6 +366,125 @@ error:
     return NULL;
 }
 
+static int
+compare_places(const void *a, const void *b)
+{
+    Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
+    return (x > y) - (x < y);
+}
+
+PyDoc_STRVAR(word_occurrences_doc,
+"word_occurrences(where, keys, fields, stride, /)\n--\n\n"
+"Every place of any of ``keys`` in ``fields``, in text order, each its own span: see\n"
+"plan.word_occurrences, which this is the compiled form of.");
+
+static PyObject *
+word_occurrences(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "word_occurrences takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *where = args[0], *fields = args[2];
+    if (!PyDict_Check(where)) {
+        PyErr_SetString(PyExc_TypeError, "where must be a dict");
+        return NULL;
+    }
+    if (!PyAnySet_Check(fields)) {
+        PyErr_SetString(PyExc_TypeError, "fields must be a set");
+        return NULL;
+    }
+    Py_ssize_t stride = PyLong_AsSsize_t(args[3]);
+    if (stride == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (stride <= 0) {
+        PyErr_SetString(PyExc_ValueError, "stride must be positive");
+        return NULL;
+    }
+    /* Every place of every key, as C integers: copied before any Python code could run
+     * (a key's __eq__ could change ``where``), then ordered when from several keys. */
+    Py_ssize_t *places = NULL, count = 0, capacity = 0, lists = 0;
+    PyObject *out = NULL, *iterator = PyObject_GetIter(args[1]);
+    if (iterator == NULL) {
+        return NULL;
+    }
+    PyObject *key;
+    while ((key = PyIter_Next(iterator)) != NULL) {
+        PyObject *found = PyDict_GetItemWithError(where, key);
+        Py_DECREF(key);
+        if (found == NULL) {
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+            continue;
+        }
+        if (!PyList_Check(found)) {
+            PyErr_SetString(PyExc_TypeError, "where must map keys to lists of places");
+            goto done;
+        }
+        Py_ssize_t size = PyList_GET_SIZE(found);
+        lists += size > 0;
+        if (count + size > capacity) {
+            Py_ssize_t wanted = (count + size) * 2;
+            Py_ssize_t *grown = PyMem_Realloc(places, (size_t)wanted * sizeof(Py_ssize_t));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            places = grown;
+            capacity = wanted;
+        }
+        for (Py_ssize_t i = 0; i < size; i++) {
+            Py_ssize_t place = PyLong_AsSsize_t(PyList_GET_ITEM(found, i));
+            if (place == -1 && PyErr_Occurred()) {
+                goto done;
+            }
+            places[count++] = place;
+        }
+    }
+    if (PyErr_Occurred()) {
+        goto done;
+    }
+    if (lists > 1) {
+        qsort(places, (size_t)count, sizeof(Py_ssize_t), compare_places);
+    }
+    out = PyList_New(0);
+    if (out == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        /* divmod, flooring as Python's does */
+        Py_ssize_t field = places[k] / stride, token = places[k] % stride;
+        if (token < 0) {
+            token += stride;
+            field -= 1;
+        }
+        PyObject *f = PyLong_FromSsize_t(field);
+        int wanted = f == NULL ? -1 : PySet_Contains(fields, f);
+        PyObject *i = wanted > 0 ? PyLong_FromSsize_t(token) : NULL;
+        PyObject *span = i == NULL ? NULL : PyTuple_Pack(3, f, i, i);
+        PyObject *spans = span == NULL ? NULL : PyTuple_Pack(1, span);
+        PyObject *occurrence = spans == NULL ? NULL : PyTuple_Pack(4, f, i, i, spans);
+        Py_XDECREF(f);
+        Py_XDECREF(i);
+        Py_XDECREF(span);
+        Py_XDECREF(spans);
+        if (wanted == 0) {
+            continue;
+        }
+        if (append_new(out, occurrence) < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+    }
+
+done:
+    Py_DECREF(iterator);
+    PyMem_Free(places);
+    return out;
+}
+
 /* A set of small ints (key set or rule numbers) as bits. */
 typedef struct {
     unsigned char *bits;
@@ -890,6 +1009,8 @@ static PyTypeObject GathererType = {
 static PyMethodDef methods[] = {
     {"split_plain", (PyCFunction)(void (*)(void))split_plain, METH_FASTCALL, split_plain_doc},
     {"place", (PyCFunction)(void (*)(void))place, METH_FASTCALL, place_doc},
+    {"word_occurrences", (PyCFunction)(void (*)(void))word_occurrences, METH_FASTCALL,
+     word_occurrences_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,4 +1,5 @@
 from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 
 from monitor.rules.normalize import Spelling
 
@@ -24,3 +25,7 @@ class Gatherer:
     def gather(
         self, present: Iterable[str], fields: Sequence[list[str]], learn: bool, /
     ) -> tuple[list[int], Collection[int]]: ...
+
+def word_occurrences(
+    where: dict[str, list[int]], keys: Iterable[str], fields: AbstractSet[int], stride: int, /
+) -> list[tuple[int, int, int, tuple[tuple[int, int, int], ...]]]: ...
