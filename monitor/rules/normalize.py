@@ -221,11 +221,12 @@ class Tokens:
     def offsets(self, first: int, last: int) -> tuple[int, int]:
         """Where words ``first`` to ``last`` stand in the text, the last one's possessive
         excluded: (start, end) character offsets."""
-        # No helper calls: a match reports dozens of words (each cost four calls more).
+        # No helper calls once their lists are made: a match reports dozens of words (each
+        # cost four calls more).
         ends = self._ends if self._ends is not None else self._part_ends()
-        owners = self._owners()
+        owners = self._owner if self._regular is not None else self._owners()
         if owners is None:  # each stop before a word shifts its surface by one
-            stops = self._stop_words()
+            stops = self._stop_word if self._stop_word is not None else self._stop_words()
             head = first + bisect_right(stops, first)
             tail = head if last == first else last + bisect_right(stops, last)
         else:
