@@ -187,8 +187,7 @@ class PythonGatherer:
         self._word_sets = word_sets
         self._pair_sets = pair_sets
         self._needs = needs
-        self._by_need = by_need
-        self._sets = sets  # key sets are numbered below this (the compiled form checks)
+        self._by_need = by_need  # key sets are numbered below ``sets``, which C checks
 
     def refile(self, by_need: dict[int, list[int]]) -> None:
         """File the rules anew: ``by_need`` maps a key set to the rules filed under it."""
