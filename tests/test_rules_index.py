@@ -10,7 +10,7 @@ from monitor.rules.index import LEARN_EVERY
 def test_rules_are_refiled_under_the_need_met_least() -> None:
     """A rule filed under a long but common name moves to its rarer word; matches stay."""
     index = compile_rules({"r": "@e AND zebra"}, {"e": ["Whichever"]})
-    [entity], [word] = index._word_sets["whichever"], index._word_sets["zebra"]
+    entity, word = index._needs[0]  # key sets are numbered in the rule's order
     assert index._by_need == {entity: [0]}  # the longest word, at first
     common = Document("", "", "Whichever way it goes.")
     both = Document("", "", "Whichever zebra wins.")

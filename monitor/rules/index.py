@@ -11,15 +11,16 @@ are evaluated once per document. Rules that need no particular word are filed un
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain, compress, pairwise, repeat
+from typing import Protocol
 
 from monitor.errors import QueryError, RuleCompileError
 from monitor.models import Document, RuleMatch
-from monitor.rules import normalize, syntax
+from monitor.rules import native, normalize, syntax
 from monitor.rules.explain import Explanation, explain
 from monitor.rules.plan import Builder, Key, Plan, View, rarest
 from monitor.rules.snippet import matched_terms, snippet_of
@@ -60,7 +61,7 @@ class RuleIndex:
         # key -> numbers of the sets holding it; words and neighbour pairs apart, as only
         # a few thousand pairs are keys and their small dictionary stays in the CPU cache.
         word_sets: dict[str, list[int]] = {}
-        self._pair_sets: dict[tuple[str, str], list[int]] = {}
+        pair_sets: dict[tuple[str, str], list[int]] = {}
         self._needs: list[tuple[int, ...]] = []  # per rule: the key sets it needs
         self._by_need: dict[int, list[int]] = {}  # key set -> rules filed under it
         self._by_key: dict[str, list[int]] = {}
@@ -75,7 +76,7 @@ class RuleIndex:
                         if isinstance(key, str):
                             word_sets.setdefault(key, []).append(numbers[keys])
                         else:
-                            self._pair_sets.setdefault(key, []).append(numbers[keys])
+                            pair_sets.setdefault(key, []).append(numbers[keys])
             # A tuple: a third of a frozenset's memory, and as quick to test against ``met``.
             self._needs.append(tuple(sorted({numbers[keys] for keys in required})))
             if required:
@@ -93,9 +94,13 @@ class RuleIndex:
         # As tuples, one for all words in the same sets (a word's forms, an entity's
         # names): less memory, and fewer places to read when tagging a document's words.
         shared: dict[tuple[int, ...], tuple[int, ...]] = {}
-        self._word_sets = {
+        sets_of = {
             word: shared.setdefault(tuple(sets), tuple(sets)) for word, sets in word_sets.items()
         }
+        # The compiled form packs them, and the dictionaries go.
+        self._gatherer = _make_gatherer(
+            sets_of, pair_sets, self._needs, self._by_need, len(numbers)
+        )
         self._spellings: dict[str, normalize.Spelling] = {}
         self._seen = 0  # documents matched
         self._met_count = [0] * len(numbers)  # per key set: documents that met it
@@ -123,32 +128,25 @@ class RuleIndex:
         return explain(rule, compiled.query, self.entities, doc)
 
     def _candidates(self, view: View) -> list[int]:
-        """Rules whose needs are all met by the document's words, in rule order.
-
-        Every step is a set operation or a ``map`` over a built-in, so it runs in C:
-        a Python loop over hundreds of candidate rules would cost more than the rest.
-        """
-        present, pair_sets = view.present, self._pair_sets
-        # The key sets of the document's ~370 distinct words. The ~700 neighbouring
-        # pairs are probed as ``pairwise`` makes them: no set of them is built, and ``&``
-        # with a dictionary's keys keeps only the ~50 that are keys.
-        met = set(chain.from_iterable(map(self._word_sets.get, present, repeat(()))))
-        neighbours = chain.from_iterable(pairwise(t.folded) for t in view.tokens)
-        met.update(*map(pair_sets.__getitem__, pair_sets.keys() & neighbours))
-        self._learn(met)
-        by_need, by_key, by_prefix = self._by_need, self._by_key, self._by_prefix
+        """Rules whose needs are all met by the document's words, in rule order."""
+        present = view.present
+        self._seen += 1
+        learn = not self._seen % LEARN_EVERY
+        fields = [tokens.folded for tokens in view.tokens]
+        ready, met = self._gatherer.gather(present, fields, learn)
+        if learn:
+            self._learn(met)
+        # Rules that need no key set: ready as soon as found.
         found = set(self._always)
-        found.update(*map(by_need.__getitem__, met & by_need.keys()))
-        found.update(*map(by_key.__getitem__, present & by_key.keys()))
+        found.update(*map(self._by_key.__getitem__, present & self._by_key.keys()))
         for length in self._prefix_lengths:
             stems = {key[:length] for key in present if len(key) >= length}
-            found.update(*map(by_prefix.__getitem__, stems & by_prefix.keys()))
-        ready = map(met.issuperset, map(self._needs.__getitem__, found))
-        return sorted(compress(found, ready))
+            found.update(*map(self._by_prefix.__getitem__, stems & self._by_prefix.keys()))
+        return sorted(found.union(ready)) if found else ready
 
-    def _learn(self, met: set[int]) -> None:
-        """Count the key sets that one document in eight meets; after 8, 16, 32... such
-        documents, file each rule under the need met least often so far.
+    def _learn(self, met: Iterable[int]) -> None:
+        """Count the key sets met by one document in eight (``met``); after 8, 16, 32...
+        such documents, file each rule under the need met least often so far.
 
         At compile time a rule is filed under the need whose words are longest, a poor
         guess where names are common words: @entity AND (w OR w) rules filed under their
@@ -156,9 +154,6 @@ class RuleIndex:
         met. Filing only decides which rules are checked; every need is still checked, so
         results do not depend on it. (Counting every document cost more than it saved.)
         """
-        self._seen += 1
-        if self._seen % LEARN_EVERY:
-            return
         counts = self._met_count
         for n in met:
             counts[n] += 1
@@ -172,6 +167,86 @@ class RuleIndex:
             best = min(self._needs[i], key=lambda n: (counts[n], n != need))
             by_need.setdefault(best, []).append(i)
         self._by_need = by_need
+        self._gatherer.refile(by_need)
+
+
+class PythonGatherer:
+    """What the index needs to gather a document's candidates: each word's and each
+    neighbour pair's key sets, each rule's needs, and the rules filed under each key set.
+    monitor/rules/_speedups.c's ``Gatherer`` is the compiled form, packed in C arrays.
+    """
+
+    def __init__(
+        self,
+        word_sets: dict[str, tuple[int, ...]],
+        pair_sets: dict[tuple[str, str], list[int]],
+        needs: list[tuple[int, ...]],
+        by_need: dict[int, list[int]],
+        sets: int,
+    ) -> None:
+        self._word_sets = word_sets
+        self._pair_sets = pair_sets
+        self._needs = needs
+        self._by_need = by_need  # key sets are numbered below ``sets``, which C checks
+
+    def refile(self, by_need: dict[int, list[int]]) -> None:
+        """File the rules anew: ``by_need`` maps a key set to the rules filed under it."""
+        self._by_need = by_need
+
+    def gather(
+        self, present: Iterable[str], fields: Sequence[list[str]], learn: bool
+    ) -> tuple[list[int], Collection[int]]:
+        """The rules filed under a key set met whose needs are all met, in order, and the
+        key sets met (by the words ``present`` and the neighbours in ``fields``), which
+        the compiled form gives only when asked to ``learn``.
+
+        Every step is a set operation or a ``map`` over a built-in, so it runs in C: a
+        Python loop over hundreds of candidate rules would cost more than the rest.
+        """
+        # The key sets of the document's ~370 distinct words. The ~700 neighbouring pairs
+        # are probed as ``pairwise`` makes them: no set of them is built, and ``&`` with a
+        # dictionary's keys keeps only the ~50 that are keys.
+        pair_sets = self._pair_sets
+        met = set(chain.from_iterable(map(self._word_sets.get, present, repeat(()))))
+        neighbours = chain.from_iterable(map(pairwise, fields))
+        met.update(*map(pair_sets.__getitem__, pair_sets.keys() & neighbours))
+        found: set[int] = set()
+        found.update(*map(self._by_need.__getitem__, met & self._by_need.keys()))
+        ready = map(met.issuperset, map(self._needs.__getitem__, found))
+        return sorted(compress(found, ready)), met
+
+
+class Gathers(Protocol):
+    """A gatherer, compiled or not."""
+
+    def refile(self, by_need: dict[int, list[int]], /) -> None: ...
+
+    def gather(
+        self, present: Iterable[str], fields: Sequence[list[str]], learn: bool, /
+    ) -> tuple[list[int], Collection[int]]: ...
+
+
+MakeGatherer = Callable[
+    [
+        dict[str, tuple[int, ...]],
+        dict[tuple[str, str], list[int]],
+        list[tuple[int, ...]],
+        dict[int, list[int]],
+        int,
+    ],
+    Gathers,
+]
+
+
+def _gatherer() -> MakeGatherer:
+    if native.COMPILED:
+        from monitor.rules._speedups import Gatherer
+
+        return Gatherer
+    return PythonGatherer
+
+
+_make_gatherer = _gatherer()
 
 
 def compile_entities(

@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from collections.abc import Callable
 from itertools import accumulate, chain, compress, count, repeat
 from operator import is_, itemgetter, not_, sub
 from typing import cast
 
 import regex
+
+from monitor.rules import native
 
 # One pass over the text finds words, dotted acronyms and sentence ends. Hyphens, slashes
 # and other punctuation separate words ("Russia-U.S." gives "Russia" and "U.S."). The
@@ -218,11 +221,12 @@ class Tokens:
     def offsets(self, first: int, last: int) -> tuple[int, int]:
         """Where words ``first`` to ``last`` stand in the text, the last one's possessive
         excluded: (start, end) character offsets."""
-        # No helper calls: a match reports dozens of words (each cost four calls more).
+        # No helper calls once their lists are made: a match reports dozens of words (each
+        # cost four calls more).
         ends = self._ends if self._ends is not None else self._part_ends()
-        owners = self._owners()
+        owners = self._owner if self._regular is not None else self._owners()
         if owners is None:  # each stop before a word shifts its surface by one
-            stops = self._stop_words()
+            stops = self._stop_word if self._stop_word is not None else self._stop_words()
             head = first + bisect_right(stops, first)
             tail = head if last == first else last + bisect_right(stops, last)
         else:
@@ -324,22 +328,8 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
         cache = {}
     plain = _plain(text)
     if plain is not None:
-        # Lower-cased, a plain word is its own folded key (NFKC and accents are no matter
-        # in ASCII): only the others (stops, possessives, acronyms, "don't") are spelled.
-        parts = _ASCII_TOKEN.split(plain.lower())
-        surfaces = parts[1::2]
-        spellings: list[Spelling | None] = [None] * len(surfaces)
-        folded = surfaces[:]
-        others = list(compress(count(), map(not_, map(str.isalnum, surfaces))))
-        for i in others:
-            spelled = cache.get(surfaces[i])
-            if spelled is None:
-                spelled = cache[surfaces[i]] = spell(surfaces[i])
-            spellings[i] = spelled
-            folded[i] = spelled[2][0] if spelled[2] else ""  # one key, or none for a stop
-        # The stops are among the few others: found there, not among all the surfaces.
-        stops = list(compress(others, map(is_, map(spellings.__getitem__, others), repeat(_STOP))))
-        return Tokens(parts, spellings, list(filter(None, folded)), plain, stops)
+        parts, spellings, folded, stops = _split_plain(plain, cache, spell, _STOP)
+        return Tokens(parts, spellings, folded, plain, stops)
     parts = _TOKEN.split(text)
     surfaces = parts[1::2]
     # Known words are read in C; the gaps (a few dozen new words per article) are found in
@@ -352,6 +342,38 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
                 spelled = cache[surfaces[i]] = spell(surfaces[i])
             spellings[i] = spelled
     return Tokens(parts, spellings)
+
+
+def _split_plain_python(
+    plain: str, cache: dict[str, Spelling], spell: Callable[[str], Spelling], stop: Spelling
+) -> tuple[list[str], list[Spelling | None], list[str], list[int]]:
+    """Split ASCII text lower-cased: its parts, the spellings of its surfaces (None for a
+    plain word), its folded keys, and which surfaces are stops (spelled as ``stop``).
+
+    Lower-cased, a plain word (letters and digits) is its own folded key (NFKC and accents
+    are no matter in ASCII): only the others (stops, possessives, acronyms, "don't") are
+    spelled, through ``cache``. monitor/rules/_speedups.c does the same in one pass.
+    """
+    parts = _ASCII_TOKEN.split(plain.lower())
+    surfaces = parts[1::2]
+    spellings: list[Spelling | None] = [None] * len(surfaces)
+    folded = surfaces[:]
+    others = list(compress(count(), map(not_, map(str.isalnum, surfaces))))
+    for i in others:
+        spelled = cache.get(surfaces[i])
+        if spelled is None:
+            spelled = cache[surfaces[i]] = spell(surfaces[i])
+        spellings[i] = spelled
+        folded[i] = spelled[2][0] if spelled[2] else ""  # one key, or none for a stop
+    # The stops are among the few others: found there, not among all the surfaces.
+    stops = list(compress(others, map(is_, map(spellings.__getitem__, others), repeat(stop))))
+    return parts, spellings, list(filter(None, folded)), stops
+
+
+if native.COMPILED:
+    from monitor.rules._speedups import split_plain as _split_plain
+else:
+    _split_plain = _split_plain_python
 
 
 def _plain(text: str) -> str | None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import chain, pairwise, product, repeat
 from operator import itemgetter
 from typing import TypeVar
 
 from monitor.models import Document, MatchedTerm
-from monitor.rules import normalize, syntax
+from monitor.rules import native, normalize, syntax
 from monitor.rules.inflect import forms
 
 FIELDS = syntax.FIELDS
@@ -77,15 +78,7 @@ class View:
         self.tokens = tuple(normalize.tokenize(text, cache) for text in self.texts)
         # Every word is placed: placing only the rules' anchor words (picked in C) saved
         # nothing at 10,000 rules, as half an article's words are some rule's anchor.
-        where: dict[str, list[int]] = {}
-        for f, tokens in enumerate(self.tokens):
-            for place, key in enumerate(tokens.folded, f * STRIDE):
-                found = where.get(key)
-                if found is None:
-                    where[key] = [place]
-                else:
-                    found.append(place)
-        self.where = where
+        self.where = where = _place([tokens.folded for tokens in self.tokens], STRIDE)
         self.present = where.keys()
         self.memo: dict[int, list[Occurrence]] = {}
         self.terms: dict[Span, MatchedTerm] = {}  # reported spans, built once
@@ -102,6 +95,26 @@ class View:
                 break
             out.append(keys[i])
         return out
+
+
+def place_python(fields: Sequence[list[str]], stride: int) -> dict[str, list[int]]:
+    """Each key's places in text order, a place being ``field * stride + position``
+    (monitor/rules/_speedups.c does the same in C)."""
+    where: dict[str, list[int]] = {}
+    for f, keys in enumerate(fields):
+        for place, key in enumerate(keys, f * stride):
+            found = where.get(key)
+            if found is None:
+                where[key] = [place]
+            else:
+                found.append(place)
+    return where
+
+
+if native.COMPILED:
+    from monitor.rules._speedups import place as _place
+else:
+    _place = place_python
 
 
 class Plan:
@@ -210,7 +223,7 @@ class Words(Positional):
 
     def find(self, view: View) -> list[Occurrence]:
         if self.sequence is None and not self.case_sensitive:  # a word, its forms
-            return _word_occurrences(view.where, self.lookup[0], self.fields)
+            return _word_occurrences(view.where, self.lookup[0], self.fields, STRIDE)
         places = _places(view.where, self.lookup[self.anchor])
         found: list[Occurrence] = []
         size, sequence = len(self.slots), self.sequence
@@ -248,7 +261,8 @@ class Prefix(Positional):
         self.fields = fields
 
     def find(self, view: View) -> list[Occurrence]:
-        return _word_occurrences(view.where, view.keys_with_prefix(self.stem), self.fields)
+        keys = view.keys_with_prefix(self.stem)
+        return _word_occurrences(view.where, keys, self.fields, STRIDE)
 
     def trigger(self) -> Trigger:
         return Trigger(frozenset(), frozenset({self.stem}), 4)  # a prefix matches many words
@@ -281,7 +295,7 @@ class AnyOf(Alternatives, Positional):
     def find(self, view: View) -> list[Occurrence]:
         found = [(item, o) for item in self.others if (o := item.occurrences(view))]
         if self.words:
-            places = _word_occurrences(view.where, self.words, self.fields)
+            places = _word_occurrences(view.where, self.words, self.fields, STRIDE)
             if places:
                 found.append((self, places))
         if len(found) == 1 and not isinstance(found[0][0], Near):
@@ -435,14 +449,21 @@ def disjoint(occurrences: list[Occurrence]) -> list[Occurrence]:
     return kept
 
 
-def _word_occurrences(
-    where: Mapping[str, list[int]], keys: Iterable[str], fields: frozenset[int]
+def word_occurrences_python(
+    where: dict[str, list[int]], keys: Iterable[str], fields: AbstractSet[int], stride: int
 ) -> list[Occurrence]:
-    """Every place of any of ``keys`` in ``fields``, in text order, each its own span."""
+    """Every place of any of ``keys`` in ``fields``, in text order, each its own span
+    (monitor/rules/_speedups.c does the same in C)."""
     places = _places(where, keys)
     if fields is not ALL_FIELDS:
-        places = [p for p in places if p // STRIDE in fields]
-    return [(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(STRIDE))]
+        places = [p for p in places if p // stride in fields]
+    return [(f, i, i, ((f, i, i),)) for f, i in map(divmod, places, repeat(stride))]
+
+
+if native.COMPILED:
+    from monitor.rules._speedups import word_occurrences as _word_occurrences
+else:
+    _word_occurrences = word_occurrences_python
 
 
 def _places(where: Mapping[str, list[int]], keys: Iterable[str]) -> list[int]:

@@ -1,0 +1,1043 @@
+/* The matcher's per-word hot path in C: the ASCII split and the word index.
+ *
+ * Built at install when a C compiler is there (setup.py: an optional extension);
+ * monitor/rules/native.py loads it, and the pure-Python code in normalize.py and plan.py
+ * does the same work where it is not built. tests/test_rules_native.py proves the two
+ * give identical results. Only the CPython C API is used, no other library.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+/* Character classes of normalize._ASCII_TOKEN. FOLLOW: what may come after a sentence end
+ * ("[\t\n\x0b\x0c\r \"')\]]"). */
+enum { ALPHA = 1, DIGIT = 2, STOP = 4, FOLLOW = 8 };
+static unsigned char kinds[128];
+
+#define IS(c, kind) (kinds[(c)] & (kind))
+#define ALNUM (ALPHA | DIGIT)
+
+static void
+init_kinds(void)
+{
+    for (int c = 'a'; c <= 'z'; c++) {
+        kinds[c] = ALPHA;
+        kinds[c - 'a' + 'A'] = ALPHA;
+    }
+    for (int c = '0'; c <= '9'; c++) {
+        kinds[c] = DIGIT;
+    }
+    kinds['.'] = kinds['!'] = kinds['?'] = STOP;
+    const char *follow = "\t\n\x0b\x0c\r \"')]";
+    for (const char *p = follow; *p; p++) {
+        kinds[(unsigned char)*p] |= FOLLOW;
+    }
+}
+
+/* End of the dotted acronym starting at letter s[pos] ("U.S.", "U.S", "e.g."), with its
+ * possessive, or -1. The pattern's first branch:
+ *   [A-Za-z]\.(?:(?:[A-Za-z]\.)+(?![A-Za-z])|(?:[A-Za-z]\.)*[A-Za-z](?![A-Za-z0-9.]))
+ *   (?:'s(?![A-Za-z0-9]))?
+ * Neither alternative can succeed with fewer "X." pairs than the most there are: one
+ * fewer leaves a letter next, which both lookaheads refuse. The text is matched as
+ * lower-cased, so "'S" is a possessive too. */
+static Py_ssize_t
+acronym_end(const Py_UCS1 *s, Py_ssize_t n, Py_ssize_t pos)
+{
+    if (pos + 1 >= n || s[pos + 1] != '.') {
+        return -1;
+    }
+    Py_ssize_t j = pos + 2, pairs = 0;
+    while (j + 1 < n && IS(s[j], ALPHA) && s[j + 1] == '.') {
+        j += 2;
+        pairs++;
+    }
+    Py_ssize_t end;
+    if (pairs > 0 && (j >= n || !IS(s[j], ALPHA))) {
+        end = j;
+    }
+    else if (j < n && IS(s[j], ALPHA)
+             && (j + 1 >= n || !(IS(s[j + 1], ALNUM) || s[j + 1] == '.'))) {
+        end = j + 1;
+    }
+    else {
+        return -1;
+    }
+    if (end + 1 < n && s[end] == '\'' && (s[end + 1] | 0x20) == 's'
+        && (end + 2 >= n || !IS(s[end + 2], ALNUM))) {
+        end += 2;
+    }
+    return end;
+}
+
+/* End of the word starting at s[pos], a letter or digit: [A-Za-z0-9]+(?:'[A-Za-z0-9]+)* */
+static Py_ssize_t
+word_end(const Py_UCS1 *s, Py_ssize_t n, Py_ssize_t pos)
+{
+    Py_ssize_t j = pos + 1;
+    for (;;) {
+        while (j < n && IS(s[j], ALNUM)) {
+            j++;
+        }
+        if (j + 1 < n && s[j] == '\'' && IS(s[j + 1], ALNUM)) {
+            j += 2;
+        }
+        else {
+            return j;
+        }
+    }
+}
+
+/* s[start:end] lower-cased, as a new str; *plain is set when it is letters and digits
+ * only (a word that is its own folded key). */
+static PyObject *
+lowered(const Py_UCS1 *s, Py_ssize_t start, Py_ssize_t end, int *plain)
+{
+    Py_ssize_t len = end - start;
+    int alnum = 1;
+    PyObject *out;
+    if (len == 1) {  /* CPython's one-character strings are shared */
+        Py_UCS1 c = s[start];
+        alnum = IS(c, ALNUM) != 0;
+        out = PyUnicode_FromOrdinal(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    else {
+        out = PyUnicode_New(len, 127);
+        if (out != NULL) {
+            Py_UCS1 *d = PyUnicode_1BYTE_DATA(out);
+            for (Py_ssize_t i = 0; i < len; i++) {
+                Py_UCS1 c = s[start + i];
+                alnum &= IS(c, ALNUM) != 0;
+                d[i] = c >= 'A' && c <= 'Z' ? c + 32 : c;
+            }
+        }
+    }
+    if (plain != NULL) {
+        *plain = alnum && len > 0;
+    }
+    return out;
+}
+
+/* Append a new reference to ``list`` and drop it; 0, or -1 with an exception set. */
+static int
+append_new(PyObject *list, PyObject *item)
+{
+    if (item == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(list, item);
+    Py_DECREF(item);
+    return failed;
+}
+
+/* The spelling of a surface that is not a plain word: from ``cache``, else made by
+ * ``spell`` and remembered. A new reference, or NULL with an exception set. */
+static PyObject *
+spelling_of(PyObject *surface, PyObject *cache, PyObject *spell)
+{
+    PyObject *spelled = PyDict_GetItemWithError(cache, surface);
+    if (spelled != NULL) {
+        Py_INCREF(spelled);
+        return spelled;
+    }
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    spelled = PyObject_CallOneArg(spell, surface);
+    if (spelled != NULL && PyDict_SetItem(cache, surface, spelled) < 0) {
+        Py_CLEAR(spelled);
+    }
+    return spelled;
+}
+
+/* Its first folded key (``spelled[2][0]``), borrowed; Py_None when it has none (a stop);
+ * NULL with TypeError when it is no spelling. */
+static PyObject *
+first_key(PyObject *spelled)
+{
+    if (!PyTuple_Check(spelled) || PyTuple_GET_SIZE(spelled) < 3
+        || !PyTuple_Check(PyTuple_GET_ITEM(spelled, 2))) {
+        PyErr_SetString(PyExc_TypeError, "spell must give (pieces, length, keys) tuples");
+        return NULL;
+    }
+    PyObject *keys = PyTuple_GET_ITEM(spelled, 2);
+    return PyTuple_GET_SIZE(keys) ? PyTuple_GET_ITEM(keys, 0) : Py_None;
+}
+
+PyDoc_STRVAR(split_plain_doc,
+"split_plain(text, cache, spell, stop, /)\n--\n\n"
+"Split ASCII ``text`` as normalize._ASCII_TOKEN splits it lower-cased: (parts, spellings,\n"
+"folded, stops). See normalize._split_plain, which this is the compiled form of.");
+
+static PyObject *
+split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "split_plain takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *text = args[0], *cache = args[1], *spell = args[2], *stop = args[3];
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be a str");
+        return NULL;
+    }
+    if (!PyDict_CheckExact(cache)) {
+        PyErr_SetString(PyExc_TypeError, "cache must be a dict");
+        return NULL;
+    }
+    if (PyUnicode_READY(text) < 0) {
+        return NULL;
+    }
+    if (!PyUnicode_IS_ASCII(text)) {
+        PyErr_SetString(PyExc_ValueError, "text must be ASCII");
+        return NULL;
+    }
+    const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    PyObject *parts = PyList_New(0), *spellings = PyList_New(0);
+    PyObject *folded = PyList_New(0), *stops = PyList_New(0);
+    if (parts == NULL || spellings == NULL || folded == NULL || stops == NULL) {
+        goto error;
+    }
+    Py_ssize_t pos = 0, last = 0, surfaces = 0;
+    while (pos < n) {
+        Py_UCS1 c = s[pos];
+        Py_ssize_t end;
+        if (c >= 128) {  /* cannot happen in ASCII text; kept so no read is out of bounds */
+            pos++;
+            continue;
+        }
+        if (IS(c, ALPHA) && (end = acronym_end(s, n, pos)) >= 0) {
+            /* a dotted acronym */
+        }
+        else if (IS(c, ALNUM)) {
+            end = word_end(s, n, pos);
+        }
+        else if (IS(c, STOP)) {
+            /* [.!?]+ followed by a FOLLOW character or the end; else none of the run's
+             * characters starts a token, as each would run to the same end. */
+            end = pos + 1;
+            while (end < n && IS(s[end], STOP)) {
+                end++;
+            }
+            if (end < n && !IS(s[end], FOLLOW)) {
+                pos = end;
+                continue;
+            }
+        }
+        else {
+            pos++;
+            continue;
+        }
+        int plain;
+        if (append_new(parts, lowered(s, last, pos, NULL)) < 0) {
+            goto error;
+        }
+        PyObject *surface = lowered(s, pos, end, &plain);
+        if (surface == NULL) {
+            goto error;
+        }
+        if (PyList_Append(parts, surface) < 0) {
+            Py_DECREF(surface);
+            goto error;
+        }
+        if (plain) {  /* its own folded key, with no spelling */
+            if (PyList_Append(spellings, Py_None) < 0 || PyList_Append(folded, surface) < 0) {
+                Py_DECREF(surface);
+                goto error;
+            }
+        }
+        else {
+            PyObject *spelled = spelling_of(surface, cache, spell);
+            PyObject *key = spelled == NULL ? NULL : first_key(spelled);
+            int failed = key == NULL || PyList_Append(spellings, spelled) < 0;
+            if (!failed && key != Py_None) {
+                int truth = PyObject_IsTrue(key);  /* normalize keeps non-empty keys */
+                failed = truth < 0 || (truth && PyList_Append(folded, key) < 0);
+            }
+            if (!failed && spelled == stop) {
+                failed = append_new(stops, PyLong_FromSsize_t(surfaces)) < 0;
+            }
+            Py_XDECREF(spelled);
+            if (failed) {
+                Py_DECREF(surface);
+                goto error;
+            }
+        }
+        Py_DECREF(surface);
+        surfaces++;
+        last = pos = end;
+    }
+    if (append_new(parts, lowered(s, last, n, NULL)) < 0) {
+        goto error;
+    }
+    return Py_BuildValue("(NNNN)", parts, spellings, folded, stops);
+
+error:
+    Py_XDECREF(parts);
+    Py_XDECREF(spellings);
+    Py_XDECREF(folded);
+    Py_XDECREF(stops);
+    return NULL;
+}
+
+PyDoc_STRVAR(place_doc,
+"place(fields, stride, /)\n--\n\n"
+"Each key's places, field * stride + position, in order: see plan.place.");
+
+static PyObject *
+place(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "place takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    Py_ssize_t stride = PyLong_AsSsize_t(args[1]);
+    if (stride == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (stride < 0) {
+        PyErr_SetString(PyExc_ValueError, "stride must not be negative");
+        return NULL;
+    }
+    PyObject *fields = PySequence_Fast(args[0], "fields must be a sequence of lists");
+    if (fields == NULL) {
+        return NULL;
+    }
+    PyObject *where = PyDict_New();
+    if (where == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t f = 0; f < PySequence_Fast_GET_SIZE(fields); f++) {
+        PyObject *keys = PySequence_Fast_GET_ITEM(fields, f);
+        if (!PyList_Check(keys)) {
+            PyErr_SetString(PyExc_TypeError, "fields must be a sequence of lists");
+            goto error;
+        }
+        Py_INCREF(keys);  /* a key's __eq__ could drop it from ``fields`` */
+        /* A key's __eq__ may run Python code that changes the list: re-read its size. */
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+            PyObject *at = NULL;
+            if (stride && f > (PY_SSIZE_T_MAX - i) / stride) {
+                PyErr_SetString(PyExc_OverflowError, "place too large");
+            }
+            else {
+                at = PyLong_FromSsize_t(f * stride + i);
+            }
+            if (at == NULL) {
+                Py_DECREF(keys);
+                goto error;
+            }
+            PyObject *key = PyList_GET_ITEM(keys, i);
+            Py_INCREF(key);
+            PyObject *found = PyDict_GetItemWithError(where, key);
+            int failed;
+            if (found != NULL) {
+                failed = PyList_Append(found, at) < 0;
+            }
+            else if (PyErr_Occurred()) {
+                failed = 1;
+            }
+            else {
+                PyObject *list = PyList_New(1);
+                failed = list == NULL;
+                if (!failed) {
+                    Py_INCREF(at);
+                    PyList_SET_ITEM(list, 0, at);
+                    failed = PyDict_SetItem(where, key, list) < 0;
+                    Py_DECREF(list);
+                }
+            }
+            Py_DECREF(key);
+            Py_DECREF(at);
+            if (failed) {
+                Py_DECREF(keys);
+                goto error;
+            }
+        }
+        Py_DECREF(keys);
+    }
+    Py_DECREF(fields);
+    return where;
+
+error:
+    Py_DECREF(fields);
+    Py_XDECREF(where);
+    return NULL;
+}
+
+static int
+compare_places(const void *a, const void *b)
+{
+    Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
+    return (x > y) - (x < y);
+}
+
+PyDoc_STRVAR(word_occurrences_doc,
+"word_occurrences(where, keys, fields, stride, /)\n--\n\n"
+"Every place of any of ``keys`` in ``fields``, in text order, each its own span: see\n"
+"plan.word_occurrences, which this is the compiled form of.");
+
+static PyObject *
+word_occurrences(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "word_occurrences takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *where = args[0], *fields = args[2];
+    if (!PyDict_Check(where)) {
+        PyErr_SetString(PyExc_TypeError, "where must be a dict");
+        return NULL;
+    }
+    if (!PyAnySet_Check(fields)) {
+        PyErr_SetString(PyExc_TypeError, "fields must be a set");
+        return NULL;
+    }
+    Py_ssize_t stride = PyLong_AsSsize_t(args[3]);
+    if (stride == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (stride <= 0) {
+        PyErr_SetString(PyExc_ValueError, "stride must be positive");
+        return NULL;
+    }
+    /* Every place of every key, as C integers: copied before any Python code could run
+     * (a key's __eq__ could change ``where``), then ordered when from several keys. */
+    Py_ssize_t *places = NULL, count = 0, capacity = 0, lists = 0;
+    PyObject *out = NULL, *iterator = PyObject_GetIter(args[1]);
+    if (iterator == NULL) {
+        return NULL;
+    }
+    PyObject *key;
+    while ((key = PyIter_Next(iterator)) != NULL) {
+        PyObject *found = PyDict_GetItemWithError(where, key);
+        Py_DECREF(key);
+        if (found == NULL) {
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+            continue;
+        }
+        if (!PyList_Check(found)) {
+            PyErr_SetString(PyExc_TypeError, "where must map keys to lists of places");
+            goto done;
+        }
+        Py_ssize_t size = PyList_GET_SIZE(found);
+        lists += size > 0;
+        if (count + size > capacity) {
+            Py_ssize_t wanted = (count + size) * 2;
+            Py_ssize_t *grown = PyMem_Realloc(places, (size_t)wanted * sizeof(Py_ssize_t));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            places = grown;
+            capacity = wanted;
+        }
+        for (Py_ssize_t i = 0; i < size; i++) {
+            Py_ssize_t place = PyLong_AsSsize_t(PyList_GET_ITEM(found, i));
+            if (place == -1 && PyErr_Occurred()) {
+                goto done;
+            }
+            places[count++] = place;
+        }
+    }
+    if (PyErr_Occurred()) {
+        goto done;
+    }
+    if (lists > 1) {
+        qsort(places, (size_t)count, sizeof(Py_ssize_t), compare_places);
+    }
+    out = PyList_New(0);
+    if (out == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < count; k++) {
+        /* divmod, flooring as Python's does */
+        Py_ssize_t field = places[k] / stride, token = places[k] % stride;
+        if (token < 0) {
+            token += stride;
+            field -= 1;
+        }
+        PyObject *f = PyLong_FromSsize_t(field);
+        int wanted = f == NULL ? -1 : PySet_Contains(fields, f);
+        PyObject *i = wanted > 0 ? PyLong_FromSsize_t(token) : NULL;
+        PyObject *span = i == NULL ? NULL : PyTuple_Pack(3, f, i, i);
+        PyObject *spans = span == NULL ? NULL : PyTuple_Pack(1, span);
+        PyObject *occurrence = spans == NULL ? NULL : PyTuple_Pack(4, f, i, i, spans);
+        Py_XDECREF(f);
+        Py_XDECREF(i);
+        Py_XDECREF(span);
+        Py_XDECREF(spans);
+        if (wanted == 0) {
+            continue;
+        }
+        if (append_new(out, occurrence) < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+    }
+
+done:
+    Py_DECREF(iterator);
+    PyMem_Free(places);
+    return out;
+}
+
+/* A set of small ints (key set or rule numbers) as bits. */
+typedef struct {
+    unsigned char *bits;
+    Py_ssize_t size;
+} Bits;
+
+static int
+bits_init(Bits *b, Py_ssize_t size)
+{
+    b->size = size;
+    b->bits = PyMem_Calloc((size_t)size / 8 + 1, 1);
+    if (b->bits == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+#define HAS(b, n) ((b).bits[(n) >> 3] & (1u << ((n) & 7)))
+#define ADD(b, n) ((b).bits[(n) >> 3] |= (unsigned char)(1u << ((n) & 7)))
+
+/* The number ``item`` holds, checked to be in [0, size); -1 with an exception set. */
+static Py_ssize_t
+number(PyObject *item, Py_ssize_t size)
+{
+    Py_ssize_t n = PyLong_AsSsize_t(item);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (n < 0 || n >= size) {
+        PyErr_Format(PyExc_IndexError, "number %zd out of range", n);
+        return -1;
+    }
+    return n;
+}
+
+/* Lists of small ints packed one after another: list i is data[start[i]:start[i + 1]]. */
+typedef struct {
+    uint32_t *start;
+    uint32_t *data;
+} Packed;
+
+static void
+packed_free(Packed *p)
+{
+    PyMem_Free(p->start);
+    PyMem_Free(p->data);
+    p->start = p->data = NULL;
+}
+
+/* Pack ``lists`` (a sequence of sequences of ints below ``limit``); 0 or -1. */
+static int
+pack(Packed *p, PyObject *lists, Py_ssize_t limit)
+{
+    PyObject *outer = PySequence_Fast(lists, "expected a sequence of sequences of ints");
+    if (outer == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(outer), total = 0;
+    p->start = PyMem_Calloc((size_t)n + 1, sizeof(uint32_t));
+    if (p->start == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t size = PyObject_Length(PySequence_Fast_GET_ITEM(outer, i));
+        if (size < 0) {
+            goto error;
+        }
+        total += size;
+        if (total > UINT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "too many numbers");
+            goto error;
+        }
+        p->start[i + 1] = (uint32_t)total;
+    }
+    p->data = PyMem_Calloc((size_t)total + 1, sizeof(uint32_t));
+    if (p->data == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *inner = PySequence_Fast(PySequence_Fast_GET_ITEM(outer, i),
+                                          "expected a sequence of sequences of ints");
+        if (inner == NULL) {
+            goto error;
+        }
+        Py_ssize_t size = PySequence_Fast_GET_SIZE(inner);
+        if (size != (Py_ssize_t)(p->start[i + 1] - p->start[i])) {
+            PyErr_SetString(PyExc_ValueError, "a sequence changed size while packed");
+            Py_DECREF(inner);
+            goto error;
+        }
+        for (Py_ssize_t j = 0; j < size; j++) {
+            Py_ssize_t v = number(PySequence_Fast_GET_ITEM(inner, j), limit);
+            if (v < 0) {
+                Py_DECREF(inner);
+                goto error;
+            }
+            p->data[p->start[i] + j] = (uint32_t)v;
+        }
+        Py_DECREF(inner);
+    }
+    Py_DECREF(outer);
+    return 0;
+
+error:
+    Py_DECREF(outer);
+    packed_free(p);
+    return -1;
+}
+
+/* A hash table from str keys (words) or 2-tuples of str (neighbour pairs) to a packed
+ * list of key set numbers: open addressing, the hash kept in the slot, so that a probe
+ * reads one slot and, when the hashes agree, compares the keys (a dict reads its index,
+ * its entry, the key and the value's tuple and ints). */
+typedef struct {
+    Py_hash_t hash;
+    PyObject *key;  /* NULL: empty slot */
+    uint32_t start, count;
+} Slot;
+
+typedef struct {
+    Slot *slots;
+    size_t mask;
+} Table;
+
+/* A pair's hash, from its words' hashes (any mix will do: it is ours on both sides). */
+static Py_hash_t
+pair_hash(Py_hash_t a, Py_hash_t b)
+{
+    Py_uhash_t h = (Py_uhash_t)a * 0x9E3779B97F4A7C15ull ^ (Py_uhash_t)b;
+    h ^= h >> 29;
+    return (Py_hash_t)(h == (Py_uhash_t)-1 ? 0 : h);
+}
+
+/* The hash of a key: a str's own, or pair_hash of a 2-tuple of str; -1 on error. */
+static Py_hash_t
+key_hash(PyObject *key, int pairs)
+{
+    if (!pairs) {
+        if (!PyUnicode_CheckExact(key)) {
+            PyErr_SetString(PyExc_TypeError, "word keys must be str");
+            return -1;
+        }
+        return PyObject_Hash(key);
+    }
+    if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) != 2
+        || !PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 0))
+        || !PyUnicode_CheckExact(PyTuple_GET_ITEM(key, 1))) {
+        PyErr_SetString(PyExc_TypeError, "pair keys must be 2-tuples of str");
+        return -1;
+    }
+    Py_hash_t a = PyObject_Hash(PyTuple_GET_ITEM(key, 0));
+    Py_hash_t b = a == -1 ? -1 : PyObject_Hash(PyTuple_GET_ITEM(key, 1));
+    return b == -1 ? -1 : pair_hash(a, b);
+}
+
+/* Exact str equality (both are exact str: no Python code runs). */
+static int
+same_str(PyObject *a, PyObject *b)
+{
+    if (a == b) {
+        return 1;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(a);
+    return n == PyUnicode_GET_LENGTH(b) && PyUnicode_KIND(a) == PyUnicode_KIND(b)
+           && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)n * PyUnicode_KIND(a)) == 0;
+}
+
+/* The slot of word ``a`` (or of pair ``a``, ``b`` when ``b`` is not NULL), or NULL. */
+static const Slot *
+find(const Table *t, Py_hash_t hash, PyObject *a, PyObject *b)
+{
+    for (size_t i = (size_t)hash & t->mask;; i = (i + 1) & t->mask) {
+        const Slot *slot = &t->slots[i];
+        if (slot->key == NULL) {
+            return NULL;
+        }
+        if (slot->hash != hash) {
+            continue;
+        }
+        if (b == NULL ? same_str(slot->key, a)
+                      : same_str(PyTuple_GET_ITEM(slot->key, 0), a)
+                            && same_str(PyTuple_GET_ITEM(slot->key, 1), b)) {
+            return slot;
+        }
+    }
+}
+
+static void
+table_free(Table *t)
+{
+    if (t->slots != NULL) {
+        for (size_t i = 0; i <= t->mask; i++) {
+            Py_XDECREF(t->slots[i].key);
+        }
+        PyMem_Free(t->slots);
+        t->slots = NULL;
+    }
+}
+
+/* Fill ``t`` from ``mapping`` (key -> sequence of key set numbers below ``sets``),
+ * appending the numbers to ``data`` from *used on. 0, or -1 with an exception set. */
+static int
+table_fill(Table *t, PyObject *mapping, int pairs, Packed *values, Py_ssize_t sets)
+{
+    if (!PyDict_Check(mapping)) {
+        PyErr_SetString(PyExc_TypeError, "word_sets and pair_sets must be dicts");
+        return -1;
+    }
+    Py_ssize_t n = PyDict_Size(mapping);
+    size_t size = 8;
+    while (size < (size_t)n + (size_t)n / 2 + 1) {  /* at most two thirds full */
+        size *= 2;
+    }
+    t->mask = size - 1;
+    t->slots = PyMem_Calloc(size, sizeof(Slot));
+    if (t->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyObject *keys = PyDict_Keys(mapping), *lists = PyDict_Values(mapping);
+    int failed = keys == NULL || lists == NULL || pack(values, lists, sets) < 0;
+    for (Py_ssize_t k = 0; !failed && k < PyList_GET_SIZE(keys); k++) {
+        PyObject *key = PyList_GET_ITEM(keys, k);
+        Py_hash_t hash = key_hash(key, pairs);
+        if (hash == -1) {
+            failed = 1;
+            break;
+        }
+        PyObject *b = pairs ? PyTuple_GET_ITEM(key, 1) : NULL;
+        PyObject *a = pairs ? PyTuple_GET_ITEM(key, 0) : key;
+        if (find(t, hash, a, b) != NULL) {  /* equal keys of a dict: cannot be */
+            continue;
+        }
+        size_t i = (size_t)hash & t->mask;
+        while (t->slots[i].key != NULL) {
+            i = (i + 1) & t->mask;
+        }
+        Py_INCREF(key);
+        t->slots[i] = (Slot){hash, key, values->start[k], values->start[k + 1] - values->start[k]};
+    }
+    Py_XDECREF(keys);
+    Py_XDECREF(lists);
+    return failed ? -1 : 0;
+}
+
+/* What the index needs to gather a document's candidates, packed; see index.Gatherer. */
+typedef struct {
+    PyObject_HEAD
+    Table words, pairs;
+    Packed word_sets, pair_sets;  /* the tables' values */
+    Packed needs;                 /* per rule: the key sets it needs */
+    Packed filed;                 /* per key set: the rules filed under it */
+    Py_ssize_t rules, sets;
+} Gatherer;
+
+static void
+gatherer_dealloc(Gatherer *self)
+{
+    table_free(&self->words);
+    table_free(&self->pairs);
+    packed_free(&self->word_sets);
+    packed_free(&self->pair_sets);
+    packed_free(&self->needs);
+    packed_free(&self->filed);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* File every rule under the key set ``by_need`` gives it (key set -> rule numbers). */
+static int
+gatherer_file(Gatherer *self, PyObject *by_need)
+{
+    if (!PyDict_Check(by_need)) {
+        PyErr_SetString(PyExc_TypeError, "by_need must be a dict");
+        return -1;
+    }
+    PyObject *lists = PyList_New(self->sets);
+    if (lists == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < self->sets; i++) {
+        PyList_SET_ITEM(lists, i, PyTuple_New(0));  /* the empty tuple is shared */
+    }
+    Py_ssize_t pos = 0;
+    PyObject *need, *rules;
+    while (PyDict_Next(by_need, &pos, &need, &rules)) {
+        Py_ssize_t n = number(need, self->sets);
+        if (n < 0) {
+            Py_DECREF(lists);
+            return -1;
+        }
+        Py_INCREF(rules);
+        PyList_SetItem(lists, n, rules);
+    }
+    Packed filed = {NULL, NULL};
+    int failed = pack(&filed, lists, self->rules);
+    Py_DECREF(lists);
+    if (failed) {
+        return -1;
+    }
+    packed_free(&self->filed);
+    self->filed = filed;
+    return 0;
+}
+
+static PyObject *
+gatherer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *word_sets, *pair_sets, *needs, *by_need;
+    Py_ssize_t sets;
+    static char *names[] = {"word_sets", "pair_sets", "needs", "by_need", "sets", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOn:Gatherer", names, &word_sets,
+                                     &pair_sets, &needs, &by_need, &sets)) {
+        return NULL;
+    }
+    if (sets < 0 || sets > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "sets out of range");
+        return NULL;
+    }
+    Gatherer *self = (Gatherer *)type->tp_alloc(type, 0);  /* zeroed */
+    if (self == NULL) {
+        return NULL;
+    }
+    self->sets = sets;
+    self->rules = PyObject_Length(needs);
+    if (self->rules < 0 || table_fill(&self->words, word_sets, 0, &self->word_sets, sets) < 0
+        || table_fill(&self->pairs, pair_sets, 1, &self->pair_sets, sets) < 0
+        || pack(&self->needs, needs, sets) < 0 || gatherer_file(self, by_need) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+gatherer_refile(Gatherer *self, PyObject *by_need)
+{
+    if (gatherer_file(self, by_need) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* The key sets met, as bits and in the order met. */
+typedef struct {
+    Bits bits;
+    uint32_t *order;
+    Py_ssize_t count;
+} Met;
+
+static void
+meet(Met *met, const Packed *values, const Slot *slot)
+{
+    for (uint32_t j = slot->start; j < slot->start + slot->count; j++) {
+        uint32_t n = values->data[j];
+        if (!HAS(met->bits, n)) {
+            ADD(met->bits, n);
+            met->order[met->count++] = n;  /* each number once: at most ``sets`` */
+        }
+    }
+}
+
+PyDoc_STRVAR(gather_doc,
+"gather(present, fields, learn, /)\n--\n\n"
+"The rules whose needs are all met, in order, and (when ``learn``) the key sets met:\n"
+"see index.Gatherer.gather, which this is the compiled form of.");
+
+static PyObject *
+gatherer_gather(Gatherer *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "gather takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    int learn = PyObject_IsTrue(args[2]);
+    if (learn < 0) {
+        return NULL;
+    }
+    Met met = {{NULL, 0}, NULL, 0};
+    Bits ready = {NULL, 0};
+    PyObject *words = NULL, *fields = NULL, *out = NULL, *result = NULL;
+    if (bits_init(&met.bits, self->sets) < 0 || bits_init(&ready, self->rules) < 0) {
+        goto done;
+    }
+    met.order = PyMem_Malloc(((size_t)self->sets + 1) * sizeof(uint32_t));
+    if (met.order == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* The key sets of the document's distinct words. */
+    words = PyObject_GetIter(args[0]);
+    if (words == NULL) {
+        goto done;
+    }
+    PyObject *word;
+    while ((word = PyIter_Next(words)) != NULL) {
+        if (!PyUnicode_CheckExact(word)) {
+            Py_DECREF(word);
+            PyErr_SetString(PyExc_TypeError, "present must hold str");
+            goto done;
+        }
+        Py_hash_t hash = PyObject_Hash(word);  /* kept by the str: computed once */
+        const Slot *slot = hash == -1 ? NULL : find(&self->words, hash, word, NULL);
+        Py_DECREF(word);
+        if (hash == -1) {
+            goto done;
+        }
+        if (slot != NULL) {
+            meet(&met, &self->word_sets, slot);
+        }
+    }
+    if (PyErr_Occurred()) {
+        goto done;
+    }
+    /* Those of its neighbouring words, field by field: no tuple is made. */
+    fields = PySequence_Fast(args[1], "fields must be a sequence of lists of str");
+    if (fields == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t f = 0; f < PySequence_Fast_GET_SIZE(fields); f++) {
+        PyObject *keys = PySequence_Fast_GET_ITEM(fields, f);
+        if (!PyList_Check(keys)) {
+            PyErr_SetString(PyExc_TypeError, "fields must be a sequence of lists of str");
+            goto done;
+        }
+        /* No Python code runs below (exact str hash and compare), so the list stays. */
+        Py_hash_t previous = 0;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+            PyObject *key = PyList_GET_ITEM(keys, i);
+            if (!PyUnicode_CheckExact(key)) {
+                PyErr_SetString(PyExc_TypeError, "fields must be a sequence of lists of str");
+                goto done;
+            }
+            Py_hash_t hash = PyObject_Hash(key);
+            if (hash == -1) {
+                goto done;
+            }
+            if (i > 0) {
+                PyObject *before = PyList_GET_ITEM(keys, i - 1);
+                const Slot *slot = find(&self->pairs, pair_hash(previous, hash), before, key);
+                if (slot != NULL) {
+                    meet(&met, &self->pair_sets, slot);
+                }
+            }
+            previous = hash;
+        }
+    }
+    /* The rules filed under a key set met, kept when every key set they need is met. */
+    const Packed *filed = &self->filed, *needs = &self->needs;
+    for (Py_ssize_t m = 0; m < met.count; m++) {
+        uint32_t set = met.order[m];
+        for (uint32_t k = filed->start[set]; k < filed->start[set + 1]; k++) {
+            uint32_t rule = filed->data[k], j = needs->start[rule];
+            while (j < needs->start[rule + 1] && HAS(met.bits, needs->data[j])) {
+                j++;
+            }
+            if (j == needs->start[rule + 1]) {
+                ADD(ready, rule);
+            }
+        }
+    }
+    out = PyList_New(0);
+    if (out == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t rule = 0; rule < ready.size; rule++) {
+        if (!ready.bits[rule >> 3]) {  /* a byte of rules, none ready */
+            rule |= 7;
+            continue;
+        }
+        if (HAS(ready, rule) && append_new(out, PyLong_FromSsize_t(rule)) < 0) {
+            goto done;
+        }
+    }
+    PyObject *sets_met = PyList_New(learn ? met.count : 0);
+    if (sets_met == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t m = 0; learn && m < met.count; m++) {
+        PyObject *n = PyLong_FromUnsignedLong(met.order[m]);
+        if (n == NULL) {
+            Py_DECREF(sets_met);
+            goto done;
+        }
+        PyList_SET_ITEM(sets_met, m, n);
+    }
+    result = PyTuple_Pack(2, out, sets_met);
+    Py_DECREF(sets_met);
+
+done:
+    Py_XDECREF(words);
+    Py_XDECREF(fields);
+    Py_XDECREF(out);
+    PyMem_Free(met.order);
+    PyMem_Free(met.bits.bits);
+    PyMem_Free(ready.bits);
+    return result;
+}
+
+static PyMethodDef gatherer_methods[] = {
+    {"gather", (PyCFunction)(void (*)(void))gatherer_gather, METH_FASTCALL, gather_doc},
+    {"refile", (PyCFunction)gatherer_refile, METH_O,
+     "refile(by_need, /)\n--\n\nFile the rules anew: by_need maps a key set to rules."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject GathererType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "monitor.rules._speedups.Gatherer",
+    .tp_basicsize = sizeof(Gatherer),
+    .tp_dealloc = (destructor)gatherer_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = PyDoc_STR(
+        "Gatherer(word_sets, pair_sets, needs, by_need, sets)\n--\n\n"
+        "The index's key sets and needs, packed: see index.Gatherer."),
+    .tp_methods = gatherer_methods,
+    .tp_new = gatherer_new,
+};
+
+static PyMethodDef methods[] = {
+    {"split_plain", (PyCFunction)(void (*)(void))split_plain, METH_FASTCALL, split_plain_doc},
+    {"place", (PyCFunction)(void (*)(void))place, METH_FASTCALL, place_doc},
+    {"word_occurrences", (PyCFunction)(void (*)(void))word_occurrences, METH_FASTCALL,
+     word_occurrences_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "monitor.rules._speedups",
+    .m_doc = "The matcher's per-word hot path, compiled: see monitor/rules/native.py.",
+    .m_size = 0,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    init_kinds();
+    if (PyType_Ready(&GathererType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&GathererType);
+    if (PyModule_AddObject(m, "Gatherer", (PyObject *)&GathererType) < 0) {
+        Py_DECREF(&GathererType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,27 @@
+"""Whether the compiled fast path of matching (monitor/rules/_speedups.c) is used.
+
+The one place that decides: normalize.py and plan.py take their hot functions from
+``_speedups`` when ``COMPILED`` is true, and otherwise run their own pure-Python forms,
+which give identical results (tests/test_rules_native.py). ``pip install`` builds the
+extension where a C compiler is present; ``NEWSMON_PURE_PYTHON=1`` ignores it, so that
+the test suite can prove the fallback too.
+"""
+
+from __future__ import annotations
+
+import os
+
+PURE_PYTHON_ENV = "NEWSMON_PURE_PYTHON"
+
+
+def _compiled() -> bool:
+    if os.environ.get(PURE_PYTHON_ENV) == "1":
+        return False
+    try:
+        from monitor.rules import _speedups  # noqa: F401
+    except ImportError:  # not built: no compiler at install, or a plain source checkout
+        return False
+    return True
+
+
+COMPILED = _compiled()

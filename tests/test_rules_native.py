@@ -1,0 +1,360 @@
+"""The compiled fast path of matching (monitor/rules/_speedups.c) gives exactly what the
+pure-Python code gives, survives hostile input, and keeps no memory.
+
+CI builds the extension and sets NEWSMON_REQUIRE_NATIVE=1, so that a build that failed
+(which an optional extension only warns about) fails the suite; it then runs the rules
+tests again with NEWSMON_PURE_PYTHON=1, through the fallback.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from monitor.models import Document
+from monitor.rules import compile_rules, index, native, normalize, plan
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "articles"
+
+
+def compiled() -> ModuleType:
+    """The extension, built or not: these tests compare it whatever the environment says."""
+    return pytest.importorskip("monitor.rules._speedups", reason="the extension is not built")
+
+
+Split = Callable[..., tuple[list[str], list[normalize.Spelling | None], list[str], list[int]]]
+Place = Callable[[Sequence[list[str]], int], dict[str, list[int]]]
+Occurrences = Callable[..., list[plan.Occurrence]]
+
+
+@contextmanager
+def implementation(
+    split: Split, place: Place, gatherer: index.MakeGatherer, occurrences: Occurrences
+) -> Iterator[None]:
+    """Matching (and compiling: the index makes its gatherer) runs with these hot
+    functions while the block runs."""
+    hot = (normalize, "_split_plain"), (plan, "_place"), (index, "_make_gatherer")
+    hot += ((plan, "_word_occurrences"),)
+    saved = [getattr(module, name) for module, name in hot]
+    for (module, name), function in zip(hot, (split, place, gatherer, occurrences), strict=True):
+        setattr(module, name, function)
+    try:
+        yield
+    finally:
+        for (module, name), function in zip(hot, saved, strict=True):
+            setattr(module, name, function)
+
+
+def in_c() -> AbstractContextManager[None]:
+    c = compiled()
+    return implementation(c.split_plain, c.place, c.Gatherer, c.word_occurrences)
+
+
+def in_python() -> AbstractContextManager[None]:
+    return implementation(
+        normalize._split_plain_python,
+        plan.place_python,
+        index.PythonGatherer,
+        plan.word_occurrences_python,
+    )
+
+
+def test_extension_loads_where_required() -> None:
+    """Under NEWSMON_REQUIRE_NATIVE=1 (CI) the extension is built and used by matching."""
+    if os.environ.get("NEWSMON_REQUIRE_NATIVE") != "1":
+        pytest.skip("NEWSMON_REQUIRE_NATIVE is not set")
+    assert native.COMPILED, "the C extension monitor.rules._speedups did not load"
+    from monitor.rules import _speedups as speedups  # fails, never skips, when not built
+
+    assert normalize._split_plain is speedups.split_plain
+    assert plan._place is speedups.place
+    assert index._make_gatherer is speedups.Gatherer
+    assert plan._word_occurrences is speedups.word_occurrences
+
+
+def test_pure_python_when_asked() -> None:
+    """NEWSMON_PURE_PYTHON=1 makes matching run its pure-Python functions."""
+    if not native.COMPILED:
+        assert normalize._split_plain is normalize._split_plain_python
+        assert plan._place is plan.place_python
+        assert index._make_gatherer is index.PythonGatherer
+        assert plan._word_occurrences is plan.word_occurrences_python
+    else:
+        assert os.environ.get(native.PURE_PYTHON_ENV) != "1"
+
+
+# Every class of character the split cares about, the typography mapped to ASCII, and
+# what sends text down the Unicode path or could trip C code: diacritics (composed and
+# combining), CJK, control characters, NUL, DEL, a lone surrogate.
+ASCII_CHUNKS = ["U.S.", "U.S", "u.s.'S", "A.B.C.", "e.g.", "Mr.", "F. Kennedy", "don't"]
+ASCII_CHUNKS += ["rock'n'roll", "dogs'", "'s", "'S", "...", "?!", "3.5", "x.y.", "a.b.c"]
+ASCII_CHUNKS += ["state-of-the-art", "(Reuters)", '."', ".)", "\x00", "\x1c", "\x7f"]
+UNICODE_CHUNKS = ["’s", "ʼs", "“Quote”", "—", "–", "…", "\xa0", "é", "Zu\u0308rich"]
+UNICODE_CHUNKS += ["東京", "ＵＳ", "¼", "ﬁnal", "\u2009", "\ud800", "\U0001f600", "ß"]
+ASCII_ALPHABET = "aZs09'.!?\")]([#-,\t\n\x0b\x0c\r "
+
+ascii_texts = st.lists(
+    st.one_of(st.text(ASCII_ALPHABET, max_size=6), st.sampled_from(ASCII_CHUNKS)), max_size=16
+).map("".join)
+any_texts = st.lists(
+    st.one_of(
+        st.text(ASCII_ALPHABET, max_size=6),
+        st.sampled_from(ASCII_CHUNKS + UNICODE_CHUNKS),
+        st.text(max_size=3),
+    ),
+    max_size=16,
+).map("".join)
+
+
+def split_both(text: str) -> None:
+    """Both splits of ASCII ``text`` give the same lists and leave the same cache."""
+    speedups = compiled()
+    cache_c: dict[str, normalize.Spelling] = {"'s": normalize.spell("'s")}
+    cache_py = dict(cache_c)
+    by_c = speedups.split_plain(text, cache_c, normalize.spell, normalize._STOP)
+    by_py = normalize._split_plain_python(text, cache_py, normalize.spell, normalize._STOP)
+    assert by_c == by_py
+    assert cache_c == cache_py
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(ascii_texts)
+@example("")
+@example("U.S.'S U.S.'s e.g.s")
+@example("a.b.c.d.ef A.b.C. x.. y?! z.")
+def test_split_agrees_on_ascii_text(text: str) -> None:
+    """On random ASCII text the compiled split gives the pure-Python parts, spellings,
+    folded keys and stops."""
+    split_both(text)
+
+
+def summary_of(text: str) -> list[object]:
+    """Everything matching reads of a text's words: keys, offsets, sentences, places."""
+    view = plan.View(Document(text[:40], text[::-1], text), {})
+    out: list[object] = [view.where]
+    for tokens in view.tokens:
+        n = len(tokens)
+        out += [tokens.folded, tokens.exact, tokens.start, tokens.end, tokens.sentence]
+        out += [[tokens.exact_of(i) for i in range(n)], [tokens.offsets(0, i) for i in range(n)]]
+    return out
+
+
+RULES = (
+    {
+        "us": "@us AND (talks OR embassy)",
+        "phrase": '"don\'t stop"',
+        "near": "zurich NEAR/s quote",
+        "exact": "'US' OR 'U.S.'",
+        "prefix": "emb*",
+        "not": "NOT tokyo",
+    },
+    {"us": ["U.S.", "'US'", "United States"]},
+)
+
+
+def matches(text: str) -> list[tuple[str, object, str]]:
+    doc = Document(text[:40], text, text)
+    return [(m.rule, m.terms, m.snippet) for m in compile_rules(*RULES).match(doc)]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(any_texts)
+@example("")
+@example("The U.S.’s “embassy” talks—don’t stop. Zu\u0308rich quote\xa0here.")
+@example("\x00\ud800 東京 U.S. talks")
+def test_matching_agrees_on_any_text(text: str) -> None:
+    """ASCII, typographic and other Unicode text give the same words, places and matches
+    through the compiled functions and through the pure-Python ones."""
+    with in_c():
+        by_c = summary_of(text), matches(text)
+    with in_python():
+        by_py = summary_of(text), matches(text)
+    assert by_c == by_py
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.lists(st.sampled_from(["a", "b", "", "u.s.", "東", "a"]), max_size=12)))
+def test_place_agrees(fields: list[list[str]]) -> None:
+    """The compiled word index gives each key's places in the pure-Python order."""
+    speedups = compiled()
+    assert speedups.place(fields, plan.STRIDE) == plan.place_python(fields, plan.STRIDE)
+
+
+VOCABULARY = ["talks", "the", "of", "embassy", "us", "u.s.", "moscow", "said", "new"]
+words = st.sampled_from(VOCABULARY)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    st.lists(st.lists(words, min_size=1, max_size=3), min_size=1, max_size=12),
+    st.lists(st.lists(words, max_size=30), min_size=1, max_size=3),
+)
+def test_gather_agrees(queries: list[list[str]], fields: list[list[str]]) -> None:
+    """For rules of words, phrases, ANDs, ORs and NEARs, the compiled gatherer finds the
+    pure-Python candidates and key sets met, before and after the rules are refiled."""
+    shapes = ['"{}"', "{}", "{} OR {}", "{} NEAR/2 {}", "({}) AND NOT {}"]
+    rules = {}
+    for i, query in enumerate(queries):
+        rules[f"r{i}"] = shapes[i % len(shapes)].format(" ".join(query), *query[:1])
+    with in_c():
+        by_c = compile_rules(rules, {})
+    with in_python():
+        by_py = compile_rules(rules, {})
+    title, summary, body = [*(" ".join(words) for words in fields), "", ""][:3]
+    view = plan.View(Document(title, summary, body))
+    present, folded = view.where.keys(), [tokens.folded for tokens in view.tokens]
+    for _ in range(index.LEARN_EVERY * 8):  # the last document refiles every rule
+        ready, met = by_c._gatherer.gather(present, folded, True)
+        assert (ready, set(met)) == by_py._gatherer.gather(present, folded, True)
+        assert by_c._candidates(view) == by_py._candidates(view)
+    assert by_c._by_need == by_py._by_need
+
+
+def test_gatherer_refuses_broken_indexes() -> None:
+    """Numbers out of range and wrong types raise Python exceptions, never crash."""
+    gatherer = compiled().Gatherer
+    args = ({"a": (0, 1)}, {("a", "b"): [1]}, [(0,), (1,)], {0: [1]}, 2)
+    made = gatherer(*args)
+    assert made.gather({"b": 0, "a": 1}.keys(), [["a", "b"]], True) == ([1], [0, 1])
+    assert made.gather(["b"], [["a", "b"]], False) == ([], [])  # rule 1 is filed under 0
+    made.refile({1: [1]})
+    assert made.gather(["b"], [["a", "b"]], False) == ([1], [])
+    wrong_numbers = [(0, {"a": (2,)}), (3, {0: [2]}), (2, [(0,), (5,)]), (1, {("a", "b"): [-1]})]
+    for at, wrong in wrong_numbers:
+        with pytest.raises((IndexError, OverflowError)):
+            gatherer(*args[:at], wrong, *args[at + 1 :])
+    for at, wrong in [(0, []), (0, {1: (0,)}), (1, {"ab": [0]}), (2, ["a"]), (4, "2")]:
+        with pytest.raises(TypeError):
+            gatherer(*args[:at], wrong, *args[at + 1 :])
+    with pytest.raises(TypeError):
+        gatherer(*args[:4])
+    for present, fields in [([1], []), (["a"], [[1, 2]]), (["a"], ["ab"]), (None, [])]:
+        with pytest.raises(TypeError):
+            made.gather(present, fields, True)
+    with pytest.raises(IndexError):
+        made.refile({5: [0]})
+    with pytest.raises(IndexError):
+        made.refile({0: [9]})
+    assert made.gather(["a"], [], True) == ([1], [0, 1])  # refused filings change nothing
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=300), max_size=3),
+    st.lists(st.sampled_from(["a", "b", "c", "x"]), max_size=4),
+    st.sampled_from([plan.ALL_FIELDS, frozenset({0}), frozenset({1, 2}), frozenset()]),
+)
+def test_word_occurrences_agree(
+    fields: list[list[str]], keys: list[str], wanted: frozenset[int]
+) -> None:
+    """The compiled occurrences of one or several words are the pure-Python ones, in
+    order, in the fields asked for (places past 256 are no cached small ints)."""
+    speedups = compiled()
+    where = plan.place_python(fields, plan.STRIDE)
+    by_c = speedups.word_occurrences(where, keys, wanted, plan.STRIDE)
+    assert by_c == plan.word_occurrences_python(where, keys, wanted, plan.STRIDE)
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus not present")
+def test_split_agrees_on_the_corpus() -> None:
+    """On every corpus text that is ASCII but for its typography, the splits agree."""
+    plain = [normalize._plain(p.read_text(encoding="utf-8")) for p in sorted(CORPUS.glob("*.txt"))]
+    assert sum(text is not None for text in plain) > 100
+    for text in plain:
+        if text is not None:
+            split_both(text)
+
+
+def test_hostile_input() -> None:
+    """Huge text, NUL and other control characters split as in Python; non-ASCII text, a
+    lone surrogate and wrong types raise Python exceptions, never crash."""
+    speedups = compiled()
+    rng = random.Random(4)
+    huge = "".join(rng.choice([*ASCII_CHUNKS, " ", ". ", "word"]) for _ in range(400_000))
+    split_both(huge)
+    split_both("\x00" * 1000 + "U.S.\x00's\x00")
+    stop = normalize._STOP
+    for text in ("é", "\ud800", "abc\U0001f600"):
+        with pytest.raises(ValueError, match="ASCII"):
+            speedups.split_plain(text, {}, normalize.spell, stop)
+    with pytest.raises(TypeError):
+        speedups.split_plain(b"bytes", {}, normalize.spell, stop)
+    with pytest.raises(TypeError):
+        speedups.split_plain("U.S.", [], normalize.spell, stop)
+    with pytest.raises(TypeError):
+        speedups.split_plain("U.S.")
+    with pytest.raises(TypeError, match="spell must give"):
+        speedups.split_plain("U.S.", {}, str, stop)
+    with pytest.raises(ZeroDivisionError):
+        speedups.split_plain("U.S.", {}, lambda s: 1 // 0, stop)
+    with pytest.raises(TypeError):
+        speedups.place([["a"], "not a list"], 4)
+    with pytest.raises(TypeError):
+        speedups.place([[["unhashable"]]], 4)
+    with pytest.raises(OverflowError):
+        speedups.place([[], ["a"]], 2**63 - 1 + 1)
+    with pytest.raises(OverflowError):
+        speedups.place([[], [], ["a", "b"]], 2**62)
+    occurrences = speedups.word_occurrences
+    assert (
+        occurrences({"a": [-1, 5]}, ["a"], frozenset({-1, 0}), 4)
+        == [
+            (-1, 3, 3, ((-1, 3, 3),)),  # as Python's divmod floors
+            (1, 1, 1, ((1, 1, 1),)),
+        ][:1]
+    )
+    for where, keys, fields, stride in [
+        ([], ["a"], frozenset(), 4),
+        ({"a": (1,)}, ["a"], frozenset(), 4),
+        ({"a": ["1"]}, ["a"], frozenset(), 4),
+        ({}, 5, frozenset(), 4),
+        ({}, [], [0], 4),
+        ({}, [["unhashable"]], frozenset(), 4),
+    ]:
+        with pytest.raises(TypeError):
+            occurrences(where, keys, fields, stride)
+    with pytest.raises(ValueError, match="stride"):
+        occurrences({}, [], frozenset(), 0)
+    with pytest.raises(OverflowError):
+        occurrences({"a": [2**70]}, ["a"], frozenset(), 4)
+
+
+def test_no_memory_kept() -> None:
+    """Splitting, placing and gathering for a text thousands of times keeps nothing (a
+    missed reference count would keep every list made)."""
+    speedups = compiled()
+    text = "The U.S.'s envoy didn't say. Talks go on! " * 20
+    cache: dict[str, normalize.Spelling] = {}
+    sets = ({"envoy": (0,), "talks": (1, 2)}, {("talks", "go"): [2]}, [(0, 1), (2,)], {0: [0]})
+
+    def run(times: int) -> None:
+        for _ in range(times):
+            _, _, folded, _ = speedups.split_plain(text, cache, normalize.spell, normalize._STOP)
+            where = speedups.place([folded, folded], plan.STRIDE)
+            gatherer = speedups.Gatherer(*sets, 3)
+            gatherer.refile({0: [0], 2: [1]})
+            assert gatherer.gather(where.keys(), [folded], True) == ([0, 1], [0, 1, 2])
+            found = speedups.word_occurrences(where, ["talks", "envoy"], {1}, plan.STRIDE)
+            assert len(found) == 40
+
+    run(100)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        run(1000)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 10_000  # one object kept per run would be 32 KB or more
