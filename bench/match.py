@@ -12,7 +12,7 @@ Each article is matched as on first sight: the index has seen the other corpus a
     python bench/match.py --articles /work/shared/corpus/articles
 
 Prints one line per rule count; docs/performance.md records the figures. Matching runs
-through the compiled fast path when it is built (``setup.py build_ext --inplace`` in a
+through the compiled fast path when it is built (``pip install -e .`` builds it into a
 checkout), and through pure Python with NEWSMON_PURE_PYTHON=1.
 """
 
