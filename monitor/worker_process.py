@@ -72,6 +72,10 @@ def _warm(warm_up: Callable[[], object]) -> object:
     # Out of the collector's reach, so no collection in a worker writes to (and so
     # copies) the pages of what the warm-up made.
     gc.freeze()
+    # What the warm-up freed (its first page's trees) back to the system: left resident,
+    # it stayed in the zygote while every worker refilled it with pages of its own;
+    # 7-10 MB off the zygote and two workers over 300 corpus pages (docs/performance.md).
+    _heap_trimmer()(0)
     return True
 
 
