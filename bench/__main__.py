@@ -67,9 +67,10 @@ class Farm:
 
 class TreeMemory:
     """Resident memory of a process and its descendants, sampled every 20 ms: each
-    process's peak RSS and PSS, and the peak of each sum. RSS counts a page several
-    processes share (the interpreter, lxml's library) once per process; PSS divides it
-    among them, so a PSS sum counts it once (docs/performance.md, memory)."""
+    process's peak RSS and PSS, the peak of each sum and each process's PSS at the peak
+    of the PSS sum. RSS counts a page several processes share (the interpreter, lxml's
+    library) once per process; PSS divides it among them, so a PSS sum counts it once
+    (docs/performance.md, memory)."""
 
     KINDS = ("Rss", "Pss")
 
@@ -77,6 +78,7 @@ class TreeMemory:
         self.pid, self._done = pid, threading.Event()
         self.peak = dict.fromkeys(self.KINDS, 0)  # of the sums, bytes
         self.processes: dict[int, dict[str, int]] = {}  # pid -> its own peaks, first seen first
+        self.at_peak: dict[int, int] = {}  # pid -> its PSS when the PSS sum peaked
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
@@ -108,12 +110,15 @@ class TreeMemory:
                     peaks[kind] = max(peaks[kind], got.get(kind, 0))
             for kind in self.KINDS:
                 total = sum(got.get(kind, 0) for got in sample.values())
+                if kind == "Pss" and total > self.peak[kind]:
+                    self.at_peak = {pid: got.get(kind, 0) for pid, got in sample.items()}
                 self.peak[kind] = max(self.peak[kind], total)
 
     def stop(self) -> dict[str, Any]:
         self._done.set()
         self._thread.join()
-        return {"peak": self.peak, "processes": list(self.processes.values())}
+        at_peak = [self.at_peak[pid] for pid in self.processes if pid in self.at_peak]
+        return {"peak": self.peak, "processes": list(self.processes.values()), "at_peak": at_peak}
 
 
 def run_client(
@@ -316,6 +321,8 @@ class Bench:
         pss.note = (
             f"{workers} workers; peak PSS/RSS MB: daemon {_mb(daemon)}, zygote {_mb(zygote)}, "
             f"the largest of the {len(forked)} workers forked over the run {_mb(largest)}; "
+            f"PSS MB at the sum's peak (daemon, zygote, workers): "
+            f"{', '.join(f'{b / 1e6:.0f}' for b in sampled['at_peak'])}; "
             f"{result['pages']:,} pages extracted, {result['entries']:,} entries stored "
             f"in {result['seconds']:.0f} s"
         )

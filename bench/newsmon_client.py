@@ -20,6 +20,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+from monitor import heap
 from monitor.config import Config, parse_config
 from monitor.daemon import Daemon
 from monitor.log import configure_logging
@@ -136,6 +137,7 @@ SCENARIOS = {"cold": cold, "rounds": rounds, "forever": forever, "memory": memor
 
 
 def main() -> None:
+    heap.unmap_large_blocks()  # as the CLI does, first thing
     job = json.loads(sys.stdin.read())
     configure_logging(job.get("log_level", "info"))
     with tempfile.TemporaryDirectory(prefix="newsmon-bench-") as tmp:

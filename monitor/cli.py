@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from monitor import __version__
+from monitor import __version__, heap
 from monitor.backtest import Caught, scan
 from monitor.backup import back_up
 from monitor.config import Config, load_config
@@ -558,6 +558,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    heap.unmap_large_blocks()  # first, so the watchlist's compilation leaves no holes
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
     if getattr(args, "since", None):

@@ -42,7 +42,6 @@ from monitor.metrics import MeasuredExtractor
 from monitor.models import PollResult
 from monitor.notify.base import Notifier
 from monitor.notify.console import ConsoleNotifier
-from monitor.notify.email import EmailNotifier
 from monitor.notify.slack import SlackNotifier
 from monitor.notify.webhook import WebhookNotifier
 from monitor.pipeline import Pipeline
@@ -59,12 +58,17 @@ ONCE_DELIVERY_DEADLINE = 60.0
 
 
 def build_notifier(cfg: NotifierConfig, session: aiohttp.ClientSession) -> Notifier:
+    """The notifier ``cfg`` describes; email's (aiosmtplib, the email package) is imported
+    only for a watchlist that names one, at start or on a reload (docs/performance.md,
+    memory)."""
     if isinstance(cfg, ConsoleNotifierConfig):
         return ConsoleNotifier(cfg.name)
     if isinstance(cfg, WebhookNotifierConfig):
         return WebhookNotifier(cfg.name, cfg.url, session, secret=cfg.secret, timeout=cfg.timeout)
     if isinstance(cfg, SlackNotifierConfig):
         return SlackNotifier(cfg.name, cfg.url, session, timeout=cfg.timeout)
+    from monitor.notify.email import EmailNotifier
+
     return EmailNotifier(
         cfg.name,
         host=cfg.host,

@@ -9,6 +9,7 @@ entry then falls back to the feed's own text, with the reason recorded.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import date
@@ -95,7 +96,28 @@ def extract_page(html: bytes, url: str | None) -> Extracted:
 
 def warm_up() -> None:
     """Import trafilatura and run it once, so no page's budget pays for it."""
+    _share_stop_words()
     extract_page(_WARM_UP, None)
+
+
+def _share_stop_words() -> None:
+    """justext's ``define_stoplist`` lower-cases a stop list into new strings even where
+    the words are lower-case already, as every word of trafilatura's all-language list is
+    (``trafilatura.external.jt_stoplist_init``): 154,000 strings, 11.5 MB, held twice in
+    the zygote. Replaced by the same set built from the strings it is given where they
+    are lower-case already (docs/performance.md, memory)."""
+    import justext.core
+
+    @functools.lru_cache(maxsize=128)  # as justext's own: one entry per stop list
+    def define_stoplist(stoplist: tuple[str, ...]) -> frozenset[str]:
+        return frozenset(_lower(word) for word in stoplist)
+
+    justext.core.define_stoplist = define_stoplist
+
+
+def _lower(word: str) -> str:
+    lower = word.lower()
+    return word if lower == word else lower
 
 
 class Extractor:

@@ -1,24 +1,26 @@
 """Prometheus metrics, served over HTTP on the daemon's own event loop.
 
-Two kinds. Events this process saw (polls, new entries, extraction time) are counters kept
-in memory, reset by a restart as Prometheus expects. What the database holds (hits by rule,
+Two kinds. Events this process saw (polls, new entries, extraction time) are counted in
+memory, reset by a restart as Prometheus expects. What the database holds (hits by rule,
 deliveries by state, feed health) is read from SQLite at each scrape, so it is true across
-restarts and agrees with `newsmon status`. Everything lives on a CollectorRegistry of our
+restarts and agrees with `newsmon status`. Each Metrics has a CollectorRegistry of its
 own: no process-global registry, so two daemons in one test process never share counts.
+
+The counts are plain numbers, and prometheus_client and aiohttp's server are imported at
+the first scrape: a daemon without ``[monitor] metrics`` (a restart setting) never loads
+them (1 to 2 MB; docs/performance.md, memory).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
-
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import generate_latest
+from typing import TYPE_CHECKING
 
 from monitor.errors import NewsmonError
 from monitor.extract import Extractor
@@ -27,11 +29,72 @@ from monitor.models import Extracted, PollResult
 from monitor.status import StatusReport
 from monitor.workers import WorkerPool
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
+
 log = logging.getLogger("newsmon.metrics")
 OUTCOMES = ("ok", "not_modified", "error")
 HEALTH_TIMEOUT = 5.0
 # extraction takes ~13 ms a page; the tail up to the default 10 s budget is what matters
 EXTRACTION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class _Histogram:
+    """One label's observations: counts per bucket (not cumulative) and their sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(EXTRACTION_BUCKETS) + 1)  # the last: above every bound
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect.bisect_left(EXTRACTION_BUCKETS, value)] += 1  # le: bound included
+        self.total += value
+
+    def buckets(self, bounds: list[str]) -> list[tuple[str, float]]:
+        """Cumulative, as the exposition format wants them, labelled ``bounds``."""
+        running, out = 0, []
+        for bound, count in zip(bounds, self.counts, strict=True):
+            running += count
+            out.append((bound, float(running)))
+        return out
+
+
+class _Seen:
+    """What this process saw, as metric families."""
+
+    def __init__(self) -> None:
+        self.polls = Counter(dict.fromkeys(OUTCOMES, 0))
+        self.feed_errors: Counter[str] = Counter()
+        self.entries = 0
+        self.extraction: dict[str, _Histogram] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
+
+        polls = CounterMetricFamily("newsmon_polls", "Feed polls, by outcome.", labels=["outcome"])
+        for outcome, count in self.polls.items():
+            polls.add_metric([outcome], count)
+        yield polls
+        errors = CounterMetricFamily(
+            "newsmon_feed_errors", "Failed polls, by feed URL.", labels=["feed"]
+        )
+        for feed, count in sorted(self.feed_errors.items()):
+            errors.add_metric([feed], count)
+        yield errors
+        yield CounterMetricFamily("newsmon_entries", "New feed entries stored.", self.entries)
+        extraction = HistogramMetricFamily(
+            "newsmon_extraction_seconds",
+            "Time to extract an article's text (queueing for a worker included), by result.",
+            labels=["status"],
+        )
+        bounds = [*map(floatToGoString, EXTRACTION_BUCKETS), "+Inf"]
+        for status, histogram in sorted(self.extraction.items()):
+            extraction.add_metric([status], histogram.buckets(bounds), histogram.total)
+        yield extraction
 
 
 class _Stored:
@@ -43,6 +106,8 @@ class _Stored:
         self.hits: dict[str, int] = {}
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         hits = CounterMetricFamily(
             "newsmon_hits", "Hits stored in the database, by rule.", labels=["rule"]
         )
@@ -75,6 +140,8 @@ class _Stored:
 
 
 def _report_families(report: StatusReport) -> Iterator[Metric]:
+    from prometheus_client.core import GaugeMetricFamily
+
     feeds = GaugeMetricFamily(
         "newsmon_feeds", "Feeds in the watchlist, by health.", labels=["health"]
     )
@@ -115,37 +182,21 @@ class Metrics:
     HTTP is what ``[monitor] metrics`` turns on."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self._polls = Counter(
-            "newsmon_polls", "Feed polls, by outcome.", ["outcome"], registry=self.registry
-        )
-        for outcome in OUTCOMES:
-            self._polls.labels(outcome)
-        self._feed_errors = Counter(
-            "newsmon_feed_errors", "Failed polls, by feed URL.", ["feed"], registry=self.registry
-        )
-        self._entries = Counter(
-            "newsmon_entries", "New feed entries stored.", registry=self.registry
-        )
-        self._extraction = Histogram(
-            "newsmon_extraction_seconds",
-            "Time to extract an article's text (queueing for a worker included), by result.",
-            ["status"],
-            buckets=EXTRACTION_BUCKETS,
-            registry=self.registry,
-        )
+        self._seen = _Seen()
         self._stored = _Stored()
-        self.registry.register(self._stored)
+        self._registry: CollectorRegistry | None = None  # at the first exposition
 
     def record_polls(self, results: Iterable[PollResult]) -> None:
+        seen = self._seen
         for result in results:
-            self._polls.labels(result.outcome).inc()
-            self._entries.inc(result.new_entries)
+            seen.polls[result.outcome] += 1
+            seen.entries += result.new_entries
             if result.outcome == "error":
-                self._feed_errors.labels(result.feed_url).inc()
+                seen.feed_errors[result.feed_url] += 1
 
     def record_extraction(self, seconds: float, result: Extracted) -> None:
-        self._extraction.labels(result.status.value).observe(seconds)
+        histogram = self._seen.extraction.setdefault(result.status.value, _Histogram())
+        histogram.observe(seconds)
 
     def update(
         self, report: StatusReport, deliveries: dict[tuple[str, str], int], hits: dict[str, int]
@@ -157,7 +208,14 @@ class Metrics:
 
     def exposition(self) -> bytes:
         """The Prometheus text format."""
-        return generate_latest(self.registry)
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.exposition import generate_latest
+
+        if self._registry is None:
+            self._registry = CollectorRegistry()
+            self._registry.register(self._seen)
+            self._registry.register(self._stored)
+        return generate_latest(self._registry)
 
 
 class MeasuredExtractor(Extractor):
@@ -196,6 +254,8 @@ async def serve_metrics(
     """Serve ``/metrics`` (after ``refresh()``) and ``/healthz`` (200 while ``health()``
     answers in time, else 503) on host:port; yields the address actually bound (port 0
     picks a free one). Raises NewsmonError when the address cannot be bound."""
+    from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST
 
     async def scrape(request: web.Request) -> web.Response:
         await refresh()

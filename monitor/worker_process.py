@@ -15,7 +15,6 @@ thread, so it forks from a clean state.
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import os
 import signal
@@ -24,6 +23,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle
 from typing import NoReturn
 
+from monitor import heap
 from monitor.errors import NewsmonError
 
 # Run as ``python -c BOOT FD``: the parent's sys.path comes first over the pipe, so the
@@ -72,6 +72,10 @@ def _warm(warm_up: Callable[[], object]) -> object:
     # Out of the collector's reach, so no collection in a worker writes to (and so
     # copies) the pages of what the warm-up made.
     gc.freeze()
+    # What the warm-up freed (its first page's trees) back to the system: left resident,
+    # it stayed in the zygote while every worker refilled it with pages of its own;
+    # 7-10 MB off the zygote and two workers over 300 corpus pages (docs/performance.md).
+    heap.trimmer()(0)
     return True
 
 
@@ -84,15 +88,6 @@ def _worker(conn: Connection) -> NoReturn:
         code = 0
     finally:
         os._exit(code)
-
-
-def _heap_trimmer() -> Callable[[int], object]:
-    """glibc's ``malloc_trim``, which hands the pages a job freed back to the system:
-    without it they stay resident (lxml's trees, trafilatura's copies of them), and an
-    extraction worker grew from 75 to 105 MB over 300 corpus pages (docs/performance.md,
-    memory). A no-op on a C library without it."""
-    trim: Callable[[int], object] | None = getattr(ctypes.CDLL(None), "malloc_trim", None)
-    return trim or (lambda pad: None)
 
 
 def _resident() -> int:
@@ -108,7 +103,7 @@ def serve(conn: Connection) -> None:
     newsmon's own errors travel back as they are (a ParseError stays a ParseError); any
     other exception is a bug or a library failure on one input, reported by name.
     """
-    trim = _heap_trimmer()
+    trim = heap.trimmer()
     start = _resident()
     try:
         while True:

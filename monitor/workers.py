@@ -32,6 +32,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import send_handle
 from typing import Any, TypeVar
 
+from monitor import heap
 from monitor.errors import NewsmonError
 from monitor.worker_process import BOOT, FORK
 
@@ -186,8 +187,9 @@ class WorkerPool:
         fd = theirs.fileno()
         try:
             process = subprocess.Popen(  # noqa: S603 (our own interpreter and code)
-                [sys.executable, "-c", BOOT, str(fd)], pass_fds=(fd,), stdin=subprocess.DEVNULL
-            )
+                [sys.executable, "-c", BOOT, str(fd)], pass_fds=(fd,), stdin=subprocess.DEVNULL,
+                env=os.environ | heap.ENVIRONMENT,  # for the zygote and every worker it forks
+            )  # fmt: skip
         except OSError as e:
             ours.close()
             raise WorkerLost("worker failed to start") from e

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.extract import Extractor, extract_page
+from monitor.extract import Extractor, extract_page, warm_up
 from monitor.models import BodyStatus
 from tests.extract_hooks import AWAIT_DEATH, CRASH, GATE, RAISE, STUCK, alive, scripted
 from tests.outbox import eventually
@@ -153,3 +153,17 @@ async def test_default_function_runs_in_a_worker() -> None:
     assert got.status is BodyStatus.EXTRACTED
     assert got.canonical_url == "https://news.example/c"
     assert got.published == date(2025, 2, 27)
+
+
+def test_warm_up_holds_the_stop_words_once() -> None:
+    """After the warm-up, justext's lower-cased all-language stop list is the set justext
+    would make, built of the very strings trafilatura's list holds: one copy, not two."""
+    import justext.core
+    import trafilatura.external
+
+    warm_up()
+    words = trafilatura.external.JT_STOPLIST
+    assert words is not None
+    stop = justext.core.define_stoplist(words)
+    assert stop == frozenset(word.lower() for word in words)
+    assert {id(word) for word in stop} == {id(word) for word in words}

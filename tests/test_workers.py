@@ -27,6 +27,7 @@ from tests.watchlists import watchlist
 from tests.worker_jobs import (
     broken_warm_up,
     fragment_heap,
+    freed_large_blocks,
     keep,
     load_ballast,
     loaded_modules,
@@ -109,6 +110,38 @@ async def test_a_worker_hands_back_the_memory_a_job_freed() -> None:
     finally:
         pool.close()
     assert after < during - 48 * 2**20
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+async def test_a_worker_unmaps_large_blocks_when_freed() -> None:
+    """In a worker, large blocks leave the resident set when freed, even after a bigger
+    block would have raised glibc's mmap threshold (monitor/heap.py)."""
+    pool = WorkerPool(workers=1)
+    try:
+        released = await pool.run(30, freed_large_blocks, 32)
+    finally:
+        pool.close()
+    assert released > 30 * 2**20
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_the_cli_unmaps_large_blocks_when_freed() -> None:
+    """A process that ran newsmon's CLI (the daemon's) frees large blocks at once, even
+    after a bigger block would have raised glibc's mmap threshold (monitor/heap.py)."""
+    script = (
+        "from monitor.cli import main\n"
+        "from tests.worker_jobs import freed_large_blocks\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    print(freed_large_blocks(32))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) > 30 * 2**20
 
 
 async def test_a_worker_grown_past_its_bound_is_replaced(pool: WorkerPool) -> None:

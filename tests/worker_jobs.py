@@ -53,6 +53,20 @@ def fragment_heap(megabytes: int) -> int:
     return before
 
 
+def freed_large_blocks(megabytes: int) -> int:
+    """Frees an 8 MB block, then makes ``megabytes`` of 256 KB blocks, keeps one more made
+    after them and frees the others: returns how many bytes left the resident set at that
+    free. glibc's default raises its mmap threshold to 8 MB at that free, so the
+    256 KB blocks come from the heap and stay resident below the kept one."""
+    big = b"x" * (8 * 2**20)
+    del big
+    blocks = [b"x" * (256 * 1024) for _ in range(megabytes * 4)]
+    KEPT.append(b"x" * (256 * 1024))
+    before = resident()
+    del blocks
+    return before - resident()
+
+
 BALLAST: list[bytes] = []  # in the zygote and the workers forked after load_ballast
 
 
