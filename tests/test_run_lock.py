@@ -16,13 +16,19 @@ from tests.daemon import newsmon_async, running, terminate
 from tests.servers import Item, Publisher, Receiver
 
 
+@pytest.fixture
+def path(publisher: Publisher, receiver: Receiver, write_watchlist) -> Path:  # type: ignore[no-untyped-def]
+    """A watchlist whose one feed has a story that alerts to ``receiver``."""
+    publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
+    written: Path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    return written
+
+
 async def test_a_second_run_is_refused_while_the_first_goes_on(
-    publisher: Publisher, receiver: Receiver, write_watchlist
+    path: Path, receiver: Receiver
 ) -> None:
     """`newsmon run` and `run --once` beside a running daemon exit 1 naming its pid; the
     read-only `status` still answers, and the first daemon stops cleanly."""
-    publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
-    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
     async with running(path) as first:
         await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
         for args in (["run"], ["run", "--once"]):
@@ -37,12 +43,8 @@ async def test_a_second_run_is_refused_while_the_first_goes_on(
     assert len(receiver.accepted) == 1  # the refused runs sent nothing
 
 
-async def test_a_killed_daemon_leaves_no_stale_lock(
-    publisher: Publisher, receiver: Receiver, write_watchlist
-) -> None:
+async def test_a_killed_daemon_leaves_no_stale_lock(path: Path, receiver: Receiver) -> None:
     """SIGKILL drops the lock with the process, so the next start runs."""
-    publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
-    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
     async with running(path) as first:
         await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
         first.kill()
