@@ -86,7 +86,8 @@ async def _cmd_check(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _with_store(config: Config, action: Callable[[Store], Coroutine[Any, Any, int]]) -> int:
-    store = await Store.open(config.monitor.database, durability=config.monitor.durability)
+    m = config.monitor
+    store = await Store.open(m.database, durability=m.durability, migrate=False)
     try:
         return await action(store)
     finally:

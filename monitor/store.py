@@ -352,8 +352,11 @@ class Store:
         self._stories = StoryIndex()
 
     @classmethod
-    async def open(cls, path: Path, *, durability: str = "process") -> Store:
-        """Open (creating and migrating) the database at ``path``."""
+    async def open(cls, path: Path, *, durability: str = "process", migrate: bool = True) -> Store:
+        """Open (creating and migrating) the database at ``path``. ``migrate=False``: a
+        command beside the daemon, which must not upgrade the schema under an older
+        daemon still running (between an upgrade and its restart); an older schema is
+        then an error that says so."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(path, isolation_level=None)
@@ -361,7 +364,7 @@ class Store:
             raise StoreError(f"cannot open database {path}: {e}", transient=passing(e)) from None
         store = cls(db)
         try:
-            await store._prepare(durability)
+            await store._prepare(durability, migrate)
         except sqlite3.Error as e:
             await db.close()
             raise StoreError(f"database {path} is unusable: {e}", transient=passing(e)) from None
@@ -370,7 +373,7 @@ class Store:
             raise
         return store
 
-    async def _prepare(self, durability: str) -> None:
+    async def _prepare(self, durability: str, migrate: bool) -> None:
         db = self._db
         db.row_factory = sqlite3.Row
         await db.execute("PRAGMA busy_timeout = 10000")
@@ -389,6 +392,14 @@ class Store:
                 raise StoreError(
                     f"the database has schema version {version}, newer than this newsmon "
                     f"understands ({len(MIGRATIONS)}); upgrade newsmon"
+                )
+            if version == 0 and not migrate:
+                raise StoreError("the database is empty: `newsmon run` sets it up")
+            if version < len(MIGRATIONS) and not migrate:
+                raise StoreError(
+                    f"the database has schema version {version}, older than this newsmon's"
+                    f" ({len(MIGRATIONS)}): (re)start `newsmon run`, which upgrades it;"
+                    " other commands leave that to the daemon"
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 if isinstance(script, str):

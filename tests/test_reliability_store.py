@@ -15,6 +15,7 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.errors import StoreError
 from monitor.store import Store
+from tests.daemon import newsmon_async
 from tests.hostile import Hostile, running
 from tests.outbox import add_hits
 from tests.servers import Item, rss
@@ -136,3 +137,37 @@ async def test_a_migration_stopped_midway_leaves_nothing_half_done(tmp_path: Pat
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 8
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+async def test_commands_beside_the_daemon_never_upgrade_the_schema(
+    tmp_path: Path, write_watchlist
+) -> None:
+    """After an upgrade, `newsmon status` (or any command but `run`) on a database an older
+    daemon may still be writing refuses with the reason instead of migrating it under
+    that daemon; `newsmon run` upgrades it. An empty file is named as such."""
+    path = write_watchlist(feeds=["http://127.0.0.1:9/rss.xml"])
+    database = tmp_path / "newsmon.db"
+    store = await Store.open(database)
+    await store.close()
+    with sqlite3.connect(database) as conn:  # schema 7, as the previous release left it
+        for column in ("last_new_at", "rhythm", "rhythm_n"):
+            conn.execute(f"ALTER TABLE feeds DROP COLUMN {column}")
+        conn.execute("PRAGMA user_version = 7")
+    for command in ("status", "hits", "deliveries", "feeds"):
+        done = await newsmon_async(command, "--config", str(path))
+        assert done.returncode == 1, done.stderr
+        assert "schema version 7, older than this newsmon's (8)" in done.stderr
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+    assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 8
+    assert (await newsmon_async("status", "--config", str(path))).returncode == 0
+    other = tmp_path / "other.toml"
+    other.write_text(
+        path.read_text(encoding="utf-8").replace('"newsmon.db"', '"empty.db"'), encoding="utf-8"
+    )
+    (tmp_path / "empty.db").touch()
+    empty = await newsmon_async("hits", "--config", str(other))
+    assert empty.returncode == 1
+    assert "the database is empty: `newsmon run` sets it up" in empty.stderr
