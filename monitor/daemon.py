@@ -280,7 +280,7 @@ class Daemon:
         changed rules apply to the next entries, and a changed set of notifiers restarts
         delivery, cancelling what was queued for a removed one. The feeds are stored
         first: a database that refuses that leaves the old watchlist running."""
-        await self._sync_feeds(config, spread=min(_shortest_interval(config), 60.0))
+        await self._sync_feeds(config, spread=_spread(config))
         old, self.config = self.config, config
         if old.monitor.fetch_articles and not config.monitor.fetch_articles and self._workers:
             self._workers.renew()  # fresh workers: no trafilatura, unused from now on
@@ -326,7 +326,7 @@ class Daemon:
         """Poll each feed when due (the due times live in the database, so a restart
         neither re-polls everything nor forgets a backoff) until ``stop`` is set; reload
         the watchlist when ``reload`` is set or the file changes."""
-        await self._sync_feeds(self.config, spread=min(_shortest_interval(self.config), 60.0))
+        await self._sync_feeds(self.config, spread=_spread(self.config))
         in_flight: set[str] = set()
         tasks: set[asyncio.Task[list[PollResult]]] = set()
 
@@ -393,7 +393,7 @@ class Daemon:
         try:
             async with self.service.running(self.store, lambda: self.config):
                 while not stop.is_set():
-                    await _first(stop.wait(), reload.wait())
+                    await first_of(stop.wait(), reload.wait())
                     if reload.is_set() and not stop.is_set():
                         reload.clear()
                         self.service.reloading()
@@ -416,8 +416,10 @@ STOP_GRACE = 10.0  # seconds lanes get to finish an attempt in hand
 WATCH_INTERVAL = 2.0  # seconds between checks of the watchlist file
 
 
-def _shortest_interval(config: Config) -> float:
-    return min((f.interval for f in config.feeds), default=config.monitor.interval)
+def _spread(config: Config) -> float:
+    """Seconds over which new feeds' first polls are spread: the shortest interval, at
+    most a minute."""
+    return min(min((f.interval for f in config.feeds), default=config.monitor.interval), 60.0)
 
 
 async def _run_job(job: Callable[[], Awaitable[None]]) -> None:
@@ -452,7 +454,7 @@ def _stoppable(job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[Non
     return run
 
 
-async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+async def first_of(*waits: Coroutine[Any, Any, Any]) -> None:
     """Wait until any of ``waits`` finishes; cancel the rest."""
     tasks = [asyncio.ensure_future(w) for w in waits]
     try:

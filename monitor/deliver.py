@@ -110,8 +110,7 @@ class Relay:
         self._pause_poll = pause_poll
         self._notices = notices
         self._wakeups = {name: asyncio.Event() for name in notifiers}
-        self._stopping = False
-        self._stopped = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._storage = {  # each lane's pause while the database refuses writes
             name: StoragePause(
                 clock, fields={"notifier": name, "deliveries": "paused"}, first=storage_retry
@@ -126,8 +125,7 @@ class Relay:
     def stop(self) -> None:
         """Ask every lane to finish the attempt in hand and return: an attempt cut off
         mid-send could be accepted by the destination without being marked sent."""
-        self._stopping = True
-        self._stopped.set()
+        self._stopping.set()
         self.wake()
 
     async def run(self, *, until_empty: bool = False) -> None:
@@ -145,7 +143,7 @@ class Relay:
         writes nothing, so a full disk lets it pass). ``until_empty`` (``run --once``) has
         no later: the error is raised."""
         pause = self._storage[name]
-        while not self._stopping:
+        while not self._stopping.is_set():
             try:
                 if pause.failures:
                     await self._store.recover_sending(self._clock(), notifier=name)
@@ -155,13 +153,13 @@ class Relay:
                 if until_empty:
                     raise
                 pause.failed(e)
-                await self._wait(self._stopped, pause.wait())
+                await self._wait(self._stopping, pause.wait())
 
     async def _serve(self, name: str, until_empty: bool) -> None:
         wakeup = self._wakeups[name]
         window = self._lanes[name].digest
         announced = False
-        while not self._stopping:
+        while not self._stopping.is_set():
             wakeup.clear()
             reason = await self._store.paused(name)
             if reason is not None:
@@ -197,12 +195,12 @@ class Relay:
         or when the destination pauses."""
         window = self._lanes[name].digest
         for notice in await self._store.due_notices(name, self._clock()):
-            if self._stopping or not await self._attempt(name, notice):
+            if self._stopping.is_set() or not await self._attempt(name, notice):
                 return
         await self._store.close_storms(name, self._clock())
         while True:
             for digest in await self._store.due_digests(name, self._clock()):
-                if self._stopping or not await self._attempt(name, digest):
+                if self._stopping.is_set() or not await self._attempt(name, digest):
                     return
             if window is None:
                 break
@@ -211,7 +209,7 @@ class Relay:
         while True:
             due = await self._store.due_deliveries(name, self._clock(), BATCH)
             for delivery in due:
-                if self._stopping or not await self._attempt(name, delivery):
+                if self._stopping.is_set() or not await self._attempt(name, delivery):
                     return
             if len(due) < BATCH:
                 return

@@ -18,10 +18,10 @@ import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 
 from monitor.config import Config
-from monitor.daemon import Daemon
+from monitor.daemon import Daemon, first_of
 from monitor.errors import StoreError
 from monitor.run_lock import exclusive_run
 from monitor.sdnotify import SystemdNotifier, watchdog_interval
@@ -84,13 +84,7 @@ async def _wait(
     while not (stop.is_set() or reload.is_set()) and (left := deadline - loop.time()) > 0:
         if watchdog is not None:
             notifier.watchdog()
-        events = [asyncio.ensure_future(event.wait()) for event in (stop, reload)]
-        try:
-            await asyncio.wait(
-                events, timeout=min(left, watchdog or left), return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for waiting in events:
-                waiting.cancel()
-            await asyncio.gather(*events, return_exceptions=True)
+        with suppress(TimeoutError):
+            async with asyncio.timeout(min(left, watchdog or left)):
+                await first_of(stop.wait(), reload.wait())
     reload.clear()

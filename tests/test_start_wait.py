@@ -14,6 +14,7 @@ from monitor.config import Config, load_config
 from monitor.errors import StoreError
 from monitor.start_wait import daemon_when_storage_allows
 from tests.daemon import running, terminate
+from tests.outbox import eventually
 from tests.sd_listener import Listener
 from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
@@ -105,8 +106,7 @@ async def test_sighup_while_waiting_tries_at_once_and_the_daemon_rereads_the_wat
     reload = asyncio.Event()
 
     async def clear_the_way_and_reload() -> None:
-        while not events(caplog, "storage_failed"):
-            await asyncio.sleep(0.01)
+        await eventually(lambda: bool(events(caplog, "storage_failed")))
         blocker.unlink()
         reload.set()
 
