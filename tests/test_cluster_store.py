@@ -12,6 +12,7 @@ import pytest
 from monitor import cluster
 from monitor.models import BodyStatus, ClusterPolicy, Delivery, Entry, RuleMatch, Story
 from monitor.store import Store, first_cursor, hit_id
+from tests.old_schema import back_to_schema_7
 from tests.test_cluster import story, trimmed
 
 DAY = 86400.0
@@ -183,8 +184,7 @@ async def test_stories_stored_before_the_fingerprint_change_still_find_copies(
     assert len(await commit(opened, 0, [item("https://a.test/1", original)])) == 1
     await opened.close()
     with sqlite3.connect(tmp_path / "newsmon.db") as conn:
-        for column in ("last_new_at", "rhythm", "rhythm_n"):  # back to migration 6's schema
-            conn.execute(f"ALTER TABLE feeds DROP COLUMN {column}")
+        back_to_schema_7(conn)  # and on, to migration 6's schema
         conn.execute("DROP INDEX story_prints_unbanded")
         conn.execute("ALTER TABLE story_prints DROP COLUMN banded")
         conn.execute("UPDATE story_prints SET signature = zeroblob(length(signature))")

@@ -23,6 +23,7 @@ from monitor.notify.webhook import WebhookNotifier
 from monitor.retry_after import parse_retry_after
 from monitor.secrets import Secret
 from monitor.store import Store
+from tests.logs import logged
 from tests.outbox import Answer, Hook, ManualClock, add_hits, eventually
 
 POLICY = RetryPolicy(base=1.0, cap=600.0)
@@ -313,7 +314,7 @@ async def test_a_database_refusing_writes_mid_send_pauses_the_lane_and_loses_not
         await running
     first, again, second = (s.delivery for s in server.accepted)
     assert first == again != second
-    failed = [r for r in caplog.records if r.getMessage().startswith("storage_failed")]
+    failed = logged(caplog, "storage_failed")
     assert failed[0].levelno == logging.ERROR
     assert "notifier=a deliveries=paused" in failed[0].getMessage()
     assert "readonly database" in failed[0].getMessage()
@@ -337,7 +338,7 @@ async def test_a_lane_paused_by_the_database_waits_longer_each_time_and_says_so_
         running = asyncio.create_task(r.run())
 
         def failed() -> list[logging.LogRecord]:
-            return [r for r in caplog.records if r.getMessage().startswith("storage_failed")]
+            return logged(caplog, "storage_failed")
 
         await eventually(lambda: len(failed()) >= 4)
         await store._db.execute("DROP TRIGGER refuse")

@@ -25,6 +25,7 @@ from monitor.secrets import Secret
 from monitor.status import format_status, gather_status
 from monitor.store import Store
 from tests.daemon import newsmon_async
+from tests.old_schema import back_to_schema_7
 from tests.outbox import Answer, Hook, ManualClock, add_hits
 from tests.servers import Item, Publisher, Receiver
 from tests.watchlists import watchlist
@@ -275,9 +276,7 @@ async def test_a_database_from_before_rhythms_starts_from_its_last_entry(
     await add_hits(store, 2, ["hook"], clock())
     await store.close()
     with sqlite3.connect(tmp_path / "newsmon.db") as conn:
-        for column in ("last_new_at", "rhythm", "rhythm_n"):
-            conn.execute(f"ALTER TABLE feeds DROP COLUMN {column}")
-        conn.execute("PRAGMA user_version = 7")
+        back_to_schema_7(conn)
         newest = conn.execute("SELECT MAX(seen_at) FROM entries").fetchone()[0]
     store = await Store.open(tmp_path / "newsmon.db")
     await store.close()

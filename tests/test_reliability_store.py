@@ -17,6 +17,7 @@ from monitor.errors import StoreError
 from monitor.store import Store
 from tests.daemon import newsmon_async
 from tests.hostile import Hostile, running
+from tests.old_schema import back_to_schema_7
 from tests.outbox import add_hits
 from tests.servers import Item, rss
 from tests.watchlists import watchlist
@@ -120,9 +121,7 @@ async def test_a_migration_stopped_midway_leaves_nothing_half_done(tmp_path: Pat
     await add_hits(store, 2, ["a"], 1_750_000_000.0)
     await store.close()
     with sqlite3.connect(path) as conn:
-        for column in ("last_new_at", "rhythm", "rhythm_n"):
-            conn.execute(f"ALTER TABLE feeds DROP COLUMN {column}")
-        conn.execute("PRAGMA user_version = 7")
+        back_to_schema_7(conn)
         conn.execute("ALTER TABLE feeds ADD COLUMN rhythm_n TEXT")  # in migration 8's way
     with pytest.raises(StoreError, match="duplicate column name: rhythm_n"):
         await Store.open(path)
@@ -150,9 +149,7 @@ async def test_commands_beside_the_daemon_never_upgrade_the_schema(
     store = await Store.open(database)
     await store.close()
     with sqlite3.connect(database) as conn:  # schema 7, as the previous release left it
-        for column in ("last_new_at", "rhythm", "rhythm_n"):
-            conn.execute(f"ALTER TABLE feeds DROP COLUMN {column}")
-        conn.execute("PRAGMA user_version = 7")
+        back_to_schema_7(conn)
     for command in ("status", "hits", "deliveries", "feeds"):
         done = await newsmon_async(command, "--config", str(path))
         assert done.returncode == 1, done.stderr

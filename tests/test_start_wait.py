@@ -14,6 +14,7 @@ from monitor.config import Config, load_config
 from monitor.errors import StoreError
 from monitor.start_wait import daemon_when_storage_allows
 from tests.daemon import running, terminate
+from tests.logs import logged
 from tests.outbox import eventually
 from tests.sd_listener import Listener
 from tests.servers import Item, Publisher
@@ -33,10 +34,6 @@ def blocked_config(publisher: Publisher, tmp_path: Path) -> tuple[Path, Path]:
     return path, blocker
 
 
-def events(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.getMessage().startswith(event)]
-
-
 async def test_a_start_waits_for_its_storage_and_runs_once_it_is_back(
     publisher: Publisher, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -52,14 +49,17 @@ async def test_a_start_waits_for_its_storage_and_runs_once_it_is_back(
 
     async def clear_the_way() -> None:
         await listener.wait_for("WATCHDOG", count=3)
-        assert len(events(caplog, "storage_failed")) >= 1
+        await eventually(lambda: len(logged(caplog, "storage_failed")) >= 2)  # then quieter
         blocker.unlink()
 
     clearing = asyncio.create_task(clear_the_way())
     try:
-        async with daemon_when_storage_allows(
-            load_config(path), asyncio.Event(), asyncio.Event(), first=0.05, environ=environ
-        ) as daemon:
+        async with (
+            asyncio.timeout(60),
+            daemon_when_storage_allows(
+                load_config(path), asyncio.Event(), asyncio.Event(), first=0.05, environ=environ
+            ) as daemon,
+        ):
             assert daemon is not None
             assert clearing.done()  # it opened only once the way was clear
             await daemon.run_once()
@@ -71,21 +71,26 @@ async def test_a_start_waits_for_its_storage_and_runs_once_it_is_back(
     assert first["READY"] == "1"
     assert first["STATUS"].startswith("WAITING FOR STORAGE: cannot create ")
     assert first["STATUS"].endswith("/state is not a directory; next try in 0.05s")
-    failed = events(caplog, "storage_failed")
+    failed = logged(caplog, "storage_failed")
     assert failed[0].levelno == logging.ERROR
     assert {r.levelno for r in failed[1:]} <= {logging.WARNING}
     assert "start=waiting" in failed[0].getMessage()
-    assert len(events(caplog, "storage_recovered")) == 1
+    assert len(logged(caplog, "storage_recovered")) == 1
     assert "Traceback" not in caplog.text
 
 
 async def test_told_to_stop_while_waiting_it_gives_up_the_wait(
-    publisher: Publisher, tmp_path: Path
+    publisher: Publisher, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """SIGTERM (the stop event) during the wait ends it at once, with no daemon."""
     path, _ = blocked_config(publisher, tmp_path)
     stop = asyncio.Event()
-    asyncio.get_running_loop().call_later(0.2, stop.set)
+
+    async def stop_once_waiting() -> None:
+        await eventually(lambda: bool(logged(caplog, "storage_failed")))
+        stop.set()
+
+    stopping = asyncio.create_task(stop_once_waiting())
     async with (
         asyncio.timeout(30),
         daemon_when_storage_allows(
@@ -93,6 +98,7 @@ async def test_told_to_stop_while_waiting_it_gives_up_the_wait(
         ) as daemon,
     ):
         assert daemon is None
+    await stopping
     assert stop.is_set()
 
 
@@ -106,7 +112,7 @@ async def test_sighup_while_waiting_tries_at_once_and_the_daemon_rereads_the_wat
     reload = asyncio.Event()
 
     async def clear_the_way_and_reload() -> None:
-        await eventually(lambda: bool(events(caplog, "storage_failed")))
+        await eventually(lambda: bool(logged(caplog, "storage_failed")))
         blocker.unlink()
         reload.set()
 
@@ -122,8 +128,8 @@ async def test_sighup_while_waiting_tries_at_once_and_the_daemon_rereads_the_wat
             assert reload.is_set()
     finally:
         clearing.cancel()
-    assert len(events(caplog, "storage_failed")) == 1
-    assert len(events(caplog, "storage_recovered")) == 1
+    assert len(logged(caplog, "storage_failed")) == 1
+    assert len(logged(caplog, "storage_recovered")) == 1
 
 
 async def test_a_corrupt_database_is_refused_at_once(tmp_path: Path, publisher: Publisher) -> None:
@@ -134,12 +140,15 @@ async def test_a_corrupt_database_is_refused_at_once(tmp_path: Path, publisher: 
     listener = Listener(str(tmp_path / "notify.sock"))
     config: Config = load_config(path)
     with pytest.raises(StoreError, match="is unusable: file is not a database") as raised:
-        async with daemon_when_storage_allows(
-            config,
-            asyncio.Event(),
-            asyncio.Event(),
-            first=0.05,
-            environ={"NOTIFY_SOCKET": listener.address},
+        async with (
+            asyncio.timeout(30),
+            daemon_when_storage_allows(
+                config,
+                asyncio.Event(),
+                asyncio.Event(),
+                first=0.05,
+                environ={"NOTIFY_SOCKET": listener.address},
+            ),
         ):
             pass
     assert not raised.value.transient

@@ -17,6 +17,7 @@ from monitor.daemon import _stoppable as scheduled
 from monitor.errors import StoreError
 from monitor.storage_pause import FIRST_RETRY, MAX_RETRY, StoragePause
 from monitor.store import Store
+from tests.logs import logged
 from tests.outbox import eventually
 from tests.sd_listener import Listener
 from tests.servers import Item, Publisher
@@ -40,10 +41,6 @@ def stored(path: Path, url_suffix: str) -> int:
         query = "SELECT COUNT(*) FROM entries WHERE url LIKE ?"
         count: int = conn.execute(query, (f"%{url_suffix}",)).fetchone()[0]
     return count
-
-
-def records(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.getMessage().startswith(event)]
 
 
 async def test_a_full_database_pauses_polling_then_resumes_losing_nothing(
@@ -73,8 +70,8 @@ async def test_a_full_database_pauses_polling_then_resumes_losing_nothing(
         skew[0] += 3600  # every feed due
         running = asyncio.create_task(daemon.run_forever(stop, asyncio.Event()))
         try:
-            await eventually(lambda: bool(records(caplog, "storage_failed")))
-            (first,) = records(caplog, "storage_failed")
+            await eventually(lambda: bool(logged(caplog, "storage_failed")))
+            (first,) = logged(caplog, "storage_failed")
             assert first.levelno == logging.ERROR
             assert f'error="{FULL}" polling=paused retry_in=30s' in first.getMessage()
             await listener.wait_for("STATUS")
@@ -83,14 +80,14 @@ async def test_a_full_database_pauses_polling_then_resumes_losing_nothing(
 
             fetched = len(publisher.requests)
             skew[0] += FIRST_RETRY + 1  # the wait is over: one feed tries the database
-            await eventually(lambda: len(records(caplog, "storage_failed")) == 2)
-            assert "retry_in=60s" in records(caplog, "storage_failed")[1].getMessage()
+            await eventually(lambda: len(logged(caplog, "storage_failed")) == 2)
+            assert "retry_in=60s" in logged(caplog, "storage_failed")[1].getMessage()
             assert len(publisher.requests) == fetched + 1
 
             await refuse_growth(daemon, refuse=False)  # space is back
             skew[0] += 2 * FIRST_RETRY + 1
             await eventually(lambda: stored(path.parent / "newsmon.db", "/big") == 3)
-            assert len(records(caplog, "storage_recovered")) == 1
+            assert len(logged(caplog, "storage_recovered")) == 1
             await listener.wait_for("STATUS", count=2)
             assert [m["STATUS"] for m in listener.messages if "STATUS" in m][-1] == (
                 "polling resumed: the database takes writes"
@@ -156,15 +153,15 @@ async def test_a_clock_jump_while_paused_is_applied_once_writes_succeed(
         await daemon.run_once()
         running = asyncio.create_task(daemon.run_forever(stop, asyncio.Event()))
         try:
-            await eventually(lambda: bool(records(caplog, "started")))
+            await eventually(lambda: bool(logged(caplog, "started")))
             db = daemon.store._db
             await db.execute("PRAGMA query_only = 1")  # every write refused
             wall_skew[0] -= 86400.0
-            await eventually(lambda: bool(records(caplog, "storage_failed")))
+            await eventually(lambda: bool(logged(caplog, "storage_failed")))
             await db.execute("PRAGMA query_only = 0")
             for skew in (wall_skew, steady_skew):
                 skew[0] += FIRST_RETRY + 1  # the wait is over: the database is tried again
-            await eventually(lambda: bool(records(caplog, "storage_recovered")))
+            await eventually(lambda: bool(logged(caplog, "storage_recovered")))
             (row,) = await daemon.store.feeds()
             assert row.next_poll_at - wall() < 2 * 60  # the 1m interval, with jitter
         finally:
@@ -187,17 +184,17 @@ async def test_a_reload_while_the_database_refuses_writes_keeps_the_daemon_runni
     async with Daemon.open(load_config(path)) as daemon:
         running = asyncio.create_task(daemon.run_forever(stop, reload))
         try:
-            await eventually(lambda: bool(records(caplog, "started")))
+            await eventually(lambda: bool(logged(caplog, "started")))
             await daemon.store._db.execute("PRAGMA query_only = 1")  # every write refused
             write_watchlist(feeds=[first, second])
             reload.set()
-            await eventually(lambda: bool(records(caplog, "reload_failed")))
-            assert "readonly database" in records(caplog, "reload_failed")[0].getMessage()
+            await eventually(lambda: bool(logged(caplog, "reload_failed")))
+            assert "readonly database" in logged(caplog, "reload_failed")[0].getMessage()
             assert not running.done()
             assert list(daemon.config.enabled) == [first]
             await daemon.store._db.execute("PRAGMA query_only = 0")
             reload.set()
-            await eventually(lambda: bool(records(caplog, "reloaded")))
+            await eventually(lambda: bool(logged(caplog, "reloaded")))
             assert {r.url for r in await daemon.store.feeds()} == {first, second}
         finally:
             stop.set()
@@ -248,7 +245,7 @@ async def test_a_database_that_cannot_be_read_pauses_polling_with_one_line(
         finally:
             stop.set()
             await running
-    (failed,) = [r for r in caplog.records if r.getMessage().startswith("storage_failed")]
+    (failed,) = logged(caplog, "storage_failed")
     assert failed.levelno == logging.ERROR
     assert "no such table: feeds" in failed.getMessage()
     assert "Traceback" not in caplog.text
