@@ -44,6 +44,17 @@ def test_offsets_point_at_the_words_as_found() -> None:
     assert found == ["Russia", "envoy", "met", "U.S.", "envoy"]
 
 
+@pytest.mark.parametrize("tail", ["", " — café"], ids=["ascii", "unicode"])
+def test_an_all_caps_possessive_is_read_alike_in_any_text(tail: str) -> None:
+    """All-caps copy's "U.S.'S" is the acronym and its possessive, as "U.S.'s" is, whether
+    the field is plain ASCII (split lower-cased) or holds one accent anywhere (split by
+    the Unicode pattern); offsets leave the possessive out."""
+    text = f"THE U.S.'S ALLIES{tail}"
+    tokens = tokenize(text)
+    assert tokens.folded[:3] == ["the", "u.s.", "allies"]
+    assert text[tokens.start[1] : tokens.end[1]] == "U.S."
+
+
 SENTENCES = [
     ("One. Two", [0, 1], "period"),
     ("One! Two? Three", [0, 1, 2], "other stops"),

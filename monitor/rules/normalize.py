@@ -27,7 +27,7 @@ from monitor.rules import native
 _TOKEN = regex.compile(
     r"""(
       (?:(?:\p{L}\p{M}*\.){2,}(?!\p{L})|(?:\p{L}\p{M}*\.)+\p{L}\p{M}*(?![\p{L}\p{N}.]))
-        (?:['’ʼ]s(?![\p{L}\p{N}]))?
+        (?:['’ʼ][sS](?![\p{L}\p{N}]))?
     | [\p{L}\p{N}][\p{L}\p{N}\p{M}]*(?:['’ʼ][\p{L}\p{N}][\p{L}\p{N}\p{M}]*)*
     | [.!?]+(?=[\s"'”’)\]]|$)
     )""",
@@ -46,7 +46,7 @@ _ASCII_TOKEN = re.compile(
     r"""(
       [A-Za-z0-9.!?]
       (?: (?<=[A-Za-z])\.(?:(?:[A-Za-z]\.)+(?![A-Za-z])|(?:[A-Za-z]\.)*[A-Za-z](?![A-Za-z0-9.]))
-            (?:'s(?![A-Za-z0-9]))?
+            (?:'[sS](?![A-Za-z0-9]))?
         | (?<=[A-Za-z0-9])[A-Za-z0-9]*+(?:'[A-Za-z0-9]++)*+
         | (?<=[.!?])[.!?]*+(?=[\t\n\x0b\x0c\r "')\]]|$)
       )
@@ -89,8 +89,13 @@ def exact(word: str) -> str:
     return unicodedata.normalize("NFKC", word.translate(_APOSTROPHES))
 
 
+def _possessive(word: str) -> bool:
+    """Ends in 's, whatever the apostrophe and the case ("U.S.'S" in all-caps copy)."""
+    return word[-2:-1] in ("'", "’", "ʼ") and word[-1:] in ("s", "S")
+
+
 def _strip_possessive(word: str) -> str:
-    while len(word) > 2 and word[-2] in "'’ʼ" and word[-1] in "sS":
+    while len(word) > 2 and _possessive(word):
         word = word[:-2]
     return word
 
@@ -410,7 +415,7 @@ def spell(surface: str) -> Spelling:
     acronym = "." in surface
     if acronym:
         raw = _acronym_key(surface)
-        length = len(surface) - 2 if surface.endswith(("'s", "’s", "ʼs")) else len(surface)
+        length = len(surface) - 2 if _possessive(surface) else len(surface)
     else:
         raw = _strip_possessive(surface)
         length = len(raw)
