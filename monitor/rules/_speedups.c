@@ -164,6 +164,32 @@ first_key(PyObject *spelled)
     return PyTuple_GET_SIZE(keys) ? PyTuple_GET_ITEM(keys, 0) : Py_None;
 }
 
+/* The argument checks every function here opens with: a count (METH_FASTCALL passes
+ * them unchecked), and a stride of at least ``minimum``. Both set the exception. */
+static int
+wrong_nargs(const char *name, Py_ssize_t want, Py_ssize_t got)
+{
+    if (got == want) {
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "%s takes %zd arguments (%zd given)", name, want, got);
+    return -1;
+}
+
+static int
+stride_arg(PyObject *obj, Py_ssize_t minimum, Py_ssize_t *stride)
+{
+    *stride = PyLong_AsSsize_t(obj);
+    if (*stride == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (*stride < minimum) {
+        PyErr_Format(PyExc_ValueError, "stride must be at least %zd", minimum);
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(split_plain_doc,
 "split_plain(text, cache, spell, stop, /)\n--\n\n"
 "Split ASCII ``text`` as normalize._ASCII_TOKEN splits it lower-cased: (parts, spellings,\n"
@@ -172,8 +198,7 @@ PyDoc_STRVAR(split_plain_doc,
 static PyObject *
 split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "split_plain takes 4 arguments (%zd given)", nargs);
+    if (wrong_nargs("split_plain", 4, nargs) < 0) {
         return NULL;
     }
     PyObject *text = args[0], *cache = args[1], *spell = args[2], *stop = args[3];
@@ -288,16 +313,11 @@ PyDoc_STRVAR(place_doc,
 static PyObject *
 place(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "place takes 2 arguments (%zd given)", nargs);
+    if (wrong_nargs("place", 2, nargs) < 0) {
         return NULL;
     }
-    Py_ssize_t stride = PyLong_AsSsize_t(args[1]);
-    if (stride == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (stride < 0) {
-        PyErr_SetString(PyExc_ValueError, "stride must not be negative");
+    Py_ssize_t stride;
+    if (stride_arg(args[1], 0, &stride) < 0) {
         return NULL;
     }
     PyObject *fields = PySequence_Fast(args[0], "fields must be a sequence of lists");
@@ -381,8 +401,7 @@ PyDoc_STRVAR(word_occurrences_doc,
 static PyObject *
 word_occurrences(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "word_occurrences takes 4 arguments (%zd given)", nargs);
+    if (wrong_nargs("word_occurrences", 4, nargs) < 0) {
         return NULL;
     }
     PyObject *where = args[0], *fields = args[2];
@@ -394,12 +413,8 @@ word_occurrences(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "fields must be a set");
         return NULL;
     }
-    Py_ssize_t stride = PyLong_AsSsize_t(args[3]);
-    if (stride == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (stride <= 0) {
-        PyErr_SetString(PyExc_ValueError, "stride must be positive");
+    Py_ssize_t stride;
+    if (stride_arg(args[3], 1, &stride) < 0) {  /* divided by below */
         return NULL;
     }
     /* Every place of every key, as C integers: copied before any Python code could run
@@ -857,8 +872,7 @@ PyDoc_STRVAR(gather_doc,
 static PyObject *
 gatherer_gather(Gatherer *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "gather takes 3 arguments (%zd given)", nargs);
+    if (wrong_nargs("gather", 3, nargs) < 0) {
         return NULL;
     }
     int learn = PyObject_IsTrue(args[2]);
