@@ -132,8 +132,7 @@ class RuleIndex:
         present = view.present
         self._seen += 1
         learn = not self._seen % LEARN_EVERY
-        fields = [tokens.folded for tokens in view.tokens]
-        ready, met = self._gatherer.gather(present, fields, learn)
+        ready, met = self._gatherer.gather(present, view.folded, learn)
         if learn:
             self._learn(met)
         # Rules that need no key set: ready as soon as found.

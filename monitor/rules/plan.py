@@ -67,7 +67,7 @@ class View:
     ``field * STRIDE + token``, so that places can be shifted and intersected in C.
     """
 
-    __slots__ = ("_sorted_keys", "memo", "present", "terms", "texts", "tokens", "where")
+    __slots__ = ("_sorted_keys", "folded", "memo", "present", "terms", "texts", "tokens", "where")
 
     def __init__(
         self,
@@ -78,7 +78,8 @@ class View:
         self.tokens = tuple(normalize.tokenize(text, cache) for text in self.texts)
         # Every word is placed: placing only the rules' anchor words (picked in C) saved
         # nothing at 10,000 rules, as half an article's words are some rule's anchor.
-        self.where = where = _place([tokens.folded for tokens in self.tokens], STRIDE)
+        self.folded = [tokens.folded for tokens in self.tokens]  # each field's words
+        self.where = where = _place(self.folded, STRIDE)
         self.present = where.keys()
         self.memo: dict[int, list[Occurrence]] = {}
         self.terms: dict[Span, MatchedTerm] = {}  # reported spans, built once
