@@ -78,6 +78,13 @@ def test_atom_fields_match_feedparser() -> None:
         (b"<rss version='2.0'><channel><item><title>x</title></item>", "malformed"),
         (RSS.replace(b"https://example.org/b", b"/b"), "relative link"),
         (RSS.replace(b"<channel>", b"<channel xml:base='https://example.org/'>"), "xml:base"),
+        (
+            RSS.replace(b"utf-8", b"utf-16")
+            .replace(b"<channel>", b"<channel xml:base='https://example.org/'>")
+            .decode()
+            .encode("utf-16"),
+            "xml:base in UTF-16, which a byte search for it would miss",
+        ),
         (RSS.replace(b"+0200", b"Europe/Paris"), "a date of another shape"),
         (RSS.replace(b"<ttl>", b"<item><item/></item><ttl>"), "nested items"),
         (b"<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'/>", "RSS 1.0"),
