@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor import cluster, story_index
+from monitor.models import Fingerprint
 from monitor.store import Store, first_cursor
 from tests.test_cluster import story, trimmed
 from tests.test_cluster_store import T0, commit, item, story_keys
@@ -48,6 +49,15 @@ async def test_held_keys_are_written_in_one_batch_and_copies_found_either_side(
     finally:
         await store.close()
     assert counts(path) == (4 * cluster.BANDS, 0)  # close writes what was held
+    with sqlite3.connect(path) as conn:
+        written = set(conn.execute("SELECT band, seen_at, entry_id FROM story_bands"))
+        prints = conn.execute("SELECT entry_id, shingles, signature, seen_at FROM story_prints")
+        expected = {
+            (band, seen_at, entry_id)
+            for entry_id, shingles, signature, seen_at in prints
+            for band in cluster.bands(Fingerprint(shingles, signature))
+        }
+    assert written == expected  # every key exactly as computed, with its entry and time
 
 
 async def test_keys_held_at_a_crash_are_held_again_at_the_next_start(tmp_path: Path) -> None:
