@@ -62,3 +62,15 @@ async def terminate(proc: asyncio.subprocess.Process, within: float = 30.0) -> s
     async with asyncio.timeout(within):
         _, stderr = await proc.communicate()
     return stderr.decode()
+
+
+async def read_until(proc: asyncio.subprocess.Process, marker: bytes) -> bytes:
+    """stderr up to and including the first line holding ``marker``."""
+    assert proc.stderr is not None
+    seen = b""
+    async with asyncio.timeout(60):
+        while marker not in seen:
+            line = await proc.stderr.readline()
+            assert line, f"exited before logging {marker!r}: {seen.decode()}"
+            seen += line
+    return seen
