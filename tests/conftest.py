@@ -4,16 +4,18 @@ from __future__ import annotations
 # first imports it from the terminal-summary hook, deep in pluggy's stack, where pytest's
 # assertion rewriter trips CPython 3.11's "AST constructor recursion depth mismatch"
 # (python/cpython#106905) and a green run exits 1.
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import hypothesis  # noqa: F401
 import pytest
+from aiosmtpd.controller import Controller
 
 from monitor.fetch import make_session
 from monitor.store import Store
 from tests.servers import Publisher, Receiver
+from tests.smtp_server import Recorder, free_port
 from tests.watchlists import watchlist
 
 
@@ -42,6 +44,25 @@ async def publisher() -> AsyncIterator[Publisher]:
 async def receiver() -> AsyncIterator[Receiver]:
     async with Receiver() as server:
         yield server
+
+
+@pytest.fixture
+def smtpd() -> Iterator[tuple[Recorder, int]]:
+    """A real SMTP server offering AUTH without TLS (auth optional, so no warning)."""
+    recorder = Recorder()
+    port = free_port()
+    controller = Controller(
+        recorder,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=recorder.authenticate,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield recorder, port
+    finally:
+        controller.stop()
 
 
 @pytest.fixture
