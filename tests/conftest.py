@@ -14,6 +14,8 @@ from aiosmtpd.controller import Controller
 
 from monitor.fetch import make_session
 from monitor.store import Store
+from monitor.workers import WorkerPool
+from tests.sd_listener import Listener
 from tests.servers import Publisher, Receiver
 from tests.smtp_server import Recorder, free_port
 from tests.watchlists import watchlist
@@ -44,6 +46,21 @@ async def publisher() -> AsyncIterator[Publisher]:
 async def receiver() -> AsyncIterator[Receiver]:
     async with Receiver() as server:
         yield server
+
+
+@pytest.fixture
+async def one_worker() -> AsyncIterator[WorkerPool]:
+    """A pool of one worker process: every job runs in the same process, one at a time."""
+    pool = WorkerPool(workers=1)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+async def notify_listener(tmp_path: Path) -> AsyncIterator[Listener]:
+    """A stand-in for systemd's notification socket in the test's folder, collecting."""
+    async with Listener(str(tmp_path / "notify.sock")) as listener:
+        yield listener
 
 
 @pytest.fixture

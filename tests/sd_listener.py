@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Self
 
 import pytest
 
@@ -41,6 +42,14 @@ class Listener:
 
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(seen)
+
+    async def __aenter__(self) -> Self:
+        """Collecting datagrams until the block ends."""
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def close(self) -> None:
         if self._task is not None:

@@ -174,9 +174,8 @@ async def _stop(proc: asyncio.subprocess.Process, seen: bytes = b"") -> tuple[fl
 
 @pytest.fixture
 async def started_listener(listener: Listener) -> AsyncIterator[Listener]:
-    listener.start()
-    yield listener
-    await listener.close()
+    async with listener:
+        yield listener
 
 
 def _run(config: Path, notify: str) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
@@ -241,25 +240,20 @@ async def stalled_feed() -> AsyncIterator[tuple[str, asyncio.Event]]:
 
 
 async def test_sigterm_during_a_slow_poll_exits_0_within_the_bound(
-    tmp_path: Path, stalled_feed: tuple[str, asyncio.Event], write_watchlist
+    notify_listener: Listener, stalled_feed: tuple[str, asyncio.Event], write_watchlist
 ) -> None:
     """SIGTERM while a fetch hangs abandons it and exits 0 well inside TimeoutStopSec,
     saying STOPPING=1 first."""
     url, arrived = stalled_feed
-    listener = Listener(str(tmp_path / "notify.sock"))
-    listener.start()
     path = write_watchlist(feeds=[url])
-    try:
-        async with _run(path, listener.address) as proc:
-            async with asyncio.timeout(60):
-                await arrived.wait()
-            elapsed, stderr = await _stop(proc)
-    finally:
-        await listener.close()
+    async with _run(path, notify_listener.address) as proc:
+        async with asyncio.timeout(60):
+            await arrived.wait()
+        elapsed, stderr = await _stop(proc)
     assert proc.returncode == 0, stderr
     assert elapsed < STOP_BOUND
     assert "stopped" in stderr
-    assert next(iter(listener.messages[-1])) == "STOPPING"
+    assert next(iter(notify_listener.messages[-1])) == "STOPPING"
 
 
 async def test_a_refused_reload_still_ends_with_ready_and_says_why(
