@@ -15,7 +15,8 @@ class Listener:
     def __init__(self, address: str) -> None:
         self.address = address  # as NOTIFY_SOCKET spells it
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
+        self._bound = "\0" + address[1:] if address.startswith("@") else address
+        self.sock.bind(self._bound)
         self.sock.setblocking(False)
         self.messages: list[dict[str, str]] = []
         self._changed = asyncio.Condition()
@@ -43,6 +44,14 @@ class Listener:
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(seen)
 
+    async def collected(self) -> None:
+        """Returns once every datagram sent before the call is in ``messages``: a marker
+        sent now queues behind them (the socket's queue is first in, first out)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            sender.sendto(f"{_MARKER}=1".encode(), self._bound)
+        await self.wait_for(_MARKER)
+        self.messages = [m for m in self.messages if _MARKER not in m]
+
     async def __aenter__(self) -> Self:
         """Collecting datagrams until the block ends."""
         self.start()
@@ -57,6 +66,9 @@ class Listener:
             with pytest.raises(asyncio.CancelledError):
                 await self._task
         self.sock.close()
+
+
+_MARKER = "X_TEST_COLLECTED"  # no key systemd defines
 
 
 def _fields(data: bytes) -> dict[str, str]:

@@ -200,6 +200,7 @@ async def test_run_says_ready_pings_and_says_stopping_on_sigterm(
         elapsed, stderr = await _stop(proc, seen)
     assert proc.returncode == 0, stderr
     assert elapsed < STOP_BOUND
+    await started_listener.collected()  # all it sent before it exited
     messages = started_listener.messages
     kinds = [next(iter(m)) for m in messages]
     assert kinds[0] == "READY"
@@ -253,6 +254,7 @@ async def test_sigterm_during_a_slow_poll_exits_0_within_the_bound(
     assert proc.returncode == 0, stderr
     assert elapsed < STOP_BOUND
     assert "stopped" in stderr
+    await notify_listener.collected()  # all it sent before it exited
     assert next(iter(notify_listener.messages[-1])) == "STOPPING"
 
 
