@@ -4,16 +4,20 @@ from __future__ import annotations
 # first imports it from the terminal-summary hook, deep in pluggy's stack, where pytest's
 # assertion rewriter trips CPython 3.11's "AST constructor recursion depth mismatch"
 # (python/cpython#106905) and a green run exits 1.
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import hypothesis  # noqa: F401
 import pytest
+from aiosmtpd.controller import Controller
 
 from monitor.fetch import make_session
 from monitor.store import Store
+from monitor.workers import WorkerPool
+from tests.sd_listener import Listener
 from tests.servers import Publisher, Receiver
+from tests.smtp_server import Recorder, free_port
 from tests.watchlists import watchlist
 
 
@@ -42,6 +46,40 @@ async def publisher() -> AsyncIterator[Publisher]:
 async def receiver() -> AsyncIterator[Receiver]:
     async with Receiver() as server:
         yield server
+
+
+@pytest.fixture
+async def one_worker() -> AsyncIterator[WorkerPool]:
+    """A pool of one worker process: every job runs in the same process, one at a time."""
+    pool = WorkerPool(workers=1)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+async def notify_listener(tmp_path: Path) -> AsyncIterator[Listener]:
+    """A stand-in for systemd's notification socket in the test's folder, collecting."""
+    async with Listener(str(tmp_path / "notify.sock")) as listener:
+        yield listener
+
+
+@pytest.fixture
+def smtpd() -> Iterator[tuple[Recorder, int]]:
+    """A real SMTP server offering AUTH without TLS (auth optional, so no warning)."""
+    recorder = Recorder()
+    port = free_port()
+    controller = Controller(
+        recorder,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=recorder.authenticate,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield recorder, port
+    finally:
+        controller.stop()
 
 
 @pytest.fixture

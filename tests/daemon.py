@@ -1,4 +1,5 @@
-"""Run `newsmon run` as a real process, the way systemd would, and stop it cleanly."""
+"""Run the daemon as a real `newsmon run` process, the way systemd would, or in this
+process (``forever``), and stop it cleanly."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.daemon import Daemon
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,9 +61,36 @@ async def running(config: Path, **env: str) -> AsyncIterator[asyncio.subprocess.
             await proc.wait()
 
 
+@asynccontextmanager
+async def forever(
+    daemon: Daemon, reload: asyncio.Event | None = None
+) -> AsyncIterator[asyncio.Task[None]]:
+    """``daemon.run_forever`` in a task for the block (``reload`` to set for a SIGHUP);
+    stopped on the way out and awaited, so an error it died of fails the test."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run_forever(stop, reload or asyncio.Event()))
+    try:
+        yield task
+    finally:
+        stop.set()
+        await task
+
+
 async def terminate(proc: asyncio.subprocess.Process, within: float = 30.0) -> str:
     """SIGTERM, then the exit within ``within`` seconds; returns what it logged."""
     proc.send_signal(signal.SIGTERM)
     async with asyncio.timeout(within):
         _, stderr = await proc.communicate()
     return stderr.decode()
+
+
+async def read_until(proc: asyncio.subprocess.Process, marker: bytes) -> bytes:
+    """stderr up to and including the first line holding ``marker``."""
+    assert proc.stderr is not None
+    seen = b""
+    async with asyncio.timeout(60):
+        while marker not in seen:
+            line = await proc.stderr.readline()
+            assert line, f"exited before logging {marker!r}: {seen.decode()}"
+            seen += line
+    return seen

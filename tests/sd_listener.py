@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Self
 
 import pytest
 
@@ -14,7 +15,8 @@ class Listener:
     def __init__(self, address: str) -> None:
         self.address = address  # as NOTIFY_SOCKET spells it
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
+        self._bound = "\0" + address[1:] if address.startswith("@") else address
+        self.sock.bind(self._bound)
         self.sock.setblocking(False)
         self.messages: list[dict[str, str]] = []
         self._changed = asyncio.Condition()
@@ -42,12 +44,31 @@ class Listener:
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(seen)
 
+    async def collected(self) -> None:
+        """Returns once every datagram sent before the call is in ``messages``: a marker
+        sent now queues behind them (the socket's queue is first in, first out)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+            sender.sendto(f"{_MARKER}=1".encode(), self._bound)
+        await self.wait_for(_MARKER)
+        self.messages = [m for m in self.messages if _MARKER not in m]
+
+    async def __aenter__(self) -> Self:
+        """Collecting datagrams until the block ends."""
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await self._task
         self.sock.close()
+
+
+_MARKER = "X_TEST_COLLECTED"  # no key systemd defines
 
 
 def _fields(data: bytes) -> dict[str, str]:

@@ -17,6 +17,19 @@ from tests.daemon import newsmon_async, running, terminate
 from tests.servers import Item, Publisher, Receiver
 
 
+def damage(database: Path, header: bytes) -> None:
+    """Overwrite the start of the entries table's root page: SQLite still opens the file
+    and reads its schema (rooted on page 1), and the backup API copies the page as it is."""
+    with closing(sqlite3.connect(database)) as conn:
+        (root,) = conn.execute(
+            "SELECT rootpage FROM sqlite_schema WHERE name = 'entries'"
+        ).fetchone()
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    with database.open("r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(header)
+
+
 def rows(db: Path, table: str) -> list[tuple[object, ...]]:
     with closing(sqlite3.connect(db)) as conn:
         return conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
@@ -58,8 +71,8 @@ async def test_a_backup_taken_while_the_daemon_runs_is_whole_and_readable(
 async def test_a_backup_never_overwrites_and_leaves_nothing_when_it_fails(
     publisher: Publisher, write_watchlist, tmp_path: Path
 ) -> None:
-    """An existing PATH is a usage error (2) and stays as it was; no database yet, or a
-    PATH that cannot be written, fail (1) with the reason and leave no partial file."""
+    """An existing PATH is a usage error (2) and stays as it was; no database yet (1) or
+    no folder for PATH (2) fail with the reason, before any copy is begun."""
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
     none_yet = await newsmon_async("backup", str(tmp_path / "a.db"), "--config", str(path))
     assert none_yet.returncode == 1
@@ -76,7 +89,6 @@ async def test_a_backup_never_overwrites_and_leaves_nothing_when_it_fails(
     assert failed.returncode == 2
     assert f"cannot back up to {nowhere}: no folder {nowhere.parent}" in failed.stderr
     assert "Traceback" not in none_yet.stderr + refused.stderr + failed.stderr
-    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
@@ -100,7 +112,6 @@ async def test_a_file_that_is_no_newsmon_database_is_named_and_not_copied(
     assert str(database) in done.stderr
     assert database.read_bytes() == content
     assert not copy.exists()
-    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 
 
 async def test_a_backup_cancelled_while_it_copies_is_not_kept(tmp_path: Path) -> None:
@@ -112,4 +123,27 @@ async def test_a_backup_cancelled_while_it_copies_is_not_kept(tmp_path: Path) ->
     cancelled.set()
     with pytest.raises(StoreError, match="interrupted: nothing written to "):
         back_up(database, tmp_path / "copy.db", cancelled)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["newsmon.db"]
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        # a leaf table page claiming 5 cells with no cell pointers: quick_check lists them
+        (b"\x0d\x00\x00\x00\x05", r"the copy failed its check \(\*\*\* in database main"),
+        # no valid page type at all: SQLite refuses to check the copy
+        (b"\xff" * 16, "cannot back up to .*: database disk image is malformed"),
+    ],
+    ids=["fails-check", "malformed"],
+)
+async def test_a_copy_of_a_damaged_database_is_not_kept(
+    tmp_path: Path, header: bytes, message: str
+) -> None:
+    """A damaged page is copied, then found by the check of the copy: the backup fails
+    naming the damage, and the copy written so far is removed, not left beside PATH."""
+    database = tmp_path / "newsmon.db"
+    await (await Store.open(database)).close()
+    damage(database, header)
+    with pytest.raises(StoreError, match=message):
+        back_up(database, tmp_path / "copy.db")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["newsmon.db"]

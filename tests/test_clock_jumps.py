@@ -3,7 +3,6 @@ polling and retries nor makes everything due at once: every stored wait keeps it
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import time
@@ -17,6 +16,7 @@ from monitor.clock_watch import ClockWatch
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.store import Store
+from tests.daemon import forever
 from tests.outbox import ManualClock, add_hits, eventually
 from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
@@ -109,19 +109,14 @@ async def test_a_clock_stepped_back_while_running_does_not_stall_polling(
             return cls.fromtimestamp(time.time() + skew[0], tz)
 
     monkeypatch.setattr(apscheduler.schedulers.base, "datetime", Stepped)
-    stop = asyncio.Event()
     caplog.set_level(logging.INFO)
-    async with Daemon.open(load_config(path), clock=lambda: time.time() + skew[0]) as daemon:
-        running = asyncio.create_task(daemon.run_forever(stop, asyncio.Event()))
-        try:
-            await eventually(lambda: "poll_ok" in caplog.text)  # its next time is stored
-            skew[0] = -DAY
-            await eventually(lambda: "clock_jumped" in caplog.text)
-            polled = len(publisher.requests)
-            await eventually(lambda: len(publisher.requests) > polled)
-        finally:
-            stop.set()
-            await running
+    clock = lambda: time.time() + skew[0]  # noqa: E731
+    async with Daemon.open(load_config(path), clock=clock) as daemon, forever(daemon):
+        await eventually(lambda: "poll_ok" in caplog.text)  # its next time is stored
+        skew[0] = -DAY
+        await eventually(lambda: "clock_jumped" in caplog.text)
+        polled = len(publisher.requests)
+        await eventually(lambda: len(publisher.requests) > polled)
     (jumped,) = [r.getMessage() for r in caplog.records if "clock_jumped" in r.getMessage()]
     assert jumped.startswith("clock_jumped by=-86400s")
 

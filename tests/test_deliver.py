@@ -227,8 +227,7 @@ async def test_slow_and_failing_destinations_do_not_delay_another(store, session
         task = asyncio.create_task(r.run())
         await eventually(lambda: sent(store, 5))
         assert [s.body["title"] for s in healthy.accepted] == [f"story {i}" for i in range(5)]
-        assert len(slow.seen) == 1
-        assert not slow.accepted  # its first request has not been answered yet
+        assert len(slow.seen) == 1  # still on its first: no timeout, no retry yet
         await failing.wait_for(lambda: len(failing.seen) >= 1)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -19,7 +19,7 @@ from monitor.fetch import make_session
 from monitor.store import Store
 from tests.daemon import newsmon_async
 from tests.outbox import Answer, Hook, add_hits
-from tests.test_notify_email import Recorder, smtpd  # noqa: F401
+from tests.smtp_server import Recorder
 
 TOKEN = "t0k3n-in-the-path"  # the Hook's URL path
 HMAC_SECRET = "hmac-Secret-77f2"
@@ -151,7 +151,7 @@ async def test_deliveries_explains_failures_and_shows_pauses_until_resume(
 
 async def test_no_secret_in_logs_or_cli_output_when_destinations_fail(
     tmp_path: Path,
-    smtpd: tuple[Recorder, int],  # noqa: F811
+    smtpd: tuple[Recorder, int],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A webhook that echoes its request (token in the URL, HMAC secret set), a Slack URL

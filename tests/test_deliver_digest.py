@@ -17,7 +17,7 @@ from monitor.notify.webhook import WebhookNotifier
 from monitor.secrets import Secret
 from tests.notify_servers import make_alert
 from tests.outbox import Answer, Hook, ManualClock, add_hits
-from tests.test_notify_email import SENDER, TO, Recorder, parts, smtpd  # noqa: F401
+from tests.smtp_server import SENDER, TO, Recorder, parts
 
 HOUR = 3600.0
 
@@ -106,7 +106,7 @@ def test_slack_digest_of_many_long_hits_stays_inside_slacks_limits(count: int) -
 
 
 async def test_email_digest_is_one_message_dated_by_the_injected_clock(
-    smtpd: tuple[Recorder, int],  # noqa: F811
+    smtpd: tuple[Recorder, int],
 ) -> None:
     """An email digest: one message listing every alert, its Message-ID from the digest
     id, its Date from the notifier's clock."""

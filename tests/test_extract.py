@@ -11,6 +11,7 @@ import pytest
 
 from monitor.extract import Extractor, extract_page, warm_up
 from monitor.models import BodyStatus
+from monitor.workers import WorkerPool
 from tests.extract_hooks import AWAIT_DEATH, CRASH, GATE, RAISE, STUCK, alive, scripted
 from tests.outbox import eventually
 
@@ -143,13 +144,10 @@ def test_page_without_text_is_empty() -> None:
     assert (got.status, got.body, got.detail) == (BodyStatus.EMPTY, "", "no article text found")
 
 
-async def test_default_function_runs_in_a_worker() -> None:
+async def test_default_function_runs_in_a_worker(one_worker: WorkerPool) -> None:
     """The real trafilatura path works across the process boundary, metadata included."""
-    extractor = Extractor(workers=1, timeout=30.0)
-    try:
-        got = await extractor.extract(PAGE.format(href="/c").encode(), "https://news.example/x")
-    finally:
-        extractor.close()
+    extractor = Extractor(timeout=30.0, pool=one_worker)
+    got = await extractor.extract(PAGE.format(href="/c").encode(), "https://news.example/x")
     assert got.status is BodyStatus.EXTRACTED
     assert got.canonical_url == "https://news.example/c"
     assert got.published == date(2025, 2, 27)

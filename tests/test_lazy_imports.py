@@ -13,7 +13,7 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from tests.daemon import ROOT
 from tests.servers import Item, Publisher
-from tests.test_notify_email import Recorder, smtpd  # noqa: F401
+from tests.smtp_server import Recorder
 from tests.watchlists import watchlist
 
 CONSOLE = '[notifiers.hook]\ntype = "console"\n'
@@ -51,7 +51,7 @@ def test_a_daemon_without_email_or_metrics_loads_neither(tmp_path: Path) -> None
 
 async def test_an_email_notifier_added_by_a_reload_delivers(
     publisher: Publisher,
-    smtpd: tuple[Recorder, int],  # noqa: F811
+    smtpd: tuple[Recorder, int],
     write_watchlist,
 ) -> None:
     """A reload that turns the rule's destination into an email notifier sends the next

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from monitor.errors import ConfigError, NewsmonError
 from monitor.metrics import Metrics, serve_metrics
 from monitor.models import BodyStatus, Extracted, PollResult
 from monitor.store import Store
+from tests.daemon import forever
 from tests.outbox import eventually
 from tests.servers import Item, Publisher, Receiver
 from tests.watchlists import watchlist
@@ -59,28 +59,26 @@ async def test_endpoint_serves_real_counts_after_a_run(
     ]
     text = watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
     path = write_watchlist(text.replace("[monitor]\n", '[monitor]\nmetrics = "127.0.0.1:0"\n'))
-    stop = asyncio.Event()
-    async with Daemon.open(load_config(path)) as daemon, aiohttp.ClientSession() as session:
-        running = asyncio.create_task(daemon.run_forever(stop, asyncio.Event()))
-        try:
-            await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
-            address = daemon.service.metrics_address
-            assert address is not None
-            base = f"http://{address[0]}:{address[1]}"
-            scraped: list[Samples] = []
+    async with (
+        Daemon.open(load_config(path)) as daemon,
+        forever(daemon),
+        aiohttp.ClientSession() as session,
+    ):
+        await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
+        address = daemon.service.metrics_address
+        assert address is not None
+        base = f"http://{address[0]}:{address[1]}"
+        scraped: list[Samples] = []
 
-            async def counts_the_sent_delivery() -> bool:
-                scraped.append(await scrape(session, base))
-                sent = ("newsmon_deliveries", (("notifier", "hook"), ("state", "sent")))
-                return scraped[-1].get(sent) == 1
+        async def counts_the_sent_delivery() -> bool:
+            scraped.append(await scrape(session, base))
+            sent = ("newsmon_deliveries", (("notifier", "hook"), ("state", "sent")))
+            return scraped[-1].get(sent) == 1
 
-            await eventually(counts_the_sent_delivery, timeout=30)
-            got = scraped[-1]
-            async with session.get(f"{base}/healthz") as response:
-                assert (response.status, await response.text()) == (200, "ok\n")
-        finally:
-            stop.set()
-            await running
+        await eventually(counts_the_sent_delivery, timeout=30)
+        got = scraped[-1]
+        async with session.get(f"{base}/healthz") as response:
+            assert (response.status, await response.text()) == (200, "ok\n")
     assert got[("newsmon_polls_total", (("outcome", "ok"),))] == 1
     assert got[("newsmon_polls_total", (("outcome", "error"),))] == 0
     assert got[("newsmon_entries_total", ())] == 2

@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from monitor import pipeline
 from monitor.config import load_config
 from monitor.extract import Extractor
-from monitor.fetch import fetcher_for, make_session
+from monitor.fetch import fetcher_for
 from monitor.pipeline import Pipeline
 from monitor.store import Store
 from monitor.workers import WorkerPool
@@ -35,7 +36,12 @@ class CountingPublisher(Publisher):
 
 
 async def test_pages_waiting_for_a_worker_are_bounded(
-    tmp_path: Path, write_watchlist, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    write_watchlist,
+    monkeypatch: pytest.MonkeyPatch,
+    store: Store,
+    one_worker: WorkerPool,
+    session: aiohttp.ClientSession,
 ) -> None:
     """With one worker extracting slowly, the poll fetches a page only while fewer than
     PAGES_AT_ONCE are fetched and not yet extracted: pages do not pile up in the daemon."""
@@ -45,18 +51,12 @@ async def test_pages_waiting_for_a_worker_are_bounded(
     async with CountingPublisher(done) as site:
         site.rss_items = [Item(f"Story {n}", f"/story/{n}", body=f"DONE:{done}") for n in range(12)]
         config = load_config(write_watchlist(feeds=[site.base + "/rss.xml"], fetch_articles=True))
-        store = await Store.open(config.monitor.database)
-        pool = WorkerPool(workers=1)
-        try:
-            async with make_session(user_agent="newsmon-test") as session:
-                extractor = Extractor(timeout=30.0, pool=pool, function=counted)
-                fetcher = fetcher_for(session, config.monitor)
-                poll = Pipeline(store, fetcher, extractor, pool, clock=time.time)
-                await store.sync_feeds({config.feeds[0].url: None}, 0.0, 0.0)
-                result = await poll.poll(config.feeds[0], config)
-        finally:
-            pool.close()
-            await store.close()
+        assert config.monitor.database == tmp_path / "newsmon.db"  # the store fixture's
+        extractor = Extractor(timeout=30.0, pool=one_worker, function=counted)
+        fetcher = fetcher_for(session, config.monitor)
+        poll = Pipeline(store, fetcher, extractor, one_worker, clock=time.time)
+        await store.sync_feeds({config.feeds[0].url: None}, 0.0, 0.0)
+        result = await poll.poll(config.feeds[0], config)
     assert result.new_entries == 12
     assert len(site.held) == 12
     assert max(site.held) == 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from monitor.store import Store
 from tests.daemon import newsmon_async
 from tests.hostile import Hostile, running
 from tests.old_schema import back_to_schema_7
-from tests.outbox import add_hits
+from tests.outbox import add_hits, eventually
 from tests.servers import Item, rss
 from tests.watchlists import watchlist
 
@@ -53,11 +54,18 @@ async def test_a_writer_waits_out_another_process_holding_the_lock(tmp_path: Pat
     db = tmp_path / "newsmon.db"
     store = await Store.open(db)
     try:
+        begun = threading.Event()  # set in aiosqlite's thread as BEGIN starts to run
+
+        def trace(sql: str) -> None:
+            if sql.startswith("BEGIN"):
+                begun.set()
+
+        await store._in_thread(lambda conn: conn.set_trace_callback(trace))
         other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")
         write = asyncio.create_task(add_hits(store, 1, ["a"], 1_750_000_000.0))
-        done, _ = await asyncio.wait({write}, timeout=0.3)
-        assert not done  # it cannot finish while the lock is held
+        await eventually(begun.is_set)  # it has asked for the lock: without a wait, it fails
+        assert not write.done()
         other.execute("COMMIT")
         other.close()
         await asyncio.wait_for(write, 15)

@@ -25,12 +25,14 @@ def path(publisher: Publisher, receiver: Receiver, write_watchlist) -> Path:  # 
 
 
 async def test_a_second_run_is_refused_while_the_first_goes_on(
-    path: Path, receiver: Receiver
+    path: Path, receiver: Receiver, publisher: Publisher
 ) -> None:
-    """`newsmon run` and `run --once` beside a running daemon exit 1 naming its pid; the
-    read-only `status` still answers, and the first daemon stops cleanly."""
+    """`newsmon run` and `run --once` beside a running daemon exit 1 naming its pid,
+    having fetched nothing; the read-only `status` still answers, and the first daemon
+    stops cleanly."""
     async with running(path) as first:
         await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
+        fetched = len(publisher.requests)  # the first daemon's poll: due again in a minute
         for args in (["run"], ["run", "--once"]):
             second = await newsmon_async(*args, "--config", str(path))
             assert second.returncode == 1, second.stderr
@@ -40,7 +42,8 @@ async def test_a_second_run_is_refused_while_the_first_goes_on(
         assert status.returncode == 0, status.stderr
         stderr = await terminate(first)
     assert first.returncode == 0, stderr
-    assert len(receiver.accepted) == 1  # the refused runs sent nothing
+    # the refused runs have exited: a poll of theirs (`--once` polls every feed) is done
+    assert len(publisher.requests) == fetched
 
 
 async def test_a_killed_daemon_leaves_no_stale_lock(path: Path, receiver: Receiver) -> None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
+from contextlib import closing
+from functools import partial
 from pathlib import Path
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.cli import main
 from monitor.config import load_config
@@ -20,9 +25,10 @@ from monitor.schedule import (
     parse_ttl,
     publisher_hint,
 )
-from tests.daemon import newsmon_async, running, terminate
-from tests.sd_listener import Listener
+from tests.daemon import newsmon_async, read_until, running, terminate
+from tests.outbox import eventually
 from tests.servers import Item, Publisher
+from tests.watchlists import watchlist
 
 NOW = 1_700_000_000.0
 BOUNDS = Bounds(60.0, 86400.0)
@@ -167,27 +173,58 @@ async def test_adaptive_feed_is_scheduled_by_its_rhythm(
     assert 3600 * 0.9 <= next_poll - began <= 3600 * 1.1 + 60
 
 
+def next_poll(db: Path, url: str) -> float:
+    with closing(sqlite3.connect(db)) as conn:
+        (due,) = conn.execute("SELECT next_poll_at FROM feeds WHERE url = ?", (url,)).fetchone()
+    return due  # type: ignore[no-any-return]
+
+
+def make_due(db: Path, url: str) -> None:
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE feeds SET next_poll_at = 0 WHERE url = ?", (url,))
+
+
+async def polls_counted(session: aiohttp.ClientSession, base: str) -> float:
+    """The polls this daemon process has finished, by its /metrics: a batch of due feeds
+    is counted only once every feed in it is polled (Daemon.poll)."""
+    async with session.get(f"{base}/metrics") as response:
+        text = await response.text()
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "newsmon_polls_total"
+    )
+
+
 @pytest.mark.parametrize("restarts", [3, pytest.param(10, marks=pytest.mark.slow)])
 async def test_a_restart_storm_fetches_no_feed_before_its_interval(
-    restarts: int, publisher: Publisher, write_watchlist, tmp_path: Path
+    restarts: int, publisher: Publisher, write_watchlist
 ) -> None:
     """`newsmon run` started and stopped again and again within its feed's 1-minute
     interval (RELIABILITY.md case 64): each start finds the feed not yet due, from the
     due time on disk, and fetches nothing."""
     publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
-    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    watched, pacer = f"{publisher.base}/rss.xml", f"{publisher.base}/atom.xml"
+    text = watchlist(feeds=[watched, pacer])
+    path = write_watchlist(text.replace("[monitor]\n", '[monitor]\nmetrics = "127.0.0.1:0"\n'))
+    database = path.parent / "newsmon.db"
     assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
-    assert len(publisher.requests) == 1
-    for run in range(restarts):
-        listener = Listener(str(tmp_path / f"notify-{run}.sock"))
-        listener.start()
-        try:
-            async with running(path, NOTIFY_SOCKET=listener.address, WATCHDOG_USEC="200000") as p:
-                await listener.wait_for("READY")
-                # the tick runs before READY=1; three pings later its poll would be under way
-                await listener.wait_for("WATCHDOG", count=3)
+    due = next_poll(database, watched)
+    async with aiohttp.ClientSession() as session:
+        for run in range(restarts):
+            # the pacer is due on disk, so each start polls it: once that poll is counted,
+            # the tick that would have fetched a due `watched` with it has finished
+            make_due(database, pacer)
+            async with running(path) as p:
+                listening = await read_until(p, b"metrics_listening")
+                address = re.search(rb"metrics_listening address=(\S+)", listening)
+                assert address is not None
+                base = f"http://{address[1].decode()}"
+                await eventually(partial(polls_counted, session, base), timeout=60)
+                assert await polls_counted(session, base) == 1  # the pacer alone
                 stderr = await terminate(p)
-        finally:
-            await listener.close()
-        assert p.returncode == 0, stderr
-    assert len(publisher.requests) == 1
+            assert p.returncode == 0, stderr
+            assert len(publisher.hits("/atom.xml")) == run + 2, stderr
+            assert len(publisher.hits("/rss.xml")) == 1, stderr
+            assert next_poll(database, watched) == due

@@ -18,7 +18,7 @@ from monitor.daemon import RELOAD_REFUSED
 from monitor.errors import StoreError
 from monitor.sdnotify import SystemdNotifier, keep_alive, watchdog_interval
 from monitor.service import Service
-from tests.daemon import running, terminate
+from tests.daemon import read_until, running, terminate
 from tests.sd_listener import Listener
 from tests.servers import Item, Publisher
 
@@ -172,23 +172,10 @@ async def _stop(proc: asyncio.subprocess.Process, seen: bytes = b"") -> tuple[fl
     return time.monotonic() - started, seen.decode() + stderr
 
 
-async def _read_until(proc: asyncio.subprocess.Process, marker: bytes) -> bytes:
-    """stderr up to and including the first line holding ``marker``."""
-    assert proc.stderr is not None
-    seen = b""
-    async with asyncio.timeout(60):
-        while marker not in seen:
-            line = await proc.stderr.readline()
-            assert line, f"exited before logging {marker!r}: {seen.decode()}"
-            seen += line
-    return seen
-
-
 @pytest.fixture
 async def started_listener(listener: Listener) -> AsyncIterator[Listener]:
-    listener.start()
-    yield listener
-    await listener.close()
+    async with listener:
+        yield listener
 
 
 def _run(config: Path, notify: str) -> AbstractAsyncContextManager[asyncio.subprocess.Process]:
@@ -206,13 +193,14 @@ async def test_run_says_ready_pings_and_says_stopping_on_sigterm(
     refused = f"http://127.0.0.1:9/{SECRET_TOKEN}"  # nothing listens on the discard port
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=refused)
     async with _run(path, started_listener.address) as proc:
-        seen = await _read_until(proc, b"delivery_retry")
+        seen = await read_until(proc, b"delivery_retry")
         await started_listener.wait_for("WATCHDOG", count=3)
         proc.send_signal(signal.SIGHUP)
         await started_listener.wait_for("READY", count=2)
         elapsed, stderr = await _stop(proc, seen)
     assert proc.returncode == 0, stderr
     assert elapsed < STOP_BOUND
+    await started_listener.collected()  # all it sent before it exited
     messages = started_listener.messages
     kinds = [next(iter(m)) for m in messages]
     assert kinds[0] == "READY"
@@ -253,25 +241,21 @@ async def stalled_feed() -> AsyncIterator[tuple[str, asyncio.Event]]:
 
 
 async def test_sigterm_during_a_slow_poll_exits_0_within_the_bound(
-    tmp_path: Path, stalled_feed: tuple[str, asyncio.Event], write_watchlist
+    notify_listener: Listener, stalled_feed: tuple[str, asyncio.Event], write_watchlist
 ) -> None:
     """SIGTERM while a fetch hangs abandons it and exits 0 well inside TimeoutStopSec,
     saying STOPPING=1 first."""
     url, arrived = stalled_feed
-    listener = Listener(str(tmp_path / "notify.sock"))
-    listener.start()
     path = write_watchlist(feeds=[url])
-    try:
-        async with _run(path, listener.address) as proc:
-            async with asyncio.timeout(60):
-                await arrived.wait()
-            elapsed, stderr = await _stop(proc)
-    finally:
-        await listener.close()
+    async with _run(path, notify_listener.address) as proc:
+        async with asyncio.timeout(60):
+            await arrived.wait()
+        elapsed, stderr = await _stop(proc)
     assert proc.returncode == 0, stderr
     assert elapsed < STOP_BOUND
     assert "stopped" in stderr
-    assert next(iter(listener.messages[-1])) == "STOPPING"
+    await notify_listener.collected()  # all it sent before it exited
+    assert next(iter(notify_listener.messages[-1])) == "STOPPING"
 
 
 async def test_a_refused_reload_still_ends_with_ready_and_says_why(
@@ -283,11 +267,11 @@ async def test_a_refused_reload_still_ends_with_ready_and_says_why(
     publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
     async with _run(path, started_listener.address) as proc:
-        seen = await _read_until(proc, b"started")
+        seen = await read_until(proc, b"started")
         good = path.read_text(encoding="utf-8")
         path.write_text(good + "\n[[feeds]\nurl = 'broken'\n", encoding="utf-8")
         proc.send_signal(signal.SIGHUP)
-        seen += await _read_until(proc, b"reload_failed")
+        seen += await read_until(proc, b"reload_failed")
         await started_listener.wait_for("READY", count=2)
         assert proc.returncode is None
         _, stderr = await _stop(proc, seen)

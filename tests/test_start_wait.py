@@ -35,7 +35,10 @@ def blocked_config(publisher: Publisher, tmp_path: Path) -> tuple[Path, Path]:
 
 
 async def test_a_start_waits_for_its_storage_and_runs_once_it_is_back(
-    publisher: Publisher, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    publisher: Publisher,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    notify_listener: Listener,
 ) -> None:
     """READY=1 at once with a STATUS= that says why it waits, one error line then quieter
     ones, the watchdog fed while it waits; once the directory can be made, the daemon
@@ -43,12 +46,10 @@ async def test_a_start_waits_for_its_storage_and_runs_once_it_is_back(
     caplog.set_level(logging.INFO)
     publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
     path, blocker = blocked_config(publisher, tmp_path)
-    listener = Listener(str(tmp_path / "notify.sock"))
-    listener.start()
-    environ = {"NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "100000"}
+    environ = {"NOTIFY_SOCKET": notify_listener.address, "WATCHDOG_USEC": "100000"}
 
     async def clear_the_way() -> None:
-        await listener.wait_for("WATCHDOG", count=3)
+        await notify_listener.wait_for("WATCHDOG", count=3)
         await eventually(lambda: len(logged(caplog, "storage_failed")) >= 2)  # then quieter
         blocker.unlink()
 
@@ -65,9 +66,8 @@ async def test_a_start_waits_for_its_storage_and_runs_once_it_is_back(
             await daemon.run_once()
     finally:
         clearing.cancel()
-        await listener.close()
     assert len(publisher.requests) == 1
-    first = listener.messages[0]
+    first = notify_listener.messages[0]
     assert first["READY"] == "1"
     assert first["STATUS"].startswith("WAITING FOR STORAGE: cannot create ")
     assert first["STATUS"].endswith("/state is not a directory; next try in 0.05s")
@@ -158,21 +158,16 @@ async def test_a_corrupt_database_is_refused_at_once(tmp_path: Path, publisher: 
 
 
 async def test_newsmon_run_waits_under_systemd_and_stops_cleanly(
-    publisher: Publisher, tmp_path: Path
+    publisher: Publisher, tmp_path: Path, notify_listener: Listener
 ) -> None:
     """A real `newsmon run` on a blocked state directory stays up, says READY=1 and why
     it waits, and exits 0 on SIGTERM: no exit, so no restart loop."""
     path, _ = blocked_config(publisher, tmp_path)
-    listener = Listener(str(tmp_path / "notify.sock"))
-    listener.start()
-    try:
-        async with running(path, NOTIFY_SOCKET=listener.address) as proc:
-            await listener.wait_for("READY")
-            assert listener.messages[0]["STATUS"].startswith("WAITING FOR STORAGE: ")
-            assert proc.returncode is None
-            stderr = await terminate(proc)
-    finally:
-        await listener.close()
+    async with running(path, NOTIFY_SOCKET=notify_listener.address) as proc:
+        await notify_listener.wait_for("READY")
+        assert notify_listener.messages[0]["STATUS"].startswith("WAITING FOR STORAGE: ")
+        assert proc.returncode is None
+        stderr = await terminate(proc)
     assert proc.returncode == 0, stderr
     assert stderr.count("storage_failed") == 1, stderr
     assert "Traceback" not in stderr

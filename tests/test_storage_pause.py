@@ -17,6 +17,7 @@ from monitor.daemon import _stoppable as scheduled
 from monitor.errors import StoreError
 from monitor.storage_pause import FIRST_RETRY, MAX_RETRY, StoragePause
 from monitor.store import Store
+from tests.daemon import forever
 from tests.logs import logged
 from tests.outbox import eventually
 from tests.sd_listener import Listener
@@ -48,19 +49,16 @@ async def test_a_full_database_pauses_polling_then_resumes_losing_nothing(
     write_watchlist,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    notify_listener: Listener,
 ) -> None:
     """Three feeds find a story the full database cannot take: one error line and a
     STATUS= that says polling is paused; after the wait ONE feed tries again; once
     writes succeed polling resumes and every feed's copy of the story is stored."""
-    listener = Listener(str(tmp_path / "notify"))
-    listener.start()
-    monkeypatch.setenv("NOTIFY_SOCKET", listener.address)
+    monkeypatch.setenv("NOTIFY_SOCKET", notify_listener.address)
     publisher.rss_items = [Item("Start", "/start", summary="Nothing yet.")]
     feeds = [f"{publisher.base}/rss.xml?feed={i}" for i in range(3)]
     path = write_watchlist(feeds=feeds)
     skew = [0.0]
-    stop = asyncio.Event()
     caplog.set_level(logging.INFO)
     wall, steady = (lambda: time.time() + skew[0]), (lambda: time.monotonic() + skew[0])
     async with Daemon.open(load_config(path), clock=wall, monotonic=steady) as daemon:
@@ -68,14 +66,13 @@ async def test_a_full_database_pauses_polling_then_resumes_losing_nothing(
         await refuse_growth(daemon, refuse=True)
         publisher.rss_items.append(Item("Long read", "/big", summary=BIG))
         skew[0] += 3600  # every feed due
-        running = asyncio.create_task(daemon.run_forever(stop, asyncio.Event()))
-        try:
+        async with forever(daemon):
             await eventually(lambda: bool(logged(caplog, "storage_failed")))
             (first,) = logged(caplog, "storage_failed")
             assert first.levelno == logging.ERROR
             assert f'error="{FULL}" polling=paused retry_in=30s' in first.getMessage()
-            await listener.wait_for("STATUS")
-            paused = [m["STATUS"] for m in listener.messages if "STATUS" in m][-1]
+            await notify_listener.wait_for("STATUS")
+            paused = [m["STATUS"] for m in notify_listener.messages if "STATUS" in m][-1]
             assert paused.startswith(f"POLLING PAUSED: the database refuses writes ({FULL})")
 
             fetched = len(publisher.requests)
@@ -88,14 +85,10 @@ async def test_a_full_database_pauses_polling_then_resumes_losing_nothing(
             skew[0] += 2 * FIRST_RETRY + 1
             await eventually(lambda: stored(path.parent / "newsmon.db", "/big") == 3)
             assert len(logged(caplog, "storage_recovered")) == 1
-            await listener.wait_for("STATUS", count=2)
-            assert [m["STATUS"] for m in listener.messages if "STATUS" in m][-1] == (
+            await notify_listener.wait_for("STATUS", count=2)
+            assert [m["STATUS"] for m in notify_listener.messages if "STATUS" in m][-1] == (
                 "polling resumed: the database takes writes"
             )
-        finally:
-            stop.set()
-            await running
-            await listener.close()
     assert "never retrieved" not in caplog.text
     assert "Traceback" not in caplog.text
 
@@ -145,14 +138,12 @@ async def test_a_clock_jump_while_paused_is_applied_once_writes_succeed(
     publisher.rss_items = [Item("Start", "/start", summary="Nothing yet.")]
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
     wall_skew, steady_skew = [0.0], [0.0]
-    stop = asyncio.Event()
     caplog.set_level(logging.INFO)
     wall = lambda: time.time() + wall_skew[0]  # noqa: E731
     steady = lambda: time.monotonic() + steady_skew[0]  # noqa: E731
     async with Daemon.open(load_config(path), clock=wall, monotonic=steady) as daemon:
         await daemon.run_once()
-        running = asyncio.create_task(daemon.run_forever(stop, asyncio.Event()))
-        try:
+        async with forever(daemon):
             await eventually(lambda: bool(logged(caplog, "started")))
             db = daemon.store._db
             await db.execute("PRAGMA query_only = 1")  # every write refused
@@ -164,9 +155,6 @@ async def test_a_clock_jump_while_paused_is_applied_once_writes_succeed(
             await eventually(lambda: bool(logged(caplog, "storage_recovered")))
             (row,) = await daemon.store.feeds()
             assert row.next_poll_at - wall() < 2 * 60  # the 1m interval, with jitter
-        finally:
-            stop.set()
-            await running
     assert "Traceback" not in caplog.text
 
 
@@ -179,26 +167,21 @@ async def test_a_reload_while_the_database_refuses_writes_keeps_the_daemon_runni
     publisher.rss_items = [Item("Start", "/start", summary="Nothing yet.")]
     first, second = f"{publisher.base}/rss.xml?feed=1", f"{publisher.base}/rss.xml?feed=2"
     path = write_watchlist(feeds=[first])
-    stop, reload = asyncio.Event(), asyncio.Event()
+    reload = asyncio.Event()
     caplog.set_level(logging.INFO)
-    async with Daemon.open(load_config(path)) as daemon:
-        running = asyncio.create_task(daemon.run_forever(stop, reload))
-        try:
-            await eventually(lambda: bool(logged(caplog, "started")))
-            await daemon.store._db.execute("PRAGMA query_only = 1")  # every write refused
-            write_watchlist(feeds=[first, second])
-            reload.set()
-            await eventually(lambda: bool(logged(caplog, "reload_failed")))
-            assert "readonly database" in logged(caplog, "reload_failed")[0].getMessage()
-            assert not running.done()
-            assert list(daemon.config.enabled) == [first]
-            await daemon.store._db.execute("PRAGMA query_only = 0")
-            reload.set()
-            await eventually(lambda: bool(logged(caplog, "reloaded")))
-            assert {r.url for r in await daemon.store.feeds()} == {first, second}
-        finally:
-            stop.set()
-            await running
+    async with Daemon.open(load_config(path)) as daemon, forever(daemon, reload) as running:
+        await eventually(lambda: bool(logged(caplog, "started")))
+        await daemon.store._db.execute("PRAGMA query_only = 1")  # every write refused
+        write_watchlist(feeds=[first, second])
+        reload.set()
+        await eventually(lambda: bool(logged(caplog, "reload_failed")))
+        assert "readonly database" in logged(caplog, "reload_failed")[0].getMessage()
+        assert not running.done()
+        assert list(daemon.config.enabled) == [first]
+        await daemon.store._db.execute("PRAGMA query_only = 0")
+        reload.set()
+        await eventually(lambda: bool(logged(caplog, "reloaded")))
+        assert {r.url for r in await daemon.store.feeds()} == {first, second}
 
 
 async def test_a_housekeeping_job_on_a_refusing_database_logs_one_line(
@@ -231,20 +214,14 @@ async def test_a_database_that_cannot_be_read_pauses_polling_with_one_line(
     dropped): the tick's read fails, and polling pauses with one error line instead of a
     traceback every second."""
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
-    stop = asyncio.Event()
     caplog.set_level(logging.INFO)
-    async with Daemon.open(load_config(path)) as daemon:
-        running = asyncio.create_task(daemon.run_forever(stop, asyncio.Event()))
-        try:
-            await eventually(lambda: "poll_ok" in caplog.text)
-            with sqlite3.connect(tmp_path / "newsmon.db") as other:
-                other.execute("PRAGMA foreign_keys = OFF")
-                other.execute("DROP TABLE feeds")
-            await eventually(lambda: "storage_failed" in caplog.text)
-            assert not running.done()
-        finally:
-            stop.set()
-            await running
+    async with Daemon.open(load_config(path)) as daemon, forever(daemon) as running:
+        await eventually(lambda: "poll_ok" in caplog.text)
+        with sqlite3.connect(tmp_path / "newsmon.db") as other:
+            other.execute("PRAGMA foreign_keys = OFF")
+            other.execute("DROP TABLE feeds")
+        await eventually(lambda: "storage_failed" in caplog.text)
+        assert not running.done()
     (failed,) = logged(caplog, "storage_failed")
     assert failed.levelno == logging.ERROR
     assert "no such table: feeds" in failed.getMessage()

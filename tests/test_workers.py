@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import suppress
+from contextlib import closing, suppress
 from pathlib import Path
 
 import pytest
@@ -100,27 +100,19 @@ async def test_jobs_go_to_the_last_used_worker(pool: WorkerPool) -> None:
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
-async def test_a_worker_hands_back_the_memory_a_job_freed() -> None:
+async def test_a_worker_hands_back_the_memory_a_job_freed(one_worker: WorkerPool) -> None:
     """Heap pages a job freed leave the worker's resident set when it answers, even
     below a block still in use (malloc_trim), so a worker does not keep its peak."""
-    pool = WorkerPool(workers=1)
-    try:
-        during = await pool.run(30, fragment_heap, 64)
-        after = await pool.run(30, resident)
-    finally:
-        pool.close()
+    during = await one_worker.run(30, fragment_heap, 64)
+    after = await one_worker.run(30, resident)
     assert after < during - 48 * 2**20
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-async def test_a_worker_unmaps_large_blocks_when_freed() -> None:
+async def test_a_worker_unmaps_large_blocks_when_freed(one_worker: WorkerPool) -> None:
     """In a worker, large blocks leave the resident set when freed, even after a bigger
     block would have raised glibc's mmap threshold (monitor/heap.py)."""
-    pool = WorkerPool(workers=1)
-    try:
-        released = await pool.run(30, freed_large_blocks, 32)
-    finally:
-        pool.close()
+    released = await one_worker.run(30, freed_large_blocks, 32)
     assert released > 30 * 2**20
 
 
@@ -154,16 +146,12 @@ async def test_a_worker_grown_past_its_bound_is_replaced(pool: WorkerPool) -> No
     assert await pool.run(30, os.getpid) != first
 
 
-async def test_a_worker_loads_trafilatura_only_for_a_page() -> None:
+async def test_a_worker_loads_trafilatura_only_for_a_page(one_worker: WorkerPool) -> None:
     """Jobs that parse leave trafilatura unloaded; the first page loads it, off its budget."""
-    pool = WorkerPool(workers=1)
-    try:
-        assert "trafilatura" not in (await pool.run(30, loaded_modules))["modules"]
-        page = b"<html><body><article><p>The embassy reopened.</p></article></body></html>"
-        await Extractor(timeout=30.0, pool=pool).extract(page, None)
-        assert "trafilatura" in (await pool.run(30, loaded_modules))["modules"]
-    finally:
-        pool.close()
+    assert "trafilatura" not in (await one_worker.run(30, loaded_modules))["modules"]
+    page = b"<html><body><article><p>The embassy reopened.</p></article></body></html>"
+    await Extractor(timeout=30.0, pool=one_worker).extract(page, None)
+    assert "trafilatura" in (await one_worker.run(30, loaded_modules))["modules"]
 
 
 async def test_a_job_warm_up_runs_once_per_worker(pool: WorkerPool) -> None:
@@ -173,14 +161,10 @@ async def test_a_job_warm_up_runs_once_per_worker(pool: WorkerPool) -> None:
     assert await pool.run(30, times_warmed) == 1  # the same worker, still warm
 
 
-async def test_workers_share_what_a_warm_up_loaded() -> None:
+async def test_workers_share_what_a_warm_up_loaded(one_worker: WorkerPool) -> None:
     """What a warm-up made is not copied into each worker: the worker forked after it
     shares those pages with the zygote, so its proportional set counts half of them."""
-    pool = WorkerPool(workers=1)
-    try:
-        rss, pss = await pool.run(30, rss_and_pss, warm_up=load_ballast)
-    finally:
-        pool.close()
+    rss, pss = await one_worker.run(30, rss_and_pss, warm_up=load_ballast)
     assert rss > 64 * 2**20
     assert pss < rss - 24 * 2**20
 
@@ -203,12 +187,11 @@ async def test_renew_replaces_idle_workers_now_and_busy_ones_after_their_job(
 
 async def test_a_failed_warm_up_is_a_lost_worker() -> None:
     """A worker whose warm-up raises never takes a job: WorkerLost, and nothing left over."""
-    pool = WorkerPool(workers=1, warm_up=broken_warm_up)
-    try:
-        with pytest.raises(WorkerLost, match="worker failed to start"):
-            await _pid(pool)
-    finally:
-        pool.close()
+    with (
+        closing(WorkerPool(workers=1, warm_up=broken_warm_up)) as pool,
+        pytest.raises(WorkerLost, match="worker failed to start"),
+    ):
+        await _pid(pool)
 
 
 async def test_a_failed_job_warm_up_is_a_lost_worker(pool: WorkerPool) -> None:
