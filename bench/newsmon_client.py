@@ -138,6 +138,7 @@ SCENARIOS = {"cold": cold, "rounds": rounds, "forever": forever, "memory": memor
 
 def main() -> None:
     heap.unmap_large_blocks()  # as the CLI does, first thing
+    heap.one_arena()
     job = json.loads(sys.stdin.read())
     configure_logging(job.get("log_level", "info"))
     with tempfile.TemporaryDirectory(prefix="newsmon-bench-") as tmp:

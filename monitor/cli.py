@@ -563,6 +563,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     heap.unmap_large_blocks()  # first, so the watchlist's compilation leaves no holes
+    heap.one_arena()
     args = _parser().parse_args(argv)
     configure_logging(args.log_level)
     if getattr(args, "since", None):

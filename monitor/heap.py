@@ -6,7 +6,8 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 
-M_MMAP_THRESHOLD = -3  # mallopt's parameter, from glibc's malloc.h
+M_MMAP_THRESHOLD = -3  # mallopt's parameters, from glibc's malloc.h
+M_ARENA_MAX = -8
 LARGE = 128 * 1024  # glibc's own starting threshold
 # unmap_large_blocks for a process started with it, from its first allocation on
 ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(LARGE)}
@@ -23,6 +24,18 @@ def unmap_large_blocks() -> None:
     mallopt: Callable[[int, int], int] | None = getattr(_libc(), "mallopt", None)
     if mallopt is not None:
         mallopt(M_MMAP_THRESHOLD, LARGE)
+
+
+def one_arena() -> None:
+    """One malloc arena for every thread of the process. By default glibc gives each
+    thread that allocates an arena of its own (up to 8 per core), and what the database
+    thread (SQLite's pages, result rows) and the resolver's threads free there stays
+    resident beside the main heap. The GIL keeps threads from allocating at the same
+    moment most of the time, so the shared lock costs little. Called before any thread
+    starts. python -m bench --only memory: the PSS sum 193, 198 -> 187, 188 MB."""
+    mallopt: Callable[[int, int], int] | None = getattr(_libc(), "mallopt", None)
+    if mallopt is not None:
+        mallopt(M_ARENA_MAX, 1)
 
 
 def trimmer() -> Callable[[int], object]:

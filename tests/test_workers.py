@@ -225,3 +225,24 @@ async def test_a_reload_that_stops_fetching_articles_replaces_the_workers(
         path.write_text(watchlist(feeds=feeds, fetch_articles=False), encoding="utf-8")
         assert await daemon.reload()
         assert not any(alive(pid) for pid in extracted)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_the_cli_gives_every_thread_one_malloc_arena() -> None:
+    """A process that ran newsmon's CLI (the daemon's) allocates from one malloc arena in
+    all its threads, so what the database thread frees is not held in an arena of its
+    own (monitor/heap.py)."""
+    script = (
+        "from monitor.cli import main\n"
+        "from tests.worker_jobs import arenas_with_threads\n"
+        "try:\n"
+        "    main(['--version'])\n"
+        "except SystemExit:\n"
+        "    print(arenas_with_threads(4))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) == 1

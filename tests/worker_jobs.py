@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
+import threading
 from pathlib import Path
 
 
@@ -65,6 +67,33 @@ def freed_large_blocks(megabytes: int) -> int:
     before = resident()
     del blocks
     return before - resident()
+
+
+def arenas_with_threads(threads: int) -> int:
+    """How many malloc arenas (glibc's malloc_info ``<heap>`` elements) there are once
+    ``threads`` threads, alive at once, have each allocated a block."""
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.open_memstream.restype = ctypes.c_void_p
+    started, hold = threading.Barrier(threads + 1), threading.Event()
+
+    def allocate() -> None:
+        libc.malloc(4096)  # kept: the thread's arena stays in use
+        started.wait()
+        hold.wait()
+
+    workers = [threading.Thread(target=allocate) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    started.wait()
+    text, size = ctypes.c_char_p(), ctypes.c_size_t()
+    stream = libc.open_memstream(ctypes.byref(text), ctypes.byref(size))
+    libc.malloc_info(0, ctypes.c_void_p(stream))
+    libc.fclose(ctypes.c_void_p(stream))
+    hold.set()
+    for worker in workers:
+        worker.join()
+    return (text.value or b"").count(b"<heap nr=")
 
 
 BALLAST: list[bytes] = []  # in the zygote and the workers forked after load_ballast
