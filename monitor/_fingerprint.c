@@ -197,9 +197,12 @@ is_word(Py_UCS4 ch)
 static int
 split_unicode(const Fingerprinter *self, Words *w, PyObject *text)
 {
-    Py_INCREF(text);
     PyObject *space = PyUnicode_FromOrdinal(' ');
-    for (Py_ssize_t m = 0; space != NULL && text != NULL && m < self->mark_count; m++) {
+    if (space == NULL) {
+        return -1;
+    }
+    Py_INCREF(text);
+    for (Py_ssize_t m = 0; text != NULL && m < self->mark_count; m++) {
         Py_ssize_t n = PyUnicode_GET_LENGTH(text);
         Py_ssize_t at = PyUnicode_FindChar(text, self->marks[m], 0, n, 1);
         if (at == -2) {
@@ -212,7 +215,7 @@ split_unicode(const Fingerprinter *self, Words *w, PyObject *text)
             Py_SETREF(text, spaced);
         }
     }
-    Py_XDECREF(space);
+    Py_DECREF(space);
     if (text == NULL) {
         return -1;
     }
