@@ -20,8 +20,10 @@ import random
 import re
 import struct
 import zlib
-from itertools import repeat
+from collections.abc import Callable
+from itertools import chain, repeat
 
+from monitor import native
 from monitor.models import Fingerprint
 
 SHINGLE_WORDS = 4
@@ -53,7 +55,7 @@ def story_fingerprint(title: str, summary: str, body: str) -> Fingerprint | None
     return fingerprint(story_text(title, summary, body))
 
 
-def shingles(text: str) -> set[int]:
+def shingles_python(text: str) -> set[int]:
     """64-bit hashes of the text's overlapping runs of ``SHINGLE_WORDS`` lower-cased words.
 
     Built from C-level primitives so a poll's worth of entries costs little: each word is
@@ -72,9 +74,9 @@ def shingles(text: str) -> set[int]:
     return set(map(hash, zip(ids, ids[1:], ids[2:], ids[3:], strict=False)))
 
 
-def fingerprint(text: str) -> Fingerprint | None:
+def fingerprint_python(text: str) -> Fingerprint | None:
     """The text's signature, or None when it has too few shingles to cluster safely."""
-    hashed = shingles(text)
+    hashed = shingles_python(text)
     if len(hashed) < MIN_SHINGLES:
         return None
     largest_first = sorted(hashed, reverse=True)
@@ -88,7 +90,7 @@ def fingerprint(text: str) -> Fingerprint | None:
     return Fingerprint(len(hashed), _SIGNATURE.pack(*values))
 
 
-def bands(print_: Fingerprint) -> list[int]:
+def bands_python(print_: Fingerprint) -> list[int]:
     """LSH keys, one per band: texts that agree on all rows of some band share a key.
 
     Signed 64-bit (SQLite's INTEGER); the band number is hashed in, so equal values in
@@ -99,7 +101,7 @@ def bands(print_: Fingerprint) -> list[int]:
     return list(map(hash, zip(range(BANDS), *rows, strict=True)))
 
 
-def containment(a: Fingerprint, b: Fingerprint) -> float:
+def containment_python(a: Fingerprint, b: Fingerprint) -> float:
     """Estimated share of the smaller text's shingles found in the larger one, 0..1.
 
     From the Jaccard estimate J (agreeing bins) and the sizes: |A ∩ B| = J(|A|+|B|)/(1+J).
@@ -109,3 +111,24 @@ def containment(a: Fingerprint, b: Fingerprint) -> float:
     jaccard = agree / BINS
     common = jaccard * (a.shingles + b.shingles) / (1 + jaccard)
     return min(1.0, common / min(a.shingles, b.shingles))
+
+
+# The one place that decides: monitor/_fingerprint.c where it is built (unless
+# NEWSMON_PURE_PYTHON=1), the forms above otherwise, with identical results
+# (tests/test_cluster_native.py). The Python forms are the reference.
+shingles: Callable[[str], set[int]]
+fingerprint: Callable[[str], Fingerprint | None]
+bands: Callable[[Fingerprint], list[int]]
+containment: Callable[[Fingerprint, Fingerprint], float]
+COMPILED = native.compiled("monitor._fingerprint")
+if COMPILED:
+    from monitor import _fingerprint
+
+    _compiled = _fingerprint.Fingerprinter(
+        _TYPOGRAPHY, bytes(chain.from_iterable(_PROBES)), Fingerprint
+    )
+    shingles, fingerprint = _compiled.shingles, _compiled.fingerprint
+    bands, containment = _fingerprint.bands, _fingerprint.containment
+else:
+    shingles, fingerprint = shingles_python, fingerprint_python
+    bands, containment = bands_python, containment_python

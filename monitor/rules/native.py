@@ -9,19 +9,7 @@ the test suite can prove the fallback too.
 
 from __future__ import annotations
 
-import os
+from monitor.native import PURE_PYTHON_ENV as PURE_PYTHON_ENV
+from monitor.native import compiled
 
-PURE_PYTHON_ENV = "NEWSMON_PURE_PYTHON"
-
-
-def _compiled() -> bool:
-    if os.environ.get(PURE_PYTHON_ENV) == "1":
-        return False
-    try:
-        from monitor.rules import _speedups  # noqa: F401
-    except ImportError:  # not built: no compiler at install, or a plain source checkout
-        return False
-    return True
-
-
-COMPILED = _compiled()
+COMPILED = compiled("monitor.rules._speedups")
