@@ -4,6 +4,7 @@ memory). Both are no-ops on a C library without these calls."""
 from __future__ import annotations
 
 import ctypes
+import threading
 from collections.abc import Callable
 
 M_MMAP_THRESHOLD = -3  # mallopt's parameters, from glibc's malloc.h
@@ -31,10 +32,12 @@ def one_arena() -> None:
     thread that allocates an arena of its own (up to 8 per core), and what the database
     thread (SQLite's pages, result rows) and the resolver's threads free there stays
     resident beside the main heap. The GIL keeps threads from allocating at the same
-    moment most of the time, so the shared lock costs little. Called before any thread
-    starts. python -m bench --only memory: the PSS sum 193, 198 -> 187, 188 MB."""
+    moment most of the time, so the shared lock costs little. Only in a process with no
+    other thread yet (the CLI's start): one whose threads already have arenas (a test
+    calling the CLI in-process) keeps the allocator it started with.
+    python -m bench --only memory: the PSS sum 193, 198 -> 187, 188 MB."""
     mallopt: Callable[[int, int], int] | None = getattr(_libc(), "mallopt", None)
-    if mallopt is not None:
+    if mallopt is not None and threading.active_count() == 1:
         mallopt(M_ARENA_MAX, 1)
 
 
