@@ -273,32 +273,17 @@ class Prefix(Positional):
 
 
 class AnyOf(Alternatives, Positional):
-    """OR of positional nodes, and entities: every place any of them matches.
+    """OR of positional nodes, and entities: every place any of them matches."""
 
-    The alternatives that are single words in the same fields (an entity's one-word
-    names, ``a OR b``) are looked up as one word with all their keys: one lookup where
-    each would take its own, and the same places, as a word has one place per token.
-    """
-
-    __slots__ = ("fields", "items", "others", "words")
+    __slots__ = ("items",)
     items: tuple[Positional, ...]
 
     def __init__(self, source: syntax.Node, items: tuple[Positional, ...]) -> None:
         super().__init__(source)
         self.items = items
-        words = [item for item in items if isinstance(item, Words) and item.word is not None]
-        self.fields = words[0].fields if words else ALL_FIELDS
-        if len(words) < 2 or any(item.fields != self.fields for item in words):
-            words = []
-        self.words = tuple(frozenset().union(*(item.lookup[0] for item in words)))
-        self.others = tuple(item for item in items if item not in words)
 
     def find(self, view: View) -> list[Occurrence]:
-        found = [(item, o) for item in self.others if (o := item.occurrences(view))]
-        if self.words:
-            places = _word_occurrences(view.where, self.words, self.fields, STRIDE)
-            if places:
-                found.append((self, places))
+        found = [(item, o) for item in self.items if (o := item.occurrences(view))]
         if len(found) == 1 and not isinstance(found[0][0], Near):
             return found[0][1]  # one place per stretch, in order: nothing to merge
         merged = {o[:3]: o for _, occurrences in found for o in occurrences}
@@ -546,7 +531,7 @@ class Builder:
             )
         if isinstance(node, syntax.EntityRef):
             forms_ = tuple(self.positional(form, fields) for form in self.entities[node.name])
-            return self._share(("any", *(f.ident for f in forms_)), lambda: AnyOf(node, forms_))
+            return self._any_of(node, forms_)
         if isinstance(node, syntax.Scope):
             return self.build(node.item, fields & {FIELDS.index(node.field)})
         if isinstance(node, syntax.Not):
@@ -570,13 +555,27 @@ class Builder:
             return self._share(("all", *idents), lambda: All(node, items))
         positional = tuple(item for item in items if isinstance(item, Positional))
         if len(positional) == len(items):
-            return self._share(("any", *idents), lambda: AnyOf(node, positional))
+            return self._any_of(node, positional)
         return self._share(("anyplan", *idents), lambda: Any(node, items))
 
     def positional(self, node: syntax.Node, fields: frozenset[int]) -> Positional:
         plan = self.build(node, fields)
         assert isinstance(plan, Positional)  # the parser only lets positional nodes here
         return plan
+
+    def _any_of(self, node: syntax.Node, items: tuple[Positional, ...]) -> Plan:
+        """OR of positional nodes. Its one-word alternatives in the same fields (an
+        entity's one-word names, ``a OR b``) become one word with all their keys: one
+        lookup where each would take its own, and the same places, as a word has one
+        place per token."""
+        key = ("any", *(item.ident for item in items))
+        words = [item for item in items if isinstance(item, Words) and item.word is not None]
+        if len(words) > 1 and len({item.fields for item in words}) == 1:
+            keys = frozenset().union(*(item.lookup[0] for item in words))
+            merged = self._words(node, (keys,), words[0].fields, False)
+            assert isinstance(merged, Positional)
+            items = (*(item for item in items if item not in words), merged)
+        return self._share(key, lambda: AnyOf(node, items))
 
     def _words(
         self,
