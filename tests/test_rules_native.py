@@ -39,11 +39,11 @@ Occurrences = Callable[..., list[plan.Occurrence]]
 
 @contextmanager
 def implementation(
-    split: Split, place: Place, gatherer: index.MakeGatherer, occurrences: Occurrences
+    split: Split, place: Place, gatherer: type[index.PythonGatherer], occurrences: Occurrences
 ) -> Iterator[None]:
     """Matching (and compiling: the index makes its gatherer) runs with these hot
     functions while the block runs."""
-    hot = (normalize, "_split_plain"), (plan, "_place"), (index, "_make_gatherer")
+    hot = (normalize, "_split_plain"), (plan, "_place"), (index, "Gatherer")
     hot += ((plan, "_word_occurrences"),)
     saved = [getattr(module, name) for module, name in hot]
     for (module, name), function in zip(hot, (split, place, gatherer, occurrences), strict=True):
@@ -78,7 +78,7 @@ def test_extension_loads_where_required() -> None:
 
     assert normalize._split_plain is speedups.split_plain
     assert plan._place is speedups.place
-    assert index._make_gatherer is speedups.Gatherer
+    assert index.Gatherer is speedups.Gatherer
     assert plan._word_occurrences is speedups.word_occurrences
 
 
@@ -87,7 +87,7 @@ def test_pure_python_when_asked() -> None:
     if not native.COMPILED:
         assert normalize._split_plain is normalize._split_plain_python
         assert plan._place is plan.place_python
-        assert index._make_gatherer is index.PythonGatherer
+        assert index.Gatherer is index.PythonGatherer
         assert plan._word_occurrences is plan.word_occurrences_python
     else:
         assert os.environ.get(native.PURE_PYTHON_ENV) != "1"
