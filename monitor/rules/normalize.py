@@ -394,20 +394,6 @@ def _plain(text: str) -> str | None:
     return plain if plain.isascii() else None
 
 
-def split(text: str) -> list[str]:
-    """Separators and word, acronym or stop surfaces of ``text``, alternately.
-
-    Text that is ASCII but for its typography takes the faster stdlib scan.
-    """
-    plain = _plain(text)
-    return _ASCII_TOKEN.split(plain) if plain is not None else _TOKEN.split(text)
-
-
-def unicode_split(text: str) -> list[str]:
-    """What :func:`split` gives without its ASCII fast path; tests prove them equal."""
-    return _TOKEN.split(text)
-
-
 def spell(surface: str) -> Spelling:
     """Keys of one word, acronym or sentence end as found in the text."""
     if surface[0] in _STOPS:
