@@ -132,12 +132,14 @@ class Tokens:
 
     Text that is ASCII (once its typography is mapped) is split lower-cased, so that a
     plain word (letters and digits) is its own folded key: it has no spelling (None),
-    and ``text`` keeps the original case for the exact keys.
+    and ``text`` keeps the original case for the exact keys; ``exact_of`` spells them
+    through ``cache``, the index's spelling cache.
     """
 
     __slots__ = (
-        *("_acronym", "_break", "_end", "_exact", "_owner", "_parts", "_sentence", "_text"),
-        *("_ends", "_regular", "_spellings", "_start", "_stop_word", "_stops", "folded"),
+        *("_acronym", "_break", "_cache", "_end", "_exact", "_owner", "_parts", "_sentence"),
+        *("_ends", "_regular", "_spellings", "_start", "_stop_word", "_stops", "_text"),
+        "folded",
     )
 
     def __init__(
@@ -147,10 +149,12 @@ class Tokens:
         folded: list[str] | None = None,
         text: str | None = None,
         stops: list[int] | None = None,
+        cache: dict[str, Spelling] | None = None,
     ) -> None:
-        self._parts = parts  # separators and surfaces, alternately, as ``split`` gives them
+        self._parts = parts  # separators and surfaces, alternately, as a split gives them
         self._spellings = spellings  # one per surface; None for a plain word when ``text``
         self._text = text
+        self._cache = {} if cache is None else cache  # spellings of surfaces as found
         if folded is None:
             folded = list(chain.from_iterable(map(itemgetter(2), self._spelled())))
         self.folded = folded
@@ -187,6 +191,14 @@ class Tokens:
         if self._text is None:
             return self._spelled()
         return [spell(self._surface_as_found(s)) for s in range(len(self._spellings))]
+
+    def _spell(self, surface: str) -> Spelling:
+        """How ``surface`` (as found) spells, remembered in the cache: the words a
+        case-sensitive term checks recur (whole lists, for explanations, are not)."""
+        spelled = self._cache.get(surface)
+        if spelled is None:
+            spelled = self._cache[surface] = spell(surface)
+        return spelled
 
     def _spelled(self) -> list[Spelling]:
         """The spellings, when every surface has one: the text was not split lower-cased
@@ -247,7 +259,7 @@ class Tokens:
             return self.exact[i]
         # ASCII text gives one word per surface but the stops
         surface = i + bisect_right(self._stop_words(), i)
-        return spell(self._surface_as_found(surface))[0][0][0]
+        return self._spell(self._surface_as_found(surface))[0][0][0]
 
     def sentence_of(self, i: int) -> int:
         """Number of word ``i``'s sentence, from 0."""
@@ -334,7 +346,7 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
     plain = _plain(text)
     if plain is not None:
         parts, spellings, folded, stops = _split_plain(plain, cache, spell, _STOP)
-        return Tokens(parts, spellings, folded, plain, stops)
+        return Tokens(parts, spellings, folded, plain, stops, cache)
     parts = _TOKEN.split(text)
     surfaces = parts[1::2]
     # Known words are read in C; the gaps (a few dozen new words per article) are found in
