@@ -32,7 +32,9 @@ def compiled() -> ModuleType:
     return pytest.importorskip("monitor.rules._speedups", reason="the extension is not built")
 
 
-Split = Callable[..., tuple[list[str], list[normalize.Spelling | None], list[str], list[int]]]
+Split = Callable[
+    ..., tuple[list[str], list[normalize.Spelling | None], list[str], list[int], bytes]
+]
 Place = Callable[[Sequence[list[str]], int], dict[str, list[int]]]
 Occurrences = Callable[..., list[plan.Occurrence]]
 
@@ -339,7 +341,7 @@ def test_no_memory_kept() -> None:
 
     def run(times: int) -> None:
         for _ in range(times):
-            _, _, folded, _ = speedups.split_plain(text, cache, normalize.spell, normalize._STOP)
+            _, _, folded, *_ = speedups.split_plain(text, cache, normalize.spell, normalize._STOP)
             where = speedups.place([folded, folded], plan.STRIDE)
             gatherer = speedups.Gatherer(*sets, 3)
             gatherer.refile({0: [0], 2: [1]})

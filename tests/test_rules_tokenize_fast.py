@@ -16,7 +16,7 @@ from monitor.rules.normalize import _STOP, _TOKEN, Spelling, Tokens, spell, toke
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "articles"
 
-SplitPlain = Callable[..., tuple[list[str], list[Spelling | None], list[str], list[int]]]
+SplitPlain = Callable[..., tuple[list[str], list[Spelling | None], list[str], list[int], bytes]]
 
 
 def compiled_split() -> SplitPlain | None:
@@ -48,8 +48,8 @@ def assert_same_tokens(text: str, split_plain: SplitPlain) -> None:
     as matching reads them, are the Unicode path's: keys, offsets and sentences."""
     plain = normalize._plain(text)
     assert plain is not None
-    parts, spellings, folded, stops = split_plain(plain, {}, spell, _STOP)
-    fast = Tokens(parts, spellings, folded, plain, stops)
+    parts, spellings, folded, stops, bounds = split_plain(plain, {}, spell, _STOP)
+    fast = Tokens(parts, spellings, folded, plain, stops, {}, bounds)
     unicode_parts = _TOKEN.split(text)
     slow = Tokens(unicode_parts, [spell(s) for s in unicode_parts[1::2]])
     assert list(map(len, parts)) == list(map(len, unicode_parts))  # so every offset

@@ -190,10 +190,34 @@ stride_arg(PyObject *obj, Py_ssize_t minimum, Py_ssize_t *stride)
     return 0;
 }
 
+/* A growing run of int64 values, given to Python as bytes (no int object per value). */
+typedef struct {
+    int64_t *items;
+    Py_ssize_t size, capacity;
+} Run;
+
+static int
+run_add(Run *r, int64_t a, int64_t b)
+{
+    if (r->size + 2 > r->capacity) {
+        Py_ssize_t capacity = r->capacity ? 2 * r->capacity : 256;
+        int64_t *items = PyMem_Realloc(r->items, (size_t)capacity * sizeof(int64_t));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        r->items = items;
+        r->capacity = capacity;
+    }
+    r->items[r->size++] = a;
+    r->items[r->size++] = b;
+    return 0;
+}
+
 PyDoc_STRVAR(split_plain_doc,
 "split_plain(text, cache, spell, stop, /)\n--\n\n"
 "Split ASCII ``text`` as normalize._ASCII_TOKEN splits it lower-cased: (parts, spellings,\n"
-"folded, stops). See normalize._split_plain, which this is the compiled form of.");
+"folded, stops, bounds). See normalize._split_plain, which this is the compiled form of.");
 
 static PyObject *
 split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
@@ -221,6 +245,7 @@ split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     PyObject *parts = PyList_New(0), *spellings = PyList_New(0);
     PyObject *folded = PyList_New(0), *stops = PyList_New(0);
+    Run bounds = {NULL, 0, 0};  /* each word's start and end offsets */
     if (parts == NULL || spellings == NULL || folded == NULL || stops == NULL) {
         goto error;
     }
@@ -267,7 +292,8 @@ split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
             goto error;
         }
         if (plain) {  /* its own folded key, with no spelling */
-            if (PyList_Append(spellings, Py_None) < 0 || PyList_Append(folded, surface) < 0) {
+            if (PyList_Append(spellings, Py_None) < 0 || PyList_Append(folded, surface) < 0
+                || run_add(&bounds, pos, end) < 0) {
                 Py_DECREF(surface);
                 goto error;
             }
@@ -279,6 +305,11 @@ split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
             if (!failed && key != Py_None) {
                 int truth = PyObject_IsTrue(key);  /* normalize keeps non-empty keys */
                 failed = truth < 0 || (truth && PyList_Append(folded, key) < 0);
+                if (!failed && truth) {  /* the word ends where its spelling says */
+                    Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(spelled, 1));
+                    failed = (length == -1 && PyErr_Occurred())
+                             || run_add(&bounds, pos, pos + length) < 0;
+                }
             }
             if (!failed && spelled == stop) {
                 failed = append_new(stops, PyLong_FromSsize_t(surfaces)) < 0;
@@ -296,9 +327,16 @@ split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     if (append_new(parts, lowered(s, last, n, NULL)) < 0) {
         goto error;
     }
-    return Py_BuildValue("(NNNN)", parts, spellings, folded, stops);
+    PyObject *packed = PyBytes_FromStringAndSize(
+        (const char *)bounds.items, bounds.size * (Py_ssize_t)sizeof(int64_t));
+    if (packed == NULL) {
+        goto error;
+    }
+    PyMem_Free(bounds.items);
+    return Py_BuildValue("(NNNNN)", parts, spellings, folded, stops, packed);
 
 error:
+    PyMem_Free(bounds.items);
     Py_XDECREF(parts);
     Py_XDECREF(spellings);
     Py_XDECREF(folded);

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 from itertools import accumulate, chain, compress, count, repeat
@@ -139,7 +140,7 @@ class Tokens:
     __slots__ = (
         *("_acronym", "_break", "_cache", "_end", "_exact", "_owner", "_parts", "_sentence"),
         *("_ends", "_regular", "_spellings", "_start", "_stop_word", "_stops", "_text"),
-        "folded",
+        *("_bounds", "folded"),
     )
 
     def __init__(
@@ -150,11 +151,14 @@ class Tokens:
         text: str | None = None,
         stops: list[int] | None = None,
         cache: dict[str, Spelling] | None = None,
+        bounds: bytes | None = None,
     ) -> None:
         self._parts = parts  # separators and surfaces, alternately, as a split gives them
         self._spellings = spellings  # one per surface; None for a plain word when ``text``
         self._text = text
         self._cache = {} if cache is None else cache  # spellings of surfaces as found
+        # Each word's start and end offsets, when the split gave them (ASCII text).
+        self._bounds = None if bounds is None else memoryview(bounds).cast("q")
         if folded is None:
             folded = list(chain.from_iterable(map(itemgetter(2), self._spelled())))
         self.folded = folded
@@ -238,6 +242,9 @@ class Tokens:
     def offsets(self, first: int, last: int) -> tuple[int, int]:
         """Where words ``first`` to ``last`` stand in the text, the last one's possessive
         excluded: (start, end) character offsets."""
+        bounds = self._bounds
+        if bounds is not None:  # made by the split, no int object until read
+            return bounds[2 * first], bounds[2 * last + 1]
         # No helper calls once their lists are made: a match reports dozens of words (each
         # cost four calls more).
         ends = self._ends if self._ends is not None else self._part_ends()
@@ -345,8 +352,8 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
         cache = {}
     plain = _plain(text)
     if plain is not None:
-        parts, spellings, folded, stops = _split_plain(plain, cache, spell, _STOP)
-        return Tokens(parts, spellings, folded, plain, stops, cache)
+        parts, spellings, folded, stops, bounds = _split_plain(plain, cache, spell, _STOP)
+        return Tokens(parts, spellings, folded, plain, stops, cache, bounds)
     parts = _TOKEN.split(text)
     surfaces = parts[1::2]
     # Known words are read in C; the gaps (a few dozen new words per article) are found in
@@ -363,9 +370,10 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
 
 def _split_plain_python(
     plain: str, cache: dict[str, Spelling], spell: Callable[[str], Spelling], stop: Spelling
-) -> tuple[list[str], list[Spelling | None], list[str], list[int]]:
+) -> tuple[list[str], list[Spelling | None], list[str], list[int], bytes]:
     """Split ASCII text lower-cased: its parts, the spellings of its surfaces (None for a
-    plain word), its folded keys, and which surfaces are stops (spelled as ``stop``).
+    plain word), its folded keys, which surfaces are stops (spelled as ``stop``), and each
+    word's start and end offsets, packed as native int64 (``Tokens.offsets`` reads them).
 
     Lower-cased, a plain word (letters and digits) is its own folded key (NFKC and accents
     are no matter in ASCII): only the others (stops, possessives, acronyms, "don't") are
@@ -384,7 +392,12 @@ def _split_plain_python(
         folded[i] = spelled[2][0] if spelled[2] else ""  # one key, or none for a stop
     # The stops are among the few others: found there, not among all the surfaces.
     stops = list(compress(others, map(is_, map(spellings.__getitem__, others), repeat(stop))))
-    return parts, spellings, list(filter(None, folded)), stops
+    starts = list(accumulate(map(len, parts)))[: 2 * len(surfaces) : 2]  # of each surface
+    bounds = array("q")
+    for start, surface, key, spelled in zip(starts, surfaces, folded, spellings, strict=True):
+        if key:  # a word (a stop has no key): it ends where its spelling says
+            bounds.extend((start, start + (len(surface) if spelled is None else spelled[1])))
+    return parts, spellings, list(filter(None, folded)), stops, bounds.tobytes()
 
 
 if native.COMPILED:
