@@ -41,14 +41,19 @@ Occurrences = Callable[..., list[plan.Occurrence]]
 
 @contextmanager
 def implementation(
-    split: Split, place: Place, gatherer: type[index.PythonGatherer], occurrences: Occurrences
+    split: Split,
+    place: Place,
+    gatherer: type[index.PythonGatherer],
+    occurrences: Occurrences,
+    phrases: Occurrences,
 ) -> Iterator[None]:
     """Matching (and compiling: the index makes its gatherer) runs with these hot
     functions while the block runs."""
     hot = (normalize, "_split_plain"), (plan, "_place"), (index, "Gatherer")
-    hot += ((plan, "_word_occurrences"),)
+    hot += ((plan, "_word_occurrences"), (plan, "_phrase_occurrences"))
     saved = [getattr(module, name) for module, name in hot]
-    for (module, name), function in zip(hot, (split, place, gatherer, occurrences), strict=True):
+    functions = (split, place, gatherer, occurrences, phrases)
+    for (module, name), function in zip(hot, functions, strict=True):
         setattr(module, name, function)
     try:
         yield
@@ -59,7 +64,9 @@ def implementation(
 
 def in_c() -> AbstractContextManager[None]:
     c = compiled()
-    return implementation(c.split_plain, c.place, c.Gatherer, c.word_occurrences)
+    return implementation(
+        c.split_plain, c.place, c.Gatherer, c.word_occurrences, c.phrase_occurrences
+    )
 
 
 def in_python() -> AbstractContextManager[None]:
@@ -68,6 +75,7 @@ def in_python() -> AbstractContextManager[None]:
         plan.place_python,
         index.PythonGatherer,
         plan.word_occurrences_python,
+        plan.phrase_occurrences_python,
     )
 
 
@@ -82,6 +90,7 @@ def test_extension_loads_where_required() -> None:
     assert plan._place is speedups.place
     assert index.Gatherer is speedups.Gatherer
     assert plan._word_occurrences is speedups.word_occurrences
+    assert plan._phrase_occurrences is speedups.phrase_occurrences
 
 
 def test_pure_python_when_asked() -> None:
@@ -91,6 +100,7 @@ def test_pure_python_when_asked() -> None:
         assert plan._place is plan.place_python
         assert index.Gatherer is index.PythonGatherer
         assert plan._word_occurrences is plan.word_occurrences_python
+        assert plan._phrase_occurrences is plan.phrase_occurrences_python
     else:
         assert os.environ.get(native.PURE_PYTHON_ENV) != "1"
 
@@ -267,6 +277,26 @@ def test_word_occurrences_agree(
     assert by_c == plan.word_occurrences_python(where, keys, wanted, plan.STRIDE)
 
 
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(st.lists(st.sampled_from(["a", "b", "c"]), max_size=300), min_size=1, max_size=3),
+    st.lists(st.sampled_from(["a", "b", "c", "x"]), min_size=1, max_size=4),
+    st.data(),
+    st.sampled_from([plan.ALL_FIELDS, frozenset({0}), frozenset({1, 2}), frozenset()]),
+)
+def test_phrase_occurrences_agree(
+    fields: list[list[str]], sequence: list[str], data: st.DataObject, wanted: frozenset[int]
+) -> None:
+    """The compiled occurrences of a phrase, found from any of its words, are the
+    pure-Python ones, in order, in the fields asked for, up to the fields' ends."""
+    speedups = compiled()
+    anchor = data.draw(st.integers(0, len(sequence) - 1))
+    keys = {sequence[anchor], *data.draw(st.lists(st.sampled_from(["a", "x"]), max_size=2))}
+    where = plan.place_python(fields, plan.STRIDE)
+    args = (where, fields, keys, anchor, sequence, wanted, plan.STRIDE)
+    assert speedups.phrase_occurrences(*args) == plan.phrase_occurrences_python(*args)
+
+
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus not present")
 def test_split_agrees_on_the_corpus() -> None:
     """On every corpus text that is ASCII but for its typography, the splits agree."""
@@ -329,11 +359,45 @@ def test_hostile_input() -> None:
         occurrences({}, [], frozenset(), 0)
     with pytest.raises(OverflowError):
         occurrences({"a": [2**70]}, ["a"], frozenset(), 4)
+    phrases = speedups.phrase_occurrences
+    ok = ({"b": [1, 4]}, [["a", "b"]], ["b"], 1, ["a", "b"], frozenset({0}), 4)
+    assert phrases(*ok) == [(0, 0, 1, ((0, 0, 1),))]  # a field ends, a field is missing
+    for at, wrong in [(1, [("a", "b")]), (1, "ab"), (4, ("a", "b")), (4, []), (3, "1")]:
+        with pytest.raises(TypeError):
+            phrases(*ok[:at], wrong, *ok[at + 1 :])
+    for at, wrong in [(3, 2), (3, -1), (6, 0)]:
+        with pytest.raises(ValueError, match=r"anchor|stride"):
+            phrases(*ok[:at], wrong, *ok[at + 1 :])
+    with pytest.raises(TypeError):
+        phrases(*ok[:6])
+
+
+class Shifty(str):
+    """A word whose comparison empties ``field``, the list it is compared in."""
+
+    field: list[str]
+
+    def __eq__(self, other: object) -> bool:
+        self.field.clear()
+        return True
+
+    __hash__ = str.__hash__
+
+
+def test_phrase_comparison_that_changes_the_field() -> None:
+    """A word whose ``==`` empties the field being read stops the comparison, no crash."""
+    field = ["a", "b", "c"]
+    shifty = Shifty("b")
+    shifty.field = field
+    found = compiled().phrase_occurrences(
+        {"a": [0]}, [field], ["a"], 0, ["a", shifty, "c"], frozenset({0}), 4
+    )
+    assert found == []
 
 
 def test_no_memory_kept() -> None:
-    """Splitting, placing and gathering for a text thousands of times keeps nothing (a
-    missed reference count would keep every list made)."""
+    """Splitting, placing, gathering and finding words and phrases in a text thousands
+    of times keeps nothing (a missed reference count would keep every list made)."""
     speedups = compiled()
     text = "The U.S.'s envoy didn't say. Talks go on! " * 20
     cache: dict[str, normalize.Spelling] = {}
@@ -347,6 +411,10 @@ def test_no_memory_kept() -> None:
             gatherer.refile({0: [0], 2: [1]})
             assert gatherer.gather(where.keys(), [folded], True) == ([0, 1], [0, 1, 2])
             found = speedups.word_occurrences(where, ["talks", "envoy"], {1}, plan.STRIDE)
+            assert len(found) == 40
+            found = speedups.phrase_occurrences(
+                where, [folded, folded], ["go"], 1, ["talks", "go"], {0, 1}, plan.STRIDE
+            )
             assert len(found) == 40
 
     run(100)

@@ -20,3 +20,13 @@ Gatherer: type[PythonGatherer]
 def word_occurrences(
     where: dict[str, list[int]], keys: Iterable[str], fields: AbstractSet[int], stride: int, /
 ) -> list[tuple[int, int, int, tuple[tuple[int, int, int], ...]]]: ...
+def phrase_occurrences(
+    where: dict[str, list[int]],
+    folded: Sequence[list[str]],
+    keys: Iterable[str],
+    anchor: int,
+    sequence: list[str],
+    fields: AbstractSet[int],
+    stride: int,
+    /,
+) -> list[tuple[int, int, int, tuple[tuple[int, int, int], ...]]]: ...

@@ -223,21 +223,15 @@ class Words(Positional):
         return self.lookup[0] if self.sequence is None and not self.case_sensitive else None
 
     def find(self, view: View) -> list[Occurrence]:
-        if self.sequence is None and not self.case_sensitive:  # a word, its forms
-            return _word_occurrences(view.where, self.lookup[0], self.fields, STRIDE)
-        places = _places(view.where, self.lookup[self.anchor])
-        found: list[Occurrence] = []
-        size, sequence = len(self.slots), self.sequence
-        for f, i in map(divmod, places, repeat(STRIDE)):
-            first = i - self.anchor
-            if first < 0 or f not in self.fields:
-                continue
-            tokens = view.tokens[f]
-            if sequence is not None and tokens.folded[first : first + size] != sequence:
-                continue
-            if self.case_sensitive and not self._exact_at(tokens, first):
-                continue
-            found.append((f, first, first + size - 1, ((f, first, first + size - 1),)))
+        if self.sequence is None:  # a word, its forms
+            found = _word_occurrences(view.where, self.lookup[0], self.fields, STRIDE)
+        else:
+            anchor = self.lookup[self.anchor]
+            found = _phrase_occurrences(
+                view.where, view.folded, anchor, self.anchor, self.sequence, self.fields, STRIDE
+            )
+        if self.case_sensitive:
+            found = [o for o in found if self._exact_at(view.tokens[o[0]], o[1])]
         return found
 
     def _exact_at(self, tokens: normalize.Tokens, i: int) -> bool:
@@ -450,6 +444,33 @@ if native.COMPILED:
     from monitor.rules._speedups import word_occurrences as _word_occurrences
 else:
     _word_occurrences = word_occurrences_python
+
+
+def phrase_occurrences_python(
+    where: dict[str, list[int]],
+    folded: Sequence[list[str]],
+    keys: Iterable[str],
+    anchor: int,
+    sequence: list[str],
+    fields: AbstractSet[int],
+    stride: int,
+) -> list[Occurrence]:
+    """Every place in ``fields`` where the words ``sequence`` stand, in text order, found
+    from the places of its word ``anchor`` (any of ``keys``): beside each, one list
+    comparison with the field's words (monitor/rules/_speedups.c does the same in C)."""
+    found: list[Occurrence] = []
+    size = len(sequence)
+    for f, i in map(divmod, _places(where, keys), repeat(stride)):
+        first = i - anchor
+        if first >= 0 and f in fields and folded[f][first : first + size] == sequence:
+            found.append((f, first, first + size - 1, ((f, first, first + size - 1),)))
+    return found
+
+
+if native.COMPILED:
+    from monitor.rules._speedups import phrase_occurrences as _phrase_occurrences
+else:
+    _phrase_occurrences = phrase_occurrences_python
 
 
 def _places(where: Mapping[str, list[int]], keys: Iterable[str]) -> list[int]:
