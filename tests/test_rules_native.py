@@ -21,8 +21,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from monitor.models import Document
-from monitor.rules import compile_rules, index, native, normalize, plan
+from monitor.models import Document, MatchedTerm
+from monitor.rules import compile_rules, index, native, normalize, plan, snippet
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "articles"
 
@@ -37,6 +37,7 @@ Split = Callable[
 ]
 Place = Callable[[Sequence[list[str]], int], dict[str, list[int]]]
 Occurrences = Callable[..., list[plan.Occurrence]]
+Terms = Callable[..., tuple[MatchedTerm, ...]]
 
 
 @contextmanager
@@ -46,13 +47,14 @@ def implementation(
     gatherer: type[index.PythonGatherer],
     occurrences: Occurrences,
     phrases: Occurrences,
+    terms: Terms,
 ) -> Iterator[None]:
     """Matching (and compiling: the index makes its gatherer) runs with these hot
     functions while the block runs."""
     hot = (normalize, "_split_plain"), (plan, "_place"), (index, "Gatherer")
-    hot += ((plan, "_word_occurrences"), (plan, "_phrase_occurrences"))
+    hot += ((plan, "_word_occurrences"), (plan, "_phrase_occurrences"), (snippet, "_terms_of"))
     saved = [getattr(module, name) for module, name in hot]
-    functions = (split, place, gatherer, occurrences, phrases)
+    functions = (split, place, gatherer, occurrences, phrases, terms)
     for (module, name), function in zip(hot, functions, strict=True):
         setattr(module, name, function)
     try:
@@ -65,7 +67,12 @@ def implementation(
 def in_c() -> AbstractContextManager[None]:
     c = compiled()
     return implementation(
-        c.split_plain, c.place, c.Gatherer, c.word_occurrences, c.phrase_occurrences
+        c.split_plain,
+        c.place,
+        c.Gatherer,
+        c.word_occurrences,
+        c.phrase_occurrences,
+        c.matched_terms,
     )
 
 
@@ -76,6 +83,7 @@ def in_python() -> AbstractContextManager[None]:
         index.PythonGatherer,
         plan.word_occurrences_python,
         plan.phrase_occurrences_python,
+        snippet.terms_of_python,
     )
 
 
@@ -91,6 +99,7 @@ def test_extension_loads_where_required() -> None:
     assert index.Gatherer is speedups.Gatherer
     assert plan._word_occurrences is speedups.word_occurrences
     assert plan._phrase_occurrences is speedups.phrase_occurrences
+    assert snippet._terms_of is speedups.matched_terms
 
 
 def test_pure_python_when_asked() -> None:
@@ -101,6 +110,7 @@ def test_pure_python_when_asked() -> None:
         assert index.Gatherer is index.PythonGatherer
         assert plan._word_occurrences is plan.word_occurrences_python
         assert plan._phrase_occurrences is plan.phrase_occurrences_python
+        assert snippet._terms_of is snippet.terms_of_python
     else:
         assert os.environ.get(native.PURE_PYTHON_ENV) != "1"
 
@@ -297,6 +307,54 @@ def test_phrase_occurrences_agree(
     assert speedups.phrase_occurrences(*args) == plan.phrase_occurrences_python(*args)
 
 
+spans = st.tuples(st.integers(0, 2), st.integers(0, 6), st.integers(0, 3)).map(
+    lambda s: (s[0], s[1], s[1] + s[2])
+)
+
+
+def reported(terms: Terms, spans: list[plan.Span], known: set[plan.Span]) -> object:
+    """What ``terms`` gives for ``spans`` when ``known`` spans are made already, and
+    which spans it asked to be made, in order."""
+    made = {span: MatchedTerm(f"known{span}", "body", 0, 1) for span in known}
+    asked: list[plan.Span] = []
+
+    def make(view: object, span: plan.Span) -> MatchedTerm:
+        asked.append(span)
+        return MatchedTerm(f"made{span}", "body", 0, 1)
+
+    return terms(spans, made, make, None), asked
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(spans, max_size=12), st.sets(spans, max_size=4))
+@example([(0, 1, 2), (0, 1, 1), (0, 2, 2), (0, 1, 2), (1, 1, 1)], {(0, 1, 2)})
+def test_matched_terms_agree(found: list[plan.Span], known: set[plan.Span]) -> None:
+    """The compiled report of spans (each once, in order, none inside another, made
+    terms reused) is the pure-Python one, and makes the same terms in the same order."""
+    by_c = reported(compiled().matched_terms, found, known)
+    assert by_c == reported(snippet.terms_of_python, found, known)
+
+
+def test_matched_terms_refuse_broken_spans() -> None:
+    """Spans that are no triples of ints, a made that is no dict and a failing make
+    raise Python exceptions, never crash."""
+    terms = compiled().matched_terms
+
+    def make(view: object, span: plan.Span) -> MatchedTerm:
+        return MatchedTerm("w", "body", 0, 1)
+
+    assert terms([], {}, make, None) == ()
+    for wrong in ([(0, 1)], [[0, 1, 2]], [(0, "1", 2)], [(0, 1, 2**70)], 5, [None]):
+        with pytest.raises((TypeError, OverflowError)):
+            terms(wrong, {}, make, None)
+    with pytest.raises(TypeError):
+        terms([(0, 1, 1)], [], make, None)
+    with pytest.raises(ZeroDivisionError):
+        terms([(0, 1, 1)], {}, lambda view, span: 1 // 0, None)
+    with pytest.raises(TypeError):
+        terms([(0, 1, 1)], {}, make)
+
+
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus not present")
 def test_split_agrees_on_the_corpus() -> None:
     """On every corpus text that is ASCII but for its typography, the splits agree."""
@@ -396,8 +454,9 @@ def test_phrase_comparison_that_changes_the_field() -> None:
 
 
 def test_no_memory_kept() -> None:
-    """Splitting, placing, gathering and finding words and phrases in a text thousands
-    of times keeps nothing (a missed reference count would keep every list made)."""
+    """Splitting, placing, gathering, finding words and phrases and reporting them for a
+    text thousands of times keeps nothing (a missed reference count would keep every
+    list made)."""
     speedups = compiled()
     text = "The U.S.'s envoy didn't say. Talks go on! " * 20
     cache: dict[str, normalize.Spelling] = {}
@@ -416,6 +475,10 @@ def test_no_memory_kept() -> None:
                 where, [folded, folded], ["go"], 1, ["talks", "go"], {0, 1}, plan.STRIDE
             )
             assert len(found) == 40
+            view = plan.View(Document(text, text, ""), cache)
+            spans = [o[:3] for o in found]
+            terms = speedups.matched_terms(spans, view.terms, snippet.make_term, view)
+            assert len(terms) == 40 == len(view.terms)
 
     run(100)
     gc.collect()

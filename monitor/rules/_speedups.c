@@ -652,6 +652,105 @@ phrase_occurrences(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_
     return out;
 }
 
+/* One span to report: its place, and the span tuple itself (a new reference). */
+typedef struct {
+    int64_t field, first, last;
+    PyObject *span;
+} Reported;
+
+static int
+compare_reported(const void *a, const void *b)
+{
+    const Reported *x = a, *y = b;
+    if (x->field != y->field) {
+        return (x->field > y->field) - (x->field < y->field);
+    }
+    if (x->first != y->first) {
+        return (x->first > y->first) - (x->first < y->first);
+    }
+    return (x->last < y->last) - (x->last > y->last);  /* the longest first */
+}
+
+PyDoc_STRVAR(matched_terms_doc,
+"matched_terms(spans, made, make, view, /)\n--\n\n"
+"Each distinct span of ``spans`` once, in field and text order, none inside another, as\n"
+"its term: ``made[span]``, else ``make(view, span)``. See snippet.matched_terms, which\n"
+"this is the compiled form of.");
+
+static PyObject *
+matched_terms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (wrong_nargs("matched_terms", 4, nargs) < 0) {
+        return NULL;
+    }
+    PyObject *made = args[1], *make = args[2], *view = args[3];
+    if (!PyDict_Check(made)) {
+        PyErr_SetString(PyExc_TypeError, "made must be a dict");
+        return NULL;
+    }
+    /* The spans are copied, each held, before any Python code runs (``make``). */
+    PyObject *spans = PySequence_Tuple(args[0]);
+    if (spans == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(spans), kept = 0, held = 0;
+    Reported *all = PyMem_Calloc((size_t)n + 1, sizeof(Reported));
+    PyObject *out = NULL;
+    if (all == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; held < n; held++) {
+        PyObject *span = PyTuple_GET_ITEM(spans, held);
+        if (!PyTuple_Check(span) || PyTuple_GET_SIZE(span) != 3) {
+            PyErr_SetString(PyExc_TypeError, "spans must be (field, first, last) tuples");
+            goto done;
+        }
+        Reported *r = &all[held];
+        r->field = PyLong_AsLongLong(PyTuple_GET_ITEM(span, 0));
+        r->first = PyLong_AsLongLong(PyTuple_GET_ITEM(span, 1));
+        r->last = PyLong_AsLongLong(PyTuple_GET_ITEM(span, 2));
+        if (PyErr_Occurred()) {
+            goto done;
+        }
+        r->span = Py_NewRef(span);
+    }
+    qsort(all, (size_t)n, sizeof(Reported), compare_reported);
+    /* Keep a span unless one kept already, in its field, ends no earlier: that one starts
+     * no later, so this one lies inside it (or is the same). */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (kept && all[i].field == all[kept - 1].field && all[i].last <= all[kept - 1].last) {
+            continue;
+        }
+        Reported swap = all[kept];
+        all[kept++] = all[i];
+        all[i] = swap;
+    }
+    out = PyTuple_New(kept);
+    for (Py_ssize_t i = 0; out != NULL && i < kept; i++) {
+        PyObject *term = PyDict_GetItemWithError(made, all[i].span);
+        if (term != NULL) {
+            Py_INCREF(term);
+        }
+        else if (!PyErr_Occurred()) {
+            term = PyObject_CallFunctionObjArgs(make, view, all[i].span, NULL);
+        }
+        if (term == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, i, term);
+    }
+
+done:
+    for (Py_ssize_t i = 0; all != NULL && i < held; i++) {
+        Py_DECREF(all[i].span);
+    }
+    PyMem_Free(all);
+    Py_DECREF(spans);
+    return out;
+}
+
 /* A set of small ints (key set or rule numbers) as bits. */
 typedef struct {
     unsigned char *bits;
@@ -1179,6 +1278,8 @@ static PyMethodDef methods[] = {
      word_occurrences_doc},
     {"phrase_occurrences", (PyCFunction)(void (*)(void))phrase_occurrences, METH_FASTCALL,
      phrase_occurrences_doc},
+    {"matched_terms", (PyCFunction)(void (*)(void))matched_terms, METH_FASTCALL,
+     matched_terms_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,8 +1,10 @@
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 
+from monitor.models import MatchedTerm
 from monitor.rules.index import PythonGatherer
 from monitor.rules.normalize import Spelling
+from monitor.rules.plan import View
 
 def split_plain(
     text: str,
@@ -30,3 +32,10 @@ def phrase_occurrences(
     stride: int,
     /,
 ) -> list[tuple[int, int, int, tuple[tuple[int, int, int], ...]]]: ...
+def matched_terms(
+    spans: Collection[tuple[int, int, int]],
+    made: dict[tuple[int, int, int], MatchedTerm],
+    make: Callable[[View, tuple[int, int, int]], MatchedTerm],
+    view: View,
+    /,
+) -> tuple[MatchedTerm, ...]: ...
