@@ -33,7 +33,7 @@ def compiled() -> ModuleType:
 
 
 Split = Callable[
-    ..., tuple[list[str], list[normalize.Spelling | None], list[str], list[int], bytes]
+    ..., tuple[list[str], list[normalize.Spelling | None], list[str], list[int], bytes | None]
 ]
 Place = Callable[[Sequence[list[str]], int], dict[str, list[int]]]
 Occurrences = Callable[..., list[plan.Occurrence]]
@@ -139,14 +139,20 @@ any_texts = st.lists(
 
 
 def split_both(text: str) -> None:
-    """Both splits of ASCII ``text`` give the same lists and leave the same cache."""
+    """Both splits of ASCII ``text`` give the same lists and leave the same cache; the
+    compiled one's word offsets are those the words' tokens derive without them."""
     speedups = compiled()
     cache_c: dict[str, normalize.Spelling] = {"'s": normalize.spell("'s")}
     cache_py = dict(cache_c)
-    by_c = speedups.split_plain(text, cache_c, normalize.spell, normalize._STOP)
-    by_py = normalize._split_plain_python(text, cache_py, normalize.spell, normalize._STOP)
+    *by_c, bounds = speedups.split_plain(text, cache_c, normalize.spell, normalize._STOP)
+    *by_py, none = normalize._split_plain_python(text, cache_py, normalize.spell, normalize._STOP)
     assert by_c == by_py
     assert cache_c == cache_py
+    assert none is None
+    parts, spellings, folded, stops = by_py
+    tokens = normalize.Tokens(parts, spellings, folded, text, stops)
+    derived = [at for i in range(len(folded)) for at in tokens.offsets(i, i)]
+    assert memoryview(bounds).cast("q").tolist() == derived
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)

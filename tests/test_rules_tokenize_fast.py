@@ -16,7 +16,9 @@ from monitor.rules.normalize import _STOP, _TOKEN, Spelling, Tokens, spell, toke
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "articles"
 
-SplitPlain = Callable[..., tuple[list[str], list[Spelling | None], list[str], list[int], bytes]]
+SplitPlain = Callable[
+    ..., tuple[list[str], list[Spelling | None], list[str], list[int], bytes | None]
+]
 
 
 def compiled_split() -> SplitPlain | None:

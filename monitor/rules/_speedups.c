@@ -1,8 +1,10 @@
-/* The matcher's per-word hot path in C: the ASCII split and the word index.
+/* The matcher's hot paths in C: per word, the ASCII split (with each word's offsets), the
+ * word index and the rules' candidates; per match, the places of words and phrases and
+ * the order of its terms.
  *
  * Built at install when a C compiler is there (setup.py: an optional extension);
- * monitor/rules/native.py loads it, and the pure-Python code in normalize.py and plan.py
- * does the same work where it is not built. tests/test_rules_native.py proves the two
+ * monitor/rules/native.py loads it, and the pure-Python code in normalize.py, plan.py,
+ * snippet.py and index.py does the same work where it is not built. tests/test_rules_native.py proves the two
  * give identical results. Only the CPython C API is used, no other library.
  */
 #define PY_SSIZE_T_CLEAN

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 from itertools import accumulate, chain, compress, count, repeat
@@ -370,10 +369,12 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
 
 def _split_plain_python(
     plain: str, cache: dict[str, Spelling], spell: Callable[[str], Spelling], stop: Spelling
-) -> tuple[list[str], list[Spelling | None], list[str], list[int], bytes]:
+) -> tuple[list[str], list[Spelling | None], list[str], list[int], bytes | None]:
     """Split ASCII text lower-cased: its parts, the spellings of its surfaces (None for a
-    plain word), its folded keys, which surfaces are stops (spelled as ``stop``), and each
-    word's start and end offsets, packed as native int64 (``Tokens.offsets`` reads them).
+    plain word), its folded keys, which surfaces are stops (spelled as ``stop``), and
+    None where the compiled form gives each word's start and end offsets, packed as
+    native int64 (made in Python, the ints cost more than ``Tokens.offsets`` deriving
+    the few it is asked for from the parts: the split took twice as long).
 
     Lower-cased, a plain word (letters and digits) is its own folded key (NFKC and accents
     are no matter in ASCII): only the others (stops, possessives, acronyms, "don't") are
@@ -392,12 +393,7 @@ def _split_plain_python(
         folded[i] = spelled[2][0] if spelled[2] else ""  # one key, or none for a stop
     # The stops are among the few others: found there, not among all the surfaces.
     stops = list(compress(others, map(is_, map(spellings.__getitem__, others), repeat(stop))))
-    starts = list(accumulate(map(len, parts)))[: 2 * len(surfaces) : 2]  # of each surface
-    bounds = array("q")
-    for start, surface, key, spelled in zip(starts, surfaces, folded, spellings, strict=True):
-        if key:  # a word (a stop has no key): it ends where its spelling says
-            bounds.extend((start, start + (len(surface) if spelled is None else spelled[1])))
-    return parts, spellings, list(filter(None, folded)), stops, bounds.tobytes()
+    return parts, spellings, list(filter(None, folded)), stops, None
 
 
 if native.COMPILED:
