@@ -202,7 +202,7 @@ static int
 run_add(Run *r, int64_t a, int64_t b)
 {
     if (r->size + 2 > r->capacity) {
-        Py_ssize_t capacity = r->capacity ? 2 * r->capacity : 256;
+        Py_ssize_t capacity = r->capacity ? 2 * r->capacity : 32;  /* queries are short */
         int64_t *items = PyMem_Realloc(r->items, (size_t)capacity * sizeof(int64_t));
         if (items == NULL) {
             PyErr_NoMemory();

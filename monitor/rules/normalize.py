@@ -139,7 +139,7 @@ class Tokens:
     __slots__ = (
         *("_acronym", "_break", "_cache", "_end", "_exact", "_owner", "_parts", "_sentence"),
         *("_ends", "_regular", "_spellings", "_start", "_stop_word", "_stops", "_text"),
-        *("_bounds", "folded"),
+        *("_bounds", "_packed", "folded"),
     )
 
     def __init__(
@@ -156,8 +156,10 @@ class Tokens:
         self._spellings = spellings  # one per surface; None for a plain word when ``text``
         self._text = text
         self._cache = {} if cache is None else cache  # spellings of surfaces as found
-        # Each word's start and end offsets, when the split gave them (ASCII text).
-        self._bounds = None if bounds is None else memoryview(bounds).cast("q")
+        # Each word's start and end offsets, when the split gave them (ASCII text); read
+        # as int64 once a match asks (a query's words never are).
+        self._packed = bounds
+        self._bounds: memoryview | None = None
         if folded is None:
             folded = list(chain.from_iterable(map(itemgetter(2), self._spelled())))
         self.folded = folded
@@ -242,6 +244,8 @@ class Tokens:
         """Where words ``first`` to ``last`` stand in the text, the last one's possessive
         excluded: (start, end) character offsets."""
         bounds = self._bounds
+        if bounds is None and self._packed is not None:
+            bounds = self._bounds = memoryview(self._packed).cast("q")
         if bounds is not None:  # made by the split, no int object until read
             return bounds[2 * first], bounds[2 * last + 1]
         # No helper calls once their lists are made: a match reports dozens of words (each
