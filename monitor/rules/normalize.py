@@ -243,10 +243,10 @@ class Tokens:
     def offsets(self, first: int, last: int) -> tuple[int, int]:
         """Where words ``first`` to ``last`` stand in the text, the last one's possessive
         excluded: (start, end) character offsets."""
-        bounds = self._bounds
-        if bounds is None and self._packed is not None:
-            bounds = self._bounds = memoryview(self._packed).cast("q")
-        if bounds is not None:  # made by the split, no int object until read
+        if self._packed is not None:  # made by the split, no int object until read
+            bounds = self._bounds
+            if bounds is None:
+                bounds = self._bounds = memoryview(self._packed).cast("q")
             return bounds[2 * first], bounds[2 * last + 1]
         # No helper calls once their lists are made: a match reports dozens of words (each
         # cost four calls more).
