@@ -5,6 +5,7 @@ from __future__ import annotations
 from monitor.models import Document
 from monitor.rules import compile_rules
 from monitor.rules.index import LEARN_EVERY
+from monitor.rules.plan import AnyOf, Words
 
 
 def test_rules_are_refiled_under_the_need_met_least() -> None:
@@ -19,3 +20,24 @@ def test_rules_are_refiled_under_the_need_met_least() -> None:
         assert index.match(common) == []
     assert index._by_need == {word: [0]}
     assert index.match(both) == before != []
+
+
+def test_one_word_alternatives_are_one_shared_word() -> None:
+    """An OR's one-word alternatives become one word node with all their keys, which rules
+    share (an entity's one-word names, a quoted OR of the same words), so each document
+    looks it up once."""
+    index = compile_rules(
+        {"a": "@e AND envoy", "b": '("Russia" OR "Moscow") NEAR/3 talks'},
+        {"e": ["Moscow", "Russia", "Russian Federation"]},
+    )
+    entity, _ = index.rules["a"].plan.children()
+    near, _ = index.rules["b"].plan.children()
+    assert isinstance(entity, AnyOf)
+    assert isinstance(near, AnyOf)
+    phrase, word = entity.items
+    assert isinstance(phrase, Words)
+    assert isinstance(word, Words)
+    assert word.lookup == (frozenset({"russia", "moscow"}),)
+    assert near.items == (word,)
+    doc = Document("", "", "Moscow held talks with the envoy of the Russian Federation.")
+    assert [m.rule for m in index.match(doc)] == ["a", "b"]

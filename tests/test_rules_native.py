@@ -21,8 +21,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from monitor.models import Document
-from monitor.rules import compile_rules, index, native, normalize, plan
+from monitor.models import Document, MatchedTerm
+from monitor.rules import compile_rules, index, native, normalize, plan, snippet
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "articles"
 
@@ -32,21 +32,30 @@ def compiled() -> ModuleType:
     return pytest.importorskip("monitor.rules._speedups", reason="the extension is not built")
 
 
-Split = Callable[..., tuple[list[str], list[normalize.Spelling | None], list[str], list[int]]]
+Split = Callable[
+    ..., tuple[list[str], list[normalize.Spelling | None], list[str], list[int], bytes | None]
+]
 Place = Callable[[Sequence[list[str]], int], dict[str, list[int]]]
 Occurrences = Callable[..., list[plan.Occurrence]]
+Terms = Callable[..., tuple[MatchedTerm, ...]]
 
 
 @contextmanager
 def implementation(
-    split: Split, place: Place, gatherer: index.MakeGatherer, occurrences: Occurrences
+    split: Split,
+    place: Place,
+    gatherer: type[index.PythonGatherer],
+    occurrences: Occurrences,
+    phrases: Occurrences,
+    terms: Terms,
 ) -> Iterator[None]:
     """Matching (and compiling: the index makes its gatherer) runs with these hot
     functions while the block runs."""
-    hot = (normalize, "_split_plain"), (plan, "_place"), (index, "_make_gatherer")
-    hot += ((plan, "_word_occurrences"),)
+    hot = (normalize, "_split_plain"), (plan, "_place"), (index, "Gatherer")
+    hot += ((plan, "_word_occurrences"), (plan, "_phrase_occurrences"), (snippet, "_terms_of"))
     saved = [getattr(module, name) for module, name in hot]
-    for (module, name), function in zip(hot, (split, place, gatherer, occurrences), strict=True):
+    functions = (split, place, gatherer, occurrences, phrases, terms)
+    for (module, name), function in zip(hot, functions, strict=True):
         setattr(module, name, function)
     try:
         yield
@@ -57,7 +66,14 @@ def implementation(
 
 def in_c() -> AbstractContextManager[None]:
     c = compiled()
-    return implementation(c.split_plain, c.place, c.Gatherer, c.word_occurrences)
+    return implementation(
+        c.split_plain,
+        c.place,
+        c.Gatherer,
+        c.word_occurrences,
+        c.phrase_occurrences,
+        c.matched_terms,
+    )
 
 
 def in_python() -> AbstractContextManager[None]:
@@ -66,6 +82,8 @@ def in_python() -> AbstractContextManager[None]:
         plan.place_python,
         index.PythonGatherer,
         plan.word_occurrences_python,
+        plan.phrase_occurrences_python,
+        snippet.terms_of_python,
     )
 
 
@@ -78,8 +96,10 @@ def test_extension_loads_where_required() -> None:
 
     assert normalize._split_plain is speedups.split_plain
     assert plan._place is speedups.place
-    assert index._make_gatherer is speedups.Gatherer
+    assert index.Gatherer is speedups.Gatherer
     assert plan._word_occurrences is speedups.word_occurrences
+    assert plan._phrase_occurrences is speedups.phrase_occurrences
+    assert snippet._terms_of is speedups.matched_terms
 
 
 def test_pure_python_when_asked() -> None:
@@ -87,8 +107,10 @@ def test_pure_python_when_asked() -> None:
     if not native.COMPILED:
         assert normalize._split_plain is normalize._split_plain_python
         assert plan._place is plan.place_python
-        assert index._make_gatherer is index.PythonGatherer
+        assert index.Gatherer is index.PythonGatherer
         assert plan._word_occurrences is plan.word_occurrences_python
+        assert plan._phrase_occurrences is plan.phrase_occurrences_python
+        assert snippet._terms_of is snippet.terms_of_python
     else:
         assert os.environ.get(native.PURE_PYTHON_ENV) != "1"
 
@@ -117,14 +139,20 @@ any_texts = st.lists(
 
 
 def split_both(text: str) -> None:
-    """Both splits of ASCII ``text`` give the same lists and leave the same cache."""
+    """Both splits of ASCII ``text`` give the same lists and leave the same cache; the
+    compiled one's word offsets are those the words' tokens derive without them."""
     speedups = compiled()
     cache_c: dict[str, normalize.Spelling] = {"'s": normalize.spell("'s")}
     cache_py = dict(cache_c)
-    by_c = speedups.split_plain(text, cache_c, normalize.spell, normalize._STOP)
-    by_py = normalize._split_plain_python(text, cache_py, normalize.spell, normalize._STOP)
+    *by_c, bounds = speedups.split_plain(text, cache_c, normalize.spell, normalize._STOP)
+    *by_py, none = normalize._split_plain_python(text, cache_py, normalize.spell, normalize._STOP)
     assert by_c == by_py
     assert cache_c == cache_py
+    assert none is None
+    parts, spellings, folded, stops = by_py
+    tokens = normalize.Tokens(parts, spellings, folded, text, stops)
+    derived = [at for i in range(len(folded)) for at in tokens.offsets(i, i)]
+    assert memoryview(bounds).cast("q").tolist() == derived
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
@@ -265,6 +293,74 @@ def test_word_occurrences_agree(
     assert by_c == plan.word_occurrences_python(where, keys, wanted, plan.STRIDE)
 
 
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(st.lists(st.sampled_from(["a", "b", "c"]), max_size=300), min_size=1, max_size=3),
+    st.lists(st.sampled_from(["a", "b", "c", "x"]), min_size=1, max_size=4),
+    st.data(),
+    st.sampled_from([plan.ALL_FIELDS, frozenset({0}), frozenset({1, 2}), frozenset()]),
+)
+def test_phrase_occurrences_agree(
+    fields: list[list[str]], sequence: list[str], data: st.DataObject, wanted: frozenset[int]
+) -> None:
+    """The compiled occurrences of a phrase, found from any of its words, are the
+    pure-Python ones, in order, in the fields asked for, up to the fields' ends."""
+    speedups = compiled()
+    anchor = data.draw(st.integers(0, len(sequence) - 1))
+    keys = {sequence[anchor], *data.draw(st.lists(st.sampled_from(["a", "x"]), max_size=2))}
+    where = plan.place_python(fields, plan.STRIDE)
+    args = (where, fields, keys, anchor, sequence, wanted, plan.STRIDE)
+    assert speedups.phrase_occurrences(*args) == plan.phrase_occurrences_python(*args)
+
+
+spans = st.tuples(st.integers(0, 2), st.integers(0, 6), st.integers(0, 3)).map(
+    lambda s: (s[0], s[1], s[1] + s[2])
+)
+
+
+def reported(terms: Terms, spans: list[plan.Span], known: set[plan.Span]) -> object:
+    """What ``terms`` gives for ``spans`` when ``known`` spans are made already, and
+    which spans it asked to be made, in order."""
+    made = {span: MatchedTerm(f"known{span}", "body", 0, 1) for span in known}
+    asked: list[plan.Span] = []
+
+    def make(view: object, span: plan.Span) -> MatchedTerm:
+        asked.append(span)
+        return MatchedTerm(f"made{span}", "body", 0, 1)
+
+    return terms(spans, made, make, None), asked
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(spans, max_size=12), st.sets(spans, max_size=4))
+@example([(0, 1, 2), (0, 1, 1), (0, 2, 2), (0, 1, 2), (1, 1, 1)], {(0, 1, 2)})
+def test_matched_terms_agree(found: list[plan.Span], known: set[plan.Span]) -> None:
+    """The compiled report of spans (each once, in order, none inside another, made
+    terms reused) is the pure-Python one, and makes the same terms in the same order."""
+    by_c = reported(compiled().matched_terms, found, known)
+    assert by_c == reported(snippet.terms_of_python, found, known)
+
+
+def test_matched_terms_refuse_broken_spans() -> None:
+    """Spans that are no triples of ints, a made that is no dict and a failing make
+    raise Python exceptions, never crash."""
+    terms = compiled().matched_terms
+
+    def make(view: object, span: plan.Span) -> MatchedTerm:
+        return MatchedTerm("w", "body", 0, 1)
+
+    assert terms([], {}, make, None) == ()
+    for wrong in ([(0, 1)], [[0, 1, 2]], [(0, "1", 2)], [(0, 1, 2**70)], 5, [None]):
+        with pytest.raises((TypeError, OverflowError)):
+            terms(wrong, {}, make, None)
+    with pytest.raises(TypeError):
+        terms([(0, 1, 1)], [], make, None)
+    with pytest.raises(ZeroDivisionError):
+        terms([(0, 1, 1)], {}, lambda view, span: 1 // 0, None)
+    with pytest.raises(TypeError):
+        terms([(0, 1, 1)], {}, make)
+
+
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus not present")
 def test_split_agrees_on_the_corpus() -> None:
     """On every corpus text that is ASCII but for its typography, the splits agree."""
@@ -327,11 +423,46 @@ def test_hostile_input() -> None:
         occurrences({}, [], frozenset(), 0)
     with pytest.raises(OverflowError):
         occurrences({"a": [2**70]}, ["a"], frozenset(), 4)
+    phrases = speedups.phrase_occurrences
+    ok = ({"b": [1, 4]}, [["a", "b"]], ["b"], 1, ["a", "b"], frozenset({0}), 4)
+    assert phrases(*ok) == [(0, 0, 1, ((0, 0, 1),))]  # a field ends, a field is missing
+    for at, wrong in [(1, [("a", "b")]), (1, "ab"), (4, ("a", "b")), (4, []), (3, "1")]:
+        with pytest.raises(TypeError):
+            phrases(*ok[:at], wrong, *ok[at + 1 :])
+    for at, wrong in [(3, 2), (3, -1), (6, 0)]:
+        with pytest.raises(ValueError, match=r"anchor|stride"):
+            phrases(*ok[:at], wrong, *ok[at + 1 :])
+    with pytest.raises(TypeError):
+        phrases(*ok[:6])
+
+
+class Shifty(str):
+    """A word whose comparison empties ``field``, the list it is compared in."""
+
+    field: list[str]
+
+    def __eq__(self, other: object) -> bool:
+        self.field.clear()
+        return True
+
+    __hash__ = str.__hash__
+
+
+def test_phrase_comparison_that_changes_the_field() -> None:
+    """A word whose ``==`` empties the field being read stops the comparison, no crash."""
+    field = ["a", "b", "c"]
+    shifty = Shifty("b")
+    shifty.field = field
+    found = compiled().phrase_occurrences(
+        {"a": [0]}, [field], ["a"], 0, ["a", shifty, "c"], frozenset({0}), 4
+    )
+    assert found == []
 
 
 def test_no_memory_kept() -> None:
-    """Splitting, placing and gathering for a text thousands of times keeps nothing (a
-    missed reference count would keep every list made)."""
+    """Splitting, placing, gathering, finding words and phrases and reporting them for a
+    text thousands of times keeps nothing (a missed reference count would keep every
+    list made)."""
     speedups = compiled()
     text = "The U.S.'s envoy didn't say. Talks go on! " * 20
     cache: dict[str, normalize.Spelling] = {}
@@ -339,13 +470,21 @@ def test_no_memory_kept() -> None:
 
     def run(times: int) -> None:
         for _ in range(times):
-            _, _, folded, _ = speedups.split_plain(text, cache, normalize.spell, normalize._STOP)
+            _, _, folded, *_ = speedups.split_plain(text, cache, normalize.spell, normalize._STOP)
             where = speedups.place([folded, folded], plan.STRIDE)
             gatherer = speedups.Gatherer(*sets, 3)
             gatherer.refile({0: [0], 2: [1]})
             assert gatherer.gather(where.keys(), [folded], True) == ([0, 1], [0, 1, 2])
             found = speedups.word_occurrences(where, ["talks", "envoy"], {1}, plan.STRIDE)
             assert len(found) == 40
+            found = speedups.phrase_occurrences(
+                where, [folded, folded], ["go"], 1, ["talks", "go"], {0, 1}, plan.STRIDE
+            )
+            assert len(found) == 40
+            view = plan.View(Document(text, text, ""), cache)
+            spans = [o[:3] for o in found]
+            terms = speedups.matched_terms(spans, view.terms, snippet.make_term, view)
+            assert len(terms) == 40 == len(view.terms)
 
     run(100)
     gc.collect()

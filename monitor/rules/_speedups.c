@@ -1,8 +1,10 @@
-/* The matcher's per-word hot path in C: the ASCII split and the word index.
+/* The matcher's hot paths in C: per word, the ASCII split (with each word's offsets), the
+ * word index and the rules' candidates; per match, the places of words and phrases and
+ * the order of its terms.
  *
  * Built at install when a C compiler is there (setup.py: an optional extension);
- * monitor/rules/native.py loads it, and the pure-Python code in normalize.py and plan.py
- * does the same work where it is not built. tests/test_rules_native.py proves the two
+ * monitor/rules/native.py loads it, and the pure-Python code in normalize.py, plan.py,
+ * snippet.py and index.py does the same work where it is not built. tests/test_rules_native.py proves the two
  * give identical results. Only the CPython C API is used, no other library.
  */
 #define PY_SSIZE_T_CLEAN
@@ -190,10 +192,34 @@ stride_arg(PyObject *obj, Py_ssize_t minimum, Py_ssize_t *stride)
     return 0;
 }
 
+/* A growing run of int64 values, given to Python as bytes (no int object per value). */
+typedef struct {
+    int64_t *items;
+    Py_ssize_t size, capacity;
+} Run;
+
+static int
+run_add(Run *r, int64_t a, int64_t b)
+{
+    if (r->size + 2 > r->capacity) {
+        Py_ssize_t capacity = r->capacity ? 2 * r->capacity : 32;  /* queries are short */
+        int64_t *items = PyMem_Realloc(r->items, (size_t)capacity * sizeof(int64_t));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        r->items = items;
+        r->capacity = capacity;
+    }
+    r->items[r->size++] = a;
+    r->items[r->size++] = b;
+    return 0;
+}
+
 PyDoc_STRVAR(split_plain_doc,
 "split_plain(text, cache, spell, stop, /)\n--\n\n"
 "Split ASCII ``text`` as normalize._ASCII_TOKEN splits it lower-cased: (parts, spellings,\n"
-"folded, stops). See normalize._split_plain, which this is the compiled form of.");
+"folded, stops, bounds). See normalize._split_plain, which this is the compiled form of.");
 
 static PyObject *
 split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
@@ -221,6 +247,7 @@ split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     PyObject *parts = PyList_New(0), *spellings = PyList_New(0);
     PyObject *folded = PyList_New(0), *stops = PyList_New(0);
+    Run bounds = {NULL, 0, 0};  /* each word's start and end offsets */
     if (parts == NULL || spellings == NULL || folded == NULL || stops == NULL) {
         goto error;
     }
@@ -267,7 +294,8 @@ split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
             goto error;
         }
         if (plain) {  /* its own folded key, with no spelling */
-            if (PyList_Append(spellings, Py_None) < 0 || PyList_Append(folded, surface) < 0) {
+            if (PyList_Append(spellings, Py_None) < 0 || PyList_Append(folded, surface) < 0
+                || run_add(&bounds, pos, end) < 0) {
                 Py_DECREF(surface);
                 goto error;
             }
@@ -279,6 +307,11 @@ split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
             if (!failed && key != Py_None) {
                 int truth = PyObject_IsTrue(key);  /* normalize keeps non-empty keys */
                 failed = truth < 0 || (truth && PyList_Append(folded, key) < 0);
+                if (!failed && truth) {  /* the word ends where its spelling says */
+                    Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(spelled, 1));
+                    failed = (length == -1 && PyErr_Occurred())
+                             || run_add(&bounds, pos, pos + length) < 0;
+                }
             }
             if (!failed && spelled == stop) {
                 failed = append_new(stops, PyLong_FromSsize_t(surfaces)) < 0;
@@ -296,9 +329,16 @@ split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     if (append_new(parts, lowered(s, last, n, NULL)) < 0) {
         goto error;
     }
-    return Py_BuildValue("(NNNN)", parts, spellings, folded, stops);
+    PyObject *packed = PyBytes_FromStringAndSize(
+        (const char *)bounds.items, bounds.size * (Py_ssize_t)sizeof(int64_t));
+    if (packed == NULL) {
+        goto error;
+    }
+    PyMem_Free(bounds.items);
+    return Py_BuildValue("(NNNNN)", parts, spellings, folded, stops, packed);
 
 error:
+    PyMem_Free(bounds.items);
     Py_XDECREF(parts);
     Py_XDECREF(spellings);
     Py_XDECREF(folded);
@@ -393,6 +433,112 @@ compare_places(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Every place of any of ``keys`` in ``where`` as C integers, in order: copied before any
+ * Python code could run (a key's __eq__ could change ``where``), then ordered when from
+ * several keys. Sets *count; NULL with an exception set, or a PyMem block to free (NULL
+ * too when there is no place, with no exception). */
+static Py_ssize_t *
+places_of(PyObject *where, PyObject *keys, Py_ssize_t *count)
+{
+    Py_ssize_t *places = NULL, capacity = 0, lists = 0;
+    *count = 0;
+    PyObject *iterator = PyObject_GetIter(keys);
+    if (iterator == NULL) {
+        return NULL;
+    }
+    PyObject *key;
+    while ((key = PyIter_Next(iterator)) != NULL) {
+        PyObject *found = PyDict_GetItemWithError(where, key);
+        Py_DECREF(key);
+        if (found == NULL) {
+            if (PyErr_Occurred()) {
+                goto error;
+            }
+            continue;
+        }
+        if (!PyList_Check(found)) {
+            PyErr_SetString(PyExc_TypeError, "where must map keys to lists of places");
+            goto error;
+        }
+        Py_ssize_t size = PyList_GET_SIZE(found);
+        lists += size > 0;
+        if (*count + size > capacity) {
+            Py_ssize_t wanted = (*count + size) * 2;
+            Py_ssize_t *grown = PyMem_Realloc(places, (size_t)wanted * sizeof(Py_ssize_t));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto error;
+            }
+            places = grown;
+            capacity = wanted;
+        }
+        for (Py_ssize_t i = 0; i < size; i++) {
+            Py_ssize_t place = PyLong_AsSsize_t(PyList_GET_ITEM(found, i));
+            if (place == -1 && PyErr_Occurred()) {
+                goto error;
+            }
+            places[(*count)++] = place;
+        }
+    }
+    if (PyErr_Occurred()) {
+        goto error;
+    }
+    Py_DECREF(iterator);
+    if (lists > 1) {
+        qsort(places, (size_t)*count, sizeof(Py_ssize_t), compare_places);
+    }
+    return places;
+
+error:
+    Py_DECREF(iterator);
+    PyMem_Free(places);
+    *count = 0;
+    return NULL;
+}
+
+/* divmod(place, stride), flooring as Python's does */
+static void
+split_place(Py_ssize_t place, Py_ssize_t stride, Py_ssize_t *field, Py_ssize_t *token)
+{
+    *field = place / stride;
+    *token = place % stride;
+    if (*token < 0) {
+        *token += stride;
+        *field -= 1;
+    }
+}
+
+/* Append the occurrence (field, first, last, ((field, first, last),)) to ``out``; ``f``
+ * is the field as an int object, borrowed. 0, or -1 with an exception set. */
+static int
+append_occurrence(PyObject *out, PyObject *f, Py_ssize_t first, Py_ssize_t last)
+{
+    PyObject *a = PyLong_FromSsize_t(first);
+    PyObject *b = a == NULL ? NULL : first == last ? Py_NewRef(a) : PyLong_FromSsize_t(last);
+    PyObject *span = b == NULL ? NULL : PyTuple_Pack(3, f, a, b);
+    PyObject *spans = span == NULL ? NULL : PyTuple_Pack(1, span);
+    PyObject *occurrence = spans == NULL ? NULL : PyTuple_Pack(4, f, a, b, spans);
+    Py_XDECREF(a);
+    Py_XDECREF(b);
+    Py_XDECREF(span);
+    Py_XDECREF(spans);
+    return append_new(out, occurrence);
+}
+
+static int
+check_where_fields(PyObject *where, PyObject *fields)
+{
+    if (!PyDict_Check(where)) {
+        PyErr_SetString(PyExc_TypeError, "where must be a dict");
+        return -1;
+    }
+    if (!PyAnySet_Check(fields)) {
+        PyErr_SetString(PyExc_TypeError, "fields must be a set");
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(word_occurrences_doc,
 "word_occurrences(where, keys, fields, stride, /)\n--\n\n"
 "Every place of any of ``keys`` in ``fields``, in text order, each its own span: see\n"
@@ -405,98 +551,205 @@ word_occurrences(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t 
         return NULL;
     }
     PyObject *where = args[0], *fields = args[2];
-    if (!PyDict_Check(where)) {
-        PyErr_SetString(PyExc_TypeError, "where must be a dict");
+    Py_ssize_t stride, count;
+    if (check_where_fields(where, fields) < 0
+        || stride_arg(args[3], 1, &stride) < 0) {  /* divided by below */
         return NULL;
     }
-    if (!PyAnySet_Check(fields)) {
-        PyErr_SetString(PyExc_TypeError, "fields must be a set");
+    Py_ssize_t *places = places_of(where, args[1], &count);
+    if (places == NULL && PyErr_Occurred()) {
         return NULL;
     }
-    Py_ssize_t stride;
-    if (stride_arg(args[3], 1, &stride) < 0) {  /* divided by below */
+    PyObject *out = PyList_New(0);
+    for (Py_ssize_t k = 0; out != NULL && k < count; k++) {
+        Py_ssize_t field, token;
+        split_place(places[k], stride, &field, &token);
+        PyObject *f = PyLong_FromSsize_t(field);
+        int wanted = f == NULL ? -1 : PySet_Contains(fields, f);
+        if (wanted < 0 || (wanted && append_occurrence(out, f, token, token) < 0)) {
+            Py_CLEAR(out);
+        }
+        Py_XDECREF(f);
+    }
+    PyMem_Free(places);
+    return out;
+}
+
+PyDoc_STRVAR(phrase_occurrences_doc,
+"phrase_occurrences(where, folded, keys, anchor, sequence, fields, stride, /)\n--\n\n"
+"Every place in ``fields`` where the words ``sequence`` stand, found from the places of\n"
+"word ``anchor`` (any of ``keys``), in text order: see plan.phrase_occurrences, which\n"
+"this is the compiled form of.");
+
+static PyObject *
+phrase_occurrences(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (wrong_nargs("phrase_occurrences", 7, nargs) < 0) {
         return NULL;
     }
-    /* Every place of every key, as C integers: copied before any Python code could run
-     * (a key's __eq__ could change ``where``), then ordered when from several keys. */
-    Py_ssize_t *places = NULL, count = 0, capacity = 0, lists = 0;
-    PyObject *out = NULL, *iterator = PyObject_GetIter(args[1]);
-    if (iterator == NULL) {
+    PyObject *where = args[0], *folded = args[1], *sequence = args[4], *fields = args[5];
+    Py_ssize_t stride, anchor, count;
+    if (check_where_fields(where, fields) < 0 || stride_arg(args[6], 1, &stride) < 0) {
         return NULL;
     }
-    PyObject *key;
-    while ((key = PyIter_Next(iterator)) != NULL) {
-        PyObject *found = PyDict_GetItemWithError(where, key);
-        Py_DECREF(key);
-        if (found == NULL) {
-            if (PyErr_Occurred()) {
-                goto done;
-            }
+    if (!PyTuple_Check(folded) && !PyList_Check(folded)) {
+        PyErr_SetString(PyExc_TypeError, "folded must be a list or tuple of lists");
+        return NULL;
+    }
+    if (!PyList_Check(sequence) || PyList_GET_SIZE(sequence) == 0) {
+        PyErr_SetString(PyExc_TypeError, "sequence must be a non-empty list");
+        return NULL;
+    }
+    anchor = PyLong_AsSsize_t(args[3]);
+    if (anchor == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (anchor < 0 || anchor >= PyList_GET_SIZE(sequence)) {
+        PyErr_SetString(PyExc_ValueError, "anchor must index sequence");
+        return NULL;
+    }
+    Py_ssize_t *places = places_of(where, args[2], &count);
+    if (places == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    /* Held for the comparisons, which may run Python code (a str subclass's __eq__). */
+    PyObject *words = PySequence_Tuple(sequence);
+    PyObject *fields_words = PySequence_Tuple(folded);
+    PyObject *out = words == NULL || fields_words == NULL ? NULL : PyList_New(0);
+    Py_ssize_t size = words == NULL ? 0 : PyTuple_GET_SIZE(words);
+    for (Py_ssize_t k = 0; out != NULL && k < count; k++) {
+        Py_ssize_t field, token;
+        split_place(places[k], stride, &field, &token);
+        Py_ssize_t first = token - anchor;
+        if (first < 0 || field < 0 || field >= PyTuple_GET_SIZE(fields_words)) {
             continue;
-        }
-        if (!PyList_Check(found)) {
-            PyErr_SetString(PyExc_TypeError, "where must map keys to lists of places");
-            goto done;
-        }
-        Py_ssize_t size = PyList_GET_SIZE(found);
-        lists += size > 0;
-        if (count + size > capacity) {
-            Py_ssize_t wanted = (count + size) * 2;
-            Py_ssize_t *grown = PyMem_Realloc(places, (size_t)wanted * sizeof(Py_ssize_t));
-            if (grown == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            places = grown;
-            capacity = wanted;
-        }
-        for (Py_ssize_t i = 0; i < size; i++) {
-            Py_ssize_t place = PyLong_AsSsize_t(PyList_GET_ITEM(found, i));
-            if (place == -1 && PyErr_Occurred()) {
-                goto done;
-            }
-            places[count++] = place;
-        }
-    }
-    if (PyErr_Occurred()) {
-        goto done;
-    }
-    if (lists > 1) {
-        qsort(places, (size_t)count, sizeof(Py_ssize_t), compare_places);
-    }
-    out = PyList_New(0);
-    if (out == NULL) {
-        goto done;
-    }
-    for (Py_ssize_t k = 0; k < count; k++) {
-        /* divmod, flooring as Python's does */
-        Py_ssize_t field = places[k] / stride, token = places[k] % stride;
-        if (token < 0) {
-            token += stride;
-            field -= 1;
         }
         PyObject *f = PyLong_FromSsize_t(field);
         int wanted = f == NULL ? -1 : PySet_Contains(fields, f);
-        PyObject *i = wanted > 0 ? PyLong_FromSsize_t(token) : NULL;
-        PyObject *span = i == NULL ? NULL : PyTuple_Pack(3, f, i, i);
-        PyObject *spans = span == NULL ? NULL : PyTuple_Pack(1, span);
-        PyObject *occurrence = spans == NULL ? NULL : PyTuple_Pack(4, f, i, i, spans);
-        Py_XDECREF(f);
-        Py_XDECREF(i);
-        Py_XDECREF(span);
-        Py_XDECREF(spans);
-        if (wanted == 0) {
-            continue;
+        if (wanted > 0) {
+            PyObject *list = PyTuple_GET_ITEM(fields_words, field);
+            if (!PyList_Check(list)) {
+                PyErr_SetString(PyExc_TypeError, "folded must be a list or tuple of lists");
+                wanted = -1;
+            }
+            /* The field's words from ``first`` on, equal to the sequence's, one by one. */
+            for (Py_ssize_t j = 0; wanted > 0 && j < size; j++) {
+                if (first + j >= PyList_GET_SIZE(list)) {
+                    wanted = 0;
+                    break;
+                }
+                PyObject *word = Py_NewRef(PyList_GET_ITEM(list, first + j));
+                wanted = PyObject_RichCompareBool(word, PyTuple_GET_ITEM(words, j), Py_EQ);
+                Py_DECREF(word);
+            }
         }
-        if (append_new(out, occurrence) < 0) {
+        if (wanted < 0 || (wanted && append_occurrence(out, f, first, first + size - 1) < 0)) {
             Py_CLEAR(out);
+        }
+        Py_XDECREF(f);
+    }
+    Py_XDECREF(words);
+    Py_XDECREF(fields_words);
+    PyMem_Free(places);
+    return out;
+}
+
+/* One span to report: its place, and the span tuple itself (a new reference). */
+typedef struct {
+    int64_t field, first, last;
+    PyObject *span;
+} Reported;
+
+static int
+compare_reported(const void *a, const void *b)
+{
+    const Reported *x = a, *y = b;
+    if (x->field != y->field) {
+        return (x->field > y->field) - (x->field < y->field);
+    }
+    if (x->first != y->first) {
+        return (x->first > y->first) - (x->first < y->first);
+    }
+    return (x->last < y->last) - (x->last > y->last);  /* the longest first */
+}
+
+PyDoc_STRVAR(matched_terms_doc,
+"matched_terms(spans, made, make, view, /)\n--\n\n"
+"Each distinct span of ``spans`` once, in field and text order, none inside another, as\n"
+"its term: ``made[span]``, else ``make(view, span)``. See snippet.matched_terms, which\n"
+"this is the compiled form of.");
+
+static PyObject *
+matched_terms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (wrong_nargs("matched_terms", 4, nargs) < 0) {
+        return NULL;
+    }
+    PyObject *made = args[1], *make = args[2], *view = args[3];
+    if (!PyDict_Check(made)) {
+        PyErr_SetString(PyExc_TypeError, "made must be a dict");
+        return NULL;
+    }
+    /* The spans are copied, each held, before any Python code runs (``make``). */
+    PyObject *spans = PySequence_Tuple(args[0]);
+    if (spans == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(spans), kept = 0, held = 0;
+    Reported *all = PyMem_Calloc((size_t)n + 1, sizeof(Reported));
+    PyObject *out = NULL;
+    if (all == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; held < n; held++) {
+        PyObject *span = PyTuple_GET_ITEM(spans, held);
+        if (!PyTuple_Check(span) || PyTuple_GET_SIZE(span) != 3) {
+            PyErr_SetString(PyExc_TypeError, "spans must be (field, first, last) tuples");
             goto done;
         }
+        Reported *r = &all[held];
+        r->field = PyLong_AsLongLong(PyTuple_GET_ITEM(span, 0));
+        r->first = PyLong_AsLongLong(PyTuple_GET_ITEM(span, 1));
+        r->last = PyLong_AsLongLong(PyTuple_GET_ITEM(span, 2));
+        if (PyErr_Occurred()) {
+            goto done;
+        }
+        r->span = Py_NewRef(span);
+    }
+    qsort(all, (size_t)n, sizeof(Reported), compare_reported);
+    /* Keep a span unless one kept already, in its field, ends no earlier: that one starts
+     * no later, so this one lies inside it (or is the same). */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (kept && all[i].field == all[kept - 1].field && all[i].last <= all[kept - 1].last) {
+            continue;
+        }
+        Reported swap = all[kept];
+        all[kept++] = all[i];
+        all[i] = swap;
+    }
+    out = PyTuple_New(kept);
+    for (Py_ssize_t i = 0; out != NULL && i < kept; i++) {
+        PyObject *term = PyDict_GetItemWithError(made, all[i].span);
+        if (term != NULL) {
+            Py_INCREF(term);
+        }
+        else if (!PyErr_Occurred()) {
+            term = PyObject_CallFunctionObjArgs(make, view, all[i].span, NULL);
+        }
+        if (term == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, i, term);
     }
 
 done:
-    Py_DECREF(iterator);
-    PyMem_Free(places);
+    for (Py_ssize_t i = 0; all != NULL && i < held; i++) {
+        Py_DECREF(all[i].span);
+    }
+    PyMem_Free(all);
+    Py_DECREF(spans);
     return out;
 }
 
@@ -1025,6 +1278,10 @@ static PyMethodDef methods[] = {
     {"place", (PyCFunction)(void (*)(void))place, METH_FASTCALL, place_doc},
     {"word_occurrences", (PyCFunction)(void (*)(void))word_occurrences, METH_FASTCALL,
      word_occurrences_doc},
+    {"phrase_occurrences", (PyCFunction)(void (*)(void))phrase_occurrences, METH_FASTCALL,
+     phrase_occurrences_doc},
+    {"matched_terms", (PyCFunction)(void (*)(void))matched_terms, METH_FASTCALL,
+     matched_terms_doc},
     {NULL, NULL, 0, NULL},
 };
 

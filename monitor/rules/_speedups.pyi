@@ -1,7 +1,10 @@
 from collections.abc import Callable, Collection, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 
+from monitor.models import MatchedTerm
+from monitor.rules.index import PythonGatherer
 from monitor.rules.normalize import Spelling
+from monitor.rules.plan import View
 
 def split_plain(
     text: str,
@@ -9,23 +12,30 @@ def split_plain(
     spell: Callable[[str], Spelling],
     stop: Spelling,
     /,
-) -> tuple[list[str], list[Spelling | None], list[str], list[int]]: ...
+) -> tuple[list[str], list[Spelling | None], list[str], list[int], bytes | None]: ...
 def place(fields: Sequence[list[str]], stride: int, /) -> dict[str, list[int]]: ...
 
-class Gatherer:
-    def __init__(
-        self,
-        word_sets: dict[str, tuple[int, ...]],
-        pair_sets: dict[tuple[str, str], list[int]],
-        needs: list[tuple[int, ...]],
-        by_need: dict[int, list[int]],
-        sets: int,
-    ) -> None: ...
-    def refile(self, by_need: dict[int, list[int]], /) -> None: ...
-    def gather(
-        self, present: Iterable[str], fields: Sequence[list[str]], learn: bool, /
-    ) -> tuple[list[int], Collection[int]]: ...
+# The compiled form of index.PythonGatherer: the same constructor and methods, packed in C
+# arrays (tests/test_rules_native.py proves them equal).
+Gatherer: type[PythonGatherer]
 
 def word_occurrences(
     where: dict[str, list[int]], keys: Iterable[str], fields: AbstractSet[int], stride: int, /
 ) -> list[tuple[int, int, int, tuple[tuple[int, int, int], ...]]]: ...
+def phrase_occurrences(
+    where: dict[str, list[int]],
+    folded: Sequence[list[str]],
+    keys: Iterable[str],
+    anchor: int,
+    sequence: list[str],
+    fields: AbstractSet[int],
+    stride: int,
+    /,
+) -> list[tuple[int, int, int, tuple[tuple[int, int, int], ...]]]: ...
+def matched_terms(
+    spans: Collection[tuple[int, int, int]],
+    made: dict[tuple[int, int, int], MatchedTerm],
+    make: Callable[[View, tuple[int, int, int]], MatchedTerm],
+    view: View,
+    /,
+) -> tuple[MatchedTerm, ...]: ...

@@ -11,12 +11,11 @@ are evaluated once per document. Rules that need no particular word are filed un
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain, compress, pairwise, repeat
-from typing import Protocol
 
 from monitor.errors import QueryError, RuleCompileError
 from monitor.models import Document, RuleMatch
@@ -98,9 +97,7 @@ class RuleIndex:
             word: shared.setdefault(tuple(sets), tuple(sets)) for word, sets in word_sets.items()
         }
         # The compiled form packs them, and the dictionaries go.
-        self._gatherer = _make_gatherer(
-            sets_of, pair_sets, self._needs, self._by_need, len(numbers)
-        )
+        self._gatherer = Gatherer(sets_of, pair_sets, self._needs, self._by_need, len(numbers))
         self._spellings: dict[str, normalize.Spelling] = {}
         self._seen = 0  # documents matched
         self._met_count = [0] * len(numbers)  # per key set: documents that met it
@@ -215,37 +212,10 @@ class PythonGatherer:
         return sorted(compress(found, ready)), met
 
 
-class Gathers(Protocol):
-    """A gatherer, compiled or not."""
-
-    def refile(self, by_need: dict[int, list[int]], /) -> None: ...
-
-    def gather(
-        self, present: Iterable[str], fields: Sequence[list[str]], learn: bool, /
-    ) -> tuple[list[int], Collection[int]]: ...
-
-
-MakeGatherer = Callable[
-    [
-        dict[str, tuple[int, ...]],
-        dict[tuple[str, str], list[int]],
-        list[tuple[int, ...]],
-        dict[int, list[int]],
-        int,
-    ],
-    Gathers,
-]
-
-
-def _gatherer() -> MakeGatherer:
-    if native.COMPILED:
-        from monitor.rules._speedups import Gatherer
-
-        return Gatherer
-    return PythonGatherer
-
-
-_make_gatherer = _gatherer()
+if native.COMPILED:
+    from monitor.rules._speedups import Gatherer
+else:
+    Gatherer = PythonGatherer
 
 
 def compile_entities(

@@ -132,12 +132,14 @@ class Tokens:
 
     Text that is ASCII (once its typography is mapped) is split lower-cased, so that a
     plain word (letters and digits) is its own folded key: it has no spelling (None),
-    and ``text`` keeps the original case for the exact keys.
+    and ``text`` keeps the original case for the exact keys; ``exact_of`` spells them
+    through ``cache``, the index's spelling cache.
     """
 
     __slots__ = (
-        *("_acronym", "_break", "_end", "_exact", "_owner", "_parts", "_sentence", "_text"),
-        *("_ends", "_regular", "_spellings", "_start", "_stop_word", "_stops", "folded"),
+        *("_acronym", "_break", "_cache", "_end", "_exact", "_owner", "_parts", "_sentence"),
+        *("_ends", "_regular", "_spellings", "_start", "_stop_word", "_stops", "_text"),
+        *("_bounds", "_packed", "folded"),
     )
 
     def __init__(
@@ -147,10 +149,17 @@ class Tokens:
         folded: list[str] | None = None,
         text: str | None = None,
         stops: list[int] | None = None,
+        cache: dict[str, Spelling] | None = None,
+        bounds: bytes | None = None,
     ) -> None:
-        self._parts = parts  # separators and surfaces, alternately, as ``split`` gives them
+        self._parts = parts  # separators and surfaces, alternately, as a split gives them
         self._spellings = spellings  # one per surface; None for a plain word when ``text``
         self._text = text
+        self._cache = {} if cache is None else cache  # spellings of surfaces as found
+        # Each word's start and end offsets, when the split gave them (ASCII text); read
+        # as int64 once a match asks (a query's words never are).
+        self._packed = bounds
+        self._bounds: memoryview | None = None
         if folded is None:
             folded = list(chain.from_iterable(map(itemgetter(2), self._spelled())))
         self.folded = folded
@@ -187,6 +196,14 @@ class Tokens:
         if self._text is None:
             return self._spelled()
         return [spell(self._surface_as_found(s)) for s in range(len(self._spellings))]
+
+    def _spell(self, surface: str) -> Spelling:
+        """How ``surface`` (as found) spells, remembered in the cache: the words a
+        case-sensitive term checks recur (whole lists, for explanations, are not)."""
+        spelled = self._cache.get(surface)
+        if spelled is None:
+            spelled = self._cache[surface] = spell(surface)
+        return spelled
 
     def _spelled(self) -> list[Spelling]:
         """The spellings, when every surface has one: the text was not split lower-cased
@@ -226,6 +243,11 @@ class Tokens:
     def offsets(self, first: int, last: int) -> tuple[int, int]:
         """Where words ``first`` to ``last`` stand in the text, the last one's possessive
         excluded: (start, end) character offsets."""
+        if self._packed is not None:  # made by the split, no int object until read
+            bounds = self._bounds
+            if bounds is None:
+                bounds = self._bounds = memoryview(self._packed).cast("q")
+            return bounds[2 * first], bounds[2 * last + 1]
         # No helper calls once their lists are made: a match reports dozens of words (each
         # cost four calls more).
         ends = self._ends if self._ends is not None else self._part_ends()
@@ -247,7 +269,7 @@ class Tokens:
             return self.exact[i]
         # ASCII text gives one word per surface but the stops
         surface = i + bisect_right(self._stop_words(), i)
-        return spell(self._surface_as_found(surface))[0][0][0]
+        return self._spell(self._surface_as_found(surface))[0][0][0]
 
     def sentence_of(self, i: int) -> int:
         """Number of word ``i``'s sentence, from 0."""
@@ -333,8 +355,8 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
         cache = {}
     plain = _plain(text)
     if plain is not None:
-        parts, spellings, folded, stops = _split_plain(plain, cache, spell, _STOP)
-        return Tokens(parts, spellings, folded, plain, stops)
+        parts, spellings, folded, stops, bounds = _split_plain(plain, cache, spell, _STOP)
+        return Tokens(parts, spellings, folded, plain, stops, cache, bounds)
     parts = _TOKEN.split(text)
     surfaces = parts[1::2]
     # Known words are read in C; the gaps (a few dozen new words per article) are found in
@@ -351,9 +373,12 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
 
 def _split_plain_python(
     plain: str, cache: dict[str, Spelling], spell: Callable[[str], Spelling], stop: Spelling
-) -> tuple[list[str], list[Spelling | None], list[str], list[int]]:
+) -> tuple[list[str], list[Spelling | None], list[str], list[int], bytes | None]:
     """Split ASCII text lower-cased: its parts, the spellings of its surfaces (None for a
-    plain word), its folded keys, and which surfaces are stops (spelled as ``stop``).
+    plain word), its folded keys, which surfaces are stops (spelled as ``stop``), and
+    None where the compiled form gives each word's start and end offsets, packed as
+    native int64 (made in Python, the ints cost more than ``Tokens.offsets`` deriving
+    the few it is asked for from the parts: the split took twice as long).
 
     Lower-cased, a plain word (letters and digits) is its own folded key (NFKC and accents
     are no matter in ASCII): only the others (stops, possessives, acronyms, "don't") are
@@ -372,7 +397,7 @@ def _split_plain_python(
         folded[i] = spelled[2][0] if spelled[2] else ""  # one key, or none for a stop
     # The stops are among the few others: found there, not among all the surfaces.
     stops = list(compress(others, map(is_, map(spellings.__getitem__, others), repeat(stop))))
-    return parts, spellings, list(filter(None, folded)), stops
+    return parts, spellings, list(filter(None, folded)), stops, None
 
 
 if native.COMPILED:
@@ -392,20 +417,6 @@ def _plain(text: str) -> str | None:
         for typographic, ascii_char in _TYPOGRAPHY:
             plain = plain.replace(typographic, ascii_char)
     return plain if plain.isascii() else None
-
-
-def split(text: str) -> list[str]:
-    """Separators and word, acronym or stop surfaces of ``text``, alternately.
-
-    Text that is ASCII but for its typography takes the faster stdlib scan.
-    """
-    plain = _plain(text)
-    return _ASCII_TOKEN.split(plain) if plain is not None else _TOKEN.split(text)
-
-
-def unicode_split(text: str) -> list[str]:
-    """What :func:`split` gives without its ASCII fast path; tests prove them equal."""
-    return _TOKEN.split(text)
 
 
 def spell(surface: str) -> Spelling:

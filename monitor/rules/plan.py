@@ -223,21 +223,15 @@ class Words(Positional):
         return self.lookup[0] if self.sequence is None and not self.case_sensitive else None
 
     def find(self, view: View) -> list[Occurrence]:
-        if self.sequence is None and not self.case_sensitive:  # a word, its forms
-            return _word_occurrences(view.where, self.lookup[0], self.fields, STRIDE)
-        places = _places(view.where, self.lookup[self.anchor])
-        found: list[Occurrence] = []
-        size, sequence = len(self.slots), self.sequence
-        for f, i in map(divmod, places, repeat(STRIDE)):
-            first = i - self.anchor
-            if first < 0 or f not in self.fields:
-                continue
-            tokens = view.tokens[f]
-            if sequence is not None and tokens.folded[first : first + size] != sequence:
-                continue
-            if self.case_sensitive and not self._exact_at(tokens, first):
-                continue
-            found.append((f, first, first + size - 1, ((f, first, first + size - 1),)))
+        if self.sequence is None:  # a word, its forms
+            found = _word_occurrences(view.where, self.lookup[0], self.fields, STRIDE)
+        else:
+            anchor = self.lookup[self.anchor]
+            found = _phrase_occurrences(
+                view.where, view.folded, anchor, self.anchor, self.sequence, self.fields, STRIDE
+            )
+        if self.case_sensitive:
+            found = [o for o in found if self._exact_at(view.tokens[o[0]], o[1])]
         return found
 
     def _exact_at(self, tokens: normalize.Tokens, i: int) -> bool:
@@ -273,32 +267,17 @@ class Prefix(Positional):
 
 
 class AnyOf(Alternatives, Positional):
-    """OR of positional nodes, and entities: every place any of them matches.
+    """OR of positional nodes, and entities: every place any of them matches."""
 
-    The alternatives that are single words in the same fields (an entity's one-word
-    names, ``a OR b``) are looked up as one word with all their keys: one lookup where
-    each would take its own, and the same places, as a word has one place per token.
-    """
-
-    __slots__ = ("fields", "items", "others", "words")
+    __slots__ = ("items",)
     items: tuple[Positional, ...]
 
     def __init__(self, source: syntax.Node, items: tuple[Positional, ...]) -> None:
         super().__init__(source)
         self.items = items
-        words = [item for item in items if isinstance(item, Words) and item.word is not None]
-        self.fields = words[0].fields if words else ALL_FIELDS
-        if len(words) < 2 or any(item.fields != self.fields for item in words):
-            words = []
-        self.words = tuple(frozenset().union(*(item.lookup[0] for item in words)))
-        self.others = tuple(item for item in items if item not in words)
 
     def find(self, view: View) -> list[Occurrence]:
-        found = [(item, o) for item in self.others if (o := item.occurrences(view))]
-        if self.words:
-            places = _word_occurrences(view.where, self.words, self.fields, STRIDE)
-            if places:
-                found.append((self, places))
+        found = [(item, o) for item in self.items if (o := item.occurrences(view))]
         if len(found) == 1 and not isinstance(found[0][0], Near):
             return found[0][1]  # one place per stretch, in order: nothing to merge
         merged = {o[:3]: o for _, occurrences in found for o in occurrences}
@@ -467,6 +446,33 @@ else:
     _word_occurrences = word_occurrences_python
 
 
+def phrase_occurrences_python(
+    where: dict[str, list[int]],
+    folded: Sequence[list[str]],
+    keys: Iterable[str],
+    anchor: int,
+    sequence: list[str],
+    fields: AbstractSet[int],
+    stride: int,
+) -> list[Occurrence]:
+    """Every place in ``fields`` where the words ``sequence`` stand, in text order, found
+    from the places of its word ``anchor`` (any of ``keys``): beside each, one list
+    comparison with the field's words (monitor/rules/_speedups.c does the same in C)."""
+    found: list[Occurrence] = []
+    size = len(sequence)
+    for f, i in map(divmod, _places(where, keys), repeat(stride)):
+        first = i - anchor
+        if first >= 0 and f in fields and folded[f][first : first + size] == sequence:
+            found.append((f, first, first + size - 1, ((f, first, first + size - 1),)))
+    return found
+
+
+if native.COMPILED:
+    from monitor.rules._speedups import phrase_occurrences as _phrase_occurrences
+else:
+    _phrase_occurrences = phrase_occurrences_python
+
+
 def _places(where: Mapping[str, list[int]], keys: Iterable[str]) -> list[int]:
     """Places of any of ``keys`` (a word and its inflections), in text order.
 
@@ -546,7 +552,7 @@ class Builder:
             )
         if isinstance(node, syntax.EntityRef):
             forms_ = tuple(self.positional(form, fields) for form in self.entities[node.name])
-            return self._share(("any", *(f.ident for f in forms_)), lambda: AnyOf(node, forms_))
+            return self._any_of(node, forms_)
         if isinstance(node, syntax.Scope):
             return self.build(node.item, fields & {FIELDS.index(node.field)})
         if isinstance(node, syntax.Not):
@@ -570,13 +576,27 @@ class Builder:
             return self._share(("all", *idents), lambda: All(node, items))
         positional = tuple(item for item in items if isinstance(item, Positional))
         if len(positional) == len(items):
-            return self._share(("any", *idents), lambda: AnyOf(node, positional))
+            return self._any_of(node, positional)
         return self._share(("anyplan", *idents), lambda: Any(node, items))
 
     def positional(self, node: syntax.Node, fields: frozenset[int]) -> Positional:
         plan = self.build(node, fields)
         assert isinstance(plan, Positional)  # the parser only lets positional nodes here
         return plan
+
+    def _any_of(self, node: syntax.Node, items: tuple[Positional, ...]) -> Plan:
+        """OR of positional nodes. Its one-word alternatives in the same fields (an
+        entity's one-word names, ``a OR b``) become one word with all their keys: one
+        lookup where each would take its own, and the same places, as a word has one
+        place per token."""
+        key = ("any", *(item.ident for item in items))
+        words = [item for item in items if isinstance(item, Words) and item.word is not None]
+        if len(words) > 1 and len({item.fields for item in words}) == 1:
+            keys = frozenset().union(*(item.lookup[0] for item in words))
+            merged = self._words(node, (keys,), words[0].fields, False)
+            assert isinstance(merged, Positional)
+            items = (*(item for item in items if item not in words), merged)
+        return self._share(key, lambda: AnyOf(node, items))
 
     def _words(
         self,

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from operator import itemgetter
 
 from monitor.models import MatchedTerm
+from monitor.rules import native
 from monitor.rules.plan import FIELDS, Span, View
 
 SNIPPET_WIDTH = 200
 
 
 def matched_terms(view: View, spans: Collection[Span]) -> tuple[MatchedTerm, ...]:
-    """Each distinct span once, in field then text order, with the words as found.
+    """Each distinct span once, in field and text order, with the words as found.
 
-    A span inside a longer one ("Russian" in "Russian Federation") is left out.
+    A span inside a longer one ("Russian" in "Russian Federation") is left out. Terms
+    are made once per document and span (``view.terms``): rules share entities and words.
     """
-    made = view.terms  # rules sharing an entity or a word report the same spans
+    return _terms_of(spans, view.terms, make_term, view)
+
+
+def terms_of_python(
+    spans: Collection[Span],
+    made: dict[Span, MatchedTerm],
+    make: Callable[[View, Span], MatchedTerm],
+    view: View,
+) -> tuple[MatchedTerm, ...]:
+    """:func:`matched_terms`, each term ``made[span]`` or else ``make(view, span)``
+    (monitor/rules/_speedups.c does the same in C)."""
     if len(spans) == 1:  # a third of all matches: nothing to order
         [span] = spans
-        return (made.get(span) or _term(view, span),)
+        return (made.get(span) or make(view, span),)
     # In field and text order, the longest first among those starting together (two
     # stable sorts with C key functions: a lambda per span cost more).
     ordered = sorted(set(spans), key=itemgetter(2), reverse=True)
@@ -31,11 +43,17 @@ def matched_terms(view: View, spans: Collection[Span]) -> tuple[MatchedTerm, ...
         if reach[0] == f and last <= reach[1]:
             continue  # starts no earlier and ends no later than one already kept
         reach = (f, last)
-        out.append(made.get(span) or _term(view, span))
+        out.append(made.get(span) or make(view, span))
     return tuple(out)
 
 
-def _term(view: View, span: Span) -> MatchedTerm:
+if native.COMPILED:
+    from monitor.rules._speedups import matched_terms as _terms_of
+else:
+    _terms_of = terms_of_python
+
+
+def make_term(view: View, span: Span) -> MatchedTerm:
     """The words of ``span`` as found, remembered in ``view`` for other rules."""
     f, first, last = span
     start, end = view.tokens[f].offsets(first, last)
