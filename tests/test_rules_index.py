@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+
+import pytest
+
+from monitor.errors import RuleCompileError
 from monitor.models import Document
 from monitor.rules import compile_rules
 from monitor.rules.index import LEARN_EVERY
@@ -41,3 +47,18 @@ def test_one_word_alternatives_are_one_shared_word() -> None:
     assert near.items == (word,)
     doc = Document("", "", "Moscow held talks with the envoy of the Russian Federation.")
     assert [m.rule for m in index.match(doc)] == ["a", "b"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+@pytest.mark.parametrize("query", ["embassy AND @russia", "embassy AND"])
+def test_compiling_leaves_the_garbage_collector_as_it_found_it(enabled: bool, query: str) -> None:
+    """The collector paused while rules compile is running again afterwards (or still
+    off, if it was), whether the rule compiled or raised."""
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with contextlib.suppress(RuleCompileError):
+            compile_rules({"r": query}, {"russia": ["Russia"]})
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()

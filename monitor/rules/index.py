@@ -11,8 +11,10 @@ are evaluated once per document. Rules that need no particular word are filed un
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import gc
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain, compress, pairwise, repeat
@@ -254,8 +256,27 @@ def unknown_entity(query: syntax.Query, known: AbstractSet[str]) -> syntax.Entit
     return min(unknown, key=lambda ref: ref.column, default=None)
 
 
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused: compiling makes hundreds of thousands of
+    objects that all live on, and each collection walked the ones made so far again
+    (10,000 rules: 0.92-1.08 s CPU with it, 0.75-0.80 without)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def compile_rules(rules: Mapping[str, str], entities: Mapping[str, Sequence[str]]) -> RuleIndex:
     """Parse and compile every rule into one index; raises RuleCompileError."""
+    with _no_collection():
+        return _compile(rules, entities)
+
+
+def _compile(rules: Mapping[str, str], entities: Mapping[str, Sequence[str]]) -> RuleIndex:
     forms = compile_entities(entities)
     builder = Builder(forms)
     compiled = []
