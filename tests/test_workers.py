@@ -116,24 +116,30 @@ async def test_a_worker_unmaps_large_blocks_when_freed(one_worker: WorkerPool) -
     assert released > 30 * 2**20
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_the_cli_unmaps_large_blocks_when_freed() -> None:
-    """A process that ran newsmon's CLI (the daemon's) frees large blocks at once, even
-    after a bigger block would have raised glibc's mmap threshold (monitor/heap.py)."""
+def after_the_cli(job: str, argument: int) -> int:
+    """What ``tests.worker_jobs.<job>(argument)`` returns in a fresh process that ran
+    newsmon's CLI first, as the daemon's process does."""
     script = (
         "from monitor.cli import main\n"
-        "from tests.worker_jobs import freed_large_blocks\n"
+        f"from tests.worker_jobs import {job}\n"
         "try:\n"
         "    main(['--version'])\n"
         "except SystemExit:\n"
-        "    print(freed_large_blocks(32))\n"
+        f"    print({job}({argument}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60,
         check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert int(done.stdout.split()[-1]) > 30 * 2**20
+    return int(done.stdout.split()[-1])
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_the_cli_unmaps_large_blocks_when_freed() -> None:
+    """A process that ran newsmon's CLI (the daemon's) frees large blocks at once, even
+    after a bigger block would have raised glibc's mmap threshold (monitor/heap.py)."""
+    assert after_the_cli("freed_large_blocks", 32) > 30 * 2**20
 
 
 async def test_a_worker_grown_past_its_bound_is_replaced(pool: WorkerPool) -> None:
@@ -232,17 +238,4 @@ def test_the_cli_gives_every_thread_one_malloc_arena() -> None:
     """A process that ran newsmon's CLI (the daemon's) allocates from one malloc arena in
     all its threads, so what the database thread frees is not held in an arena of its
     own (monitor/heap.py)."""
-    script = (
-        "from monitor.cli import main\n"
-        "from tests.worker_jobs import arenas_with_threads\n"
-        "try:\n"
-        "    main(['--version'])\n"
-        "except SystemExit:\n"
-        "    print(arenas_with_threads(4))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60,
-        check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert int(done.stdout.split()[-1]) == 1
+    assert after_the_cli("arenas_with_threads", 4) == 1
