@@ -585,18 +585,22 @@ class Builder:
         return plan
 
     def _any_of(self, node: syntax.Node, items: tuple[Positional, ...]) -> Plan:
-        """OR of positional nodes. Its one-word alternatives in the same fields (an
-        entity's one-word names, ``a OR b``) become one word with all their keys: one
-        lookup where each would take its own, and the same places, as a word has one
-        place per token."""
+        """OR of positional nodes; its alternatives are merged only when it is new (an
+        entity is referred to by many rules)."""
         key = ("any", *(item.ident for item in items))
+        return self._share(key, lambda: AnyOf(node, self._merged(node, items)))
+
+    def _merged(self, node: syntax.Node, items: tuple[Positional, ...]) -> tuple[Positional, ...]:
+        """``items`` with the one-word alternatives in the same fields (an entity's
+        one-word names, ``a OR b``) as one word with all their keys: one lookup where each
+        would take its own, and the same places, as a word has one place per token."""
         words = [item for item in items if isinstance(item, Words) and item.word is not None]
-        if len(words) > 1 and len({item.fields for item in words}) == 1:
-            keys = frozenset().union(*(item.lookup[0] for item in words))
-            merged = self._words(node, (keys,), words[0].fields, False)
-            assert isinstance(merged, Positional)
-            items = (*(item for item in items if item not in words), merged)
-        return self._share(key, lambda: AnyOf(node, items))
+        if len(words) < 2 or len({item.fields for item in words}) != 1:
+            return items
+        keys = frozenset().union(*(item.lookup[0] for item in words))
+        merged = self._words(node, (keys,), words[0].fields, False)
+        assert isinstance(merged, Positional)
+        return (*(item for item in items if item not in words), merged)
 
     def _words(
         self,
