@@ -105,6 +105,14 @@ words_add(Words *w, uint32_t id)
     return 0;
 }
 
+static void
+words_free(Words *w)
+{
+    if (w->ids != w->few) {
+        PyMem_Free(w->ids);
+    }
+}
+
 typedef struct {
     PyObject_HEAD
     PyObject *make;        /* (shingles, signature) -> a Fingerprint */
@@ -404,9 +412,7 @@ fingerprinter_fingerprint(Fingerprinter *self, PyObject *text)
     shingles_free(&s);
 
 done:
-    if (w.ids != w.few) {
-        PyMem_Free(w.ids);
-    }
+    words_free(&w);
     return result;
 }
 
@@ -439,9 +445,7 @@ fingerprinter_shingles(Fingerprinter *self, PyObject *text)
     shingles_free(&s);
 
 done:
-    if (w.ids != w.few) {
-        PyMem_Free(w.ids);
-    }
+    words_free(&w);
     return result;
 }
 
