@@ -115,9 +115,8 @@ words_free(Words *w)
 
 typedef struct {
     PyObject_HEAD
-    PyObject *make;        /* (shingles, signature) -> a Fingerprint */
-    PyObject *separators;  /* non-ASCII characters taken as spaces (cluster._TYPOGRAPHY) */
-    Py_UCS4 *marks;        /* the same, for the ASCII split to look up */
+    PyObject *make;  /* (shingles, signature) -> a Fingerprint */
+    Py_UCS4 *marks;  /* non-ASCII characters taken as spaces (cluster._TYPOGRAPHY) */
     Py_ssize_t mark_count;
     unsigned char probes[BINS][BINS];  /* cluster._PROBES: each a permutation of the bins */
 } Fingerprinter;
@@ -217,7 +216,7 @@ split_unicode(const Fingerprinter *self, Words *w, PyObject *text)
             Py_CLEAR(text);
         }
         else if (at >= 0) {
-            PyObject *mark = PyUnicode_Substring(self->separators, m, m + 1);
+            PyObject *mark = PyUnicode_FromOrdinal((int)self->marks[m]);
             PyObject *spaced = mark == NULL ? NULL : PyUnicode_Replace(text, mark, space, -1);
             Py_XDECREF(mark);
             Py_SETREF(text, spaced);
@@ -499,7 +498,6 @@ fingerprinter_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->mark_count = count;
     memcpy(self->probes, p, BINS * BINS);
-    self->separators = Py_NewRef(separators);
     self->make = Py_NewRef(make);
 
 done:
@@ -526,7 +524,6 @@ fingerprinter_dealloc(Fingerprinter *self)
 {
     PyObject_GC_UnTrack(self);
     fingerprinter_clear(self);
-    Py_XDECREF(self->separators);
     PyMem_Free(self->marks);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
