@@ -550,16 +550,24 @@ static PyTypeObject FingerprinterType = {
     .tp_new = fingerprinter_new,
 };
 
+/* ``print_.name``, a new reference; NULL with TypeError when ``print_`` has none. */
+static PyObject *
+fingerprint_field(PyObject *print_, const char *name)
+{
+    PyObject *value = PyObject_GetAttrString(print_, name);
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Format(PyExc_TypeError, "expected a Fingerprint, not %.200s",
+                     Py_TYPE(print_)->tp_name);
+    }
+    return value;
+}
+
 /* The 126 values of ``print_.signature``; 0, or -1 with an exception set. */
 static int
 signature_values(PyObject *print_, uint32_t values[BINS])
 {
-    PyObject *signature = PyObject_GetAttrString(print_, "signature");
+    PyObject *signature = fingerprint_field(print_, "signature");
     if (signature == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            PyErr_Format(PyExc_TypeError, "expected a Fingerprint, not %.200s",
-                         Py_TYPE(print_)->tp_name);
-        }
         return -1;
     }
     Py_buffer view;
@@ -611,12 +619,8 @@ bands(PyObject *Py_UNUSED(module), PyObject *print_)
 static int
 shingles_of(PyObject *print_, long long *shingles)
 {
-    PyObject *count = PyObject_GetAttrString(print_, "shingles");
+    PyObject *count = fingerprint_field(print_, "shingles");
     if (count == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            PyErr_Format(PyExc_TypeError, "expected a Fingerprint, not %.200s",
-                         Py_TYPE(print_)->tp_name);
-        }
         return -1;
     }
     if (!PyLong_Check(count)) {
