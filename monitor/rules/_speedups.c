@@ -253,12 +253,8 @@ split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     }
     Py_ssize_t pos = 0, last = 0, surfaces = 0;
     while (pos < n) {
-        Py_UCS1 c = s[pos];
+        Py_UCS1 c = s[pos];  /* below 128: the text is ASCII, checked above */
         Py_ssize_t end;
-        if (c >= 128) {  /* cannot happen in ASCII text; kept so no read is out of bounds */
-            pos++;
-            continue;
-        }
         if (IS(c, ALPHA) && (end = acronym_end(s, n, pos)) >= 0) {
             /* a dotted acronym */
         }
