@@ -951,8 +951,9 @@ table_free(Table *t)
     }
 }
 
-/* Fill ``t`` from ``mapping`` (key -> sequence of key set numbers below ``sets``),
- * appending the numbers to ``data`` from *used on. 0, or -1 with an exception set. */
+/* Fill ``t`` from ``mapping`` (key -> sequence of key set numbers below ``sets``), the
+ * numbers packed into ``values``; a dict's keys are distinct (exact str, or 2-tuples of
+ * exact str), so each takes a free slot. 0, or -1 with an exception set. */
 static int
 table_fill(Table *t, PyObject *mapping, int pairs, Packed *values, Py_ssize_t sets)
 {
@@ -979,11 +980,6 @@ table_fill(Table *t, PyObject *mapping, int pairs, Packed *values, Py_ssize_t se
         if (hash == -1) {
             failed = 1;
             break;
-        }
-        PyObject *b = pairs ? PyTuple_GET_ITEM(key, 1) : NULL;
-        PyObject *a = pairs ? PyTuple_GET_ITEM(key, 0) : key;
-        if (find(t, hash, a, b) != NULL) {  /* equal keys of a dict: cannot be */
-            continue;
         }
         size_t i = (size_t)hash & t->mask;
         while (t->slots[i].key != NULL) {
