@@ -724,16 +724,11 @@ PyInit__fingerprint(void)
         }
         return NULL;
     }
-    if (PyType_Ready(&FingerprinterType) < 0) {
-        return NULL;
-    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
     }
-    Py_INCREF(&FingerprinterType);
-    if (PyModule_AddObject(m, "Fingerprinter", (PyObject *)&FingerprinterType) < 0) {
-        Py_DECREF(&FingerprinterType);
+    if (PyModule_AddType(m, &FingerprinterType) < 0) {  /* readies the type; Python 3.10+ */
         Py_DECREF(m);
         return NULL;
     }

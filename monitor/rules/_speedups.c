@@ -1289,16 +1289,11 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     init_kinds();
-    if (PyType_Ready(&GathererType) < 0) {
-        return NULL;
-    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
     }
-    Py_INCREF(&GathererType);
-    if (PyModule_AddObject(m, "Gatherer", (PyObject *)&GathererType) < 0) {
-        Py_DECREF(&GathererType);
+    if (PyModule_AddType(m, &GathererType) < 0) {  /* readies the type; Python 3.10+ */
         Py_DECREF(m);
         return NULL;
     }
