@@ -105,11 +105,18 @@ words_add(Words *w, uint32_t id)
     return 0;
 }
 
+static void
+words_free(Words *w)
+{
+    if (w->ids != w->few) {
+        PyMem_Free(w->ids);
+    }
+}
+
 typedef struct {
     PyObject_HEAD
-    PyObject *make;        /* (shingles, signature) -> a Fingerprint */
-    PyObject *separators;  /* non-ASCII characters taken as spaces (cluster._TYPOGRAPHY) */
-    Py_UCS4 *marks;        /* the same, for the ASCII split to look up */
+    PyObject *make;  /* (shingles, signature) -> a Fingerprint */
+    Py_UCS4 *marks;  /* non-ASCII characters taken as spaces (cluster._TYPOGRAPHY) */
     Py_ssize_t mark_count;
     unsigned char probes[BINS][BINS];  /* cluster._PROBES: each a permutation of the bins */
 } Fingerprinter;
@@ -209,7 +216,7 @@ split_unicode(const Fingerprinter *self, Words *w, PyObject *text)
             Py_CLEAR(text);
         }
         else if (at >= 0) {
-            PyObject *mark = PyUnicode_Substring(self->separators, m, m + 1);
+            PyObject *mark = PyUnicode_FromOrdinal((int)self->marks[m]);
             PyObject *spaced = mark == NULL ? NULL : PyUnicode_Replace(text, mark, space, -1);
             Py_XDECREF(mark);
             Py_SETREF(text, spaced);
@@ -404,9 +411,7 @@ fingerprinter_fingerprint(Fingerprinter *self, PyObject *text)
     shingles_free(&s);
 
 done:
-    if (w.ids != w.few) {
-        PyMem_Free(w.ids);
-    }
+    words_free(&w);
     return result;
 }
 
@@ -439,9 +444,7 @@ fingerprinter_shingles(Fingerprinter *self, PyObject *text)
     shingles_free(&s);
 
 done:
-    if (w.ids != w.few) {
-        PyMem_Free(w.ids);
-    }
+    words_free(&w);
     return result;
 }
 
@@ -495,7 +498,6 @@ fingerprinter_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->mark_count = count;
     memcpy(self->probes, p, BINS * BINS);
-    self->separators = Py_NewRef(separators);
     self->make = Py_NewRef(make);
 
 done:
@@ -522,7 +524,6 @@ fingerprinter_dealloc(Fingerprinter *self)
 {
     PyObject_GC_UnTrack(self);
     fingerprinter_clear(self);
-    Py_XDECREF(self->separators);
     PyMem_Free(self->marks);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -549,16 +550,24 @@ static PyTypeObject FingerprinterType = {
     .tp_new = fingerprinter_new,
 };
 
+/* ``print_.name``, a new reference; NULL with TypeError when ``print_`` has none. */
+static PyObject *
+fingerprint_field(PyObject *print_, const char *name)
+{
+    PyObject *value = PyObject_GetAttrString(print_, name);
+    if (value == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Format(PyExc_TypeError, "expected a Fingerprint, not %.200s",
+                     Py_TYPE(print_)->tp_name);
+    }
+    return value;
+}
+
 /* The 126 values of ``print_.signature``; 0, or -1 with an exception set. */
 static int
 signature_values(PyObject *print_, uint32_t values[BINS])
 {
-    PyObject *signature = PyObject_GetAttrString(print_, "signature");
+    PyObject *signature = fingerprint_field(print_, "signature");
     if (signature == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            PyErr_Format(PyExc_TypeError, "expected a Fingerprint, not %.200s",
-                         Py_TYPE(print_)->tp_name);
-        }
         return -1;
     }
     Py_buffer view;
@@ -610,12 +619,8 @@ bands(PyObject *Py_UNUSED(module), PyObject *print_)
 static int
 shingles_of(PyObject *print_, long long *shingles)
 {
-    PyObject *count = PyObject_GetAttrString(print_, "shingles");
+    PyObject *count = fingerprint_field(print_, "shingles");
     if (count == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
-            PyErr_Format(PyExc_TypeError, "expected a Fingerprint, not %.200s",
-                         Py_TYPE(print_)->tp_name);
-        }
         return -1;
     }
     if (!PyLong_Check(count)) {
@@ -719,16 +724,11 @@ PyInit__fingerprint(void)
         }
         return NULL;
     }
-    if (PyType_Ready(&FingerprinterType) < 0) {
-        return NULL;
-    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
     }
-    Py_INCREF(&FingerprinterType);
-    if (PyModule_AddObject(m, "Fingerprinter", (PyObject *)&FingerprinterType) < 0) {
-        Py_DECREF(&FingerprinterType);
+    if (PyModule_AddType(m, &FingerprinterType) < 0) {  /* readies the type; Python 3.10+ */
         Py_DECREF(m);
         return NULL;
     }

@@ -253,12 +253,8 @@ split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     }
     Py_ssize_t pos = 0, last = 0, surfaces = 0;
     while (pos < n) {
-        Py_UCS1 c = s[pos];
+        Py_UCS1 c = s[pos];  /* below 128: the text is ASCII, checked above */
         Py_ssize_t end;
-        if (c >= 128) {  /* cannot happen in ASCII text; kept so no read is out of bounds */
-            pos++;
-            continue;
-        }
         if (IS(c, ALPHA) && (end = acronym_end(s, n, pos)) >= 0) {
             /* a dotted acronym */
         }
@@ -955,8 +951,9 @@ table_free(Table *t)
     }
 }
 
-/* Fill ``t`` from ``mapping`` (key -> sequence of key set numbers below ``sets``),
- * appending the numbers to ``data`` from *used on. 0, or -1 with an exception set. */
+/* Fill ``t`` from ``mapping`` (key -> sequence of key set numbers below ``sets``), the
+ * numbers packed into ``values``; a dict's keys are distinct (exact str, or 2-tuples of
+ * exact str), so each takes a free slot. 0, or -1 with an exception set. */
 static int
 table_fill(Table *t, PyObject *mapping, int pairs, Packed *values, Py_ssize_t sets)
 {
@@ -983,11 +980,6 @@ table_fill(Table *t, PyObject *mapping, int pairs, Packed *values, Py_ssize_t se
         if (hash == -1) {
             failed = 1;
             break;
-        }
-        PyObject *b = pairs ? PyTuple_GET_ITEM(key, 1) : NULL;
-        PyObject *a = pairs ? PyTuple_GET_ITEM(key, 0) : key;
-        if (find(t, hash, a, b) != NULL) {  /* equal keys of a dict: cannot be */
-            continue;
         }
         size_t i = (size_t)hash & t->mask;
         while (t->slots[i].key != NULL) {
@@ -1297,16 +1289,11 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     init_kinds();
-    if (PyType_Ready(&GathererType) < 0) {
-        return NULL;
-    }
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) {
         return NULL;
     }
-    Py_INCREF(&GathererType);
-    if (PyModule_AddObject(m, "Gatherer", (PyObject *)&GathererType) < 0) {
-        Py_DECREF(&GathererType);
+    if (PyModule_AddType(m, &GathererType) < 0) {  /* readies the type; Python 3.10+ */
         Py_DECREF(m);
         return NULL;
     }
