@@ -91,6 +91,7 @@ def test_pure_python_when_asked() -> None:
         assert bound() == [python for _, _, _, python in HOT]
     else:
         assert os.environ.get(native.PURE_PYTHON_ENV) != "1"
+        assert not set(bound()) & {python for _, _, _, python in HOT}
 
 
 # Every class of character the split cares about, the typography mapped to ASCII, and
