@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from monitor.models import Document, MatchedTerm
 from monitor.rules import compile_rules, index, native, normalize, plan, snippet
+from tests.native import required
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "articles"
 
@@ -77,11 +78,7 @@ def in_python() -> AbstractContextManager[None]:
 
 def test_extension_loads_where_required() -> None:
     """Under NEWSMON_REQUIRE_NATIVE=1 (CI) the extension is built and used by matching."""
-    if os.environ.get("NEWSMON_REQUIRE_NATIVE") != "1":
-        pytest.skip("NEWSMON_REQUIRE_NATIVE is not set")
-    assert native.COMPILED, "the C extension monitor.rules._speedups did not load"
-    from monitor.rules import _speedups as speedups  # fails, never skips, when not built
-
+    speedups = required("monitor.rules._speedups", native.COMPILED)
     assert bound() == [getattr(speedups, name) for _, _, name, _ in HOT]
 
 
