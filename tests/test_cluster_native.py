@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from monitor import cluster
 from monitor.models import Fingerprint
+from tests.native import required
 from tests.test_cluster import story
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "articles"
@@ -57,11 +58,7 @@ def agree(text: str) -> Fingerprint | None:
 
 def test_extension_loads_where_required() -> None:
     """Under NEWSMON_REQUIRE_NATIVE=1 (CI) the extension is built and cluster.py uses it."""
-    if os.environ.get("NEWSMON_REQUIRE_NATIVE") != "1":
-        pytest.skip("NEWSMON_REQUIRE_NATIVE is not set")
-    assert cluster.COMPILED, "the C extension monitor._fingerprint did not load"
-    from monitor import _fingerprint  # fails, never skips, when not built
-
+    _fingerprint = required("monitor._fingerprint", cluster.COMPILED)
     assert cluster.bands is _fingerprint.bands
     assert cluster.containment is _fingerprint.containment
     assert isinstance(cluster.fingerprint.__self__, _fingerprint.Fingerprinter)  # type: ignore[attr-defined]

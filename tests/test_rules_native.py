@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from monitor.models import Document, MatchedTerm
 from monitor.rules import compile_rules, index, native, normalize, plan, snippet
+from tests.native import required
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "articles"
 
@@ -32,87 +33,62 @@ def compiled() -> ModuleType:
     return pytest.importorskip("monitor.rules._speedups", reason="the extension is not built")
 
 
-Split = Callable[
-    ..., tuple[list[str], list[normalize.Spelling | None], list[str], list[int], bytes | None]
-]
-Place = Callable[[Sequence[list[str]], int], dict[str, list[int]]]
-Occurrences = Callable[..., list[plan.Occurrence]]
 Terms = Callable[..., tuple[MatchedTerm, ...]]
 
 
+# Each hot function of matching: where matching takes it from, its name in the extension,
+# its pure-Python form.
+HOT = [
+    (normalize, "_split_plain", "split_plain", normalize._split_plain_python),
+    (plan, "_place", "place", plan.place_python),
+    (index, "Gatherer", "Gatherer", index.PythonGatherer),
+    (plan, "_word_occurrences", "word_occurrences", plan.word_occurrences_python),
+    (plan, "_phrase_occurrences", "phrase_occurrences", plan.phrase_occurrences_python),
+    (snippet, "_terms_of", "matched_terms", snippet.terms_of_python),
+]
+
+
+def bound() -> list[object]:
+    """The hot functions matching runs now, in HOT's order."""
+    return [getattr(module, name) for module, name, _, _ in HOT]
+
+
 @contextmanager
-def implementation(
-    split: Split,
-    place: Place,
-    gatherer: type[index.PythonGatherer],
-    occurrences: Occurrences,
-    phrases: Occurrences,
-    terms: Terms,
-) -> Iterator[None]:
+def implementation(functions: Sequence[object]) -> Iterator[None]:
     """Matching (and compiling: the index makes its gatherer) runs with these hot
-    functions while the block runs."""
-    hot = (normalize, "_split_plain"), (plan, "_place"), (index, "Gatherer")
-    hot += ((plan, "_word_occurrences"), (plan, "_phrase_occurrences"), (snippet, "_terms_of"))
-    saved = [getattr(module, name) for module, name in hot]
-    functions = (split, place, gatherer, occurrences, phrases, terms)
-    for (module, name), function in zip(hot, functions, strict=True):
+    functions, in HOT's order, while the block runs."""
+    saved = bound()
+    for (module, name, _, _), function in zip(HOT, functions, strict=True):
         setattr(module, name, function)
     try:
         yield
     finally:
-        for (module, name), function in zip(hot, saved, strict=True):
+        for (module, name, _, _), function in zip(HOT, saved, strict=True):
             setattr(module, name, function)
 
 
 def in_c() -> AbstractContextManager[None]:
     c = compiled()
-    return implementation(
-        c.split_plain,
-        c.place,
-        c.Gatherer,
-        c.word_occurrences,
-        c.phrase_occurrences,
-        c.matched_terms,
-    )
+    return implementation([getattr(c, name) for _, _, name, _ in HOT])
 
 
 def in_python() -> AbstractContextManager[None]:
-    return implementation(
-        normalize._split_plain_python,
-        plan.place_python,
-        index.PythonGatherer,
-        plan.word_occurrences_python,
-        plan.phrase_occurrences_python,
-        snippet.terms_of_python,
-    )
+    return implementation([python for _, _, _, python in HOT])
 
 
 def test_extension_loads_where_required() -> None:
     """Under NEWSMON_REQUIRE_NATIVE=1 (CI) the extension is built and used by matching."""
-    if os.environ.get("NEWSMON_REQUIRE_NATIVE") != "1":
-        pytest.skip("NEWSMON_REQUIRE_NATIVE is not set")
-    assert native.COMPILED, "the C extension monitor.rules._speedups did not load"
-    from monitor.rules import _speedups as speedups  # fails, never skips, when not built
-
-    assert normalize._split_plain is speedups.split_plain
-    assert plan._place is speedups.place
-    assert index.Gatherer is speedups.Gatherer
-    assert plan._word_occurrences is speedups.word_occurrences
-    assert plan._phrase_occurrences is speedups.phrase_occurrences
-    assert snippet._terms_of is speedups.matched_terms
+    speedups = required("monitor.rules._speedups", native.COMPILED)
+    assert bound() == [getattr(speedups, name) for _, _, name, _ in HOT]
 
 
 def test_pure_python_when_asked() -> None:
     """NEWSMON_PURE_PYTHON=1 makes matching run its pure-Python functions."""
     if not native.COMPILED:
-        assert normalize._split_plain is normalize._split_plain_python
-        assert plan._place is plan.place_python
-        assert index.Gatherer is index.PythonGatherer
-        assert plan._word_occurrences is plan.word_occurrences_python
-        assert plan._phrase_occurrences is plan.phrase_occurrences_python
-        assert snippet._terms_of is snippet.terms_of_python
+        assert bound() == [python for _, _, _, python in HOT]
     else:
         assert os.environ.get(native.PURE_PYTHON_ENV) != "1"
+        assert not set(bound()) & {python for _, _, _, python in HOT}
 
 
 # Every class of character the split cares about, the typography mapped to ASCII, and

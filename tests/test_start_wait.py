@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from monitor.config import Config, load_config
+from monitor.config import load_config
+from monitor.daemon import Daemon
 from monitor.errors import StoreError
 from monitor.start_wait import daemon_when_storage_allows
 from tests.daemon import running, terminate
@@ -34,6 +37,35 @@ def blocked_config(publisher: Publisher, tmp_path: Path) -> tuple[Path, Path]:
     return path, blocker
 
 
+@asynccontextmanager
+async def started(
+    path: Path,
+    meanwhile: asyncio.Task[None] | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+    reload: asyncio.Event | None = None,
+    first: float,
+    environ: Mapping[str, str],
+) -> AsyncIterator[Daemon | None]:
+    """daemon_when_storage_allows on the watchlist at ``path``, bounded in time;
+    ``meanwhile`` (what clears the way or stops the wait) is cancelled when it ends."""
+    try:
+        async with (
+            asyncio.timeout(60),
+            daemon_when_storage_allows(
+                load_config(path),
+                stop or asyncio.Event(),
+                reload or asyncio.Event(),
+                first=first,
+                environ=environ,
+            ) as daemon,
+        ):
+            yield daemon
+    finally:
+        if meanwhile is not None:
+            meanwhile.cancel()
+
+
 async def test_a_start_waits_for_its_storage_and_runs_once_it_is_back(
     publisher: Publisher,
     tmp_path: Path,
@@ -54,18 +86,10 @@ async def test_a_start_waits_for_its_storage_and_runs_once_it_is_back(
         blocker.unlink()
 
     clearing = asyncio.create_task(clear_the_way())
-    try:
-        async with (
-            asyncio.timeout(60),
-            daemon_when_storage_allows(
-                load_config(path), asyncio.Event(), asyncio.Event(), first=0.05, environ=environ
-            ) as daemon,
-        ):
-            assert daemon is not None
-            assert clearing.done()  # it opened only once the way was clear
-            await daemon.run_once()
-    finally:
-        clearing.cancel()
+    async with started(path, clearing, first=0.05, environ=environ) as daemon:
+        assert daemon is not None
+        assert clearing.done()  # it opened only once the way was clear
+        await daemon.run_once()
     assert len(publisher.requests) == 1
     first = notify_listener.messages[0]
     assert first["READY"] == "1"
@@ -91,12 +115,7 @@ async def test_told_to_stop_while_waiting_it_gives_up_the_wait(
         stop.set()
 
     stopping = asyncio.create_task(stop_once_waiting())
-    async with (
-        asyncio.timeout(30),
-        daemon_when_storage_allows(
-            load_config(path), stop, asyncio.Event(), first=3600.0, environ={}
-        ) as daemon,
-    ):
+    async with started(path, stopping, stop=stop, first=3600.0, environ={}) as daemon:
         assert daemon is None
     await stopping
     assert stop.is_set()
@@ -117,17 +136,9 @@ async def test_sighup_while_waiting_tries_at_once_and_the_daemon_rereads_the_wat
         reload.set()
 
     clearing = asyncio.create_task(clear_the_way_and_reload())
-    try:
-        async with (
-            asyncio.timeout(30),
-            daemon_when_storage_allows(
-                load_config(path), asyncio.Event(), reload, first=3600.0, environ={}
-            ) as daemon,
-        ):
-            assert daemon is not None
-            assert reload.is_set()
-    finally:
-        clearing.cancel()
+    async with started(path, clearing, reload=reload, first=3600.0, environ={}) as daemon:
+        assert daemon is not None
+        assert reload.is_set()
     assert len(logged(caplog, "storage_failed")) == 1
     assert len(logged(caplog, "storage_recovered")) == 1
 
@@ -138,18 +149,8 @@ async def test_a_corrupt_database_is_refused_at_once(tmp_path: Path, publisher: 
     path.write_text(watchlist(feeds=[f"{publisher.base}/rss.xml"]), encoding="utf-8")
     (tmp_path / "newsmon.db").write_bytes(b"this is no database " * 500)
     listener = Listener(str(tmp_path / "notify.sock"))
-    config: Config = load_config(path)
     with pytest.raises(StoreError, match="is unusable: file is not a database") as raised:
-        async with (
-            asyncio.timeout(30),
-            daemon_when_storage_allows(
-                config,
-                asyncio.Event(),
-                asyncio.Event(),
-                first=0.05,
-                environ={"NOTIFY_SOCKET": listener.address},
-            ),
-        ):
+        async with started(path, first=0.05, environ={"NOTIFY_SOCKET": listener.address}):
             pass
     assert not raised.value.transient
     with pytest.raises(BlockingIOError):
