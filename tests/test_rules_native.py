@@ -22,6 +22,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from monitor.models import Document, MatchedTerm
+from monitor.native import PURE_PYTHON_ENV
 from monitor.rules import compile_rules, index, native, normalize, plan, snippet
 from tests.native import required
 
@@ -87,7 +88,7 @@ def test_pure_python_when_asked() -> None:
     if not native.COMPILED:
         assert bound() == [python for _, _, _, python in HOT]
     else:
-        assert os.environ.get(native.PURE_PYTHON_ENV) != "1"
+        assert os.environ.get(PURE_PYTHON_ENV) != "1"
         assert not set(bound()) & {python for _, _, _, python in HOT}
 
 

@@ -10,7 +10,6 @@ compiled split packs each word's offsets, which the fallback derives when asked)
 
 from __future__ import annotations
 
-from monitor.native import PURE_PYTHON_ENV as PURE_PYTHON_ENV
 from monitor.native import compiled
 
 COMPILED = compiled("monitor.rules._speedups")
