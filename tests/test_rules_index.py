@@ -49,6 +49,20 @@ def test_one_word_alternatives_are_one_shared_word() -> None:
     assert [m.rule for m in index.match(doc)] == ["a", "b"]
 
 
+def test_the_index_keeps_no_syntax_tree_and_still_explains() -> None:
+    """Only explanations need a query's syntax tree: the index's plans let go of theirs,
+    and an explanation parses the rule's text again to quote the clause that failed."""
+    index = compile_rules({"r": "@e AND (envoy OR consul)"}, {"e": ["Moscow", "Russia"]})
+    plans = [index.rules["r"].plan]
+    while plans:
+        plan = plans.pop()
+        assert plan.source is None, plan
+        plans.extend(plan.items if isinstance(plan, AnyOf) else plan.children())
+    failure = index.explain(Document("", "", "Moscow sent an ambassador."), "r").failure
+    assert failure is not None
+    assert (failure.clause, failure.column) == ("envoy OR consul", 9)
+
+
 @pytest.mark.parametrize("enabled", [True, False])
 @pytest.mark.parametrize("query", ["embassy AND @russia", "embassy AND"])
 def test_compiling_leaves_the_garbage_collector_as_it_found_it(enabled: bool, query: str) -> None:

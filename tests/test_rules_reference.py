@@ -147,7 +147,7 @@ def test_index_agrees_with_naive_evaluator(
     except RuleCompileError:
         assume(False)  # a field scope inside another field: rejected by design
         return
-    root = index.rules["r"].query.root
+    root = q.parse_query(index.rules["r"].text).root
     fields = [tokenize(t) for t in (title, summary, body)]
     expected = naive(root, fields, frozenset(range(3)))
     assert bool(index.match(Document(title, summary, body))) is expected

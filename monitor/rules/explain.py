@@ -107,7 +107,9 @@ def _failure(plan: Plan, view: View) -> Failure:
         reason = "none of these found"
     elif isinstance(plan, Words | Prefix) and plan.fields != ALL_FIELDS:
         reason = "not found in " + " or ".join(syntax.FIELDS[f] for f in sorted(plan.fields))
-    return Failure(syntax.unparse(plan.source), plan.source.column, reason)
+    source = plan.source
+    assert source is not None  # explain's own Builder keeps the sources
+    return Failure(syntax.unparse(source), source.column, reason)
 
 
 def _contexts(view: View, terms: tuple[MatchedTerm, ...]) -> tuple[tuple[str, str], ...]:

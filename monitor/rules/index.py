@@ -36,8 +36,11 @@ LEARN_EVERY = 8  # one document in so many counts towards filing rules under rar
 
 @dataclass(frozen=True, slots=True)
 class CompiledRule:
+    """A rule's plan, and its query text: explaining parses it again rather than the index
+    keeping every AST."""
+
     name: str
-    query: syntax.Query
+    text: str
     plan: Plan
 
 
@@ -124,7 +127,7 @@ class RuleIndex:
     def explain(self, doc: Document, rule: str) -> Explanation:
         """Why ``rule`` matches ``doc`` or not; raises KeyError for an unknown rule name."""
         compiled = self.rules[rule]
-        return explain(rule, compiled.query, self.entities, doc)
+        return explain(rule, syntax.parse_query(compiled.text), self.entities, doc)
 
     def _candidates(self, view: View) -> list[int]:
         """Rules whose needs are all met by the document's words, in rule order."""
@@ -278,7 +281,7 @@ def compile_rules(rules: Mapping[str, str], entities: Mapping[str, Sequence[str]
 
 def _compile(rules: Mapping[str, str], entities: Mapping[str, Sequence[str]]) -> RuleIndex:
     forms = compile_entities(entities)
-    builder = Builder(forms)
+    builder = Builder(forms, keep_sources=False)
     compiled = []
     for name, text in rules.items():
         try:
@@ -289,5 +292,5 @@ def _compile(rules: Mapping[str, str], entities: Mapping[str, Sequence[str]]) ->
         if ref is not None:
             error = QueryError(ref.column, f"unknown entity @{ref.name}")
             raise RuleCompileError(error, rule=name, entity=ref.name)
-        compiled.append(CompiledRule(name, query, builder.build(query.root)))
+        compiled.append(CompiledRule(name, text, builder.build(query.root)))
     return RuleIndex(compiled, forms)
