@@ -9,7 +9,7 @@ them. Positional nodes (terms, OR of terms, NEAR) also list their ``occurrences`
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import chain, pairwise, product, repeat
@@ -28,9 +28,12 @@ Span = tuple[int, int, int]
 STRIDE = 1 << 28  # places of a field's words start at field * STRIDE; one-digit ints
 # What a rule can require of a document: a folded word, or two neighbouring words.
 Key = str | tuple[str, str]
-K = TypeVar("K", bound=Key)
 # Sets of keys of which each must have a member in the document (AND of ORs).
 Requirement = tuple[frozenset[Key], ...]
+S = TypeVar("S", bound=Collection[Key])
+# The keys a word node accepts at one position, sorted so that equal slots are equal: a
+# tuple, as a plan keeps thousands (a frozenset of five words takes three times the memory).
+Slot = tuple[str, ...]
 
 
 # One place a positional node matched: (field, first token, last token, the term spans
@@ -197,7 +200,7 @@ class Words(Positional):
     def __init__(
         self,
         source: syntax.Node,
-        slots: tuple[frozenset[str], ...],
+        slots: tuple[Slot, ...],
         fields: frozenset[int],
         case_sensitive: bool,
     ) -> None:
@@ -209,7 +212,7 @@ class Words(Positional):
         self.lookup = (
             slots
             if not case_sensitive
-            else tuple(frozenset(map(normalize.fold, slot)) for slot in slots)
+            else tuple(slot_of(map(normalize.fold, slot)) for slot in slots)
         )
         # Places are looked up for the rarest word only, the others read beside them. A
         # phrase's slots hold one key each (an inflected word stands alone), so its words
@@ -219,7 +222,7 @@ class Words(Positional):
         self.sequence = [key for slot in self.lookup for key in slot] if len(slots) > 1 else None
 
     @property
-    def word(self) -> frozenset[str] | None:
+    def word(self) -> Slot | None:
         """The keys of a one-word, case-insensitive node: any of them in a field is a match."""
         return self.lookup[0] if self.sequence is None and not self.case_sensitive else None
 
@@ -239,13 +242,13 @@ class Words(Positional):
         return all(tokens.exact_of(i + j) in slot for j, slot in enumerate(self.slots))
 
     def trigger(self) -> Trigger:
-        return Trigger(rarest(self.lookup), frozenset(), 1)
+        return Trigger(frozenset(rarest(self.lookup)), frozenset(), 1)
 
     def requires(self) -> Requirement:
         # Each word, and each pair of neighbours: "of the" is in most texts' words, much
         # rarer as a pair. (A phrase's slots hold one key each; inflected words stand alone.)
         pairs = (frozenset(product(*two)) for two in pairwise(self.lookup))
-        return (*self.lookup, *pairs)
+        return (*map(frozenset, self.lookup), *pairs)
 
 
 class Prefix(Positional):
@@ -485,7 +488,11 @@ def _places(where: Mapping[str, list[int]], keys: Iterable[str]) -> list[int]:
     return sorted(chain.from_iterable(found))
 
 
-def rarest(slots: Iterable[frozenset[K]]) -> frozenset[K]:
+def slot_of(keys: Iterable[str]) -> Slot:
+    return tuple(sorted(set(keys)))
+
+
+def rarest(slots: Iterable[S]) -> S:
     """The key set least likely to occur: the one whose shortest key is longest."""
     return max(slots, key=lambda keys: min(map(_length, keys)))
 
@@ -544,18 +551,17 @@ class Builder:
         self.entities = entities
         self.keep_sources = keep_sources
         self.shared: dict[tuple[object, ...], Plan] = {}
-        # One set object per distinct slot: rules and entities repeat words, and a set of
-        # one string takes 216 bytes.
-        self.slots: dict[frozenset[str], frozenset[str]] = {}
+        # One tuple per distinct slot: rules and entities repeat words.
+        self.slots: dict[Slot, Slot] = {}
 
     def build(self, node: syntax.Node, fields: frozenset[int] = ALL_FIELDS) -> Plan:
         """Compile ``node``; entity names must have been checked against ``entities``."""
         if isinstance(node, syntax.Word):
-            return self._words(node, (forms(node.key),), fields, False)
+            return self._words(node, (slot_of(forms(node.key)),), fields, False)
         if isinstance(node, syntax.Phrase):
-            return self._words(node, tuple(frozenset({w}) for w in node.words), fields, False)
+            return self._words(node, tuple((w,) for w in node.words), fields, False)
         if isinstance(node, syntax.Exact):
-            return self._words(node, tuple(frozenset({w}) for w in node.words), fields, True)
+            return self._words(node, tuple((w,) for w in node.words), fields, True)
         if isinstance(node, syntax.Prefix):
             return self._share(
                 ("prefix", node.stem, fields), lambda: Prefix(node, node.stem, fields)
@@ -607,7 +613,7 @@ class Builder:
         words = [item for item in items if isinstance(item, Words) and item.word is not None]
         if len(words) < 2 or len({item.fields for item in words}) != 1:
             return items
-        keys = frozenset().union(*(item.lookup[0] for item in words))
+        keys = slot_of(chain.from_iterable(item.lookup[0] for item in words))
         merged = self._words(node, (keys,), words[0].fields, False)
         assert isinstance(merged, Positional)
         return (*(item for item in items if item not in words), merged)
@@ -615,7 +621,7 @@ class Builder:
     def _words(
         self,
         node: syntax.Node,
-        slots: tuple[frozenset[str], ...],
+        slots: tuple[Slot, ...],
         fields: frozenset[int],
         case_sensitive: bool,
     ) -> Plan:
