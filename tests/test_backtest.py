@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from monitor.models import BodyStatus, Document, Entry, Story
 from monitor.rules import compile_rules
 from monitor.store import Store, first_cursor
 from tests.daemon import newsmon
+from tests.db import connect
 from tests.servers import Item, Publisher, Receiver
 from tests.test_cluster import story
 from tests.test_end_to_end import FAST_RETRY
@@ -141,7 +141,7 @@ async def test_syndicated_story_in_two_feeds_alerts_once_and_hits_shows_the_copy
     alert = receiver.accepted[0].body
     outlets = {alert["feed"], *(a["feed"] for a in alert["also"])}
     assert outlets == {"Test Gazette", "Test Atom Wire"}  # the one alert names both
-    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+    with connect(path.parent / "newsmon.db") as conn:
         keys = {r[0] for r in conn.execute("SELECT story_key FROM entries")}
     assert len(keys) == 1
     done = newsmon("hits", "--config", str(path))

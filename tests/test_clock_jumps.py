@@ -4,7 +4,6 @@ polling and retries nor makes everything due at once: every stored wait keeps it
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -17,6 +16,7 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.store import Store
 from tests.daemon import forever
+from tests.db import connect
 from tests.outbox import ManualClock, add_hits, eventually
 from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
@@ -70,7 +70,7 @@ async def test_a_jump_moves_the_silence_baseline(store: Store, tmp_path: Path) -
     clock = ManualClock()
     await add_hits(store, 1, ["hook"], clock())  # a poll that found something new
     await store.shift_schedule(DAY)
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         (last_new,) = conn.execute("SELECT last_new_at FROM feeds").fetchone()
     assert last_new == clock() + DAY
 
@@ -134,6 +134,6 @@ async def test_a_clock_stepped_back_while_stopped_is_caught_up_at_start(
     async with Daemon.open(load_config(path), clock=lambda: behind) as daemon:
         (row,) = await daemon.store.feeds()
         assert 0 < row.next_poll_at - behind < 2 * 60  # the 1m interval, with jitter
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         (last,) = conn.execute("SELECT last_poll_at FROM feeds").fetchone()
     assert last > behind  # history is not rewritten: only the waits moved

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from monitor import cluster
 from monitor.models import BodyStatus, ClusterPolicy, Delivery, Entry, RuleMatch, Story
 from monitor.store import Store, first_cursor, hit_id
+from tests.db import connect
 from tests.old_schema import back_to_schema_7
 from tests.test_cluster import story, trimmed
 
@@ -183,7 +183,7 @@ async def test_stories_stored_before_the_fingerprint_change_still_find_copies(
     original = story(7)
     assert len(await commit(opened, 0, [item("https://a.test/1", original)])) == 1
     await opened.close()
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         back_to_schema_7(conn)  # and on, to migration 6's schema
         conn.execute("DROP INDEX story_prints_unbanded")
         conn.execute("ALTER TABLE story_prints DROP COLUMN banded")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from tests.daemon import command, environment
+from tests.db import connect
 from tests.outbox import Answer, Hook, eventually
 from tests.servers import Item, Publisher
 
@@ -20,7 +20,7 @@ ITEMS = 8
 
 def outbox(db: Path) -> dict[str, str]:
     """Delivery id -> state, read as another process would."""
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         return dict(conn.execute("SELECT id, state FROM deliveries").fetchall())
 
 

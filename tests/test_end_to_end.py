@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.deliver import RetryPolicy
 from monitor.pipeline import _canonical
+from tests.db import connect
 from tests.servers import Item, Publisher, Receiver
 
 FAST_RETRY = RetryPolicy(base=0.01, cap=0.05)
@@ -32,7 +32,7 @@ async def run_once(path: Path) -> None:
 
 
 def count(db: Path, table: str) -> int:
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
@@ -90,7 +90,7 @@ async def test_second_poll_is_conditional_and_304_changes_nothing(
     assert second["If-None-Match"].startswith('"')
     assert second["If-Modified-Since"] == "Wed, 01 Jan 2025 00:00:00 GMT"
     assert (count(db, "entries"), count(db, "hits"), count(db, "deliveries")) == before
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         assert conn.execute("SELECT last_status FROM feeds").fetchone()[0] == 304
 
 
@@ -105,7 +105,7 @@ async def test_transient_failures_are_retried_and_delivered_exactly_once(
     assert len(receiver.attempts) == 3
     assert len(receiver.accepted) == 1
     assert len({a.headers["X-Newsmon-Delivery"] for a in receiver.attempts}) == 1
-    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+    with connect(path.parent / "newsmon.db") as conn:
         assert conn.execute("SELECT state, attempts FROM deliveries").fetchone() == ("sent", 3)
 
 
@@ -118,7 +118,7 @@ async def test_permanent_refusal_ends_failed_with_reason(
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
     await run_once(path)
     assert len(receiver.attempts) == 1
-    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+    with connect(path.parent / "newsmon.db") as conn:
         row = conn.execute("SELECT state, last_error FROM deliveries").fetchone()
     assert row == ("failed", "HTTP 400: nope")
 
@@ -145,7 +145,7 @@ async def test_article_body_is_extracted_and_matched(
     assert len(receiver.accepted) == 1
     assert receiver.accepted[0].body["matched"] == ["Moscow", "embassy"]
     assert publisher.hits("/a/talks")
-    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+    with connect(path.parent / "newsmon.db") as conn:
         status, stored = conn.execute("SELECT body_status, body FROM entries").fetchone()
     assert status == "extracted"
     assert "embassy compound" in stored
@@ -224,7 +224,7 @@ async def test_canonical_url_joins_two_links_to_one_story(
     await run_once(path)
     assert len(receiver.accepted) == 1
     assert len(receiver.accepted[0].body["also"]) == 1
-    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+    with connect(path.parent / "newsmon.db") as conn:
         keys = {r[0] for r in conn.execute("SELECT story_key FROM entries")}
     assert keys == {f"{publisher.base}/story/1"}
 
@@ -257,15 +257,15 @@ async def test_daemon_prunes_text_past_retention_but_keeps_the_story(
         feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url, fetch_articles=True
     )
     await run_once(path)
-    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+    with connect(path.parent / "newsmon.db") as conn:
         assert "Kremlin" in conn.execute("SELECT body FROM entries").fetchone()[0]
-    with sqlite3.connect(path.parent / "newsmon.db") as conn:  # no 304: the feed is parsed
+    with connect(path.parent / "newsmon.db") as conn:  # no 304: the feed is parsed
         conn.execute("UPDATE feeds SET etag = NULL, last_modified = NULL")  # again after pruning
     later = time.time() + 40 * 86400  # past the default 30-day retention
     async with Daemon.open(load_config(path), clock=lambda: later, retry=FAST_RETRY) as daemon:
         await daemon.prune()
         await daemon.run_once()
-    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+    with connect(path.parent / "newsmon.db") as conn:
         assert conn.execute("SELECT body FROM entries").fetchall() == [("",)]
     assert len(receiver.attempts) == 1
 
@@ -299,7 +299,7 @@ async def test_a_page_is_retried_after_a_transient_failure_and_fetched_once(
     )
     await run_once(path)
     assert len(publisher.hits("/story/9")) == 2
-    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+    with connect(path.parent / "newsmon.db") as conn:
         statuses = [r[0] for r in conn.execute("SELECT body_status FROM entries")]
     assert statuses == ["extracted", "extracted"]
 
@@ -315,7 +315,7 @@ async def test_the_same_guid_twice_in_one_feed_is_one_entry(
     ]
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
     await run_once(path)
-    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+    with connect(path.parent / "newsmon.db") as conn:
         assert conn.execute("SELECT key, title FROM entries").fetchall() == [
             ("id:same", "Kremlin embassy (first)")
         ]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.deliver import RetryPolicy
+from tests.db import connect
 from tests.hostile import Hostile, running, same_port
 from tests.servers import Item, Receiver, rss
 
@@ -34,6 +33,6 @@ async def test_a_link_to_an_internal_address_is_blocked_and_still_alerts(
             await daemon.run_once(delivery_deadline=30)
         assert internal.connections == 0
         assert [a.body["url"] for a in receiver.accepted] == [internal.base + "/latest/meta-data/"]
-        with sqlite3.connect(path.parent / "newsmon.db") as db:
+        with connect(path.parent / "newsmon.db") as db:
             (status,) = db.execute("SELECT body_status FROM entries").fetchone()
         assert status == "blocked"

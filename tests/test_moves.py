@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import pytest
 
@@ -12,6 +11,7 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.models import Location
 from monitor.moves import CONFIRMATIONS, follow
+from tests.db import connect
 from tests.servers import Item, Publisher
 
 OLD, NEW = "https://feeds.example/old.xml", "https://feeds.example/new.xml"
@@ -43,7 +43,7 @@ def test_a_different_target_starts_counting_again() -> None:
 
 
 def feed_columns(db: object) -> tuple[str, str | None, int, str | None]:
-    with sqlite3.connect(db) as conn:  # type: ignore[arg-type]
+    with connect(db) as conn:  # type: ignore[arg-type]
         return conn.execute(  # type: ignore[no-any-return]
             "SELECT fetch_url, moved_to, moved_confirmations, cursor_url FROM feeds"
         ).fetchone()
@@ -70,7 +70,7 @@ async def test_daemon_follows_a_confirmed_move_and_keeps_validators_with_their_u
     assert f"moved to {publisher.base}/rss.xml" in capsys.readouterr().out
     assert len(publisher.hits("/old.xml")) == CONFIRMATIONS
     assert "If-None-Match" in publisher.hits("/rss.xml")[-1]
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         assert conn.execute("SELECT last_status, url FROM feeds").fetchone() == (
             304,
             f"{publisher.base}/old.xml",  # the feed keeps its watchlist identity

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import random
-import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from monitor.secrets import Secret
 from monitor.status import format_status, gather_status
 from monitor.store import Store
 from tests.daemon import newsmon_async
+from tests.db import connect
 from tests.old_schema import back_to_schema_7
 from tests.outbox import Answer, Hook, ManualClock, add_hits
 from tests.servers import Item, Publisher, Receiver
@@ -275,11 +275,11 @@ async def test_a_database_from_before_rhythms_starts_from_its_last_entry(
     store = await Store.open(tmp_path / "newsmon.db")
     await add_hits(store, 2, ["hook"], clock())
     await store.close()
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         back_to_schema_7(conn)
         newest = conn.execute("SELECT MAX(seen_at) FROM entries").fetchone()[0]
     store = await Store.open(tmp_path / "newsmon.db")
     await store.close()
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         row = conn.execute("SELECT last_new_at, rhythm, rhythm_n FROM feeds").fetchone()
     assert row == (newest, None, 0)

@@ -8,7 +8,6 @@ import asyncio
 import json
 import random
 import signal
-import sqlite3
 import time
 
 import aiohttp
@@ -24,6 +23,7 @@ from monitor.schedule import Bounds, after_failure
 from monitor.secrets import Secret
 from monitor.store import Store
 from tests.daemon import running
+from tests.db import connect
 from tests.notify_servers import make_alert
 from tests.outbox import Answer, Hook, ManualClock, add_hits
 from tests.servers import Item, Publisher, Receiver
@@ -120,7 +120,7 @@ async def _sigterm_with_an_alert_in_flight(
             async with asyncio.timeout(60):
                 _, stderr = await proc.communicate()
             elapsed = time.monotonic() - started
-    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+    with connect(path.parent / "newsmon.db") as conn:
         states = [r[0] for r in conn.execute("SELECT state FROM deliveries")]
     assert proc.returncode is not None
     return proc.returncode, elapsed, stderr.decode(), states, hook

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import email.utils
-import sqlite3
 import time
 import tracemalloc
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ import pytest
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.parse import ParseError, parse_feed
+from tests.db import connect
 from tests.hostile import Hostile, running
 from tests.watchlists import watchlist
 
@@ -261,7 +261,7 @@ async def test_lone_surrogates_in_a_json_feed_stay_inside_the_poll(tmp_path: Pat
         path = _serve_feed(server, "application/feed+json", feed, tmp_path)
         async with Daemon.open(load_config(path)) as daemon:
             await daemon.run_once(delivery_deadline=1)
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         (next_poll_at,) = conn.execute("SELECT next_poll_at FROM feeds").fetchone()
     assert next_poll_at > time.time()  # polled and scheduled, not left due every tick
 
@@ -297,7 +297,7 @@ async def test_meta_refresh_and_base_href_never_lead_anywhere(tmp_path: Path) ->
             await daemon.run_once(delivery_deadline=1)
     assert internal.connections == 0
     assert any(r.target == "/story" for r in site.requests)
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         assert conn.execute("SELECT body_status FROM entries").fetchone() == ("extracted",)
 
 
@@ -329,7 +329,7 @@ async def test_a_feed_of_50000_items_near_the_size_cap_keeps_the_newest(
         path.write_text(roomy, encoding="utf-8")
         async with Daemon.open(load_config(path)) as daemon:
             stall = await _longest_stall(daemon.run_once(delivery_deadline=1))
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         titles = {t for (t,) in conn.execute("SELECT title FROM entries")}
     assert titles == {f"Story {i}" for i in range(49_800, 50_000)}
     assert "dropped=49800" in caplog.text

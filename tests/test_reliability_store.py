@@ -17,6 +17,7 @@ from monitor.daemon import Daemon
 from monitor.errors import StoreError
 from monitor.store import Store
 from tests.daemon import newsmon_async
+from tests.db import connect
 from tests.hostile import Hostile, running
 from tests.old_schema import back_to_schema_7
 from tests.outbox import add_hits, eventually
@@ -42,7 +43,7 @@ async def test_a_corrupt_database_stops_the_start_and_is_left_alone(
 
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     """Case 60: a database from a newer newsmon is refused, not downgraded or migrated."""
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         conn.execute("PRAGMA user_version = 999")
     with pytest.raises(StoreError, match="newer than this newsmon understands"):
         await Store.open(tmp_path / "newsmon.db")
@@ -109,13 +110,13 @@ async def test_a_poll_cut_off_before_its_commit_leaves_the_old_cursor(tmp_path: 
                     assert not poll.done()
             poll.cancel()
             await asyncio.gather(poll, return_exceptions=True)
-        with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+        with connect(tmp_path / "newsmon.db") as conn:
             assert conn.execute("SELECT COUNT(*) FROM entries").fetchone() == (0,)
             assert conn.execute("SELECT last_status FROM feeds").fetchone() == (None,)
         server.release.set()  # the page now fails at once: the entry falls back to its summary
         async with Daemon.open(load_config(path)) as daemon:
             await daemon.run_once(delivery_deadline=1)
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM entries").fetchone() == (1,)
         assert conn.execute("SELECT COUNT(*) FROM hits").fetchone() == (1,)
 
@@ -128,12 +129,12 @@ async def test_a_migration_stopped_midway_leaves_nothing_half_done(tmp_path: Pat
     store = await Store.open(path)
     await add_hits(store, 2, ["a"], 1_750_000_000.0)
     await store.close()
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         back_to_schema_7(conn)
         conn.execute("ALTER TABLE feeds ADD COLUMN rhythm_n TEXT")  # in migration 8's way
     with pytest.raises(StoreError, match="duplicate column name: rhythm_n"):
         await Store.open(path)
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         columns = {row[1] for row in conn.execute("PRAGMA table_info(feeds)")}
         assert not columns & {"last_new_at", "rhythm"}  # its first two statements undone
@@ -141,7 +142,7 @@ async def test_a_migration_stopped_midway_leaves_nothing_half_done(tmp_path: Pat
     store = await Store.open(path)
     assert len(await store.deliveries()) == 2
     await store.close()
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 8
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
@@ -156,16 +157,16 @@ async def test_commands_beside_the_daemon_never_upgrade_the_schema(
     database = tmp_path / "newsmon.db"
     store = await Store.open(database)
     await store.close()
-    with sqlite3.connect(database) as conn:  # schema 7, as the previous release left it
+    with connect(database) as conn:  # schema 7, as the previous release left it
         back_to_schema_7(conn)
     for command in ("status", "hits", "deliveries", "feeds"):
         done = await newsmon_async(command, "--config", str(path))
         assert done.returncode == 1, done.stderr
         assert "schema version 7, older than this newsmon's (8)" in done.stderr
-    with sqlite3.connect(database) as conn:
+    with connect(database) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
     assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
-    with sqlite3.connect(database) as conn:
+    with connect(database) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 8
     assert (await newsmon_async("status", "--config", str(path))).returncode == 0
     other = tmp_path / "other.toml"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.deliver import RetryPolicy
 from tests.daemon import running, terminate
+from tests.db import connect
 from tests.outbox import eventually
 from tests.servers import Item, Publisher, Receiver
 from tests.watchlists import watchlist
@@ -49,7 +49,7 @@ async def test_removed_notifier_cancels_its_queued_deliveries(
         renamed = watchlist(feeds=[f"{publisher.base}/rss.xml"]).replace("hook", "terminal")
         path.write_text(renamed, encoding="utf-8")
         assert await daemon.reload() is True
-    with sqlite3.connect(path.parent / "newsmon.db") as conn:
+    with connect(path.parent / "newsmon.db") as conn:
         states = conn.execute("SELECT state, last_error FROM deliveries").fetchall()
     assert states == [("cancelled", "destination removed from the watchlist")]
 

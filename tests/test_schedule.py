@@ -26,6 +26,7 @@ from monitor.schedule import (
     publisher_hint,
 )
 from tests.daemon import newsmon_async, read_until, running, terminate
+from tests.db import connect
 from tests.outbox import eventually
 from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
@@ -83,7 +84,7 @@ def test_rss_ttl_is_minutes(value: str, expected: float | None) -> None:
 
 
 def feed_row(db: Path) -> tuple[float, float, str | None, int]:
-    with sqlite3.connect(db) as conn:
+    with connect(db) as conn:
         row = conn.execute(
             "SELECT next_poll_at, not_before, disabled_reason, consecutive_errors FROM feeds"
         ).fetchone()

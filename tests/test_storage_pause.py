@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from monitor.errors import StoreError
 from monitor.storage_pause import FIRST_RETRY, MAX_RETRY, StoragePause
 from monitor.store import Store
 from tests.daemon import forever
+from tests.db import connect
 from tests.logs import logged
 from tests.outbox import eventually
 from tests.sd_listener import Listener
@@ -38,7 +38,7 @@ async def refuse_growth(daemon: Daemon, refuse: bool) -> None:
 
 
 def stored(path: Path, url_suffix: str) -> int:
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         query = "SELECT COUNT(*) FROM entries WHERE url LIKE ?"
         count: int = conn.execute(query, (f"%{url_suffix}",)).fetchone()[0]
     return count
@@ -217,7 +217,7 @@ async def test_a_database_that_cannot_be_read_pauses_polling_with_one_line(
     caplog.set_level(logging.INFO)
     async with Daemon.open(load_config(path)) as daemon, forever(daemon) as running:
         await eventually(lambda: "poll_ok" in caplog.text)
-        with sqlite3.connect(tmp_path / "newsmon.db") as other:
+        with connect(tmp_path / "newsmon.db") as other:
             other.execute("PRAGMA foreign_keys = OFF")
             other.execute("DROP TABLE feeds")
         await eventually(lambda: "storage_failed" in caplog.text)

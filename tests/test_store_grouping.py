@@ -11,6 +11,7 @@ from pathlib import Path
 
 from monitor.models import BodyStatus, Cursor, Entry, FeedState, RuleMatch, Story
 from monitor.store import Store, first_cursor
+from tests.db import connect
 
 FEEDS = [f"https://feeds.example/{i}.xml" for i in range(20)]
 MATCH = RuleMatch("russia", (), "snippet")
@@ -32,7 +33,7 @@ async def test_concurrent_reads_and_writes_each_get_their_own(store: Store, tmp_
             for i, s in enumerate(read)
         )
     )
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         rows = conn.execute("SELECT url, etag, next_poll_at, last_status FROM feeds").fetchall()
     assert sorted(rows) == sorted((url, f'"{url}"', 1000.0 + i, 304) for i, url in enumerate(FEEDS))
 
@@ -55,7 +56,7 @@ async def test_a_write_cancelled_while_queued_is_never_made(store: Store, tmp_pa
         await asyncio.gather(tasks[1], return_exceptions=True)
     await asyncio.gather(tasks[0], tasks[2])
     assert tasks[1].cancelled()
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         written = dict(conn.execute("SELECT url, last_status FROM feeds").fetchall())
     assert written == {FEEDS[0]: 304, FEEDS[1]: None, FEEDS[2]: 304}
 
@@ -89,7 +90,7 @@ async def test_polls_committing_together_keep_their_own_failure(
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     assert isinstance(outcomes[1], sqlite3.IntegrityError)
     assert [len(o) for o in (outcomes[0], outcomes[2])] == [1, 1]  # type: ignore[arg-type]
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         keys = sorted(k for (k,) in conn.execute("SELECT key FROM entries"))
         hits = conn.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
     assert (keys, hits) == (["k0", "k2"], 2)
@@ -119,7 +120,7 @@ async def test_a_group_answers_its_members_when_the_one_serving_it_is_cancelled(
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
     assert isinstance(outcomes[0], asyncio.CancelledError)
     assert [len(o) for o in outcomes[1:]] == [1, 1]  # type: ignore[arg-type]
-    with sqlite3.connect(tmp_path / "newsmon.db") as conn:
+    with connect(tmp_path / "newsmon.db") as conn:
         keys = sorted(k for (k,) in conn.execute("SELECT key FROM entries"))
         hits = conn.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
     assert (keys, hits) == (["k0", "k1", "k2"], 3)

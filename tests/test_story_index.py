@@ -11,13 +11,14 @@ import pytest
 from monitor import cluster, story_index
 from monitor.models import Fingerprint
 from monitor.store import Store, first_cursor
+from tests.db import connect
 from tests.test_cluster import story, trimmed
 from tests.test_cluster_store import T0, commit, item, story_keys
 
 
 def counts(path: Path) -> tuple[int, int]:
     """(band rows written, fingerprint rows still waiting for theirs)."""
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         bands = conn.execute("SELECT COUNT(*) FROM story_bands").fetchone()[0]
         waiting = conn.execute("SELECT COUNT(*) FROM story_prints WHERE banded = 0").fetchone()
     return bands, waiting[0]
@@ -49,7 +50,7 @@ async def test_held_keys_are_written_in_one_batch_and_copies_found_either_side(
     finally:
         await store.close()
     assert counts(path) == (4 * cluster.BANDS, 0)  # close writes what was held
-    with sqlite3.connect(path) as conn:
+    with connect(path) as conn:
         written = set(conn.execute("SELECT band, seen_at, entry_id FROM story_bands"))
         prints = conn.execute("SELECT entry_id, shingles, signature, seen_at FROM story_prints")
         expected = {
@@ -84,7 +85,7 @@ async def test_a_failed_poll_leaves_nothing_held(tmp_path: Path) -> None:
     store = await open_store(path)
     try:
         state = await store.feed_state("https://feed0.test/rss")
-        with sqlite3.connect(path) as conn:  # hits go to a rule's destinations...
+        with connect(path) as conn:  # hits go to a rule's destinations...
             conn.execute("DROP TABLE deliveries")  # ...and this table is gone: the insert fails
         with pytest.raises(sqlite3.OperationalError):
             await store.commit_poll(
@@ -100,24 +101,24 @@ async def test_a_failed_poll_leaves_nothing_held(tmp_path: Path) -> None:
 def test_held_entries_sharing_band_keys_are_found_and_rolled_back_latest_first() -> None:
     """Copies held under the same band keys are all found, the closest first; rolling
     back the latest leaves the earlier ones found, and the window leaves old ones out."""
-    db = sqlite3.connect(":memory:")
-    db.execute("CREATE TABLE story_prints (entry_id, shingles, signature, seen_at, banded)")
-    index = story_index.StoryIndex()
-    texts = [story(6), trimmed(story(6), 4), trimmed(story(6), 3), story(7)]
-    prints = [cluster.fingerprint(text) for text in texts]
-    for entry_id, print_ in enumerate(prints, start=1):
-        assert print_ is not None
-        index.add(db, entry_id, print_, cluster.bands(print_), now=T0 + entry_id)
-    assert prints[0] is not None
-    probe = cluster.bands(prints[0])
-    assert index.candidates(probe, T0, {})[:3] == [1, 2, 3]
-    assert 4 not in index.candidates(probe, T0, {})
-    assert index.candidates(probe, T0 + 2, {})[:2] == [2, 3]  # seen before the window
-    mark = index.mark()
-    index.add(db, 5, prints[0], probe, now=T0 + 5)
-    assert index.candidates(probe, T0, {})[:2] == [1, 5]  # ties: the older first
-    index.roll_back(mark)
-    index.roll_back(2)
-    assert index.candidates(probe, T0, {}) == [1, 2]
-    index.roll_back(0)
-    assert index.candidates(probe, T0, {}) == []
+    with connect(":memory:") as db:
+        db.execute("CREATE TABLE story_prints (entry_id, shingles, signature, seen_at, banded)")
+        index = story_index.StoryIndex()
+        texts = [story(6), trimmed(story(6), 4), trimmed(story(6), 3), story(7)]
+        prints = [cluster.fingerprint(text) for text in texts]
+        for entry_id, print_ in enumerate(prints, start=1):
+            assert print_ is not None
+            index.add(db, entry_id, print_, cluster.bands(print_), now=T0 + entry_id)
+        assert prints[0] is not None
+        probe = cluster.bands(prints[0])
+        assert index.candidates(probe, T0, {})[:3] == [1, 2, 3]
+        assert 4 not in index.candidates(probe, T0, {})
+        assert index.candidates(probe, T0 + 2, {})[:2] == [2, 3]  # seen before the window
+        mark = index.mark()
+        index.add(db, 5, prints[0], probe, now=T0 + 5)
+        assert index.candidates(probe, T0, {})[:2] == [1, 5]  # ties: the older first
+        index.roll_back(mark)
+        index.roll_back(2)
+        assert index.candidates(probe, T0, {}) == [1, 2]
+        index.roll_back(0)
+        assert index.candidates(probe, T0, {}) == []

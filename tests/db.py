@@ -1,0 +1,20 @@
+"""The tests' own look into a newsmon database file."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from os import PathLike
+from typing import Any
+
+
+@contextmanager
+def connect(path: str | PathLike[str], **options: Any) -> Iterator[sqlite3.Connection]:
+    """A connection that commits (or rolls back) and is then closed.
+
+    sqlite3's own ``with`` only ends the transaction: the connection stays open until
+    collected, and Python 3.13 warns of each one then, in whichever test is running.
+    """
+    with closing(sqlite3.connect(path, **options)) as conn, conn:
+        yield conn
