@@ -701,15 +701,16 @@ class Store:
         feed's last new entry starts the wait that tells silence (monitor/notices.py)."""
         async with self._transaction():
             await self._db.execute(
-                "UPDATE feeds SET next_poll_at = next_poll_at + ?1,"
-                " not_before = CASE WHEN not_before > 0 THEN not_before + ?1 ELSE 0 END,"
-                " last_new_at = last_new_at + ?1",
-                (seconds,),
+                "UPDATE feeds SET next_poll_at = next_poll_at + :by,"
+                " not_before = CASE WHEN not_before > 0 THEN not_before + :by ELSE 0 END,"
+                " last_new_at = last_new_at + :by",
+                {"by": seconds},
             )
-            moved = "SET created_at = created_at + ?1, next_attempt_at = next_attempt_at + ?1"
+            moved = "SET created_at = created_at + :by, next_attempt_at = next_attempt_at + :by"
             for table in _OUTBOX_TABLES:
                 await self._db.execute(
-                    f"UPDATE {table} {moved} WHERE state IN ('pending', 'sending')", (seconds,)
+                    f"UPDATE {table} {moved} WHERE state IN ('pending', 'sending')",
+                    {"by": seconds},
                 )
             await self._db.execute(
                 "UPDATE digests SET closes_at = closes_at + ? WHERE state = 'pending'",
@@ -866,10 +867,10 @@ class Store:
         row that is gone has nothing left to try: True, and nothing written."""
         async with self._transaction():
             row = await self._first(
-                "SELECT created_at FROM deliveries WHERE id = ?1 UNION ALL"
-                " SELECT created_at FROM digests WHERE id = ?1 UNION ALL"
-                " SELECT created_at FROM notices WHERE id = ?1",
-                (outbox_id,),
+                "SELECT created_at FROM deliveries WHERE id = ? UNION ALL"
+                " SELECT created_at FROM digests WHERE id = ? UNION ALL"
+                " SELECT created_at FROM notices WHERE id = ?",
+                (outbox_id,) * 3,
             )
             if row is not None and at <= row[0] + max_age:
                 await self._update(outbox_id, "pending", now, error=error, next_attempt_at=at)
@@ -1467,9 +1468,10 @@ def _found_new(db: sqlite3.Connection, feed_id: int, now: float) -> None:
     """A poll found something new: one more beat of the feed's rhythm."""
     db.execute(
         "UPDATE feeds SET rhythm = CASE WHEN last_new_at IS NULL THEN rhythm"
-        " WHEN rhythm IS NULL THEN ?1 - last_new_at ELSE rhythm + ?2 * (?1 - last_new_at - rhythm)"
-        " END, rhythm_n = rhythm_n + (last_new_at IS NOT NULL), last_new_at = ?1 WHERE id = ?3",
-        (now, RHYTHM_WEIGHT, feed_id),
+        " WHEN rhythm IS NULL THEN :now - last_new_at"
+        " ELSE rhythm + :weight * (:now - last_new_at - rhythm)"
+        " END, rhythm_n = rhythm_n + (last_new_at IS NOT NULL), last_new_at = :now WHERE id = :id",
+        {"now": now, "weight": RHYTHM_WEIGHT, "id": feed_id},
     )
 
 
