@@ -251,9 +251,11 @@ class Daemon:
             log_event(log, logging.WARNING, "deliveries_left", pending=left)
 
     async def prune(self) -> None:
-        """Forget the text of entries past ``retention``; keys and hits stay, so a story
-        still in a feed never alerts again."""
-        cleared = await self.store.prune(self.clock(), self.config.monitor.retention)
+        """Forget the text of entries past ``retention`` (and their band keys past the
+        clustering window); keys and hits stay, so a story still in a feed never alerts
+        again."""
+        m = self.config.monitor
+        cleared = await self.store.prune(self.clock(), m.retention, m.cluster_window)
         if cleared:
             log_event(log, logging.INFO, "pruned", bodies=cleared)
 

@@ -1126,9 +1126,12 @@ class Store:
             also.setdefault(row[0], []).append(AlsoSeen(row[1], row[2], row[3]))
         return also
 
-    async def prune(self, now: float, retention: float) -> int:
+    async def prune(self, now: float, retention: float, window: float) -> int:
         """Forget the text of entries older than ``retention``: bodies and fingerprints go,
         rows, keys and hits stay, so a pruned story still in a feed is not new again.
+        Band keys go once older than the clustering ``window``: no lookup reads them
+        then, and kept for the whole retention (30 days against 3 by default) they made
+        the band index ten times the rows every flush writes into.
         Returns how many bodies were cleared."""
         cutoff = now - retention
         async with self._lock:  # held band keys first, so the deletes below see them all
@@ -1137,7 +1140,7 @@ class Store:
             cursor = await self._db.execute(
                 "UPDATE entries SET body = '' WHERE seen_at < ? AND body != ''", (cutoff,)
             )
-            await self._db.execute("DELETE FROM story_bands WHERE seen_at < ?", (cutoff,))
+            await self._db.execute("DELETE FROM story_bands WHERE seen_at < ?", (now - window,))
             await self._db.execute("DELETE FROM story_prints WHERE seen_at < ?", (cutoff,))
             return cursor.rowcount
 

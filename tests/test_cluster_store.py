@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -153,13 +154,32 @@ async def test_prune_clears_text_but_a_pruned_story_never_alerts_again(store: St
     is still known and its URL in another feed still belongs to the old story."""
     await commit(store, 0, [item("https://a.test/1", story(10))])
     await commit(store, 0, [item("https://a.test/2", story(11))], T0 + 20 * DAY)
-    assert await store.prune(T0 + 31 * DAY, 30 * DAY) == 1
+    assert await store.prune(T0 + 31 * DAY, 30 * DAY, 3 * DAY) == 1
     entries = [e for page in [p async for p in store.archive(0)] for e in page]
     assert [bool(e.body) for e in entries] == [False, True]
     state = await store.feed_state("https://feed0.test/rss")
     assert await store.known_keys(state.id, ["https://a.test/1"]) == {"https://a.test/1"}
     assert await commit(store, 1, [item("https://a.test/1", story(10))], T0 + 32 * DAY) == []
-    assert await store.prune(T0 + 31 * DAY, 30 * DAY) == 0
+    assert await store.prune(T0 + 31 * DAY, 30 * DAY, 3 * DAY) == 0
+
+
+async def test_prune_drops_band_keys_past_the_window_and_keeps_those_inside(
+    store: Store,
+) -> None:
+    """Band keys outlive no lookup: past the clustering window they go, though the entry
+    keeps its text until the retention; a copy within the window is still found."""
+    await commit(store, 0, [item("https://a.test/old", story(12))])
+    await commit(store, 0, [item("https://a.test/new", story(13))], T0 + 5 * DAY)
+    assert await store.prune(T0 + 6 * DAY, 30 * DAY, 3 * DAY) == 0  # no text is that old
+
+    def band_rows(db: sqlite3.Connection) -> list[tuple[int, int]]:
+        return db.execute("SELECT entry_id, count(*) FROM story_bands GROUP BY 1").fetchall()
+
+    assert [n for _, n in await store._in_thread(band_rows)] == [cluster.BANDS]  # new only
+    copy = cluster.fingerprint(trimmed(story(13), 3))
+    assert copy is not None
+    found = await store.find_story(copy, T0 + 6 * DAY, 3 * DAY, 0.5)
+    assert found == "https://a.test/new"
 
 
 async def test_archive_pages_through_entries_since(store: Store) -> None:

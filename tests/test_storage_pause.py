@@ -195,7 +195,7 @@ async def test_a_housekeeping_job_on_a_refusing_database_logs_one_line(
         await store._db.execute("PRAGMA query_only = 1")
 
         async def prune() -> None:
-            await store.prune(time.time(), 86400.0)
+            await store.prune(time.time(), 86400.0, 86400.0)
 
         with caplog.at_level(logging.INFO):
             await scheduled(prune)()
