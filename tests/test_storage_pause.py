@@ -71,7 +71,7 @@ async def test_a_full_database_pauses_polling_then_resumes_losing_nothing(
             (first,) = logged(caplog, "storage_failed")
             assert first.levelno == logging.ERROR
             assert f'error="{FULL}" polling=paused retry_in=30s' in first.getMessage()
-            await notify_listener.wait_for("STATUS")
+            await notify_listener.collected()  # sent as the line was logged: all in now
             paused = [m["STATUS"] for m in notify_listener.messages if "STATUS" in m][-1]
             assert paused.startswith(f"POLLING PAUSED: the database refuses writes ({FULL})")
 
@@ -85,7 +85,7 @@ async def test_a_full_database_pauses_polling_then_resumes_losing_nothing(
             skew[0] += 2 * FIRST_RETRY + 1
             await eventually(lambda: stored(path.parent / "newsmon.db", "/big") == 3)
             assert len(logged(caplog, "storage_recovered")) == 1
-            await notify_listener.wait_for("STATUS", count=2)
+            await notify_listener.collected()
             assert [m["STATUS"] for m in notify_listener.messages if "STATUS" in m][-1] == (
                 "polling resumed: the database takes writes"
             )
