@@ -197,14 +197,6 @@ class Tokens:
             return self._spelled()
         return [spell(self._surface_as_found(s)) for s in range(len(self._spellings))]
 
-    def _spell(self, surface: str) -> Spelling:
-        """How ``surface`` (as found) spells, remembered in the cache: the words a
-        case-sensitive term checks recur (whole lists, for explanations, are not)."""
-        spelled = self._cache.get(surface)
-        if spelled is None:
-            spelled = self._cache[surface] = spell(surface)
-        return spelled
-
     def _spelled(self) -> list[Spelling]:
         """The spellings, when every surface has one: the text was not split lower-cased
         (only such text can have a surface that gives several words or none)."""
@@ -269,7 +261,8 @@ class Tokens:
             return self.exact[i]
         # ASCII text gives one word per surface but the stops
         surface = i + bisect_right(self._stop_words(), i)
-        return self._spell(self._surface_as_found(surface))[0][0][0]
+        # through the cache: the words a case-sensitive term checks recur
+        return _spelled(self._surface_as_found(surface), self._cache)[0][0][0]
 
     def sentence_of(self, i: int) -> int:
         """Number of word ``i``'s sentence, from 0."""
@@ -364,10 +357,7 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
     spellings = list(map(cache.get, surfaces))
     if None in spellings:
         for i in compress(count(), map(not_, spellings)):
-            spelled = cache.get(surfaces[i])
-            if spelled is None:
-                spelled = cache[surfaces[i]] = spell(surfaces[i])
-            spellings[i] = spelled
+            spellings[i] = _spelled(surfaces[i], cache)
     return Tokens(parts, spellings)
 
 
@@ -390,10 +380,7 @@ def _split_plain_python(
     folded = surfaces[:]
     others = list(compress(count(), map(not_, map(str.isalnum, surfaces))))
     for i in others:
-        spelled = cache.get(surfaces[i])
-        if spelled is None:
-            spelled = cache[surfaces[i]] = spell(surfaces[i])
-        spellings[i] = spelled
+        spellings[i] = spelled = _spelled(surfaces[i], cache)
         folded[i] = spelled[2][0] if spelled[2] else ""  # one key, or none for a stop
     # The stops are among the few others: found there, not among all the surfaces.
     stops = list(compress(others, map(is_, map(spellings.__getitem__, others), repeat(stop))))
@@ -417,6 +404,14 @@ def _plain(text: str) -> str | None:
         for typographic, ascii_char in _TYPOGRAPHY:
             plain = plain.replace(typographic, ascii_char)
     return plain if plain.isascii() else None
+
+
+def _spelled(surface: str, cache: dict[str, Spelling]) -> Spelling:
+    """``spell(surface)``, remembered in ``cache``."""
+    found = cache.get(surface)
+    if found is None:
+        found = cache[surface] = spell(surface)
+    return found
 
 
 def spell(surface: str) -> Spelling:
