@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import time
-from contextlib import closing
 from functools import partial
 from pathlib import Path
 
@@ -175,13 +173,13 @@ async def test_adaptive_feed_is_scheduled_by_its_rhythm(
 
 
 def next_poll(db: Path, url: str) -> float:
-    with closing(sqlite3.connect(db)) as conn:
+    with connect(db) as conn:
         (due,) = conn.execute("SELECT next_poll_at FROM feeds WHERE url = ?", (url,)).fetchone()
     return due  # type: ignore[no-any-return]
 
 
 def make_due(db: Path, url: str) -> None:
-    with closing(sqlite3.connect(db)) as conn, conn:
+    with connect(db) as conn:
         conn.execute("UPDATE feeds SET next_poll_at = 0 WHERE url = ?", (url,))
 
 
