@@ -604,8 +604,8 @@ bands(PyObject *Py_UNUSED(module), PyObject *print_)
     }
     PyObject *keys = PyList_New(BANDS);
     for (int b = 0; keys != NULL && b < BANDS; b++) {
-        PyObject *key = PyLong_FromSsize_t(tuple_hash4(b, v[b * ROWS], v[b * ROWS + 1],
-                                                       v[b * ROWS + 2]));
+        uint64_t h = (uint64_t)tuple_hash4(b, v[b * ROWS], v[b * ROWS + 1], v[b * ROWS + 2]);
+        PyObject *key = PyLong_FromLong((int32_t)(h >> 32)); /* Python's h >> 32 */
         if (key == NULL) {
             Py_CLEAR(keys);
             break;

@@ -93,12 +93,15 @@ def fingerprint_python(text: str) -> Fingerprint | None:
 def bands_python(print_: Fingerprint) -> list[int]:
     """LSH keys, one per band: texts that agree on all rows of some band share a key.
 
-    Signed 64-bit (SQLite's INTEGER); the band number is hashed in, so equal values in
-    different bands never collide. Unsalted, like the shingle hashes.
+    The band number is hashed in, so equal values in different bands do not collide.
+    Unsalted, like the shingle hashes. Signed 32-bit (the hash's high half): SQLite
+    stores such a key in 4 bytes instead of 8, which halves the band index and its
+    writes (docs/clustering.md); a chance collision only adds a candidate that
+    containment then turns down.
     """
     values = _SIGNATURE.unpack(print_.signature)
     rows = (values[r::ROWS] for r in range(ROWS))
-    return list(map(hash, zip(range(BANDS), *rows, strict=True)))
+    return [key >> 32 for key in map(hash, zip(range(BANDS), *rows, strict=True))]
 
 
 def containment_python(a: Fingerprint, b: Fingerprint) -> float:

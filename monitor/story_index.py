@@ -102,12 +102,10 @@ class StoryIndex:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute(  # MATERIALIZED: each entry's fields read once, not once per key
-                "WITH held (entry_id, seen_at, bands) AS MATERIALIZED (SELECT"
-                " json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
-                " json_extract(value, '$[2]') FROM json_each(?))"
-                " INSERT OR IGNORE INTO story_bands (band, seen_at, entry_id)"
-                " SELECT band.value, held.seen_at, held.entry_id"
-                " FROM held, json_each(held.bands) AS band",
+                "WITH held (entry_id, bands) AS MATERIALIZED (SELECT"
+                " json_extract(value, '$[0]'), json_extract(value, '$[2]') FROM json_each(?))"
+                " INSERT OR IGNORE INTO story_bands (band, entry_id)"
+                " SELECT band.value, held.entry_id FROM held, json_each(held.bands) AS band",
                 (json.dumps(self._held),),
             )
             db.execute(
@@ -127,9 +125,10 @@ class StoryIndex:
         """The written entries seen since ``since`` under each of ``bands``: one query for
         a whole poll, since written keys change only between polls."""
         found: defaultdict[int, list[int]] = defaultdict(list)
-        rows = db.execute(
-            "SELECT band, entry_id FROM story_bands"
-            " WHERE band IN (SELECT value FROM json_each(?)) AND seen_at >= ?",
+        rows = db.execute(  # the join reads seen_at for the few keys found, not per row
+            "SELECT b.band, b.entry_id FROM story_bands AS b"
+            " JOIN story_prints AS p ON p.entry_id = b.entry_id"
+            " WHERE b.band IN (SELECT value FROM json_each(?)) AND p.seen_at >= ?",
             (json.dumps(list(bands)), since),
         )
         for band, entry_id in rows:

@@ -1,12 +1,30 @@
-"""A database as the previous release (schema 7) left it, made from a current one."""
+"""A database as earlier releases left it (schema 8 or 7), made from a current one."""
 
 from __future__ import annotations
 
 import sqlite3
 
 
+def back_to_schema_8(conn: sqlite3.Connection) -> None:
+    """Undo migration 9: band rows get their seen_at back, and keys other than today's
+    (stand-ins for the old 64-bit keys: the migration makes the keys again from the
+    stored signatures); the version says 8."""
+    conn.execute(
+        "CREATE TABLE old_bands (band INTEGER NOT NULL, seen_at REAL NOT NULL,"
+        " entry_id INTEGER NOT NULL, PRIMARY KEY (band, seen_at, entry_id)) WITHOUT ROWID"
+    )
+    conn.execute(
+        "INSERT INTO old_bands SELECT b.band + 1, p.seen_at, b.entry_id"
+        " FROM story_bands AS b JOIN story_prints AS p USING (entry_id)"
+    )
+    conn.execute("DROP TABLE story_bands")
+    conn.execute("ALTER TABLE old_bands RENAME TO story_bands")
+    conn.execute("PRAGMA user_version = 8")
+
+
 def back_to_schema_7(conn: sqlite3.Connection) -> None:
-    """Undo migration 8: the feeds' rhythm columns go, and the version says 7."""
+    """Undo migrations 9 and 8: the feeds' rhythm columns go, and the version says 7."""
+    back_to_schema_8(conn)
     for column in ("last_new_at", "rhythm", "rhythm_n"):
         conn.execute(f"ALTER TABLE feeds DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 7")

@@ -10,10 +10,18 @@ from pathlib import Path
 import pytest
 
 from monitor import cluster
-from monitor.models import BodyStatus, ClusterPolicy, Delivery, Entry, RuleMatch, Story
+from monitor.models import (
+    BodyStatus,
+    ClusterPolicy,
+    Delivery,
+    Entry,
+    Fingerprint,
+    RuleMatch,
+    Story,
+)
 from monitor.store import Store, first_cursor, hit_id
 from tests.db import connect
-from tests.old_schema import back_to_schema_7
+from tests.old_schema import back_to_schema_7, back_to_schema_8
 from tests.test_cluster import story, trimmed
 
 DAY = 86400.0
@@ -217,3 +225,38 @@ async def test_stories_stored_before_the_fingerprint_change_still_find_copies(
         assert await story_keys(upgraded) == ["https://a.test/1"] * 2
     finally:
         await upgraded.close()
+
+
+async def test_band_keys_stored_before_they_were_narrowed_are_made_again(
+    tmp_path: Path,
+) -> None:
+    """A database from before migration 9 (64-bit band keys beside each row's seen_at,
+    stood in for here) is upgraded on open: entries that had keys get their 32-bit ones
+    from their stored signatures, so a copy arriving afterwards finds the story on disk;
+    an entry whose keys were pruned gets none back."""
+    opened = await Store.open(tmp_path / "newsmon.db")
+    await opened.sync_feeds({f"https://feed{i}.test/rss": None for i in range(2)}, 0, 0)
+    await commit(opened, 0, [item("https://a.test/1", story(8))])
+    await commit(opened, 0, [item("https://a.test/2", story(9))])
+    await opened.close()  # writes the held keys
+    with connect(tmp_path / "newsmon.db") as conn:
+        conn.execute("DELETE FROM story_bands WHERE entry_id = 2")  # pruned past the window
+        back_to_schema_8(conn)
+    upgraded = await Store.open(tmp_path / "newsmon.db")
+    try:
+        copy = item("https://b.test/1", trimmed(story(8), 3))
+        assert await commit(upgraded, 1, [copy], now=T0 + 3600) == []
+        keys = await story_keys(upgraded)
+        assert keys == ["https://a.test/1", "https://a.test/2", "https://a.test/1"]
+    finally:
+        await upgraded.close()
+    with connect(tmp_path / "newsmon.db") as conn:
+        prints = conn.execute("SELECT entry_id, shingles, signature FROM story_prints").fetchall()
+        written = set(conn.execute("SELECT band, entry_id FROM story_bands"))
+    expected = {
+        (band, entry_id)
+        for entry_id, shingles, signature in prints
+        if entry_id != 2
+        for band in cluster.bands(Fingerprint(shingles, signature))
+    }
+    assert written == expected  # entries 1 and 3 (the copy, written at close)

@@ -19,7 +19,7 @@ from monitor.store import Store
 from tests.daemon import newsmon_async
 from tests.db import connect
 from tests.hostile import Hostile, running
-from tests.old_schema import back_to_schema_7
+from tests.old_schema import back_to_schema_7, back_to_schema_8
 from tests.outbox import add_hits, eventually
 from tests.servers import Item, rss
 from tests.watchlists import watchlist
@@ -143,7 +143,7 @@ async def test_a_migration_stopped_midway_leaves_nothing_half_done(tmp_path: Pat
     assert len(await store.deliveries()) == 2
     await store.close()
     with connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 8
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 9
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -157,17 +157,17 @@ async def test_commands_beside_the_daemon_never_upgrade_the_schema(
     database = tmp_path / "newsmon.db"
     store = await Store.open(database)
     await store.close()
-    with connect(database) as conn:  # schema 7, as the previous release left it
-        back_to_schema_7(conn)
+    with connect(database) as conn:  # schema 8, as the previous release left it
+        back_to_schema_8(conn)
     for command in ("status", "hits", "deliveries", "feeds"):
         done = await newsmon_async(command, "--config", str(path))
         assert done.returncode == 1, done.stderr
-        assert "schema version 7, older than this newsmon's (8)" in done.stderr
-    with connect(database) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
-    assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
+        assert "schema version 8, older than this newsmon's (9)" in done.stderr
     with connect(database) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 8
+    assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
+    with connect(database) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 9
     assert (await newsmon_async("status", "--config", str(path))).returncode == 0
     other = tmp_path / "other.toml"
     other.write_text(

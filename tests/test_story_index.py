@@ -51,14 +51,14 @@ async def test_held_keys_are_written_in_one_batch_and_copies_found_either_side(
         await store.close()
     assert counts(path) == (4 * cluster.BANDS, 0)  # close writes what was held
     with connect(path) as conn:
-        written = set(conn.execute("SELECT band, seen_at, entry_id FROM story_bands"))
-        prints = conn.execute("SELECT entry_id, shingles, signature, seen_at FROM story_prints")
+        written = set(conn.execute("SELECT band, entry_id FROM story_bands"))
+        prints = conn.execute("SELECT entry_id, shingles, signature FROM story_prints")
         expected = {
-            (band, seen_at, entry_id)
-            for entry_id, shingles, signature, seen_at in prints
+            (band, entry_id)
+            for entry_id, shingles, signature in prints
             for band in cluster.bands(Fingerprint(shingles, signature))
         }
-    assert written == expected  # every key exactly as computed, with its entry and time
+    assert written == expected  # every key exactly as computed, with its entry
 
 
 async def test_keys_held_at_a_crash_are_held_again_at_the_next_start(tmp_path: Path) -> None:
