@@ -1427,14 +1427,14 @@ def _narrow_bands(db: sqlite3.Connection) -> None:
     whose ``seen_at`` the lookup reads from ``story_prints``. Writing and probing the
     narrower index costs about half (docs/clustering.md). The keys are made again from
     the stored signatures of the entries that had keys."""
-    rows = db.execute(
-        "SELECT entry_id, shingles, signature FROM story_prints"
-        " WHERE entry_id IN (SELECT entry_id FROM story_bands)"
-    ).fetchall()
-    db.execute("DROP TABLE story_bands")
+    db.execute("ALTER TABLE story_bands RENAME TO story_bands_8")
     db.execute(
         "CREATE TABLE story_bands (band INTEGER NOT NULL, entry_id INTEGER NOT NULL,"
         " PRIMARY KEY (band, entry_id)) WITHOUT ROWID"
+    )
+    rows = db.execute(  # streamed: a window as long as the retention is millions of keys
+        "SELECT entry_id, shingles, signature FROM story_prints"
+        " WHERE entry_id IN (SELECT entry_id FROM story_bands_8)"
     )
     db.executemany(
         "INSERT OR IGNORE INTO story_bands (band, entry_id) VALUES (?, ?)",
@@ -1444,6 +1444,7 @@ def _narrow_bands(db: sqlite3.Connection) -> None:
             for band in cluster.bands(Fingerprint(shingles, signature))
         ),
     )
+    db.execute("DROP TABLE story_bands_8")
 
 
 def _best_story(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor import cluster
+from monitor import cluster, story_index
 from monitor.models import (
     BodyStatus,
     ClusterPolicy,
@@ -88,8 +88,13 @@ async def test_different_story_on_the_same_topic_alerts_again(store: Store) -> N
     assert later == [hit_id("russia", "https://b.test/2")]
 
 
-async def test_copy_outside_the_window_starts_a_new_story(store: Store) -> None:
-    """An old story is not joined once it is older than the window."""
+@pytest.mark.parametrize("flush_entries", [story_index.FLUSH_ENTRIES, 1], ids=["held", "written"])
+async def test_copy_outside_the_window_starts_a_new_story(
+    store: Store, monkeypatch: pytest.MonkeyPatch, flush_entries: int
+) -> None:
+    """An old story is not joined once it is older than the window, whether its band keys
+    are still held in memory or already written (and not yet pruned)."""
+    monkeypatch.setattr(story_index, "FLUSH_ENTRIES", flush_entries)
     await commit(store, 0, [item("https://a.test/1", story(1))])
     later = await commit(store, 1, [item("https://b.test/1", story(1))], T0 + POLICY.window + 1)
     assert later == [hit_id("russia", "https://b.test/1")]

@@ -157,7 +157,7 @@ async def test_commands_beside_the_daemon_never_upgrade_the_schema(
     database = tmp_path / "newsmon.db"
     store = await Store.open(database)
     await store.close()
-    with connect(database) as conn:  # schema 8, as the previous release left it
+    with connect(database) as conn:  # schema 8, as the version before this one left it
         back_to_schema_8(conn)
     for command in ("status", "hits", "deliveries", "feeds"):
         done = await newsmon_async(command, "--config", str(path))
