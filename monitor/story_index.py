@@ -103,10 +103,10 @@ class StoryIndex:
         try:
             db.execute(  # MATERIALIZED: each entry's fields read once, not once per key
                 "WITH held (entry_id, bands) AS MATERIALIZED (SELECT"
-                " json_extract(value, '$[0]'), json_extract(value, '$[2]') FROM json_each(?))"
+                " json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
                 " INSERT OR IGNORE INTO story_bands (band, entry_id)"
                 " SELECT band.value, held.entry_id FROM held, json_each(held.bands) AS band",
-                (json.dumps(self._held),),
+                (json.dumps([(entry_id, bands) for entry_id, _, bands in self._held]),),
             )
             db.execute(
                 "UPDATE story_prints SET banded = 1 WHERE entry_id IN"

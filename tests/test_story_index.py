@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from monitor import cluster, story_index
-from monitor.models import Fingerprint
 from monitor.store import Store, first_cursor
 from tests.db import connect
 from tests.test_cluster import story, trimmed
-from tests.test_cluster_store import T0, commit, item, story_keys
+from tests.test_cluster_store import T0, band_keys, commit, item, story_keys
 
 
 def counts(path: Path) -> tuple[int, int]:
@@ -50,14 +49,7 @@ async def test_held_keys_are_written_in_one_batch_and_copies_found_either_side(
     finally:
         await store.close()
     assert counts(path) == (4 * cluster.BANDS, 0)  # close writes what was held
-    with connect(path) as conn:
-        written = set(conn.execute("SELECT band, entry_id FROM story_bands"))
-        prints = conn.execute("SELECT entry_id, shingles, signature FROM story_prints")
-        expected = {
-            (band, entry_id)
-            for entry_id, shingles, signature in prints
-            for band in cluster.bands(Fingerprint(shingles, signature))
-        }
+    written, expected = band_keys(path)
     assert written == expected  # every key exactly as computed, with its entry
 
 
