@@ -35,7 +35,7 @@ MIN_SHINGLES = 30  # fewer: a title or a one-line summary, too little to call a 
 DEFAULT_THRESHOLD = 0.5
 
 _SIGNATURE = struct.Struct(f"<{BINS}I")
-_HIGH_HALF = sys.hash_info.width - 32  # a band key keeps the hash's top 32 bits
+HIGH_HALF = sys.hash_info.width - 32  # a band key keeps the hash's top 32 bits
 # A CJK character is a word of its own: those scripts put no spaces between words.
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\W_]+")
 _TYPOGRAPHY = "\u00a0\u00ab\u00bb\u2013\u2014\u2018\u2019\u201c\u201d\u2022\u2026"
@@ -103,7 +103,7 @@ def bands_python(print_: Fingerprint) -> list[int]:
     """
     values = _SIGNATURE.unpack(print_.signature)
     rows = (values[r::ROWS] for r in range(ROWS))
-    return [key >> _HIGH_HALF for key in map(hash, zip(range(BANDS), *rows, strict=True))]
+    return [key >> HIGH_HALF for key in map(hash, zip(range(BANDS), *rows, strict=True))]
 
 
 def containment_python(a: Fingerprint, b: Fingerprint) -> float:

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import sqlite3
 
+from monitor import cluster
+
 
 def back_to_schema_8(conn: sqlite3.Connection) -> None:
-    """Undo migration 9: band rows get their seen_at back, and keys other than today's
-    (stand-ins for the old 64-bit keys: the migration makes the keys again from the
-    stored signatures); the version says 8."""
+    """Undo migration 9: band rows get their seen_at back, and their keys the width they
+    had: 64 bits, today's key the top half (cluster.bands keeps it), the low half bits
+    that differ from row to row; the version says 8."""
     conn.execute(
         "CREATE TABLE old_bands (band INTEGER NOT NULL, seen_at REAL NOT NULL,"
         " entry_id INTEGER NOT NULL, PRIMARY KEY (band, seen_at, entry_id)) WITHOUT ROWID"
     )
     conn.execute(
-        "INSERT INTO old_bands SELECT b.band + 1, p.seen_at, b.entry_id"
-        " FROM story_bands AS b JOIN story_prints AS p USING (entry_id)"
+        "INSERT INTO old_bands SELECT (b.band << :high) + ((b.band * 40503 + b.entry_id)"
+        " & ((1 << :high) - 1)), p.seen_at, b.entry_id"
+        " FROM story_bands AS b JOIN story_prints AS p USING (entry_id)",
+        {"high": cluster.HIGH_HALF},
     )
     conn.execute("DROP TABLE story_bands")
     conn.execute("ALTER TABLE old_bands RENAME TO story_bands")

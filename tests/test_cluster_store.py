@@ -245,13 +245,13 @@ async def test_stories_stored_before_the_fingerprint_change_still_find_copies(
         await upgraded.close()
 
 
-async def test_band_keys_stored_before_they_were_narrowed_are_made_again(
+async def test_band_keys_stored_before_they_were_narrowed_are_narrowed_on_open(
     tmp_path: Path,
 ) -> None:
-    """A database from before migration 9 (64-bit band keys beside each row's seen_at,
-    stood in for here) is upgraded on open: entries that had keys get their 32-bit ones
-    from their stored signatures, so a copy arriving afterwards finds the story on disk;
-    an entry whose keys were pruned gets none back."""
+    """A database from before migration 9 (64-bit band keys beside each row's seen_at) is
+    upgraded on open: entries that had keys get their 32-bit ones, the same as their
+    stored signatures give, so a copy arriving afterwards finds the story on disk; an
+    entry whose keys were pruned gets none back."""
     opened = await Store.open(tmp_path / "newsmon.db")
     await opened.sync_feeds({f"https://feed{i}.test/rss": None for i in range(2)}, 0, 0)
     await commit(opened, 0, [item("https://a.test/1", story(8))])
