@@ -45,6 +45,7 @@ from monitor.notify.console import ConsoleNotifier
 from monitor.notify.slack import SlackNotifier
 from monitor.notify.webhook import WebhookNotifier
 from monitor.pipeline import Pipeline
+from monitor.sdnotify import extending_start
 from monitor.service import Service
 from monitor.storage_pause import StoragePause
 from monitor.store import Store
@@ -134,12 +135,13 @@ class Daemon:
         ``clock`` moves ``monotonic`` with it, or the daemon takes it for a clock jump."""
         m = config.monitor
         async with AsyncExitStack() as stack:
-            store = await Store.open(m.database, durability=m.durability)
+            service = Service.from_environment()
+            stack.callback(service.close)
+            upgrading = partial(extending_start, service.notifier)
+            store = await Store.open(m.database, durability=m.durability, upgrading=upgrading)
             stack.push_async_callback(store.close)
             session = make_session(user_agent=m.user_agent)
             stack.push_async_callback(session.close)
-            service = Service.from_environment()
-            stack.callback(service.close)
             # one pool of worker processes parses feeds and extracts pages; a worker loads
             # trafilatura (twice its memory) for its first page (docs/performance.md)
             pool = WorkerPool(

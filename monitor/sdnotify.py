@@ -14,11 +14,13 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager, suppress
 
 from monitor.log import log_event
 
 log = logging.getLogger("newsmon.sdnotify")
+EXTEND_EVERY = 10.0  # seconds between EXTEND_TIMEOUT_USEC= messages in a long start-up step
 
 
 def _address(value: str) -> str | None:
@@ -151,6 +153,36 @@ async def keep_alive(
             answering = True
             notifier.watchdog()
         await sleep(interval)
+
+
+@asynccontextmanager
+async def extending_start(
+    notifier: SystemdNotifier, status: str, *, every: float = EXTEND_EVERY
+) -> AsyncIterator[None]:
+    """Hold off the start timeout while a long step of start-up runs, saying what it is.
+
+    A schema upgrade of a large database may outlast the unit's ``TimeoutStartSec=``; a
+    start killed there rolls the upgrade back, and each restart begins it again until
+    ``StartLimitBurst`` gives up. Every ``every`` seconds EXTEND_TIMEOUT_USEC= grants three
+    times that from the event loop, so a stalled loop still times out (sd_notify(3);
+    systemd 236 and later, which older ones ignore)."""
+    if not notifier.enabled:
+        yield
+        return
+
+    async def extend() -> None:
+        grant = str(round(every * 3 * 1e6))
+        while True:
+            notifier.send(EXTEND_TIMEOUT_USEC=grant, STATUS=status)
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(extend())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 def _reason(error: Exception) -> str:

@@ -11,7 +11,9 @@ import asyncio
 import hashlib
 import itertools
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -22,7 +24,13 @@ from collections.abc import (
     Sequence,
 )
 from collections.abc import Set as AbstractSet
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+    suppress,
+)
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -33,6 +41,7 @@ import aiosqlite
 
 from monitor import cluster
 from monitor.errors import StoreError
+from monitor.log import log_event
 from monitor.models import (
     Alert,
     AlsoSeen,
@@ -207,6 +216,7 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     lambda db: _narrow_bands(db),
 )
 
+log = logging.getLogger("newsmon.store")
 _T = TypeVar("_T")
 _A = TypeVar("_A")
 CACHE_KIB = 16_000  # SQLite's page cache; its default is 2,000 KiB
@@ -354,11 +364,19 @@ class Store:
         self._stories = StoryIndex()
 
     @classmethod
-    async def open(cls, path: Path, *, durability: str = "process", migrate: bool = True) -> Store:
+    async def open(
+        cls,
+        path: Path,
+        *,
+        durability: str = "process",
+        migrate: bool = True,
+        upgrading: Callable[[str], AbstractAsyncContextManager[None]] = lambda _: nullcontext(),
+    ) -> Store:
         """Open (creating and migrating) the database at ``path``. ``migrate=False``: a
         command beside the daemon, which must not upgrade the schema under an older
         daemon still running (between an upgrade and its restart); an older schema is
-        then an error that says so."""
+        then an error that says so. An upgrade runs inside ``upgrading(what it does)``,
+        which the daemon uses to keep its supervisor waiting (``extending_start``)."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(path, isolation_level=None)
@@ -366,7 +384,7 @@ class Store:
             raise StoreError(f"cannot open database {path}: {e}", transient=passing(e)) from None
         store = cls(db)
         try:
-            await store._prepare(durability, migrate)
+            await store._prepare(durability, migrate, upgrading)
         except sqlite3.Error as e:
             await db.close()
             raise StoreError(f"database {path} is unusable: {e}", transient=passing(e)) from None
@@ -375,7 +393,12 @@ class Store:
             raise
         return store
 
-    async def _prepare(self, durability: str, migrate: bool) -> None:
+    async def _prepare(
+        self,
+        durability: str,
+        migrate: bool,
+        upgrading: Callable[[str], AbstractAsyncContextManager[None]],
+    ) -> None:
         db = self._db
         db.row_factory = sqlite3.Row
         await db.execute("PRAGMA busy_timeout = 10000")
@@ -403,15 +426,28 @@ class Store:
                     f" ({len(MIGRATIONS)}): (re)start `newsmon run`, which upgrades it;"
                     " other commands leave that to the daemon"
                 )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                if isinstance(script, str):
-                    for statement in filter(str.strip, script.split(";")):
-                        await db.execute(statement)
-                else:
-                    await self._in_thread(script)
-                await db.execute(f"PRAGMA user_version = {number}")
+            if version == 0:
+                await self._migrate(0)
+            elif version < len(MIGRATIONS):
+                latest = len(MIGRATIONS)
+                log_event(log, logging.INFO, "database_upgrade", schema=version, to=latest)
+                began = time.monotonic()
+                async with upgrading(f"upgrading the database from schema {version} to {latest}"):
+                    await self._migrate(version)
+                seconds = f"{time.monotonic() - began:.1f}"
+                log_event(log, logging.INFO, "database_upgraded", schema=latest, seconds=seconds)
         async with self._lock:
             await self._in_thread(self._stories.load)
+
+    async def _migrate(self, version: int) -> None:
+        """Run the migrations after ``version``, inside the caller's transaction."""
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            if isinstance(script, str):
+                for statement in filter(str.strip, script.split(";")):
+                    await self._db.execute(statement)
+            else:
+                await self._in_thread(script)
+            await self._db.execute(f"PRAGMA user_version = {number}")
 
     async def close(self) -> None:
         async with self._lock:

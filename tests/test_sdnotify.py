@@ -16,9 +16,12 @@ from aiohttp import web
 
 from monitor.daemon import RELOAD_REFUSED
 from monitor.errors import StoreError
-from monitor.sdnotify import SystemdNotifier, keep_alive, watchdog_interval
+from monitor.sdnotify import SystemdNotifier, extending_start, keep_alive, watchdog_interval
 from monitor.service import Service
+from monitor.store import Store
 from tests.daemon import read_until, running, terminate
+from tests.db import connect
+from tests.old_schema import back_to_schema_8
 from tests.sd_listener import Listener
 from tests.servers import Item, Publisher
 
@@ -159,6 +162,49 @@ async def test_watchdog_pings_only_while_the_database_answers(
     assert events == ["watchdog_withheld", "watchdog_resumed"]
     notifier.close()
     listener.sock.close()
+
+
+async def test_a_long_start_step_extends_the_start_timeout_until_it_ends(
+    started_listener: Listener,
+) -> None:
+    """While the step runs, EXTEND_TIMEOUT_USEC= (three intervals) with the step as
+    STATUS= comes at once and then every interval; when it ends the sending stops."""
+    notifier = SystemdNotifier(started_listener.address)
+    before = asyncio.all_tasks()
+    async with extending_start(notifier, "upgrading the database", every=0.05):
+        await started_listener.wait_for("EXTEND_TIMEOUT_USEC", count=3)
+    assert asyncio.all_tasks() == before  # nothing left sending
+    notifier.close()
+    await started_listener.collected()
+    assert started_listener.messages[:3] == 3 * [
+        {"EXTEND_TIMEOUT_USEC": "150000", "STATUS": "upgrading the database"}
+    ]
+
+
+async def test_run_upgrading_the_schema_keeps_systemd_waiting_and_logs_it(
+    started_listener: Listener, publisher: Publisher, write_watchlist, tmp_path: Path
+) -> None:
+    """`newsmon run` on a database of an older schema asks systemd for more start time,
+    saying why, before its READY=1, and logs the upgrade's start and end."""
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    store = await Store.open(tmp_path / "newsmon.db")
+    await store.close()
+    with connect(tmp_path / "newsmon.db") as conn:
+        back_to_schema_8(conn)
+    async with _run(path, started_listener.address) as proc:
+        seen = await read_until(proc, b"started")
+        await started_listener.wait_for("READY")
+        _, stderr = await _stop(proc, seen)
+    assert proc.returncode == 0, stderr
+    kinds = [next(iter(m)) for m in started_listener.messages]
+    assert kinds[0] == "EXTEND_TIMEOUT_USEC"
+    assert set(kinds[: kinds.index("READY")]) == {"EXTEND_TIMEOUT_USEC"}
+    assert started_listener.messages[0] == {
+        "EXTEND_TIMEOUT_USEC": "30000000",
+        "STATUS": "upgrading the database from schema 8 to 9",
+    }
+    assert "database_upgrade schema=8 to=9" in stderr
+    assert "database_upgraded schema=9 seconds=" in stderr
 
 
 class Finished(Exception):
