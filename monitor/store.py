@@ -1435,15 +1435,20 @@ def _known_story(db: sqlite3.Connection, story: Story) -> str | None:
 
 def _refingerprint(db: sqlite3.Connection) -> None:
     """Every stored fingerprint made again from its entry's text, with its band keys; and
-    the flag that says whether an entry's band keys are written (monitor/story_index.py)."""
+    the flag that says whether an entry's band keys are written (monitor/story_index.py).
+
+    The texts are streamed (a month of articles does not fit in the unit's memory), and
+    the keys written at the end in their order, each page of their index once."""
     db.execute("ALTER TABLE story_prints ADD COLUMN banded INTEGER NOT NULL DEFAULT 1")
     db.execute("CREATE INDEX story_prints_unbanded ON story_prints(entry_id) WHERE banded = 0")
-    rows = db.execute(
-        "SELECT p.entry_id, e.title, e.summary, e.body, p.seen_at FROM story_prints p"
-        " JOIN entries e ON e.id = p.entry_id"
-    ).fetchall()
+    db.execute("CREATE TEMP TABLE old_prints AS SELECT entry_id, seen_at FROM story_prints")
+    db.execute("CREATE TEMP TABLE made_bands (entry_id INTEGER, seen_at REAL, bands TEXT)")
     db.execute("DELETE FROM story_bands")
     db.execute("DELETE FROM story_prints")
+    rows = db.execute(
+        "SELECT o.entry_id, e.title, e.summary, e.body, o.seen_at FROM temp.old_prints AS o"
+        " JOIN entries AS e ON e.id = o.entry_id"
+    )
     for entry_id, title, summary, body, seen_at in rows:
         print_ = cluster.story_fingerprint(title or "", summary or "", body or "")
         if print_ is None:
@@ -1452,10 +1457,18 @@ def _refingerprint(db: sqlite3.Connection) -> None:
             "INSERT INTO story_prints (entry_id, shingles, signature, seen_at) VALUES (?, ?, ?, ?)",
             (entry_id, print_.shingles, print_.signature, seen_at),
         )
-        db.executemany(  # keys as schema 8 kept them, 64 bits wide: migration 9 narrows them
-            "INSERT OR IGNORE INTO story_bands (band, seen_at, entry_id) VALUES (?, ?, ?)",
-            [(band << cluster.HIGH_HALF, seen_at, entry_id) for band in cluster.bands(print_)],
+        db.execute(
+            "INSERT INTO temp.made_bands VALUES (?, ?, ?)",
+            (entry_id, seen_at, json.dumps(cluster.bands(print_))),
         )
+    db.execute(  # keys as schema 8 kept them, 64 bits wide: migration 9 narrows them
+        "INSERT OR IGNORE INTO story_bands (band, seen_at, entry_id)"
+        " SELECT band.value << ?, made.seen_at, made.entry_id"
+        " FROM temp.made_bands AS made, json_each(made.bands) AS band ORDER BY 1, 2, 3",
+        (cluster.HIGH_HALF,),
+    )
+    db.execute("DROP TABLE temp.old_prints")
+    db.execute("DROP TABLE temp.made_bands")
 
 
 def _narrow_bands(db: sqlite3.Connection) -> None:
