@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 from monitor.log import log_event
 
@@ -181,8 +181,7 @@ async def extending_start(
         yield
     finally:
         task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait([task])  # not `await task`: our own cancellation must go on
 
 
 def _reason(error: Exception) -> str:

@@ -5,6 +5,7 @@ migration stopped midway."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from pathlib import Path
@@ -121,10 +122,13 @@ async def test_a_poll_cut_off_before_its_commit_leaves_the_old_cursor(tmp_path: 
         assert conn.execute("SELECT COUNT(*) FROM hits").fetchone() == (1,)
 
 
-async def test_a_migration_stopped_midway_leaves_nothing_half_done(tmp_path: Path) -> None:
+async def test_a_migration_stopped_midway_leaves_nothing_half_done(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Case 61: migrations and the version bump are one transaction. Migration 8 stopped
     at its third statement (a column in the way) leaves schema 7 exactly as it was, the
-    start fails with a database error, and the next start completes it."""
+    start fails with a database error (and the log never says upgraded), and the next
+    start completes it."""
     path = tmp_path / "newsmon.db"
     store = await Store.open(path)
     await add_hits(store, 2, ["a"], 1_750_000_000.0)
@@ -132,8 +136,10 @@ async def test_a_migration_stopped_midway_leaves_nothing_half_done(tmp_path: Pat
     with connect(path) as conn:
         back_to_schema_7(conn)
         conn.execute("ALTER TABLE feeds ADD COLUMN rhythm_n TEXT")  # in migration 8's way
+    caplog.set_level(logging.INFO, logger="newsmon.store")
     with pytest.raises(StoreError, match="duplicate column name: rhythm_n"):
         await Store.open(path)
+    assert [r.getMessage() for r in caplog.records] == ["database_upgrade schema=7 to=9"]
     with connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         columns = {row[1] for row in conn.execute("PRAGMA table_info(feeds)")}
@@ -142,6 +148,7 @@ async def test_a_migration_stopped_midway_leaves_nothing_half_done(tmp_path: Pat
     store = await Store.open(path)
     assert len(await store.deliveries()) == 2
     await store.close()
+    assert caplog.records[-1].getMessage().startswith("database_upgraded schema=9 seconds=")
     with connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 9
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

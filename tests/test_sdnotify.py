@@ -168,7 +168,7 @@ async def test_a_long_start_step_extends_the_start_timeout_until_it_ends(
     started_listener: Listener,
 ) -> None:
     """While the step runs, EXTEND_TIMEOUT_USEC= (three intervals) with the step as
-    STATUS= comes at once and then every interval; when it ends the sending stops."""
+    STATUS= comes at once and again while it lasts; when it ends nothing is left to send."""
     notifier = SystemdNotifier(started_listener.address)
     before = asyncio.all_tasks()
     async with extending_start(notifier, "upgrading the database", every=0.05):
@@ -179,6 +179,27 @@ async def test_a_long_start_step_extends_the_start_timeout_until_it_ends(
     assert started_listener.messages[:3] == 3 * [
         {"EXTEND_TIMEOUT_USEC": "150000", "STATUS": "upgrading the database"}
     ]
+
+
+async def test_cancelling_a_start_step_is_not_swallowed_by_its_extension(
+    started_listener: Listener,
+) -> None:
+    """A start cancelled as its step ends (SIGINT, a timeout) stays cancelled: stopping the
+    sender must not absorb the caller's own cancellation."""
+    notifier = SystemdNotifier(started_listener.address)
+    went_on = []
+
+    async def step() -> None:
+        async with extending_start(notifier, "upgrading the database", every=60):
+            this = asyncio.current_task()
+            assert this is not None
+            this.cancel()  # delivered at the block's clean-up
+        went_on.append(True)
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(step())
+    assert went_on == []
+    notifier.close()
 
 
 async def test_run_upgrading_the_schema_keeps_systemd_waiting_and_logs_it(
