@@ -1,4 +1,4 @@
-"""A database as earlier releases left it (schema 8 or 7), made from a current one."""
+"""A database as earlier releases left it (schema 9, 8 or 7), made from a current one."""
 
 from __future__ import annotations
 
@@ -7,10 +7,17 @@ import sqlite3
 from monitor import cluster
 
 
+def back_to_schema_9(conn: sqlite3.Connection) -> None:
+    """Undo migration 10: entries have no index by feed alone; the version says 9."""
+    conn.execute("DROP INDEX entries_feed")
+    conn.execute("PRAGMA user_version = 9")
+
+
 def back_to_schema_8(conn: sqlite3.Connection) -> None:
-    """Undo migration 9: band rows get their seen_at back, and their keys the width they
-    had: 64 bits, today's key the top half (cluster.bands keeps it), the low half bits
-    that differ from row to row; the version says 8."""
+    """Undo migrations 10 and 9: band rows get their seen_at back, and their keys the
+    width they had: 64 bits, today's key the top half (cluster.bands keeps it), the low
+    half bits that differ from row to row; the version says 8."""
+    back_to_schema_9(conn)
     conn.execute(
         "CREATE TABLE old_bands (band INTEGER NOT NULL, seen_at REAL NOT NULL,"
         " entry_id INTEGER NOT NULL, PRIMARY KEY (band, seen_at, entry_id)) WITHOUT ROWID"
@@ -27,7 +34,7 @@ def back_to_schema_8(conn: sqlite3.Connection) -> None:
 
 
 def back_to_schema_7(conn: sqlite3.Connection) -> None:
-    """Undo migrations 9 and 8: the feeds' rhythm columns go, and the version says 7."""
+    """Undo migrations 10, 9 and 8: the feeds' rhythm columns go, and the version says 7."""
     back_to_schema_8(conn)
     for column in ("last_new_at", "rhythm", "rhythm_n"):
         conn.execute(f"ALTER TABLE feeds DROP COLUMN {column}")

@@ -16,7 +16,7 @@ from monitor.cli import main
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.errors import StoreError
-from monitor.store import Store
+from monitor.store import MIGRATIONS, Store
 from tests.daemon import newsmon_async
 from tests.db import connect
 from tests.hostile import Hostile, running
@@ -25,6 +25,7 @@ from tests.outbox import add_hits, eventually
 from tests.servers import Item, rss
 from tests.watchlists import watchlist
 
+LATEST = len(MIGRATIONS)
 GARBAGE = b"this is not an SQLite database\x00" * 200
 
 
@@ -139,7 +140,7 @@ async def test_a_migration_stopped_midway_leaves_nothing_half_done(
     caplog.set_level(logging.INFO, logger="newsmon.store")
     with pytest.raises(StoreError, match="duplicate column name: rhythm_n"):
         await Store.open(path)
-    assert [r.getMessage() for r in caplog.records] == ["database_upgrade schema=7 to=9"]
+    assert [r.getMessage() for r in caplog.records] == [f"database_upgrade schema=7 to={LATEST}"]
     with connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         columns = {row[1] for row in conn.execute("PRAGMA table_info(feeds)")}
@@ -148,9 +149,9 @@ async def test_a_migration_stopped_midway_leaves_nothing_half_done(
     store = await Store.open(path)
     assert len(await store.deliveries()) == 2
     await store.close()
-    assert caplog.records[-1].getMessage().startswith("database_upgraded schema=9 seconds=")
+    assert caplog.records[-1].getMessage().startswith(f"database_upgraded schema={LATEST} seconds=")
     with connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 9
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -169,12 +170,12 @@ async def test_commands_beside_the_daemon_never_upgrade_the_schema(
     for command in ("status", "hits", "deliveries", "feeds"):
         done = await newsmon_async(command, "--config", str(path))
         assert done.returncode == 1, done.stderr
-        assert "schema version 8, older than this newsmon's (9)" in done.stderr
+        assert f"schema version 8, older than this newsmon's ({LATEST})" in done.stderr
     with connect(database) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 8
     assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
     with connect(database) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 9
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
     assert (await newsmon_async("status", "--config", str(path))).returncode == 0
     other = tmp_path / "other.toml"
     other.write_text(

@@ -18,7 +18,7 @@ from monitor.daemon import RELOAD_REFUSED
 from monitor.errors import StoreError
 from monitor.sdnotify import SystemdNotifier, extending_start, keep_alive, watchdog_interval
 from monitor.service import Service
-from monitor.store import Store
+from monitor.store import MIGRATIONS, Store
 from tests.daemon import read_until, running, terminate
 from tests.db import connect
 from tests.old_schema import back_to_schema_8
@@ -222,10 +222,10 @@ async def test_run_upgrading_the_schema_keeps_systemd_waiting_and_logs_it(
     assert set(kinds[: kinds.index("READY")]) == {"EXTEND_TIMEOUT_USEC"}
     assert started_listener.messages[0] == {
         "EXTEND_TIMEOUT_USEC": "30000000",
-        "STATUS": "upgrading the database from schema 8 to 9",
+        "STATUS": f"upgrading the database from schema 8 to {len(MIGRATIONS)}",
     }
-    assert "database_upgrade schema=8 to=9" in stderr
-    assert "database_upgraded schema=9 seconds=" in stderr
+    assert f"database_upgrade schema=8 to={len(MIGRATIONS)}" in stderr
+    assert f"database_upgraded schema={len(MIGRATIONS)} seconds=" in stderr
 
 
 class Finished(Exception):

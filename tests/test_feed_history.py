@@ -1,0 +1,84 @@
+"""A feed's history only grows (entry rows outlive the retention), so what a poll reads of
+it must not cost more as it grows: its newest keys and publication times come through the
+feed's index, in a real SQLite file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor.models import BodyStatus, Entry, Story
+from monitor.store import MIGRATIONS, RHYTHM_READ, Store, first_cursor
+from tests.db import connect
+from tests.old_schema import back_to_schema_9
+
+FEEDS = ["https://a.test/rss", "https://b.test/rss"]
+HISTORY = 2 * RHYTHM_READ  # entries each feed has stored, more than a poll looks among
+T0 = 1_700_000_000.0
+
+
+def entry(feed: int, n: int) -> Story:
+    """The feed's ``n``-th entry; its publication dates run backwards every tenth entry
+    (backfilled items), so stored order and publication order differ, and the first
+    claims a date far ahead, which only a read of the whole history would find."""
+    published = T0 + n * 60 - (3600 if n % 10 == 0 else 0) + (10**6 if n == 0 else 0)
+    item = Entry(f"{feed}:{n}", None, f"Item {n}", "", "", datetime.fromtimestamp(published, UTC))
+    return Story(item, f"entry:{feed}:{n}", "", BodyStatus.DISABLED, (), False, None)
+
+
+async def store_history(store: Store) -> None:
+    """Both feeds' entries, interleaved, a few per poll as polls store them."""
+    await store.sync_feeds(dict.fromkeys(FEEDS), 0.0, 0.0)
+    for start in range(0, HISTORY, 10):
+        for feed, url in enumerate(FEEDS):
+            state = await store.feed_state(url)
+            await store.commit_poll(
+                state, now=T0 + start, next_poll_at=T0 + start + 60, cursor=first_cursor(state),
+                title=None, stories=[entry(feed, n) for n in range(start, start + 10)],
+                destinations={},
+            )  # fmt: skip
+
+
+def plan(path: Path, statement: str) -> str:
+    with connect(path) as conn:
+        return " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}"))
+
+
+@pytest.mark.parametrize("upgraded", [False, True], ids=["new", "from schema 9"])
+async def test_a_poll_reads_its_feeds_newest_entries_through_the_feeds_index(
+    tmp_path: Path, upgraded: bool
+) -> None:
+    """A poll's recent keys are its own feed's newest, and its publication times the
+    latest among its newest stored entries; SQLite reads them through ``entries_feed``,
+    without sorting the feed's whole history. A database from before the index (schema
+    9) gets it on open."""
+    path = tmp_path / "newsmon.db"
+    store = await Store.open(path)
+    await store_history(store)
+    await store.close()
+    if upgraded:
+        with connect(path) as conn:
+            back_to_schema_9(conn)
+    store = await Store.open(path)
+    try:
+        b = (await store.feed_state(FEEDS[1])).id
+        statements: list[str] = []
+        await store._in_thread(lambda db: db.set_trace_callback(statements.append))
+        recent = await store.recent_keys(b, 50)
+        times = await store.publication_times(b)
+        await store._in_thread(lambda db: db.set_trace_callback(None))
+    finally:
+        await store.close()
+    assert recent == {f"1:{n}" for n in range(HISTORY - 50, HISTORY)}
+    newest = [entry(1, n).entry.published for n in range(HISTORY - RHYTHM_READ, HISTORY)]
+    expected = sorted((p.timestamp() for p in newest if p is not None), reverse=True)[:20]
+    assert times == expected
+    with connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    reads = [s for s in statements if "FROM entries" in s]
+    assert len(reads) == 2
+    for statement in reads:
+        assert "USING INDEX entries_feed (feed_id=?)" in plan(path, statement), statement
+    assert "TEMP B-TREE" not in plan(path, reads[0])  # the keys come in the index's order
