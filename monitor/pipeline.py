@@ -204,7 +204,7 @@ class Pipeline:
         stories = await asyncio.gather(
             *(self._story(e, own, feed, config, state) for e, own in fresh)
         )
-        interval = await self._interval(feed, state, [e for e, _ in fresh], bounds)
+        interval = await self._interval(feed, config, state, [e for e, _ in fresh], bounds)
         hits = await self._store.commit_poll(
             state,
             now=self._clock(),
@@ -242,13 +242,13 @@ class Pipeline:
             raise ParseError(f"parser failed: {e}") from None
 
     async def _interval(
-        self, feed: FeedConfig, state: FeedState, fresh: list[Entry], bounds: Bounds
+        self, feed: FeedConfig, config: Config, state: FeedState, fresh: list[Entry], bounds: Bounds
     ) -> float:
         """The feed's interval, or with ``adaptive`` the one its publishing rhythm suggests
         (the configured interval until there is enough history)."""
         if not feed.adaptive:
             return feed.interval
-        times = await self._store.publication_times(state.id)
+        times = await self._store.publication_times(state.id, among=config.monitor.max_entries)
         now = self._clock()
         times += [e.published.timestamp() if e.published else now for e in fresh]
         learned = adaptive_interval(times, bounds)

@@ -215,9 +215,9 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 9: band keys of 32 bits in rows without seen_at (monitor/cluster.py `bands`)
     lambda db: _narrow_bands(db),
     # 10: a feed's entries in the order they came (the rowid follows the feed id in the
-    # index): a poll reads its feed's newest keys, and without this SQLite sorted the
-    # feed's whole history for them, which grows for as long as newsmon runs (entry rows
-    # outlive the retention): 3.4 ms a poll at 20,000 entries, 0.05 ms with it
+    # index): a poll reads its feed's newest keys (max_entries of them), and without this
+    # SQLite sorted the feed's whole history for them, which grows for as long as newsmon
+    # runs (entry rows outlive the retention): 7.8 ms a poll at 20,000 entries, 0.16 ms
     "CREATE INDEX entries_feed ON entries(feed_id)",
 )
 
@@ -229,7 +229,6 @@ CHECKPOINT_PAGES = 8_000  # WAL pages (4 KiB) before an automatic checkpoint; de
 STORM_WINDOW = 3600.0  # a rule's max_per_hour counts its hits over this many seconds
 STORM_SHOWN = 5  # alerts read into a storm summary; the rest are only counted
 RHYTHM_WEIGHT = 0.2  # the newest gap's share in a feed's rhythm (a moving average)
-RHYTHM_READ = 100  # a feed's newest stored entries its adaptive interval looks among
 
 
 def hit_id(rule: str, story_key: str) -> str:
@@ -629,14 +628,17 @@ class Store:
         sql = "SELECT key FROM entries WHERE feed_id = ? ORDER BY id DESC LIMIT ?"
         return frozenset(await self._column(sql, (feed_id, limit)))
 
-    async def publication_times(self, feed_id: int, limit: int = 20) -> list[float]:
-        """When the feed's newest entries were published (or first seen, when undated),
-        among the ``RHYTHM_READ`` it stored last: reading its whole history took 44 ms a
-        poll at 20,000 entries, this 0.07 ms (docs/performance.md)."""
+    async def publication_times(self, feed_id: int, *, among: int, limit: int = 20) -> list[float]:
+        """When the feed's newest entries were published (or first seen, when undated): the
+        ``limit`` latest among the ``among`` it stored last. Pass its ``max_entries``: a
+        poll stores at most that many, in whatever order the feed lists them (oldest
+        first, a first poll's newest item gets the lowest id), so its latest dates are
+        among them. Reading the whole history took 50 ms a poll at 20,000 entries, this
+        0.1 ms (docs/performance.md)."""
         rows = await self._all(
             "SELECT t FROM (SELECT COALESCE(published, seen_at) AS t FROM entries"
             " WHERE feed_id = ? ORDER BY id DESC LIMIT ?) ORDER BY t DESC LIMIT ?",
-            (feed_id, max(limit, RHYTHM_READ), limit),
+            (feed_id, max(limit, among), limit),
         )
         return [r[0] for r in rows]
 

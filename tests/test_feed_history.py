@@ -4,18 +4,24 @@ feed's index, in a real SQLite file."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from monitor.config import load_config
+from monitor.daemon import Daemon
 from monitor.models import BodyStatus, Entry, Story
-from monitor.store import MIGRATIONS, RHYTHM_READ, Store, first_cursor
+from monitor.store import MIGRATIONS, Store, first_cursor
 from tests.db import connect
 from tests.old_schema import back_to_schema_9
+from tests.servers import Item, Publisher
+from tests.watchlists import watchlist
 
 FEEDS = ["https://a.test/rss", "https://b.test/rss"]
-HISTORY = 2 * RHYTHM_READ  # entries each feed has stored, more than a poll looks among
+AMONG = 100  # the stored entries publication_times looks among
+HISTORY = 2 * AMONG  # entries each feed has stored
 T0 = 1_700_000_000.0
 
 
@@ -67,12 +73,12 @@ async def test_a_poll_reads_its_feeds_newest_entries_through_the_feeds_index(
         statements: list[str] = []
         await store._in_thread(lambda db: db.set_trace_callback(statements.append))
         recent = await store.recent_keys(b, 50)
-        times = await store.publication_times(b)
+        times = await store.publication_times(b, among=AMONG)
         await store._in_thread(lambda db: db.set_trace_callback(None))
     finally:
         await store.close()
     assert recent == {f"1:{n}" for n in range(HISTORY - 50, HISTORY)}
-    newest = [entry(1, n).entry.published for n in range(HISTORY - RHYTHM_READ, HISTORY)]
+    newest = [entry(1, n).entry.published for n in range(HISTORY - AMONG, HISTORY)]
     expected = sorted((p.timestamp() for p in newest if p is not None), reverse=True)[:20]
     assert times == expected
     with connect(path) as conn:
@@ -82,3 +88,28 @@ async def test_a_poll_reads_its_feeds_newest_entries_through_the_feeds_index(
     for statement in reads:
         assert "USING INDEX entries_feed (feed_id=?)" in plan(path, statement), statement
     assert "TEMP B-TREE" not in plan(path, reads[0])  # the keys come in the index's order
+
+
+async def test_an_oldest_first_feed_keeps_its_rhythm_from_its_latest_dates(
+    publisher: Publisher, write_watchlist, tmp_path: Path
+) -> None:
+    """A feed that lists its 200 items oldest first (its first poll stores the newest item
+    with the lowest id), hourly lately and weekly before, with ``adaptive``: after one
+    more item, its next poll comes within the hour (half its hourly gap), not a day
+    later from its archive's weekly rhythm."""
+    now = datetime.now(UTC)
+    recent = [now - timedelta(hours=h) for h in range(1, 101)]
+    archive = [recent[-1] - timedelta(days=7 * w) for w in range(1, 101)]
+    dates = sorted(recent + archive)  # oldest first, as the document lists them
+    publisher.rss_items = [Item(f"n{i}", f"/n{i}", published=d) for i, d in enumerate(dates)]
+    text = watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    path = write_watchlist(text.replace('interval = "1m"', 'interval = "1m"\nadaptive = true'))
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once()
+    publisher.rss_items = [*publisher.rss_items[1:], Item("new", "/new", published=now)]
+    began = time.time()
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once()
+    with connect(tmp_path / "newsmon.db") as conn:
+        (due,) = conn.execute("SELECT next_poll_at FROM feeds").fetchone()
+    assert due - began < 3600
