@@ -132,7 +132,7 @@ async def gather_status(
             if d.paused_at is not None and d.notifier in config.notifiers
         ),
         last_poll_at=max(polls, default=None),
-        hits_last_day=sum((await store.hit_counts(since=now - DAY)).values()),
+        hits_last_day=await store.hits_since(now - DAY),
         deliveries_pending=by_state.get("pending", 0) + by_state.get("sending", 0),
         deliveries_failed=by_state.get("failed", 0) + by_state.get("expired", 0),
     )

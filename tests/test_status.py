@@ -40,7 +40,8 @@ async def test_report_counts_feeds_hits_and_deliveries(
     write_watchlist,
 ) -> None:
     """After a run with a healthy, a failing and a disabled feed and a refused alert, the
-    report says 1 / 1 / 1, one hit today, nothing pending, one failed, and the last poll."""
+    report says 1 / 1 / 1, one hit today (none two days on), nothing pending, one failed,
+    and the last poll."""
     monkeypatch.delenv("STATE_DIRECTORY", raising=False)
     publisher.rss_items = [EMBASSY]
     disabled = f'[[feeds]]\nurl = "{publisher.base}/old.xml"\nenabled = false\n'
@@ -56,8 +57,10 @@ async def test_report_counts_feeds_hits_and_deliveries(
     store = await Store.open(config.monitor.database)
     try:
         report = await gather_status(store, config, time.time())
+        two_days_on = await gather_status(store, config, time.time() + 2 * 86400)
     finally:
         await store.close()
+    assert two_days_on.hits_last_day == 0  # the hit is older than a day by then
     assert (report.feeds_healthy, report.feeds_failing, report.feeds_disabled) == (1, 1, 1)
     assert report.failing == (f"{publisher.base}/missing.xml",)
     assert report.hits_last_day == 1
