@@ -26,7 +26,7 @@ from monitor.models import Fingerprint
 FLUSH_ENTRIES = 1_000  # entries whose band keys wait in memory before they are written
 MAX_CANDIDATES = 20  # earlier entries compared in full per new entry, best agreement first
 
-_Held = tuple[int, float, list[int]]  # entry id, seen at, band keys
+_Held = tuple[int, list[int]]  # entry id, band keys (its seen_at: StoryIndex._seen_at)
 
 
 class StoryIndex:
@@ -74,7 +74,7 @@ class StoryIndex:
     def roll_back(self, mark: int) -> None:
         """Forget what was held since ``mark``: its rows were rolled back."""
         while len(self._held) > mark:
-            entry_id, _, bands = self._held.pop()
+            entry_id, bands = self._held.pop()
             del self._seen_at[entry_id]
             for band in dict.fromkeys(bands):  # the latest held under each: this entry
                 later = self._more.get(band)
@@ -106,12 +106,12 @@ class StoryIndex:
                 " json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
                 " INSERT OR IGNORE INTO story_bands (band, entry_id)"
                 " SELECT band.value, held.entry_id FROM held, json_each(held.bands) AS band",
-                (json.dumps([(entry_id, bands) for entry_id, _, bands in self._held]),),
+                (json.dumps(self._held),),
             )
             db.execute(
                 "UPDATE story_prints SET banded = 1 WHERE entry_id IN"
                 " (SELECT value FROM json_each(?))",
-                (json.dumps([entry_id for entry_id, _, _ in self._held]),),
+                (json.dumps([entry_id for entry_id, _ in self._held]),),
             )
         except BaseException:
             db.execute("ROLLBACK")
@@ -152,7 +152,7 @@ class StoryIndex:
         return sorted(agree, key=lambda i: (-agree[i], i))[:MAX_CANDIDATES]
 
     def _hold(self, entry_id: int, seen_at: float, bands: list[int]) -> None:
-        self._held.append((entry_id, seen_at, bands))
+        self._held.append((entry_id, bands))
         self._seen_at[entry_id] = seen_at
         mine = dict.fromkeys(bands, entry_id)
         for band in mine.keys() & self._owner.keys():  # rare: a band shared with another
