@@ -219,6 +219,11 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # SQLite sorted the feed's whole history for them, which grows for as long as newsmon
     # runs (entry rows outlive the retention): 7.8 ms a poll at 20,000 entries, 0.16 ms
     "CREATE INDEX entries_feed ON entries(feed_id)",
+    # 11: deliveries counted by destination and state, hits by rule, kept so by triggers;
+    # deliveries by age. Rows are never deleted, so each STATUS= line, metrics scrape and
+    # `newsmon deliveries` read the whole history before: after a year at 1,000 hits a
+    # day to two destinations, 56, 18 and about 1,000 ms
+    lambda db: _tally(db),
 )
 
 log = logging.getLogger("newsmon.store")
@@ -890,7 +895,8 @@ class Store:
     async def open_deliveries(self) -> int:
         async with self._lock:
             row = await self._one(
-                "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending', 'sending')"
+                "SELECT COALESCE(SUM(n), 0) FROM delivery_tally"
+                " WHERE state IN ('pending', 'sending')"
             )
         return int(row[0])
 
@@ -1231,15 +1237,14 @@ class Store:
             raise StoreError(f"database does not answer: {e}") from None
 
     async def delivery_counts(self) -> dict[tuple[str, str], int]:
-        """(notifier, state) -> number of deliveries."""
-        rows = await self._all(
-            "SELECT notifier, state, COUNT(*) FROM deliveries GROUP BY notifier, state"
-        )
+        """(notifier, state) -> number of deliveries, for every pair there has been (a
+        state emptied since counts 0)."""
+        rows = await self._all("SELECT notifier, state, n FROM delivery_tally")
         return {(r[0], r[1]): int(r[2]) for r in rows}
 
     async def hit_counts(self) -> dict[str, int]:
         """rule -> number of hits stored."""
-        rows = await self._all("SELECT rule, COUNT(*) FROM hits GROUP BY rule")
+        rows = await self._all("SELECT rule, n FROM hit_tally")
         return {r[0]: int(r[1]) for r in rows}
 
     async def hits_since(self, since: float) -> int:
@@ -1506,6 +1511,40 @@ def _narrow_bands(db: sqlite3.Connection) -> None:
         (cluster.HIGH_HALF,),
     )
     db.execute("DROP TABLE story_bands_8")
+
+
+def _tally(db: sqlite3.Connection) -> None:
+    """Running counts that triggers keep in the transaction of every change they count,
+    whichever statement makes it (a digest's members mirror its state; an `INSERT ... ON
+    CONFLICT DO NOTHING` that inserts nothing fires nothing); none deletes a row."""
+    db.execute(
+        "CREATE TABLE delivery_tally (notifier TEXT NOT NULL, state TEXT NOT NULL,"
+        " n INTEGER NOT NULL, PRIMARY KEY (notifier, state)) WITHOUT ROWID"
+    )
+    db.execute(
+        "INSERT INTO delivery_tally (notifier, state, n)"
+        " SELECT notifier, state, COUNT(*) FROM deliveries GROUP BY notifier, state"
+    )
+    # A pair's first delivery adds its row; a state emptied keeps it, at 0.
+    db.execute(
+        "CREATE TRIGGER delivery_added AFTER INSERT ON deliveries BEGIN"
+        " INSERT INTO delivery_tally (notifier, state, n) VALUES (NEW.notifier, NEW.state, 1)"
+        " ON CONFLICT (notifier, state) DO UPDATE SET n = n + 1; END"
+    )
+    db.execute(
+        "CREATE TRIGGER delivery_moved AFTER UPDATE OF state ON deliveries"
+        " WHEN NEW.state IS NOT OLD.state BEGIN"
+        " UPDATE delivery_tally SET n = n - 1 WHERE notifier = OLD.notifier AND state = OLD.state;"
+        " INSERT INTO delivery_tally (notifier, state, n) VALUES (NEW.notifier, NEW.state, 1)"
+        " ON CONFLICT (notifier, state) DO UPDATE SET n = n + 1; END"
+    )
+    db.execute("CREATE TABLE hit_tally (rule TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
+    db.execute("INSERT INTO hit_tally (rule, n) SELECT rule, COUNT(*) FROM hits GROUP BY rule")
+    db.execute(
+        "CREATE TRIGGER hit_added AFTER INSERT ON hits BEGIN INSERT INTO hit_tally (rule, n)"
+        " VALUES (NEW.rule, 1) ON CONFLICT (rule) DO UPDATE SET n = n + 1; END"
+    )
+    db.execute("CREATE INDEX deliveries_created ON deliveries(created_at)")
 
 
 def _best_story(

@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 
@@ -18,3 +19,9 @@ def connect(path: str | PathLike[str], **options: Any) -> Iterator[sqlite3.Conne
     """
     with closing(sqlite3.connect(path, **options)) as conn, conn:
         yield conn
+
+
+def plan(path: Path, statement: str) -> str:
+    """SQLite's query plan for ``statement`` on the database at ``path``, steps joined by |."""
+    with connect(path) as conn:
+        return " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}"))

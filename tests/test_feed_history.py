@@ -14,7 +14,7 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.models import BodyStatus, Entry, Story
 from monitor.store import MIGRATIONS, Store, first_cursor
-from tests.db import connect
+from tests.db import connect, plan
 from tests.old_schema import back_to_schema_9
 from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
@@ -45,11 +45,6 @@ async def store_history(store: Store) -> None:
                 title=None, stories=[entry(feed, n) for n in range(start, start + 10)],
                 destinations={},
             )  # fmt: skip
-
-
-def plan(path: Path, statement: str) -> str:
-    with connect(path) as conn:
-        return " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}"))
 
 
 @pytest.mark.parametrize("upgraded", [False, True], ids=["new", "from schema 9"])
