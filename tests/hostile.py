@@ -275,19 +275,50 @@ class StubResolver(AbstractResolver):
         pass
 
 
+def _openssl(*args: str, cwd: Path | None = None) -> None:
+    made = subprocess.run(["openssl", *args], capture_output=True, check=False, cwd=cwd)
+    if made.returncode != 0:
+        pytest.skip("openssl cannot make a certificate here")
+
+
+def signed_by_a_test_ca(
+    directory: Path, name: str, *, valid: tuple[str, str]
+) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a certificate for the DNS name ``name``, valid from
+    ``valid[0]`` to ``valid[1]`` (openssl's YYYYMMDDHHMMSSZ), signed by a CA of its own,
+    and that CA's path for a client that should trust it: only the dates can fail."""
+    folder = directory / f"ca-{name}"
+    folder.mkdir()
+    (folder / "index.txt").touch()
+    (folder / "serial.txt").write_text("01\n")
+    (folder / "ca.cnf").write_text(
+        "[ca]\ndefault_ca = here\n[here]\ndatabase = index.txt\nnew_certs_dir = .\n"
+        "serial = serial.txt\ndefault_md = sha256\npolicy = any\ncopy_extensions = copy\n"
+        "[any]\ncommonName = supplied\n"
+    )
+    ca, ca_key = folder / "ca.pem", folder / "ca.key"
+    cert, key, request = folder / "cert.pem", folder / "cert.key", folder / "cert.csr"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-subj", "/CN=newsmon test CA", "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+             "-addext", f"subjectAltName=DNS:{name}",
+             "-keyout", str(key), "-out", str(request))  # fmt: skip
+    _openssl("ca", "-batch", "-notext", "-config", str(folder / "ca.cnf"), "-cert", str(ca),
+             "-keyfile", str(ca_key), "-in", str(request), "-out", str(cert),
+             "-startdate", valid[0], "-enddate", valid[1], cwd=folder)  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context, ca
+
+
 def self_signed(directory: Path, name: str) -> tuple[ssl.SSLContext, Path]:
     """A server context with a self-signed certificate for ``name`` (a DNS name or an IP
     address), and the certificate's path for a client that should trust it."""
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"
     kind = "IP" if name[0].isdigit() else "DNS"
-    made = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", f"/CN={name}", "-addext", f"subjectAltName={kind}:{name}",
-         "-keyout", str(key), "-out", str(cert)],
-        capture_output=True, check=False,
-    )  # fmt: skip
-    if made.returncode != 0:
-        pytest.skip("openssl cannot make a certificate here")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", f"/CN={name}", "-addext", f"subjectAltName={kind}:{name}",
+             "-keyout", str(key), "-out", str(cert))  # fmt: skip
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     return context, cert

@@ -8,17 +8,21 @@ import logging
 import random
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from monitor.config import load_config
 from monitor.daemon import build_notifier
 from monitor.deliver import Relay, RetryPolicy
 from monitor.fetch import make_session
+from monitor.models import LanePolicy
 from monitor.store import Store
 from tests.daemon import newsmon_async
-from tests.outbox import Answer, Hook, add_hits
+from tests.hostile import StubResolver
+from tests.outbox import Answer, Hook, ManualClock, add_hits
 from tests.smtp_server import Recorder
 
 TOKEN = "t0k3n-in-the-path"  # the Hook's URL path
@@ -147,6 +151,49 @@ async def test_deliveries_explains_failures_and_shows_pauses_until_resume(
     assert (
         await newsmon_async("resume", "hook", "--config", str(path))
     ).stdout == "hook was not paused\n"
+
+
+async def test_a_name_that_does_not_resolve_is_retried_shown_and_then_sent(
+    hook: Hook, tmp_path: Path
+) -> None:
+    """A destination whose host name does not resolve (RELIABILITY.md case 46, a resolver
+    stub: no query leaves the machine): the attempt fails as a connection failure that says
+    so, the delivery stays pending, and `newsmon deliveries` shows its one try and
+    when the next is due. Once the name resolves, the same delivery is sent, once."""
+    path = watchlist(tmp_path, hook.url.replace("127.0.0.1", "hooks.test"))
+    config = load_config(path)
+    clock = ManualClock()
+    resolver = StubResolver({})
+    store = await Store.open(config.monitor.database)
+    try:
+        await add_hits(store, 1, ["hook"], clock())
+        connector = aiohttp.TCPConnector(resolver=resolver)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            notifier = build_notifier(config.notifiers["hook"], session)
+            relay = Relay(store, {"hook": notifier}, policy=RetryPolicy(), clock=clock,
+                          rng=random.Random(5), lanes={"hook": LanePolicy()})  # fmt: skip
+            await relay.send_due("hook")
+            (row,) = await store.deliveries()
+            assert (row.state, row.attempts) == ("pending", 1)
+            assert (
+                row.last_error
+                == "connection failed: ClientConnectorDNSError (Name or service not known)"
+            )
+            shown = await newsmon_async("deliveries", "--config", str(path))
+            (line,) = [x for x in shown.stdout.splitlines() if " pending " in x]
+            assert line.split()[3] == "1"  # tries
+            when = datetime.fromtimestamp(row.next_attempt_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+            assert f"retry at {when} after: connection failed: " in line
+
+            resolver.script["hooks.test"] = [["127.0.0.1"]]
+            clock.now = row.next_attempt_at
+            await relay.send_due("hook")
+        (row,) = await store.deliveries()
+    finally:
+        await store.close()
+    assert (row.state, row.attempts, row.last_error) == ("sent", 2, None)
+    assert len(hook.accepted) == 1
+    assert resolver.queries == ["hooks.test", "hooks.test"]
 
 
 async def test_no_secret_in_logs_or_cli_output_when_destinations_fail(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -18,7 +19,14 @@ import pytest
 from monitor.errors import FetchError
 from monitor.fetch import Fetcher, make_session
 from monitor.guard import Network, ip_literal, refusal
-from tests.hostile import Hostile, StubResolver, running, same_port, self_signed
+from tests.hostile import (
+    Hostile,
+    StubResolver,
+    running,
+    same_port,
+    self_signed,
+    signed_by_a_test_ca,
+)
 from tests.servers import Publisher
 
 CAP = 1 << 20
@@ -348,6 +356,39 @@ async def test_a_pinned_https_link_is_verified_for_its_name(tmp_path: Path) -> N
             with pytest.raises(FetchError) as caught:
                 await fetcher.get(f"https://other.test:{server.port}/x", max_bytes=CAP)
             assert caught.value.reason == "tls"
+    finally:
+        await session.close()
+
+
+def validity(expired: bool) -> tuple[str, str]:
+    """Dates a certificate is valid between: two days of 2020, or an hour ago to tomorrow."""
+    if expired:
+        return "20200101000000Z", "20200102000000Z"
+    now, stamp = datetime.now(UTC), "%Y%m%d%H%M%SZ"
+    return (now - timedelta(hours=1)).strftime(stamp), (now + timedelta(days=1)).strftime(stamp)
+
+
+@pytest.mark.parametrize("expired", [True, False], ids=["expired", "current"])
+async def test_an_expired_certificate_fails_closed(tmp_path: Path, expired: bool) -> None:
+    """A certificate from a trusted CA, for the right name, but expired in 2020, is
+    refused as "tls" with nothing requested; the same CA's current one is fetched
+    (RELIABILITY.md case 19)."""
+    server_tls, ca = signed_by_a_test_ca(tmp_path, "news.test", valid=validity(expired))
+    trusting = ssl.create_default_context(cafile=str(ca))
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trusting))
+    server = Hostile("127.0.0.6", greeting="over tls", tls=server_tls)
+    try:
+        async with running(server):
+            resolver = StubResolver({"news.test": [["127.0.0.6"]]})
+            fetcher = guarded(session, allow=("127.0.0.6/32",), resolver=resolver)
+            url = f"https://news.test:{server.port}/x"
+            if not expired:
+                assert (await fetcher.get(url, max_bytes=CAP)).body == b"over tls"
+                return
+            with pytest.raises(FetchError) as caught:
+                await fetcher.get(url, max_bytes=CAP)
+            assert caught.value.reason == "tls"
+            assert server.requests == []
     finally:
         await session.close()
 
