@@ -394,7 +394,7 @@ class Store:
             raise StoreError(f"cannot open database {path}: {e}", transient=passing(e)) from None
         store = cls(db)
         try:
-            await store._prepare(durability, migrate, upgrading)
+            await store._prepare(path, durability, migrate, upgrading)
         except sqlite3.Error as e:
             await db.close()
             raise StoreError(f"database {path} is unusable: {e}", transient=passing(e)) from None
@@ -405,6 +405,7 @@ class Store:
 
     async def _prepare(
         self,
+        path: Path,
         durability: str,
         migrate: bool,
         upgrading: Callable[[str], AbstractAsyncContextManager[None]],
@@ -412,6 +413,7 @@ class Store:
         db = self._db
         db.row_factory = sqlite3.Row
         await db.execute("PRAGMA busy_timeout = 10000")
+        await self._refuse_foreign(path)
         await db.execute("PRAGMA journal_mode = WAL")
         sync = "FULL" if durability == "power" else "NORMAL"
         await db.execute(f"PRAGMA synchronous = {sync}")
@@ -448,6 +450,23 @@ class Store:
             log_event(log, logging.INFO, "database_upgraded", schema=latest, seconds=seconds)
         async with self._lock:
             await self._in_thread(self._stories.load)
+
+    async def _refuse_foreign(self, path: Path) -> None:
+        """Another program's SQLite file (schema version 0, tables of its own) is left as
+        it is: migrating it would write newsmon's tables into it (RELIABILITY.md case 60).
+        Checked before the first pragma that changes the file (WAL)."""
+        if (await self._one("PRAGMA user_version"))[0]:
+            return
+        tables = await self._all(
+            "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite^_%' ESCAPE '^'"
+            " ORDER BY name LIMIT 4"
+        )
+        if tables:
+            names = ", ".join(str(t[0]) for t in tables[:3]) + (", ..." if len(tables) > 3 else "")
+            raise StoreError(
+                f"{path} is not newsmon's database: it holds tables newsmon did not make"
+                f" ({names}); give [monitor] database a file of its own"
+            )
 
     async def _migrate(self, version: int) -> None:
         """Run the migrations after ``version``, inside the caller's transaction."""

@@ -43,6 +43,35 @@ async def test_a_corrupt_database_stops_the_start_and_is_left_alone(
     assert (tmp_path / "newsmon.db").read_bytes() == GARBAGE
 
 
+async def test_another_programs_database_is_refused_and_left_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Case 60: the watchlist names another program's SQLite file (schema version 0,
+    tables of its own): `run` exits 1 naming the file and its tables, and the file is
+    byte for byte as it was (not switched to WAL, no newsmon table in it). An empty file
+    is a new database, set up as ever."""
+    theirs = tmp_path / "newsmon.db"
+    with connect(theirs) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        conn.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    before = theirs.read_bytes()
+    path = tmp_path / "newsmon.toml"
+    path.write_text(watchlist(feeds=["http://127.0.0.1:9/feed"]), encoding="utf-8")
+    code = await asyncio.to_thread(main, ["run", "--once", "--config", str(path)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"database error: {theirs} is not newsmon's database" in err
+    assert "(invoices)" in err
+    assert theirs.read_bytes() == before  # the header's journal mode included
+    assert not (tmp_path / "newsmon.db-wal").exists()
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    store = await Store.open(empty)
+    await store.close()
+    with connect(empty) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
+
+
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     """Case 60: a database from a newer newsmon is refused, not downgraded or migrated."""
     with connect(tmp_path / "newsmon.db") as conn:
