@@ -37,7 +37,8 @@ async def test_sigkill_during_delivery_loses_nothing_and_resends_nothing_sent(
 ) -> None:
     """Kill `newsmon run` with SIGKILL while a request hangs (the row is 'sending') or just
     after the receiver accepted (before or after the 'sent' commit), then restart: every
-    hit ends sent and received; a duplicate is only ever of a row 'sending' at a kill."""
+    hit ends sent and received; a duplicate is only ever of a row 'sending' at a kill; the
+    database passes its integrity check and its delivery counts agree with the rows."""
     publisher.rss_items = [
         Item(f"Embassy story {i}", f"/s{i}", summary="Russia recalls its embassy staff.")
         for i in range(ITEMS)
@@ -92,3 +93,7 @@ async def test_sigkill_during_delivery_loses_nothing_and_resends_nothing_sent(
         assert resent == [], "a delivery committed as sent was sent again"
     copies = Counter(s.delivery for s in hook.accepted)
     assert {d for d, n in copies.items() if n > 1} <= in_flight
+    with connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        counted = conn.execute("SELECT notifier, state, n FROM delivery_tally WHERE n > 0")
+        assert counted.fetchall() == [("hook", "sent", ITEMS)]  # the kills left no stray count

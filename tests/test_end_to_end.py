@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor import __version__
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.deliver import RetryPolicy
@@ -344,3 +345,28 @@ async def test_a_syndicated_summary_under_other_links_alerts_once(
     assert len(receiver.accepted) == 1
     assert len(receiver.accepted[0].body["also"]) == 1
     assert count(path.parent / "newsmon.db", "entries") == 2
+
+
+async def test_every_request_names_newsmon_takes_gzip_and_keeps_no_cookie(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """RELIABILITY.md case 75: feeds and article pages are asked for with
+    ``User-Agent: newsmon/<version> (+<project URL>)`` and an ``Accept-Encoding`` that
+    offers gzip; a cookie the publisher sets with a feed is not sent back with the next
+    poll. That feed is named ``localhost``, as a cookie jar keeps none for an address."""
+    publisher.extra_headers["Set-Cookie"] = "tracker=abc123; Path=/"
+    publisher.atom_items = [Item("Talks", "/talks", body="Diplomats met at the embassy today.")]
+    named = publisher.base.replace("127.0.0.1", "localhost") + "/rss.xml"
+    path = write_watchlist(feeds=[named, f"{publisher.base}/atom.xml"], fetch_articles=True)
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once()
+        publisher.rss_items.append(Item("Later", "/later"))  # a 200 again, not a 304
+        await daemon.run_once()
+    paths = [p for p, _ in publisher.requests]
+    assert sorted(paths) == ["/atom.xml", "/atom.xml", "/rss.xml", "/rss.xml", "/talks"]
+    for _, headers in publisher.requests:
+        assert (
+            headers["User-Agent"] == f"newsmon/{__version__} (+https://github.com/newsmon/newsmon)"
+        )
+        assert "gzip" in headers["Accept-Encoding"].split(", ")
+        assert "Cookie" not in headers

@@ -92,13 +92,16 @@ def feed_row(db: Path) -> tuple[float, float, str | None, int]:
 async def test_retry_after_is_honoured_even_by_run_once(
     publisher: Publisher, write_watchlist
 ) -> None:
-    """A 429 with Retry-After schedules the next poll then, and `run --once` respects it."""
+    """A 429 with Retry-After schedules the next poll then, and `run --once` respects it,
+    in this process and in another one started after it (the wait is stored)."""
     publisher.overrides["/rss.xml"] = (429, {"Retry-After": "3600"})
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
     config = load_config(path)
     async with Daemon.open(config) as daemon:
         await daemon.run_once()
         await daemon.run_once()
+    assert len(publisher.hits("/rss.xml")) == 1
+    assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
     assert len(publisher.hits("/rss.xml")) == 1
     next_poll, not_before, disabled, errors = feed_row(path.parent / "newsmon.db")
     assert not_before > time.time() + 3000
