@@ -224,6 +224,12 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # `newsmon deliveries` read the whole history before: after a year at 1,000 hits a
     # day to two destinations, 56, 18 and about 1,000 ms
     lambda db: _tally(db),
+    # 12: the entries whose text a prune may still clear, by age: the prune (every 6 h)
+    # cleared bodies past the retention by visiting every older entry, already cleared or
+    # not, in one write transaction that the polls wait for; after a year at 5,000 entries
+    # a day, 0.7 s with the file in the page cache and 2.8 s without, growing for as long
+    # as newsmon runs. A body that is cleared leaves this index
+    "CREATE INDEX entries_unpruned ON entries(seen_at) WHERE body != ''",
 )
 
 log = logging.getLogger("newsmon.store")

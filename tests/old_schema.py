@@ -1,4 +1,4 @@
-"""A database as earlier releases left it (schema 10, 9, 8 or 7), made from a current one."""
+"""A database as earlier releases left it (schema 11 down to 7), made from a current one."""
 
 from __future__ import annotations
 
@@ -7,9 +7,17 @@ import sqlite3
 from monitor import cluster
 
 
+def back_to_schema_11(conn: sqlite3.Connection) -> None:
+    """Undo migration 12: entries have no index of those a prune may still clear; the
+    version says 11."""
+    conn.execute("DROP INDEX entries_unpruned")
+    conn.execute("PRAGMA user_version = 11")
+
+
 def back_to_schema_10(conn: sqlite3.Connection) -> None:
-    """Undo migration 11: no tallies, no triggers keeping them, no deliveries by age; the
-    version says 10."""
+    """Undo migrations 12 and 11: no tallies, no triggers keeping them, no deliveries by
+    age either; the version says 10."""
+    back_to_schema_11(conn)
     for trigger in ("delivery_added", "delivery_moved", "hit_added"):
         conn.execute(f"DROP TRIGGER {trigger}")
     conn.execute("DROP TABLE delivery_tally")
@@ -19,7 +27,7 @@ def back_to_schema_10(conn: sqlite3.Connection) -> None:
 
 
 def back_to_schema_9(conn: sqlite3.Connection) -> None:
-    """Undo migrations 11 and 10: entries have no index by feed alone either; the version
+    """Undo migrations 12 to 10: entries have no index by feed alone either; the version
     says 9."""
     back_to_schema_10(conn)
     conn.execute("DROP INDEX entries_feed")
@@ -27,7 +35,7 @@ def back_to_schema_9(conn: sqlite3.Connection) -> None:
 
 
 def back_to_schema_8(conn: sqlite3.Connection) -> None:
-    """Undo migrations 11 to 9: band rows get their seen_at back, and their keys the
+    """Undo migrations 12 to 9: band rows get their seen_at back, and their keys the
     width they had: 64 bits, today's key the top half (cluster.bands keeps it), the low
     half bits that differ from row to row; the version says 8."""
     back_to_schema_9(conn)
@@ -47,7 +55,7 @@ def back_to_schema_8(conn: sqlite3.Connection) -> None:
 
 
 def back_to_schema_7(conn: sqlite3.Connection) -> None:
-    """Undo migrations 11 to 8: the feeds' rhythm columns go, and the version says 7."""
+    """Undo migrations 12 to 8: the feeds' rhythm columns go, and the version says 7."""
     back_to_schema_8(conn)
     for column in ("last_new_at", "rhythm", "rhythm_n"):
         conn.execute(f"ALTER TABLE feeds DROP COLUMN {column}")

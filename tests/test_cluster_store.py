@@ -20,8 +20,8 @@ from monitor.models import (
     Story,
 )
 from monitor.store import Store, first_cursor, hit_id
-from tests.db import connect
-from tests.old_schema import back_to_schema_7, back_to_schema_8
+from tests.db import connect, plan
+from tests.old_schema import back_to_schema_7, back_to_schema_8, back_to_schema_11
 from tests.test_cluster import story, trimmed
 
 DAY = 86400.0
@@ -187,6 +187,44 @@ async def test_prune_clears_text_but_a_pruned_story_never_alerts_again(store: St
     assert await store.known_keys(state.id, ["https://a.test/1"]) == {"https://a.test/1"}
     assert await commit(store, 1, [item("https://a.test/1", story(10))], T0 + 32 * DAY) == []
     assert await store.prune(T0 + 31 * DAY, 30 * DAY, 3 * DAY) == 0
+
+
+@pytest.mark.parametrize("upgraded", [False, True], ids=["new", "from schema 11"])
+async def test_prune_visits_only_the_entries_whose_text_it_may_clear(
+    tmp_path: Path, upgraded: bool
+) -> None:
+    """A prune finds the bodies to clear through ``entries_unpruned``, which holds only
+    the entries that still have one: the entries it cleared before are not read again,
+    however many accumulate. A database of schema 11 gets the index on open."""
+    path = tmp_path / "newsmon.db"
+    store = await Store.open(path)
+    await store.sync_feeds({"https://feed0.test/rss": "Feed 0"}, 0, 0)
+    await commit(store, 0, [item("https://a.test/1", story(14))])
+    assert await store.prune(T0 + 31 * DAY, 30 * DAY, 3 * DAY) == 1
+    await store.close()
+    if upgraded:
+        with connect(path) as conn:
+            back_to_schema_11(conn)
+    store = await Store.open(path)
+    try:
+        await commit(store, 0, [item("https://a.test/2", story(15))], T0 + 2 * DAY)
+        await commit(store, 0, [item("https://a.test/3", story(16))], T0 + 20 * DAY)
+        statements: list[str] = []
+        await store._in_thread(lambda db: db.set_trace_callback(statements.append))
+        assert await store.prune(T0 + 33 * DAY, 30 * DAY, 3 * DAY) == 1
+        await store._in_thread(lambda db: db.set_trace_callback(None))
+    finally:
+        await store.close()
+    (clearing,) = [s for s in statements if s.startswith("UPDATE entries SET body")]
+    assert "SEARCH entries USING INDEX entries_unpruned (seen_at<?)" in plan(path, clearing)
+    with connect(path) as conn:
+        bodies = conn.execute("SELECT url, body != '' FROM entries ORDER BY id").fetchall()
+        with pytest.raises(sqlite3.OperationalError, match="no query solution"):
+            # the index holds only entries with a body: it cannot answer for the others
+            conn.execute(
+                "SELECT COUNT(*) FROM entries INDEXED BY entries_unpruned WHERE seen_at > 0"
+            )
+    assert bodies == [("https://a.test/1", 0), ("https://a.test/2", 0), ("https://a.test/3", 1)]
 
 
 async def test_prune_drops_band_keys_past_the_window_and_keeps_those_inside(
