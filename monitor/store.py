@@ -458,20 +458,23 @@ class Store:
             await self._in_thread(self._stories.load)
 
     async def _refuse_foreign(self, path: Path) -> None:
-        """Another program's SQLite file (schema version 0, tables of its own) is left as
-        it is: migrating it would write newsmon's tables into it (RELIABILITY.md case 60).
-        Checked before the first pragma that changes the file (WAL)."""
-        if (await self._one("PRAGMA user_version"))[0]:
-            return
-        tables = await self._all(
-            "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite^_%' ESCAPE '^'"
-            " ORDER BY name LIMIT 4"
+        """Another program's SQLite file is left as it is: migrating it would write
+        newsmon's tables into it (RELIABILITY.md case 60). Foreign: tables at schema
+        version 0, or a version without newsmon's own tables. One statement, so one
+        snapshot (a first start committing meanwhile is seen whole or not at all), read
+        before the first pragma that changes the file (WAL)."""
+        version, names, ours = await self._one(
+            "SELECT user_version, (SELECT group_concat(name, ', ') FROM (SELECT name"
+            " FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite^_%' ESCAPE '^'"
+            " ORDER BY name LIMIT 4)), (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+            " AND name IN ('feeds', 'entries', 'hits', 'deliveries')) FROM pragma_user_version"
         )
-        if tables:
-            names = ", ".join(str(t[0]) for t in tables[:3]) + (", ..." if len(tables) > 3 else "")
+        foreign = bool(names) if version == 0 else ours < 4  # a version, not newsmon's tables
+        if foreign:
             raise StoreError(
-                f"{path} is not newsmon's database: it holds tables newsmon did not make"
-                f" ({names}); give [monitor] database a file of its own"
+                f"{path} is not newsmon's database (schema version {version}, "
+                f"{f'its tables include {names}' if names else 'no tables'}); give [monitor]"
+                " database a file of its own"
             )
 
     async def _migrate(self, version: int) -> None:

@@ -43,25 +43,28 @@ async def test_a_corrupt_database_stops_the_start_and_is_left_alone(
     assert (tmp_path / "newsmon.db").read_bytes() == GARBAGE
 
 
+@pytest.mark.parametrize("version", [0, 3, 42])
 async def test_another_programs_database_is_refused_and_left_as_it_was(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: int
 ) -> None:
-    """Case 60: the watchlist names another program's SQLite file (schema version 0,
-    tables of its own): `run` exits 1 naming the file and its tables, and the file is
-    byte for byte as it was (not switched to WAL, no newsmon table in it). An empty file
-    is a new database, set up as ever."""
+    """Case 60: the watchlist names another program's SQLite file (tables of its own, at
+    schema version 0 or any other without newsmon's tables): `run` exits 1 naming the
+    file and its tables, and the file is byte for byte as it was (not switched to WAL,
+    no newsmon table in it). An empty file is a new database, set up as ever."""
     theirs = tmp_path / "newsmon.db"
     with connect(theirs) as conn:
         conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        conn.execute("CREATE INDEX invoices_total ON invoices(total)")
         conn.execute("INSERT INTO invoices VALUES (1, 9.5)")
+        conn.execute(f"PRAGMA user_version = {version}")
     before = theirs.read_bytes()
     path = tmp_path / "newsmon.toml"
     path.write_text(watchlist(feeds=["http://127.0.0.1:9/feed"]), encoding="utf-8")
     code = await asyncio.to_thread(main, ["run", "--once", "--config", str(path)])
     assert code == 1
     err = capsys.readouterr().err
-    assert f"database error: {theirs} is not newsmon's database" in err
-    assert "(invoices)" in err
+    expected = f"{theirs} is not newsmon's database (schema version {version}, its tables"
+    assert f"database error: {expected} include invoices)" in err
     assert theirs.read_bytes() == before  # the header's journal mode included
     assert not (tmp_path / "newsmon.db-wal").exists()
     empty = tmp_path / "empty.db"
@@ -74,6 +77,7 @@ async def test_another_programs_database_is_refused_and_left_as_it_was(
 
 async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     """Case 60: a database from a newer newsmon is refused, not downgraded or migrated."""
+    await (await Store.open(tmp_path / "newsmon.db")).close()
     with connect(tmp_path / "newsmon.db") as conn:
         conn.execute("PRAGMA user_version = 999")
     with pytest.raises(StoreError, match="newer than this newsmon understands"):
