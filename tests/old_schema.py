@@ -1,4 +1,4 @@
-"""A database as earlier releases left it (schema 11 down to 7), made from a current one."""
+"""A database as earlier releases left it (schema 12 down to 7), made from a current one."""
 
 from __future__ import annotations
 
@@ -7,15 +7,22 @@ import sqlite3
 from monitor import cluster
 
 
+def back_to_schema_12(conn: sqlite3.Connection) -> None:
+    """Undo migration 13: no index of the failed deliveries; the version says 12."""
+    conn.execute("DROP INDEX deliveries_failed")
+    conn.execute("PRAGMA user_version = 12")
+
+
 def back_to_schema_11(conn: sqlite3.Connection) -> None:
-    """Undo migration 12: entries have no index of those a prune may still clear; the
-    version says 11."""
+    """Undo migrations 13 and 12: entries have no index of those a prune may still
+    clear either; the version says 11."""
+    back_to_schema_12(conn)
     conn.execute("DROP INDEX entries_unpruned")
     conn.execute("PRAGMA user_version = 11")
 
 
 def back_to_schema_10(conn: sqlite3.Connection) -> None:
-    """Undo migrations 12 and 11: no tallies, no triggers keeping them, no deliveries by
+    """Undo migrations 13 to 11: no tallies, no triggers keeping them, no deliveries by
     age either; the version says 10."""
     back_to_schema_11(conn)
     for trigger in ("delivery_added", "delivery_moved", "hit_added"):
@@ -27,7 +34,7 @@ def back_to_schema_10(conn: sqlite3.Connection) -> None:
 
 
 def back_to_schema_9(conn: sqlite3.Connection) -> None:
-    """Undo migrations 12 to 10: entries have no index by feed alone either; the version
+    """Undo migrations 13 to 10: entries have no index by feed alone either; the version
     says 9."""
     back_to_schema_10(conn)
     conn.execute("DROP INDEX entries_feed")
@@ -35,7 +42,7 @@ def back_to_schema_9(conn: sqlite3.Connection) -> None:
 
 
 def back_to_schema_8(conn: sqlite3.Connection) -> None:
-    """Undo migrations 12 to 9: band rows get their seen_at back, and their keys the
+    """Undo migrations 13 to 9: band rows get their seen_at back, and their keys the
     width they had: 64 bits, today's key the top half (cluster.bands keeps it), the low
     half bits that differ from row to row; the version says 8."""
     back_to_schema_9(conn)
@@ -55,7 +62,7 @@ def back_to_schema_8(conn: sqlite3.Connection) -> None:
 
 
 def back_to_schema_7(conn: sqlite3.Connection) -> None:
-    """Undo migrations 12 to 8: the feeds' rhythm columns go, and the version says 7."""
+    """Undo migrations 13 to 8: the feeds' rhythm columns go, and the version says 7."""
     back_to_schema_8(conn)
     for column in ("last_new_at", "rhythm", "rhythm_n"):
         conn.execute(f"ALTER TABLE feeds DROP COLUMN {column}")
