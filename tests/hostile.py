@@ -278,37 +278,42 @@ class StubResolver(AbstractResolver):
 def _openssl(*args: str, cwd: Path | None = None) -> None:
     made = subprocess.run(["openssl", *args], capture_output=True, check=False, cwd=cwd)
     if made.returncode != 0:
-        pytest.skip("openssl cannot make a certificate here")
+        pytest.skip(f"openssl cannot make a certificate here: {made.stderr.decode()[-300:]}")
 
 
-def signed_by_a_test_ca(
-    directory: Path, name: str, *, valid: tuple[str, str]
-) -> tuple[ssl.SSLContext, Path]:
-    """A server context with a certificate for the DNS name ``name``, valid from
-    ``valid[0]`` to ``valid[1]`` (openssl's YYYYMMDDHHMMSSZ), signed by a CA of its own,
-    and that CA's path for a client that should trust it: only the dates can fail."""
-    folder = directory / f"ca-{name}"
-    folder.mkdir()
-    (folder / "index.txt").touch()
-    (folder / "serial.txt").write_text("01\n")
-    (folder / "ca.cnf").write_text(
-        "[ca]\ndefault_ca = here\n[here]\ndatabase = index.txt\nnew_certs_dir = .\n"
-        "serial = serial.txt\ndefault_md = sha256\npolicy = any\ncopy_extensions = copy\n"
-        "[any]\ncommonName = supplied\n"
-    )
-    ca, ca_key = folder / "ca.pem", folder / "ca.key"
-    cert, key, request = folder / "cert.pem", folder / "cert.key", folder / "cert.csr"
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-             "-subj", "/CN=newsmon test CA", "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-             "-addext", f"subjectAltName=DNS:{name}",
-             "-keyout", str(key), "-out", str(request))  # fmt: skip
-    _openssl("ca", "-batch", "-notext", "-config", str(folder / "ca.cnf"), "-cert", str(ca),
-             "-keyfile", str(ca_key), "-in", str(request), "-out", str(cert),
-             "-startdate", valid[0], "-enddate", valid[1], cwd=folder)  # fmt: skip
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    return context, ca
+class Authority:
+    """A certificate authority of a test's own, in ``folder``: it signs server
+    certificates, and ``path`` is its own certificate, for a client that should trust it."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir()
+        (folder / "index.txt").touch()
+        (folder / "serial.txt").write_text("01\n")
+        (folder / "ca.cnf").write_text(
+            "[ca]\ndefault_ca = here\n[here]\ndatabase = index.txt\nnew_certs_dir = .\n"
+            "serial = serial.txt\ndefault_md = sha256\npolicy = any\ncopy_extensions = copy\n"
+            "unique_subject = no\n[any]\ncommonName = supplied\n"
+        )
+        self.folder, self.path, self._key = folder, folder / "ca.pem", folder / "ca.key"
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                 "-subj", "/CN=newsmon test CA", "-keyout", str(self._key),
+                 "-out", str(self.path))  # fmt: skip
+
+    def serve(self, name: str, *, valid: tuple[str, str]) -> ssl.SSLContext:
+        """A server context with a certificate for the DNS name ``name``, valid from
+        ``valid[0]`` to ``valid[1]`` (openssl's YYYYMMDDHHMMSSZ)."""
+        cert, key, request = (
+            self.folder / f"{name}-{valid[1]}.{kind}" for kind in ("pem", "key", "csr")
+        )
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                 "-addext", f"subjectAltName=DNS:{name}",
+                 "-keyout", str(key), "-out", str(request))  # fmt: skip
+        _openssl("ca", "-batch", "-notext", "-config", "ca.cnf", "-cert", str(self.path),
+                 "-keyfile", str(self._key), "-in", str(request), "-out", str(cert),
+                 "-startdate", valid[0], "-enddate", valid[1], cwd=self.folder)  # fmt: skip
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        return context
 
 
 def self_signed(directory: Path, name: str) -> tuple[ssl.SSLContext, Path]:
