@@ -1237,7 +1237,9 @@ class Store:
                 (now - window,),
             )
             await self._db.execute("DELETE FROM story_prints WHERE seen_at < ?", (cutoff,))
-            return cursor.rowcount
+        async with self._lock:  # committed: a key mapped but deleted is only a wasted probe
+            await self._in_thread(self._stories.pruned)
+        return cursor.rowcount
 
     async def archive_size(self, since: float) -> int:
         """How many stored entries were seen since ``since`` (for a progress bar)."""

@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 
 from monitor import cluster
+from monitor.band_filter import BandFilter
 from monitor.models import Fingerprint
 
 FLUSH_ENTRIES = 1_000  # entries whose band keys wait in memory before they are written
@@ -40,10 +41,14 @@ class StoryIndex:
         self._owner: dict[int, int] = {}
         self._more: dict[int, list[int]] = {}
         self._seen_at: dict[int, float] = {}
+        # the keys the table may hold, mapped at the first lookup that needs them: a
+        # command that looks none up (status, hits) does not read every key
+        self._written: BandFilter | None = None
 
     def load(self, db: sqlite3.Connection) -> None:
         """Hold back again what a crash left unwritten."""
         self._forget()
+        self._written = None
         rows = db.execute(
             "SELECT entry_id, shingles, signature, seen_at FROM story_prints"
             " WHERE banded = 0 ORDER BY entry_id"
@@ -117,19 +122,33 @@ class StoryIndex:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        if self._written is not None:
+            self._written.add(band for _, bands in self._held for band in bands)
+            if self._written.crowded():
+                self._written = None  # mapped again, larger, when next needed
         self._forget()
+
+    def pruned(self, db: sqlite3.Connection) -> None:
+        """A prune deleted keys (and committed): map the rest again when next needed."""
+        self._written = None
 
     def on_disk(
         self, db: sqlite3.Connection, bands: Iterable[int], since: float
     ) -> dict[int, list[int]]:
         """The written entries seen since ``since`` under each of ``bands``: one query for
-        a whole poll, since written keys change only between polls."""
+        a whole poll, since written keys change only between polls, and for the keys the
+        map of written keys may hold."""
         found: defaultdict[int, list[int]] = defaultdict(list)
+        if self._written is None:
+            self._written = BandFilter.of_table(db)
+        maybe = self._written.maybe(bands)
+        if not maybe:
+            return found
         rows = db.execute(  # the join reads seen_at for the few keys found, not per row
             "SELECT b.band, b.entry_id FROM story_bands AS b"
             " JOIN story_prints AS p ON p.entry_id = b.entry_id"
             " WHERE b.band IN (SELECT value FROM json_each(?)) AND p.seen_at >= ?",
-            (json.dumps(list(bands)), since),
+            (json.dumps(maybe), since),
         )
         for band, entry_id in rows:
             found[band].append(entry_id)
