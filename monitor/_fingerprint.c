@@ -670,8 +670,116 @@ containment(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
     return PyFloat_FromDouble(share < 1.0 ? share : 1.0);
 }
 
+/* band_filter's map: a key's bit is its low bits, key & mask, of the key read modulo
+   2**64 as Python's & reads it (two's complement), so any int gives the Python form's bit.
+   Returns the bit, or -1 with an exception set. */
+static int64_t
+key_bit(PyObject *key, uint64_t mask)
+{
+    uint64_t k = PyLong_AsUnsignedLongLongMask(key);
+    if (k == (uint64_t)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return (int64_t)(k & mask);
+}
+
+/* The map's bytes and mask from (bits, mask, ...): the mask must name bits inside them. */
+static int
+map_args(PyObject *const *args, Py_ssize_t nargs, const char *name, int flags, Py_buffer *view,
+         uint64_t *mask)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "%s() takes 3 arguments (%zd given)", name, nargs);
+        return -1;
+    }
+    *mask = PyLong_AsUnsignedLongLong(args[1]);
+    if (*mask == (uint64_t)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (*mask >= ((uint64_t)1 << 62)) {
+        PyErr_SetString(PyExc_ValueError, "mask too large");
+        return -1;
+    }
+    if (PyObject_GetBuffer(args[0], view, flags) < 0) {
+        return -1;
+    }
+    if ((*mask >> 3) >= (uint64_t)view->len) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "mask names bits past the map");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(mark_doc,
+"mark(bits, mask, keys, /)\n--\n\n"
+"Set each key's bit (key & mask) in the writable buffer bits; returns how many keys\n"
+"there were: band_filter's _mark_python, compiled.");
+
+static PyObject *
+mark(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    uint64_t mask;
+    if (map_args(args, nargs, "mark", PyBUF_WRITABLE, &view, &mask) < 0) {
+        return NULL;
+    }
+    unsigned char *bits = view.buf;
+    Py_ssize_t count = 0;
+    PyObject *it = PyObject_GetIter(args[2]);
+    PyObject *key;
+    while (it != NULL && (key = PyIter_Next(it)) != NULL) {
+        int64_t bit = key_bit(key, mask);
+        Py_DECREF(key);
+        if (bit < 0) {
+            break;
+        }
+        bits[bit >> 3] |= (unsigned char)(1u << (bit & 7));
+        count++;
+    }
+    Py_XDECREF(it);
+    PyBuffer_Release(&view);
+    return PyErr_Occurred() ? NULL : PyLong_FromSsize_t(count);
+}
+
+PyDoc_STRVAR(marked_doc,
+"marked(bits, mask, keys, /)\n--\n\n"
+"The keys whose bit (key & mask) is set in bits, in order: band_filter's\n"
+"_marked_python, compiled.");
+
+static PyObject *
+marked(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    uint64_t mask;
+    if (map_args(args, nargs, "marked", PyBUF_SIMPLE, &view, &mask) < 0) {
+        return NULL;
+    }
+    const unsigned char *bits = view.buf;
+    PyObject *found = PyList_New(0);
+    PyObject *it = found == NULL ? NULL : PyObject_GetIter(args[2]);
+    PyObject *key;
+    while (it != NULL && (key = PyIter_Next(it)) != NULL) {
+        int64_t bit = key_bit(key, mask);
+        int failed = bit < 0 || ((bits[bit >> 3] >> (bit & 7) & 1) && PyList_Append(found, key) < 0);
+        Py_DECREF(key);
+        if (failed) {
+            break;
+        }
+    }
+    Py_XDECREF(it);
+    PyBuffer_Release(&view);
+    if (PyErr_Occurred()) {
+        Py_XDECREF(found);
+        return NULL;
+    }
+    return found;
+}
+
 static PyMethodDef methods[] = {
     {"bands", (PyCFunction)bands, METH_O, bands_doc},
+    {"mark", (PyCFunction)(void (*)(void))mark, METH_FASTCALL, mark_doc},
+    {"marked", (PyCFunction)(void (*)(void))marked, METH_FASTCALL, marked_doc},
     {"containment", (PyCFunction)(void (*)(void))containment, METH_FASTCALL, containment_doc},
     {NULL, NULL, 0, NULL},
 };

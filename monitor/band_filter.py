@@ -13,7 +13,9 @@ keep their bits until the map is made again from the table.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+from monitor import native
 
 MIN_BITS = 1 << 22  # 512 KiB
 MAX_BITS = 1 << 27  # 16 MiB: past some 16 million keys, chance hits grow instead
@@ -40,13 +42,7 @@ class BandFilter:
         return made
 
     def add(self, keys: Iterable[int]) -> None:
-        bits, mask = self._bits, self._mask
-        added = 0
-        for key in keys:
-            bit = key & mask
-            bits[bit >> 3] |= 1 << (bit & 7)
-            added += 1
-        self._keys += added
+        self._keys += _mark(self._bits, self._mask, keys)
 
     def crowded(self) -> bool:
         """Holding more keys than it was sized for (and allowed to grow)."""
@@ -55,5 +51,30 @@ class BandFilter:
 
     def maybe(self, keys: Iterable[int]) -> list[int]:
         """Those of ``keys`` that may be in the table."""
-        bits, mask = self._bits, self._mask
-        return [key for key in keys if bits[(key & mask) >> 3] >> (key & 7) & 1]
+        return _marked(self._bits, self._mask, keys)
+
+
+def mark_python(bits: bytearray, mask: int, keys: Iterable[int]) -> int:
+    """Set each key's bit (``key & mask``); returns how many keys there were."""
+    count = 0
+    for key in keys:
+        bit = key & mask
+        bits[bit >> 3] |= 1 << (bit & 7)
+        count += 1
+    return count
+
+
+def marked_python(bits: bytearray, mask: int, keys: Iterable[int]) -> list[int]:
+    """The keys whose bit is set, in order."""
+    return [key for key in keys if bits[(key & mask) >> 3] >> (key & 7) & 1]
+
+
+# monitor/_fingerprint.c's forms where it is built (a poll's 2,100 keys: a tenth of a
+# cold ingest's database thread in Python), these otherwise (tests/test_band_filter.py).
+_mark: Callable[[bytearray, int, Iterable[int]], int]
+_marked: Callable[[bytearray, int, Iterable[int]], list[int]]
+if native.compiled("monitor._fingerprint"):
+    from monitor._fingerprint import mark as _mark
+    from monitor._fingerprint import marked as _marked
+else:
+    _mark, _marked = mark_python, marked_python

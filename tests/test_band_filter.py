@@ -1,12 +1,16 @@
 """The map of written band keys (monitor/band_filter.py): it never rules out a key that
 was written, rules out most that were not, and spares the table the lookups it rules out
-while a copy on disk is still found, across growth, prunes and restarts."""
+while a copy on disk is still found, across growth, prunes and restarts; its compiled
+form (monitor/_fingerprint.c) marks and reads exactly the bits the Python form does."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
+import tracemalloc
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import given
@@ -16,6 +20,7 @@ from monitor import band_filter, story_index
 from monitor.band_filter import BandFilter
 from monitor.models import Story
 from monitor.store import Store
+from tests.native import required
 from tests.test_cluster import story, trimmed
 from tests.test_cluster_store import T0, commit, item, story_keys
 from tests.test_story_index import open_store
@@ -30,6 +35,83 @@ def test_a_key_written_is_never_ruled_out(written: list[int], others: list[int])
     keys.add(written)
     assert keys.maybe(written) == written
     assert set(written) <= set(keys.maybe(written + others))
+
+
+def compiled() -> ModuleType:
+    return pytest.importorskip("monitor._fingerprint", reason="the extension is not built")
+
+
+def test_the_compiled_form_is_used_where_required() -> None:
+    fingerprint = required("monitor._fingerprint", band_filter._mark is not band_filter.mark_python)
+    assert (band_filter._mark, band_filter._marked) == (fingerprint.mark, fingerprint.marked)
+
+
+ANY_KEYS = st.lists(
+    st.one_of(st.integers(), st.integers(-(2**70), 2**70), st.booleans()), max_size=200
+)
+
+
+@given(written=ANY_KEYS, asked=ANY_KEYS, width=st.integers(3, 16))
+def test_both_forms_mark_and_read_the_same_bits(
+    written: list[int], asked: list[int], width: int
+) -> None:
+    """Any ints (huge, negative, bools), any map size: the same bytes, counts and keys."""
+    fast = compiled()
+    mask = (1 << width) - 1
+    ours, theirs = bytearray((mask + 1) // 8), bytearray((mask + 1) // 8)
+    assert fast.mark(ours, mask, iter(written)) == band_filter.mark_python(theirs, mask, written)
+    assert ours == theirs
+    assert fast.marked(ours, mask, iter(written + asked)) == band_filter.marked_python(
+        theirs, mask, written + asked
+    )
+
+
+def test_hostile_arguments_raise() -> None:
+    """Wrong counts and types, a mask past the map or negative, a read-only map: Python
+    exceptions, and the map keeps the bits set before a bad key."""
+    fast = compiled()
+    bits = bytearray(8)
+    for call, args, error in [
+        (fast.mark, (bits, 63), TypeError),
+        (fast.marked, (bits, 63, [1], 4), TypeError),
+        (fast.mark, (bits, 64, [1]), ValueError),
+        (fast.marked, (bits, -1, [1]), OverflowError),
+        (fast.mark, (bits, 1 << 70, [1]), OverflowError),
+        (fast.mark, (bits, 63, 5), TypeError),
+        (fast.marked, ("not a buffer", 63, [1]), TypeError),
+        (fast.mark, (bytes(8), 63, [1]), BufferError),
+        (fast.mark, (bits, 63, [1, "2", 3]), TypeError),
+        (fast.marked, (bits, 63, [1.5]), TypeError),
+    ]:
+        with pytest.raises(error):
+            call(*args)
+    assert bits == bytearray(b"\x02" + bytes(7))  # key 1, before the bad "2"
+
+
+def test_no_memory_kept() -> None:
+    """A thousand rounds of both functions, the failing path too, keep nothing (one object
+    a round would show as 30 KB or more)."""
+    fast = compiled()
+    bits, mask = bytearray(1 << 10), (1 << 13) - 1
+
+    def one_round() -> None:
+        keys = [2**40 + k for k in range(-500, 500)]  # made each round: a leak keeps them
+        fast.mark(bits, mask, keys)
+        fast.marked(bits, mask, keys)
+        with contextlib.suppress(TypeError):  # raised, and the list made meanwhile freed
+            fast.marked(bits, mask, [1, None])
+
+    for _ in range(10):
+        one_round()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for _ in range(1000):
+            one_round()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 4_000
 
 
 def test_most_keys_never_written_are_ruled_out() -> None:
