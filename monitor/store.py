@@ -1231,14 +1231,15 @@ class Store:
             cursor = await self._db.execute(
                 "UPDATE entries SET body = '' WHERE seen_at < ? AND body != ''", (cutoff,)
             )
-            await self._db.execute(
+            unbanded = await self._db.execute(
                 "DELETE FROM story_bands WHERE entry_id NOT IN"
                 " (SELECT entry_id FROM story_prints WHERE seen_at >= ?)",
                 (now - window,),
             )
             await self._db.execute("DELETE FROM story_prints WHERE seen_at < ?", (cutoff,))
-        async with self._lock:  # committed: a key mapped but deleted is only a wasted probe
-            await self._in_thread(self._stories.pruned)
+        if unbanded.rowcount:  # committed: a key mapped but deleted is only a wasted probe
+            async with self._lock:
+                await self._in_thread(self._stories.pruned)
         return cursor.rowcount
 
     async def archive_size(self, since: float) -> int:
@@ -1334,6 +1335,7 @@ def _commit_polls(
     the others' work to commit; its caller gets the error. Then, in a transaction of its
     own, the band keys held back in memory are written if enough have gathered."""
     outcomes: list[list[str] | Exception] = []
+    stories.map_written(db)  # before the write lock: a first map reads every key
     group = stories.mark()
     try:
         with _immediate(db):
