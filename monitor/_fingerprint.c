@@ -711,18 +711,17 @@ map_args(PyObject *const *args, Py_ssize_t nargs, const char *name, int flags, P
     return 0;
 }
 
-PyDoc_STRVAR(mark_doc,
-"mark(bits, mask, keys, /)\n--\n\n"
-"Set each key's bit (key & mask) in the writable buffer bits; returns how many keys\n"
-"there were: band_filter's _mark_python, compiled.");
-
-static PyObject *
-mark(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+/* The keys of args[2] over the map (args[0], args[1]): each one's bit set when found is
+   NULL, else each one whose bit is set appended to found. Returns how many keys there
+   were, or -1 with an exception set. */
+static Py_ssize_t
+walk(PyObject *const *args, Py_ssize_t nargs, const char *name, PyObject *found)
 {
     Py_buffer view;
     uint64_t mask;
-    if (map_args(args, nargs, "mark", PyBUF_WRITABLE, &view, &mask) < 0) {
-        return NULL;
+    int flags = found == NULL ? PyBUF_WRITABLE : PyBUF_SIMPLE;
+    if (map_args(args, nargs, name, flags, &view, &mask) < 0) {
+        return -1;
     }
     unsigned char *bits = view.buf;
     Py_ssize_t count = 0;
@@ -730,48 +729,47 @@ mark(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     PyObject *key;
     while (it != NULL && (key = PyIter_Next(it)) != NULL) {
         int64_t bit = key_bit(key, mask);
+        int failed = bit < 0;
+        if (!failed && found == NULL) {
+            bits[bit >> 3] |= (unsigned char)(1u << (bit & 7));
+        }
+        else if (!failed && (bits[bit >> 3] >> (bit & 7) & 1)) {
+            failed = PyList_Append(found, key) < 0;
+        }
         Py_DECREF(key);
-        if (bit < 0) {
+        if (failed) {
             break;
         }
-        bits[bit >> 3] |= (unsigned char)(1u << (bit & 7));
         count++;
     }
     Py_XDECREF(it);
     PyBuffer_Release(&view);
-    return PyErr_Occurred() ? NULL : PyLong_FromSsize_t(count);
+    return PyErr_Occurred() ? -1 : count;
+}
+
+PyDoc_STRVAR(mark_doc,
+"mark(bits, mask, keys, /)\n--\n\n"
+"Set each key's bit (key & mask) in the writable buffer bits; returns how many keys\n"
+"there were: band_filter's mark_python, compiled.");
+
+static PyObject *
+mark(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t count = walk(args, nargs, "mark", NULL);
+    return count < 0 ? NULL : PyLong_FromSsize_t(count);
 }
 
 PyDoc_STRVAR(marked_doc,
 "marked(bits, mask, keys, /)\n--\n\n"
 "The keys whose bit (key & mask) is set in bits, in order: band_filter's\n"
-"_marked_python, compiled.");
+"marked_python, compiled.");
 
 static PyObject *
 marked(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    Py_buffer view;
-    uint64_t mask;
-    if (map_args(args, nargs, "marked", PyBUF_SIMPLE, &view, &mask) < 0) {
-        return NULL;
-    }
-    const unsigned char *bits = view.buf;
     PyObject *found = PyList_New(0);
-    PyObject *it = found == NULL ? NULL : PyObject_GetIter(args[2]);
-    PyObject *key;
-    while (it != NULL && (key = PyIter_Next(it)) != NULL) {
-        int64_t bit = key_bit(key, mask);
-        int failed = bit < 0 || ((bits[bit >> 3] >> (bit & 7) & 1) && PyList_Append(found, key) < 0);
-        Py_DECREF(key);
-        if (failed) {
-            break;
-        }
-    }
-    Py_XDECREF(it);
-    PyBuffer_Release(&view);
-    if (PyErr_Occurred()) {
-        Py_XDECREF(found);
-        return NULL;
+    if (found != NULL && walk(args, nargs, "marked", found) < 0) {
+        Py_CLEAR(found);
     }
     return found;
 }
