@@ -35,10 +35,12 @@ class BandFilter:
 
     @classmethod
     def of_table(cls, db: sqlite3.Connection) -> BandFilter:
-        """A map of every key in ``story_bands``, sized for them."""
+        """A map of every key in ``story_bands``, sized for twice as many: as many keys
+        again are written before it is crowded and made anew. Sized for them alone, a
+        table that prunes kept near a power of two would be mapped again every flush."""
         (count,) = db.execute("SELECT COUNT(*) FROM story_bands").fetchone()
         size = MIN_BITS
-        while size < count * SPARE and size < MAX_BITS:
+        while size < 2 * count * SPARE and size < MAX_BITS:
             size <<= 1
         made = cls(size)
         keys = db.cursor()

@@ -136,7 +136,9 @@ def test_most_keys_never_written_are_ruled_out() -> None:
 
 
 def test_a_map_of_the_table_is_sized_for_its_keys() -> None:
-    """Made from story_bands: every key in it, in at least SPARE bits a key."""
+    """Made from story_bands: every key in it, and room for as many again before it is
+    crowded (made anew every flush otherwise, where prunes hold the count near a power of
+    two)."""
     db = sqlite3.connect(":memory:")
     db.execute("CREATE TABLE story_bands (band INTEGER, entry_id INTEGER)")
     rng = random.Random(5)
@@ -145,7 +147,10 @@ def test_a_map_of_the_table_is_sized_for_its_keys() -> None:
     keys = BandFilter.of_table(db)
     db.close()
     assert keys.maybe(band for band, _ in rows) == [band for band, _ in rows]
+    keys.add(band - 1 for band, _ in rows)  # as many again: still not crowded
     assert not keys.crowded()
+    keys.add([0])
+    assert keys.crowded()
 
 
 async def every_key_written_passes(store: Store) -> bool:
