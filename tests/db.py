@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, closing, contextmanager
 from os import PathLike
 from pathlib import Path
 from typing import Any
+
+from monitor.store import Store
 
 
 @contextmanager
@@ -25,3 +27,14 @@ def plan(path: Path, statement: str) -> str:
     """SQLite's query plan for ``statement`` on the database at ``path``, steps joined by |."""
     with connect(path) as conn:
         return " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}"))
+
+
+@asynccontextmanager
+async def traced(store: Store) -> AsyncIterator[list[str]]:
+    """The SQL statements ``store`` runs meanwhile, as its connection traces them."""
+    statements: list[str] = []
+    await store._in_thread(lambda db: db.set_trace_callback(statements.append))
+    try:
+        yield statements
+    finally:
+        await store._in_thread(lambda db: db.set_trace_callback(None))

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from pathlib import Path
 
 from monitor import cluster
+from monitor.store import Store
+from tests.db import connect
+
+
+async def reopened(path: Path, back_to: Callable[[sqlite3.Connection], None] | None) -> Store:
+    """The store at ``path`` opened again: its file first taken back to an earlier schema
+    by ``back_to`` (so the open upgrades it), or as it was."""
+    if back_to is not None:
+        with connect(path) as conn:
+            back_to(conn)
+    return await Store.open(path)
 
 
 def back_to_schema_12(conn: sqlite3.Connection) -> None:

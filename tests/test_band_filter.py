@@ -20,6 +20,7 @@ from monitor import band_filter, story_index
 from monitor.band_filter import BandFilter
 from monitor.models import Story
 from monitor.store import Store
+from tests.db import traced
 from tests.native import required
 from tests.test_cluster import story, trimmed
 from tests.test_cluster_store import T0, commit, item, story_keys
@@ -215,10 +216,8 @@ async def test_no_key_written_is_ever_ruled_out_and_copies_are_found(
 async def reads(store: Store, stories: list[Story]) -> tuple[int, int]:
     """Commit ``stories`` (feed 2); how many times story_bands was read whole to make the
     map (before the poll's BEGIN, or it fails) and probed for keys."""
-    statements: list[str] = []
-    await store._in_thread(lambda db: db.set_trace_callback(statements.append))
-    await commit(store, 2, stories)
-    await store._in_thread(lambda db: db.set_trace_callback(None))
+    async with traced(store) as statements:
+        await commit(store, 2, stories)
     made = [i for i, s in enumerate(statements) if s == "SELECT band FROM story_bands"]
     begun = statements.index("BEGIN IMMEDIATE")
     assert all(i < begun for i in made), statements

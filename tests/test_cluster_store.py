@@ -20,8 +20,8 @@ from monitor.models import (
     Story,
 )
 from monitor.store import Store, first_cursor, hit_id
-from tests.db import connect, plan
-from tests.old_schema import back_to_schema_7, back_to_schema_8, back_to_schema_11
+from tests.db import connect, plan, traced
+from tests.old_schema import back_to_schema_7, back_to_schema_8, back_to_schema_11, reopened
 from tests.test_cluster import story, trimmed
 
 DAY = 86400.0
@@ -202,17 +202,12 @@ async def test_prune_visits_only_the_entries_whose_text_it_may_clear(
     await commit(store, 0, [item("https://a.test/1", story(14))])
     assert await store.prune(T0 + 31 * DAY, 30 * DAY, 3 * DAY) == 1
     await store.close()
-    if upgraded:
-        with connect(path) as conn:
-            back_to_schema_11(conn)
-    store = await Store.open(path)
+    store = await reopened(path, back_to_schema_11 if upgraded else None)
     try:
         await commit(store, 0, [item("https://a.test/2", story(15))], T0 + 2 * DAY)
         await commit(store, 0, [item("https://a.test/3", story(16))], T0 + 20 * DAY)
-        statements: list[str] = []
-        await store._in_thread(lambda db: db.set_trace_callback(statements.append))
-        assert await store.prune(T0 + 33 * DAY, 30 * DAY, 3 * DAY) == 1
-        await store._in_thread(lambda db: db.set_trace_callback(None))
+        async with traced(store) as statements:
+            assert await store.prune(T0 + 33 * DAY, 30 * DAY, 3 * DAY) == 1
     finally:
         await store.close()
     (clearing,) = [s for s in statements if s.startswith("UPDATE entries SET body")]

@@ -14,8 +14,8 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.models import BodyStatus, Entry, Story
 from monitor.store import MIGRATIONS, Store, first_cursor
-from tests.db import connect, plan
-from tests.old_schema import back_to_schema_9
+from tests.db import connect, plan, traced
+from tests.old_schema import back_to_schema_9, reopened
 from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
 
@@ -59,17 +59,12 @@ async def test_a_poll_reads_its_feeds_newest_entries_through_the_feeds_index(
     store = await Store.open(path)
     await store_history(store)
     await store.close()
-    if upgraded:
-        with connect(path) as conn:
-            back_to_schema_9(conn)
-    store = await Store.open(path)
+    store = await reopened(path, back_to_schema_9 if upgraded else None)
     try:
         b = (await store.feed_state(FEEDS[1])).id
-        statements: list[str] = []
-        await store._in_thread(lambda db: db.set_trace_callback(statements.append))
-        recent = await store.recent_keys(b, 50)
-        times = await store.publication_times(b, among=AMONG)
-        await store._in_thread(lambda db: db.set_trace_callback(None))
+        async with traced(store) as statements:
+            recent = await store.recent_keys(b, 50)
+            times = await store.publication_times(b, among=AMONG)
     finally:
         await store.close()
     assert recent == {f"1:{n}" for n in range(HISTORY - 50, HISTORY)}

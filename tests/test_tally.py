@@ -14,7 +14,7 @@ from monitor.deliver import Relay, RetryPolicy
 from monitor.notify.webhook import WebhookNotifier
 from monitor.secrets import Secret
 from monitor.store import Store
-from tests.db import connect, plan
+from tests.db import connect, plan, traced
 from tests.old_schema import back_to_schema_10
 from tests.outbox import Answer, Hook, ManualClock, add_hits
 
@@ -128,10 +128,8 @@ async def test_the_outbox_listing_reads_the_newest_deliveries_by_age(
         await add_hits(store, 3, ["a"], NOW)
         for row in await store.deliveries():
             await store.retry_or_expire(row.id, NOW, NOW + 1e9, max_age=1, error="x", gave_up="y")
-        statements: list[str] = []
-        await store._in_thread(lambda db: db.set_trace_callback(statements.append))
-        rows = await store.deliveries(failed_only=failed_only, limit=2)
-        await store._in_thread(lambda db: db.set_trace_callback(None))
+        async with traced(store) as statements:
+            rows = await store.deliveries(failed_only=failed_only, limit=2)
     finally:
         await store.close()
     assert [(r.title, r.state) for r in rows] == [("story 2", "expired"), ("story 1", "expired")]
@@ -170,14 +168,12 @@ async def test_a_destinations_queue_is_read_through_its_own_index_whatever_the_s
         conn.executemany("INSERT INTO sqlite_stat1 VALUES (?, ?, ?)", STATISTICS)
     store = await Store.open(path)
     try:
-        statements: list[str] = []
-        await store._in_thread(lambda db: db.set_trace_callback(statements.append))
-        await store.due_deliveries("a", NOW, 10)
-        await store.lane_times("a", None)
-        assert await store.bundle_digest("a", 0.0, NOW, 10)
-        for row in await store.due_digests("a", NOW):
-            await store.digest(row)
-        await store._in_thread(lambda db: db.set_trace_callback(None))
+        async with traced(store) as statements:
+            await store.due_deliveries("a", NOW, 10)
+            await store.lane_times("a", None)
+            assert await store.bundle_digest("a", 0.0, NOW, 10)
+            for row in await store.due_digests("a", NOW):
+                await store.digest(row)
     finally:
         await store.close()
     reads = [s for s in statements if "FROM deliveries" in s and "ORDER BY" in s]
