@@ -163,7 +163,7 @@ def stage_ms(
             t1 = clock()
             candidates = index._candidates(view)
             t2 = clock()
-            found = [index._plans[i].evidence(view) for i in candidates]
+            found = [index._evidence(index._plans[i], view) for i in candidates]
             t3 = clock()
             for spans in found:
                 if spans is not None:

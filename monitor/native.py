@@ -14,12 +14,17 @@ import os
 PURE_PYTHON_ENV = "NEWSMON_PURE_PYTHON"
 
 
-def compiled(module: str) -> bool:
-    """Whether the extension ``module`` loads and NEWSMON_PURE_PYTHON is not ``1``."""
+def compiled(module: str, needs: tuple[str, ...] = ()) -> bool:
+    """Whether the extension ``module`` loads, has the names ``needs``, and
+    NEWSMON_PURE_PYTHON is not ``1``.
+
+    An extension built by an older checkout (an in-place build not redone after a pull)
+    lacks what was added since: it counts as not built, rather than failing the import.
+    """
     if os.environ.get(PURE_PYTHON_ENV) == "1":
         return False
     try:
-        importlib.import_module(module)
+        loaded = importlib.import_module(module)
     except ImportError:  # not built: no compiler at install, or a plain source checkout
         return False
-    return True
+    return all(hasattr(loaded, name) for name in needs)

@@ -18,12 +18,16 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from monitor import native as monitor_native
+from monitor.errors import RuleCompileError
 from monitor.models import Document, MatchedTerm
 from monitor.native import PURE_PYTHON_ENV
 from monitor.rules import compile_rules, index, native, normalize, plan, snippet
+from monitor.rules import syntax as q
+from tests import test_rules_reference as reference
 from tests.native import required
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "articles"
@@ -37,16 +41,30 @@ def compiled() -> ModuleType:
 Terms = Callable[..., tuple[MatchedTerm, ...]]
 
 
-# Each hot function of matching: where matching takes it from, its name in the extension,
-# its pure-Python form.
-HOT = [
+def term_maker(speedups: ModuleType) -> object:
+    return speedups.TermMaker(MatchedTerm, plan.FIELDS, snippet.make_term)
+
+
+# Each hot function of matching: where matching takes it from, its name in the extension
+# (or what makes it from the extension), its pure-Python form.
+HOT: list[tuple[ModuleType, str, str | Callable[[ModuleType], object], object]] = [
     (normalize, "_split_plain", "split_plain", normalize._split_plain_python),
     (plan, "_place", "place", plan.place_python),
     (index, "Gatherer", "Gatherer", index.PythonGatherer),
+    (index, "Evaluator", "Evaluator", plan.PythonEvaluator),
     (plan, "_word_occurrences", "word_occurrences", plan.word_occurrences_python),
     (plan, "_phrase_occurrences", "phrase_occurrences", plan.phrase_occurrences_python),
     (snippet, "_terms_of", "matched_terms", snippet.terms_of_python),
+    (snippet, "_make_term", term_maker, snippet.make_term),
 ]
+
+
+def from_extension(speedups: ModuleType) -> list[object]:
+    """The hot functions as the extension gives them, in HOT's order."""
+    return [
+        getattr(speedups, name) if isinstance(name, str) else name(speedups)
+        for _, _, name, _ in HOT
+    ]
 
 
 def bound() -> list[object]:
@@ -69,8 +87,7 @@ def implementation(functions: Sequence[object]) -> Iterator[None]:
 
 
 def in_c() -> AbstractContextManager[None]:
-    c = compiled()
-    return implementation([getattr(c, name) for _, _, name, _ in HOT])
+    return implementation(from_extension(compiled()))
 
 
 def in_python() -> AbstractContextManager[None]:
@@ -80,7 +97,8 @@ def in_python() -> AbstractContextManager[None]:
 def test_extension_loads_where_required() -> None:
     """Under NEWSMON_REQUIRE_NATIVE=1 (CI) the extension is built and used by matching."""
     speedups = required("monitor.rules._speedups", native.COMPILED)
-    assert bound() == [getattr(speedups, name) for _, _, name, _ in HOT]
+    for (_, _, name, _), now, made in zip(HOT, bound(), from_extension(speedups), strict=True):
+        assert now is made if isinstance(name, str) else type(now) is type(made)
 
 
 def test_pure_python_when_asked() -> None:
@@ -90,6 +108,16 @@ def test_pure_python_when_asked() -> None:
     else:
         assert os.environ.get(PURE_PYTHON_ENV) != "1"
         assert not set(bound()) & {python for _, _, _, python in HOT}
+
+
+def test_an_older_build_counts_as_not_built() -> None:
+    """An extension that lacks what this checkout needs of it (built before a pull) is
+    passed over for the pure-Python forms, rather than failing the import."""
+    compiled()
+    assert monitor_native.compiled("monitor.rules._speedups", needs=("Evaluator",)) is not (
+        os.environ.get(PURE_PYTHON_ENV) == "1"
+    )
+    assert not monitor_native.compiled("monitor.rules._speedups", needs=("Evaluator", "Later"))
 
 
 # Every class of character the split cares about, the typography mapped to ASCII, and
@@ -413,6 +441,123 @@ def test_hostile_input() -> None:
         phrases(*ok[:6])
 
 
+def evaluator() -> plan.PythonEvaluator:
+    return compiled().Evaluator(plan.KINDS, plan.STRIDE)
+
+
+def compiled_plan(node: q.Node) -> plan.Plan:
+    """The plan of a rule ``node``; rejected rules (a scope inside another) are skipped."""
+    try:
+        rules = compile_rules({"r": q.unparse(node)}, reference.ENTITIES)
+    except RuleCompileError:
+        assume(False)
+        raise
+    return rules._plans[0]
+
+
+sentences = st.lists(st.sampled_from(reference.VOCAB), max_size=16).map(" ".join)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(reference.queries, sentences, any_texts, sentences)
+@example(
+    q.Or((q.Near(q.EntityRef("ru"), q.Word("talks"), None), q.Word("talks"))),
+    "",
+    "",
+    "Russia talks . talks Moscow talks",
+)
+@example(  # one place from two alternatives: the last one's spans are kept
+    q.Or((q.Near(q.Word("talks"), q.Word("embassy"), 2), q.Phrase(("talks", "the", "embassy")))),
+    "",
+    "",
+    "talks the embassy",
+)
+@example(  # one NEAR finds one place twice: merged even as the only alternative found
+    q.Or(
+        (
+            q.Near(q.Or((q.Word("talks"), q.Phrase(("talks", "the")))), q.Word("embassy"), 3),
+            q.Word("sanction"),
+        )
+    ),
+    "",
+    "",
+    "talks the embassy",
+)
+def test_evidence_agrees(node: q.Node, title: str, summary: str, body: str) -> None:
+    """For random rules and texts, the compiled evaluator gives the very spans, in the
+    same order, that the plans' own methods give, and fills the memo alike."""
+    rule = compiled_plan(node)
+    doc = Document(title, summary, body)
+    by_c, by_py = plan.View(doc), plan.View(doc)
+    assert evaluator().evidence(rule, by_c) == rule.evidence(by_py)
+    assert by_c.memo == by_py.memo
+
+
+class Broken(plan.Words):
+    """A word whose ``find`` gives no list: asked through Python, as it is no Words."""
+
+    __slots__ = ()
+
+    def find(self, view: plan.View) -> list[plan.Occurrence]:
+        return "not a list"  # type: ignore[return-value]
+
+
+def test_evaluator_refuses_broken_plans() -> None:
+    """Wrong classes, views and plans raise Python exceptions, never crash; a plan nested
+    deeper than the interpreter allows raises RecursionError."""
+    speedups = compiled()
+    for kinds, stride in [(plan.KINDS[:-1], 4), ((*plan.KINDS[:-1], 5), 4), (plan.KINDS, 0)]:
+        with pytest.raises((TypeError, ValueError)):
+            speedups.Evaluator(kinds, stride)
+    rule = compiled_plan(q.Word("talks"))
+    view = plan.View(Document("talks", "", ""))
+    with pytest.raises(AttributeError):
+        evaluator().evidence(rule, object())
+    with pytest.raises(TypeError):
+        evaluator().evidence(rule)  # type: ignore[call-arg]
+    view.memo = []  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="memo"):
+        evaluator().evidence(rule, view)
+    view = plan.View(Document("talks", "", ""))
+    view.memo[rule.ident] = [("not", "an", "occurrence")]  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="occurrence"):
+        evaluator().evidence(rule, view)
+    assert isinstance(rule, plan.Words)
+    broken = Broken(None, rule.slots, rule.fields, False)  # type: ignore[arg-type]
+    broken.ident = 10**6
+    near = plan.Near(None, broken, rule, 3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="list"):
+        evaluator().evidence(near, plan.View(Document("talks", "", "")))
+    deep: plan.Plan = rule
+    for _ in range(100_000):
+        deep = plan.Negation(None, deep)  # type: ignore[arg-type]
+    with pytest.raises(RecursionError):
+        evaluator().evidence(deep, plan.View(Document("talks", "", "")))
+
+
+def test_term_maker_agrees_and_refuses() -> None:
+    """The compiled maker makes the term ``make_term`` makes, remembers it in the view,
+    asks ``make_term`` for text split in Python, and refuses spans that are not in the
+    text."""
+    maker = compiled().TermMaker(MatchedTerm, plan.FIELDS, snippet.make_term)
+    for text in ("The U.S.'s envoy didn't say. Talks go on!", "Zu\u0308rich’s envoy"):
+        with in_c():  # the compiled split packs the offsets of ASCII text
+            by_c, by_py = plan.View(Document("", "", text)), plan.View(Document("", "", text))
+        assert (by_c.tokens[2]._packed is None) is (not text.isascii())
+        for span in [(2, 0, 0), (2, 0, 1), (2, 1, 1)]:
+            term = maker(by_c, span)
+            assert type(term) is MatchedTerm
+            assert term == snippet.make_term(by_py, span)
+            assert by_c.terms[span] is term
+    with in_c():
+        view = plan.View(Document("", "", "one two"))
+    for wrong in [(2, 0, 2), (2, 1, 0), (2, -1, 0), (0, 0, 0), (2, 0), "span"]:
+        with pytest.raises((IndexError, TypeError)):
+            maker(view, wrong)
+    with pytest.raises(TypeError):
+        compiled().TermMaker(MatchedTerm, list(plan.FIELDS), snippet.make_term)
+
+
 class Shifty(str):
     """A word whose comparison empties ``field``, the list it is compared in."""
 
@@ -437,9 +582,9 @@ def test_phrase_comparison_that_changes_the_field() -> None:
 
 
 def test_no_memory_kept() -> None:
-    """Splitting, placing, gathering, finding words and phrases and reporting them for a
-    text thousands of times keeps nothing (a missed reference count would keep every
-    list made)."""
+    """Splitting, placing, gathering, finding words and phrases, evaluating a plan and
+    reporting terms for a text thousands of times keeps nothing (a missed reference count
+    would keep every list made)."""
     speedups = compiled()
     text = "The U.S.'s envoy didn't say. Talks go on! " * 20
     cache: dict[str, normalize.Spelling] = {}
@@ -460,8 +605,12 @@ def test_no_memory_kept() -> None:
             assert len(found) == 40
             view = plan.View(Document(text, text, ""), cache)
             spans = [o[:3] for o in found]
-            terms = speedups.matched_terms(spans, view.terms, snippet.make_term, view)
+            terms = speedups.matched_terms(spans, view.terms, term_maker(speedups), view)
             assert len(terms) == 40 == len(view.terms)
+            rule = index.compile_rules({"r": "talks NEAR/s go OR envoy"}, {})._plans[0]
+            found = speedups.Evaluator(plan.KINDS, plan.STRIDE).evidence(rule, view)
+            assert found is not None
+            assert len(found) == 120
 
     run(100)
     gc.collect()

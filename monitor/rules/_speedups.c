@@ -1,6 +1,6 @@
 /* The matcher's hot paths in C: per word, the ASCII split (with each word's offsets), the
- * word index and the rules' candidates; per match, the places of words and phrases and
- * the order of its terms.
+ * word index and the rules' candidates; per candidate rule, the evaluation of its plan
+ * (the places of words, phrases, ORs and NEARs); per match, its terms, in order.
  *
  * Built at install when a C compiler is there (setup.py: an optional extension);
  * monitor/rules/native.py loads it, and the pure-Python code in normalize.py, plan.py,
@@ -650,6 +650,173 @@ phrase_occurrences(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_
     return out;
 }
 
+/* Attribute names read from plan nodes, views and tokens, interned once. */
+enum {
+    A_IDENT, A_ITEMS, A_ITEM, A_LEFT, A_RIGHT, A_DISTANCE, A_LOOKUP, A_FIELDS, A_SEQUENCE,
+    A_ANCHOR, A_CASE, A_WHERE, A_FOLDED, A_MEMO, A_TOKENS, A_FIND, A_HOLDS, A_EVIDENCE,
+    A_BREAKS, A_PACKED, A_TEXTS, A_TERMS, A_TEXT, A_FIELD, A_START, A_END, NAMES
+};
+static const char *const name_texts[NAMES] = {
+    "ident", "items", "item", "left", "right", "distance", "lookup", "fields", "sequence",
+    "anchor", "case_sensitive", "where", "folded", "memo", "tokens", "find", "holds",
+    "evidence", "breaks", "_packed", "texts", "terms", "text", "field", "start", "end",
+};
+static PyObject *names[NAMES];
+
+static PyObject *
+attr(PyObject *obj, int name)
+{
+    return PyObject_GetAttr(obj, names[name]);
+}
+
+/* ---- Making matched terms: snippet.make_term, for text the ASCII split packed ---- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *cls;       /* MatchedTerm */
+    PyObject *fields;    /* the field names, by field index */
+    PyObject *fallback;  /* snippet.make_term, for text split in Python */
+} TermMaker;
+
+/* ``span``'s term from the word offsets the split packed (int64 start and end per word),
+ * made as the dataclass's own __init__ makes it, each field set through object.__setattr__;
+ * NULL with no exception set when the field's text was not packed. */
+static PyObject *
+packed_term(TermMaker *self, PyObject *view, PyObject *span)
+{
+    int64_t place[3];
+    PyObject *term = NULL, *text = NULL, *start = NULL, *end = NULL, *packed = NULL;
+    PyObject *tokens = NULL, *field = NULL, *texts = NULL, *found = NULL;
+    if (!PyTuple_Check(span) || PyTuple_GET_SIZE(span) != 3) {
+        PyErr_SetString(PyExc_TypeError, "a span must be (field, first, last)");
+        return NULL;
+    }
+    for (int i = 0; i < 3; i++) {
+        place[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(span, i));
+        if (place[i] == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    PyObject *all = attr(view, A_TOKENS);
+    tokens = all == NULL ? NULL : PySequence_GetItem(all, (Py_ssize_t)place[0]);
+    Py_XDECREF(all);
+    packed = tokens == NULL ? NULL : attr(tokens, A_PACKED);
+    if (packed == NULL || !PyBytes_CheckExact(packed)) {
+        goto done;  /* an error, or None: not split by split_plain */
+    }
+    const int64_t *bounds = (const int64_t *)PyBytes_AS_STRING(packed);
+    Py_ssize_t words = PyBytes_GET_SIZE(packed) / (Py_ssize_t)(2 * sizeof(int64_t));
+    if (place[1] < 0 || place[2] < place[1] || place[2] >= words) {
+        PyErr_SetString(PyExc_IndexError, "a span's words are not in its field");
+        goto done;
+    }
+    field = PySequence_GetItem(self->fields, (Py_ssize_t)place[0]);
+    texts = field == NULL ? NULL : attr(view, A_TEXTS);
+    found = texts == NULL ? NULL : PySequence_GetItem(texts, (Py_ssize_t)place[0]);
+    if (found == NULL) {
+        goto done;
+    }
+    if (!PyUnicode_Check(found)) {
+        PyErr_SetString(PyExc_TypeError, "a view's texts must be str");
+        goto done;
+    }
+    int64_t from = bounds[2 * place[1]], to = bounds[2 * place[2] + 1];
+    if (from < 0 || to < from || to > PyUnicode_GET_LENGTH(found)) {
+        PyErr_SetString(PyExc_IndexError, "packed offsets outside the text");
+        goto done;
+    }
+    text = PyUnicode_Substring(found, (Py_ssize_t)from, (Py_ssize_t)to);
+    start = text == NULL ? NULL : PyLong_FromLongLong(from);
+    end = start == NULL ? NULL : PyLong_FromLongLong(to);
+    PyTypeObject *cls = (PyTypeObject *)self->cls;
+    term = end == NULL ? NULL : cls->tp_alloc(cls, 0);
+    if (term == NULL || PyObject_GenericSetAttr(term, names[A_TEXT], text) < 0
+        || PyObject_GenericSetAttr(term, names[A_FIELD], field) < 0
+        || PyObject_GenericSetAttr(term, names[A_START], start) < 0
+        || PyObject_GenericSetAttr(term, names[A_END], end) < 0) {
+        Py_CLEAR(term);
+        goto done;
+    }
+    PyObject *made = attr(view, A_TERMS);
+    if (made == NULL || PyObject_SetItem(made, span, term) < 0) {
+        Py_CLEAR(term);
+    }
+    Py_XDECREF(made);
+
+done:
+    Py_XDECREF(tokens);
+    Py_XDECREF(packed);
+    Py_XDECREF(field);
+    Py_XDECREF(texts);
+    Py_XDECREF(found);
+    Py_XDECREF(text);
+    Py_XDECREF(start);
+    Py_XDECREF(end);
+    return term;
+}
+
+/* make(view, span): the packed path where it applies, else the fallback. */
+static PyObject *
+term_of(TermMaker *self, PyObject *view, PyObject *span)
+{
+    PyObject *term = packed_term(self, view, span);
+    if (term != NULL || PyErr_Occurred()) {
+        return term;
+    }
+    return PyObject_CallFunctionObjArgs(self->fallback, view, span, NULL);
+}
+
+static PyObject *
+termmaker_call(TermMaker *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *view, *span;
+    static char *keywords[] = {"view", "span", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:TermMaker", keywords, &view, &span)) {
+        return NULL;
+    }
+    return term_of(self, view, span);
+}
+
+static PyObject *
+termmaker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *cls, *fields, *fallback;
+    static char *keywords[] = {"cls", "fields", "fallback", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O:TermMaker", keywords, &PyType_Type,
+                                     &cls, &PyTuple_Type, &fields, &fallback)) {
+        return NULL;
+    }
+    TermMaker *self = (TermMaker *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->cls = Py_NewRef(cls);
+        self->fields = Py_NewRef(fields);
+        self->fallback = Py_NewRef(fallback);
+    }
+    return (PyObject *)self;
+}
+
+static void
+termmaker_dealloc(TermMaker *self)
+{
+    Py_XDECREF(self->cls);
+    Py_XDECREF(self->fields);
+    Py_XDECREF(self->fallback);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject TermMakerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "monitor.rules._speedups.TermMaker",
+    .tp_basicsize = sizeof(TermMaker),
+    .tp_dealloc = (destructor)termmaker_dealloc,
+    .tp_call = (ternaryfunc)termmaker_call,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = PyDoc_STR(
+        "TermMaker(cls, fields, fallback)\n--\n\n"
+        "snippet.make_term in C where the split packed the words' offsets: see snippet.py."),
+    .tp_new = termmaker_new,
+};
+
 /* One span to report: its place, and the span tuple itself (a new reference). */
 typedef struct {
     int64_t field, first, last;
@@ -731,7 +898,9 @@ matched_terms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
             Py_INCREF(term);
         }
         else if (!PyErr_Occurred()) {
-            term = PyObject_CallFunctionObjArgs(make, view, all[i].span, NULL);
+            term = Py_IS_TYPE(make, &TermMakerType)
+                       ? term_of((TermMaker *)make, view, all[i].span)
+                       : PyObject_CallFunctionObjArgs(make, view, all[i].span, NULL);
         }
         if (term == NULL) {
             Py_CLEAR(out);
@@ -1265,6 +1434,688 @@ static PyTypeObject GathererType = {
     .tp_new = gatherer_new,
 };
 
+/* ---- Evaluating plans: plan.py's evidence, holds and occurrences in one C walk ----
+ *
+ * The classes of the nodes walked here are given to the Evaluator; a node of any other
+ * class (a prefix, ATLEAST, a case-sensitive word's check) is asked through its own
+ * Python methods, which share the view's memo, so either way every occurrence list is
+ * found once per document. */
+
+enum { WORDS, ANY_OF, NEAR, ALL, ANY, NEGATION, KINDS };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *kinds[KINDS];  /* the plan classes walked in C */
+    PyObject *stride;
+} Evaluator;
+
+/* One document: the view and the parts of it read here (new references). */
+typedef struct {
+    Evaluator *ev;
+    PyObject *view, *where, *folded, *memo, *tokens;
+} Doc;
+
+static int
+kind_of(const Evaluator *ev, PyObject *node)
+{
+    for (int k = 0; k < KINDS; k++) {
+        if ((PyObject *)Py_TYPE(node) == ev->kinds[k]) {
+            return k;
+        }
+    }
+    return -1;
+}
+
+/* ``node.method(view)``, for the nodes not walked here. */
+static PyObject *
+ask(const Doc *d, PyObject *node, int method)
+{
+    return PyObject_CallMethodOneArg(node, names[method], d->view);
+}
+
+/* ``items`` of an AND, OR or entity as a tuple (a new reference). */
+static PyObject *
+items_of(PyObject *node)
+{
+    PyObject *items = attr(node, A_ITEMS);
+    if (items == NULL || PyTuple_CheckExact(items)) {
+        return items;
+    }
+    PyObject *tuple = PySequence_Tuple(items);
+    Py_DECREF(items);
+    return tuple;
+}
+
+/* (field, first, last) of an occurrence, as plan.Occurrence: 0, or -1 with TypeError. */
+static int
+place_of(PyObject *o, int64_t out[3])
+{
+    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 4 || !PyTuple_Check(PyTuple_GET_ITEM(o, 3))) {
+        PyErr_SetString(PyExc_TypeError, "an occurrence must be (field, first, last, spans)");
+        return -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        PyObject *n = PyTuple_GET_ITEM(o, i);
+        out[i] = PyLong_Check(n) ? PyLong_AsLongLong(n) : -1;
+        if (!PyLong_Check(n) || (out[i] == -1 && PyErr_Occurred())) {
+            if (!PyErr_Occurred()) {
+                PyErr_SetString(PyExc_TypeError, "an occurrence's place must be ints");
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *occurrences(const Doc *d, PyObject *node);
+
+static PyObject *
+find_words(const Doc *d, PyObject *node)
+{
+    PyObject *out = NULL, *keys = NULL, *anchor = NULL;
+    PyObject *lookup = attr(node, A_LOOKUP), *fields = attr(node, A_FIELDS);
+    PyObject *sequence = attr(node, A_SEQUENCE);
+    if (lookup == NULL || fields == NULL || sequence == NULL) {
+        goto done;
+    }
+    if (sequence == Py_None) {  /* a word, its forms */
+        keys = PySequence_GetItem(lookup, 0);
+        PyObject *args[] = {d->where, keys, fields, d->ev->stride};
+        out = keys == NULL ? NULL : word_occurrences(NULL, args, 4);
+        goto done;
+    }
+    anchor = attr(node, A_ANCHOR);
+    keys = anchor == NULL ? NULL : PyObject_GetItem(lookup, anchor);
+    if (keys != NULL) {
+        PyObject *args[] = {d->where, d->folded, keys, anchor, sequence, fields, d->ev->stride};
+        out = phrase_occurrences(NULL, args, 7);
+    }
+
+done:
+    Py_XDECREF(lookup);
+    Py_XDECREF(fields);
+    Py_XDECREF(sequence);
+    Py_XDECREF(anchor);
+    Py_XDECREF(keys);
+    return out;
+}
+
+/* An occurrence to be ordered: its place, the order it was made in, and where from. */
+typedef struct {
+    int64_t place[3];
+    Py_ssize_t order, a, b;
+} Found;
+
+static int
+compare_found(const void *x, const void *y)
+{
+    const Found *p = x, *q = y;
+    for (int i = 0; i < 3; i++) {
+        if (p->place[i] != q->place[i]) {
+            return (p->place[i] > q->place[i]) - (p->place[i] < q->place[i]);
+        }
+    }
+    return (p->order > q->order) - (p->order < q->order);
+}
+
+/* AnyOf.find: every place any item matches, in text order; at a place several items
+ * match, the last item's occurrence (as a dict keyed by place keeps it). */
+static PyObject *
+find_any_of(const Doc *d, PyObject *node)
+{
+    PyObject *items = items_of(node);
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(items), total = 0, nonempty = 0, last = -1;
+    PyObject **lists = PyMem_Calloc((size_t)n + 1, sizeof(PyObject *));
+    Found *found = NULL;
+    PyObject *out = NULL;
+    if (lists == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        lists[i] = occurrences(d, PyTuple_GET_ITEM(items, i));
+        if (lists[i] == NULL) {
+            goto done;
+        }
+        Py_ssize_t size = PyList_GET_SIZE(lists[i]);
+        total += size;
+        if (size) {
+            nonempty++;
+            last = i;
+        }
+    }
+    if (nonempty == 1) {
+        PyObject *item = PyTuple_GET_ITEM(items, last);
+        int near = PyObject_IsInstance(item, d->ev->kinds[NEAR]);
+        if (near < 0) {
+            goto done;
+        }
+        if (!near) {  /* one place per stretch, in order: nothing to merge */
+            out = Py_NewRef(lists[last]);
+            goto done;
+        }
+    }
+    found = PyMem_Calloc((size_t)total + 1, sizeof(Found));
+    if (found == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(lists[i]); j++, k++) {
+            if (place_of(PyList_GET_ITEM(lists[i], j), found[k].place) < 0) {
+                goto done;
+            }
+            found[k].order = k;
+            found[k].a = i;
+            found[k].b = j;
+        }
+    }
+    qsort(found, (size_t)total, sizeof(Found), compare_found);
+    out = PyList_New(0);
+    for (Py_ssize_t i = 0; out != NULL && i < total; i++) {
+        if (i + 1 < total && !memcmp(found[i].place, found[i + 1].place, sizeof found[i].place)) {
+            continue;  /* a later item matched here too */
+        }
+        if (PyList_Append(out, PyList_GET_ITEM(lists[found[i].a], found[i].b)) < 0) {
+            Py_CLEAR(out);
+        }
+    }
+
+done:
+    for (Py_ssize_t i = 0; lists != NULL && i < n; i++) {
+        Py_XDECREF(lists[i]);
+    }
+    PyMem_Free(lists);
+    PyMem_Free(found);
+    Py_DECREF(items);
+    return out;
+}
+
+/* Where each sentence of a field ends (Tokens.breaks), read once per field and NEAR. */
+typedef struct {
+    int64_t *ends;
+    Py_ssize_t count;
+    int read;
+} Breaks;
+
+static int
+read_breaks(const Doc *d, Py_ssize_t field, Breaks *b)
+{
+    PyObject *tokens = PySequence_GetItem(d->tokens, field);
+    PyObject *list = tokens == NULL ? NULL : PyObject_CallMethodNoArgs(tokens, names[A_BREAKS]);
+    Py_XDECREF(tokens);
+    if (list == NULL) {
+        return -1;
+    }
+    PyObject *fast = PySequence_Fast(list, "breaks must be a sequence");
+    Py_DECREF(list);
+    if (fast == NULL) {
+        return -1;
+    }
+    b->count = PySequence_Fast_GET_SIZE(fast);
+    b->ends = PyMem_Calloc((size_t)b->count + 1, sizeof(int64_t));
+    int failed = b->ends == NULL;
+    if (failed) {
+        PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; !failed && i < b->count; i++) {
+        b->ends[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, i));
+        failed = b->ends[i] == -1 && PyErr_Occurred();
+    }
+    Py_DECREF(fast);
+    b->read = !failed;
+    return failed ? -1 : 0;
+}
+
+/* Tokens.sentence_of: how many sentence ends come at or before word ``i``. */
+static Py_ssize_t
+sentence_of(const Breaks *b, int64_t i)
+{
+    Py_ssize_t lo = 0, hi = b->count;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (i < b->ends[mid]) {
+            hi = mid;
+        }
+        else {
+            lo = mid + 1;
+        }
+    }
+    return lo;
+}
+
+/* The pairs of a NEAR that hold, in the order Near.find makes them; -1 on error. */
+static Py_ssize_t
+near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, Found **out)
+{
+    Py_ssize_t nl = PyList_GET_SIZE(lefts), nr = PyList_GET_SIZE(rights), count = 0;
+    Py_ssize_t fields = PyObject_Length(d->tokens), within = 0;
+    if (fields < 0 || (distance != Py_None && (within = PyLong_AsSsize_t(distance)) == -1
+                       && PyErr_Occurred())) {
+        return -1;
+    }
+    int64_t(*a)[3] = PyMem_Calloc((size_t)(nl + nr) + 1, sizeof *a), (*b)[3] = NULL;
+    Breaks *breaks = PyMem_Calloc((size_t)fields + 1, sizeof(Breaks));
+    Found *found = NULL;
+    Py_ssize_t capacity = 0;
+    if (a == NULL || breaks == NULL) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    b = a + nl;  /* the right side's places follow the left's */
+    for (Py_ssize_t i = 0; i < nl + nr; i++) {
+        PyObject *o = i < nl ? PyList_GET_ITEM(lefts, i) : PyList_GET_ITEM(rights, i - nl);
+        if (place_of(o, a[i]) < 0) {
+            goto error;
+        }
+    }
+    for (Py_ssize_t i = 0; i < nl; i++) {
+        for (Py_ssize_t j = 0; j < nr; j++) {
+            int64_t field = a[i][0], gap;
+            if (field != b[j][0]) {
+                continue;
+            }
+            if (a[i][2] < b[j][1]) {
+                gap = b[j][1] - a[i][2];
+            }
+            else if (b[j][2] < a[i][1]) {
+                gap = a[i][1] - b[j][2];
+            }
+            else {
+                continue;  /* overlapping: no word is counted twice */
+            }
+            int64_t first = a[i][1] < b[j][1] ? a[i][1] : b[j][1];
+            int64_t last = a[i][2] > b[j][2] ? a[i][2] : b[j][2];
+            if (distance == Py_None) {
+                if (field < 0 || field >= fields) {
+                    PyErr_SetString(PyExc_IndexError, "an occurrence's field has no tokens");
+                    goto error;
+                }
+                Breaks *of = &breaks[field];
+                if (!of->read && read_breaks(d, field, of) < 0) {
+                    goto error;
+                }
+                if (sentence_of(of, first) != sentence_of(of, last)) {
+                    continue;
+                }
+            }
+            else if (gap > within) {
+                continue;
+            }
+            if (count == capacity) {
+                capacity = capacity ? capacity * 2 : 16;
+                Found *grown = PyMem_Realloc(found, (size_t)capacity * sizeof(Found));
+                if (grown == NULL) {
+                    PyErr_NoMemory();
+                    goto error;
+                }
+                found = grown;
+            }
+            found[count] = (Found){{field, first, last}, count, i, j};
+            count++;
+        }
+    }
+    for (Py_ssize_t f = 0; f < fields; f++) {
+        PyMem_Free(breaks[f].ends);
+    }
+    PyMem_Free(breaks);
+    PyMem_Free(a);
+    *out = found;
+    return count;
+
+error:
+    for (Py_ssize_t f = 0; breaks != NULL && f < fields; f++) {
+        PyMem_Free(breaks[f].ends);
+    }
+    PyMem_Free(breaks);
+    PyMem_Free(a);
+    PyMem_Free(found);
+    return -1;
+}
+
+/* Near.find: both sides in one field, close enough, sharing no word, in text order, each
+ * with both sides' spans. */
+static PyObject *
+find_near(const Doc *d, PyObject *node)
+{
+    PyObject *out = NULL, *rights = NULL, *distance = NULL;
+    PyObject *left = attr(node, A_LEFT), *right = attr(node, A_RIGHT);
+    PyObject *lefts = left == NULL || right == NULL ? NULL : occurrences(d, left);
+    Found *found = NULL;
+    if (lefts == NULL) {
+        goto done;
+    }
+    if (PyList_GET_SIZE(lefts) == 0) {
+        out = PyList_New(0);
+        goto done;
+    }
+    rights = occurrences(d, right);
+    distance = rights == NULL ? NULL : attr(node, A_DISTANCE);
+    Py_ssize_t count = distance == NULL ? -1 : near_pairs(d, lefts, rights, distance, &found);
+    if (count < 0) {
+        goto done;
+    }
+    qsort(found, (size_t)count, sizeof(Found), compare_found);
+    out = PyList_New(count);
+    for (Py_ssize_t k = 0; out != NULL && k < count; k++) {
+        PyObject *a = PyList_GET_ITEM(lefts, found[k].a), *b = PyList_GET_ITEM(rights, found[k].b);
+        PyObject *first = PyLong_FromLongLong(found[k].place[1]);
+        PyObject *last = first == NULL ? NULL : PyLong_FromLongLong(found[k].place[2]);
+        PyObject *spans = last == NULL ? NULL
+            : PySequence_Concat(PyTuple_GET_ITEM(a, 3), PyTuple_GET_ITEM(b, 3));
+        PyObject *o = spans == NULL ? NULL
+            : PyTuple_Pack(4, PyTuple_GET_ITEM(a, 0), first, last, spans);
+        Py_XDECREF(first);
+        Py_XDECREF(last);
+        Py_XDECREF(spans);
+        if (o == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyList_SET_ITEM(out, k, o);
+    }
+
+done:
+    PyMem_Free(found);
+    Py_XDECREF(left);
+    Py_XDECREF(right);
+    Py_XDECREF(lefts);
+    Py_XDECREF(rights);
+    Py_XDECREF(distance);
+    return out;
+}
+
+static PyObject *
+find_plan(const Doc *d, PyObject *node, int kind)
+{
+    if (kind == WORDS) {
+        PyObject *flag = attr(node, A_CASE);
+        int exact = flag == NULL ? -1 : PyObject_IsTrue(flag);
+        Py_XDECREF(flag);
+        if (exact < 0) {
+            return NULL;
+        }
+        if (!exact) {  /* a case-sensitive word's case is checked in Python */
+            return find_words(d, node);
+        }
+    }
+    if (kind == ANY_OF) {
+        return find_any_of(d, node);
+    }
+    if (kind == NEAR) {
+        return find_near(d, node);
+    }
+    return ask(d, node, A_FIND);
+}
+
+/* Positional.occurrences: found once per document, in the view's memo. */
+static PyObject *
+occurrences(const Doc *d, PyObject *node)
+{
+    PyObject *ident = attr(node, A_IDENT);
+    if (ident == NULL) {
+        return NULL;
+    }
+    PyObject *found = PyDict_GetItemWithError(d->memo, ident);
+    if (found != NULL) {
+        Py_INCREF(found);
+    }
+    else if (!PyErr_Occurred() && !Py_EnterRecursiveCall(" in plan occurrences")) {
+        found = find_plan(d, node, kind_of(d->ev, node));
+        Py_LeaveRecursiveCall();
+        if (found != NULL && PyDict_SetItem(d->memo, ident, found) < 0) {
+            Py_CLEAR(found);
+        }
+    }
+    Py_DECREF(ident);
+    if (found != NULL && !PyList_Check(found)) {
+        PyErr_SetString(PyExc_TypeError, "occurrences must be a list");
+        Py_CLEAR(found);
+    }
+    return found;
+}
+
+/* 1 when ``node`` has an occurrence, 0 when not, -1 on error. */
+static int
+occurs(const Doc *d, PyObject *node)
+{
+    PyObject *found = occurrences(d, node);
+    if (found == NULL) {
+        return -1;
+    }
+    int any = PyList_GET_SIZE(found) > 0;
+    Py_DECREF(found);
+    return any;
+}
+
+static int holds(const Doc *d, PyObject *node);
+
+/* An AND's items all hold (``every``), or an OR's items any; 1, 0 or -1. */
+static int
+items_hold(const Doc *d, PyObject *node, int every)
+{
+    PyObject *items = items_of(node);
+    if (items == NULL) {
+        return -1;
+    }
+    int result = every;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items) && result == every; i++) {
+        result = holds(d, PyTuple_GET_ITEM(items, i));
+    }
+    Py_DECREF(items);
+    return result;
+}
+
+/* Plan.holds; 1, 0 or -1. */
+static int
+holds(const Doc *d, PyObject *node)
+{
+    if (Py_EnterRecursiveCall(" in plan holds")) {
+        return -1;
+    }
+    int result, kind = kind_of(d->ev, node);
+    if (kind == WORDS || kind == ANY_OF || kind == NEAR) {
+        result = occurs(d, node);
+    }
+    else if (kind == ALL || kind == ANY) {
+        result = items_hold(d, node, kind == ALL);
+    }
+    else if (kind == NEGATION) {
+        PyObject *item = attr(node, A_ITEM);
+        result = item == NULL ? -1 : holds(d, item);
+        result = result < 0 ? -1 : !result;
+        Py_XDECREF(item);
+    }
+    else {
+        PyObject *held = ask(d, node, A_HOLDS);
+        result = held == NULL ? -1 : PyObject_IsTrue(held);
+        Py_XDECREF(held);
+    }
+    Py_LeaveRecursiveCall();
+    return result;
+}
+
+/* Append every span of ``occurrences`` to ``out``; 0 or -1. */
+static int
+add_spans(PyObject *found, PyObject *out)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(found); i++) {
+        PyObject *o = PyList_GET_ITEM(found, i);
+        if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 4 || !PyTuple_Check(PyTuple_GET_ITEM(o, 3))) {
+            PyErr_SetString(PyExc_TypeError, "an occurrence must be (field, first, last, spans)");
+            return -1;
+        }
+        PyObject *spans = PyTuple_GET_ITEM(o, 3);
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(spans); j++) {
+            if (PyList_Append(out, PyTuple_GET_ITEM(spans, j)) < 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int add_evidence(const Doc *d, PyObject *node, PyObject *out);
+
+/* An AND's evidence (every item's, or none: what its items added is taken back), or an
+ * OR's (the items' that hold); 1, 0 or -1. */
+static int
+items_evidence(const Doc *d, PyObject *node, int every, PyObject *out)
+{
+    PyObject *items = items_of(node);
+    if (items == NULL) {
+        return -1;
+    }
+    Py_ssize_t start = PyList_GET_SIZE(out);
+    int result = every;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(items); i++) {
+        int held = add_evidence(d, PyTuple_GET_ITEM(items, i), out);
+        if (held < 0 || (every && !held)) {
+            result = held;
+            break;
+        }
+        result |= held;
+    }
+    Py_DECREF(items);
+    if (result == 0 && every && PyList_SetSlice(out, start, PyList_GET_SIZE(out), NULL) < 0) {
+        return -1;
+    }
+    return result;
+}
+
+/* Plan.evidence: append the spans that make ``node`` hold to ``out`` and give 1, or give
+ * 0 when it does not hold (``out`` as it was), or -1 on error. */
+static int
+add_evidence(const Doc *d, PyObject *node, PyObject *out)
+{
+    if (Py_EnterRecursiveCall(" in plan evidence")) {
+        return -1;
+    }
+    int result, kind = kind_of(d->ev, node);
+    if (kind == WORDS || kind == ANY_OF || kind == NEAR) {
+        PyObject *found = occurrences(d, node);
+        result = found == NULL ? -1 : PyList_GET_SIZE(found) == 0 ? 0
+               : add_spans(found, out) < 0 ? -1 : 1;
+        Py_XDECREF(found);
+    }
+    else if (kind == ALL || kind == ANY) {
+        result = items_evidence(d, node, kind == ALL, out);
+    }
+    else if (kind == NEGATION) {
+        PyObject *item = attr(node, A_ITEM);
+        result = item == NULL ? -1 : holds(d, item);
+        result = result < 0 ? -1 : !result;
+        Py_XDECREF(item);
+    }
+    else {
+        PyObject *spans = ask(d, node, A_EVIDENCE);
+        result = spans == NULL ? -1 : spans == Py_None ? 0 : 1;
+        if (result == 1) {
+            Py_ssize_t end = PyList_GET_SIZE(out);
+            result = PyList_SetSlice(out, end, end, spans) < 0 ? -1 : 1;
+        }
+        Py_XDECREF(spans);
+    }
+    Py_LeaveRecursiveCall();
+    return result;
+}
+
+PyDoc_STRVAR(evidence_doc,
+"evidence(plan, view, /)\n--\n\n"
+"plan.evidence(view): the term spans that make the plan hold, or None.");
+
+static PyObject *
+evaluator_evidence(Evaluator *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (wrong_nargs("evidence", 2, nargs) < 0) {
+        return NULL;
+    }
+    Doc d = {self, args[1], NULL, NULL, NULL, NULL};
+    PyObject *out = NULL;
+    d.where = attr(d.view, A_WHERE);
+    d.folded = d.where == NULL ? NULL : attr(d.view, A_FOLDED);
+    d.memo = d.folded == NULL ? NULL : attr(d.view, A_MEMO);
+    d.tokens = d.memo == NULL ? NULL : attr(d.view, A_TOKENS);
+    if (d.tokens != NULL && !PyDict_Check(d.memo)) {
+        PyErr_SetString(PyExc_TypeError, "a view's memo must be a dict");
+    }
+    else if (d.tokens != NULL && (out = PyList_New(0)) != NULL) {
+        int held = add_evidence(&d, args[0], out);
+        if (held <= 0) {
+            Py_SETREF(out, held < 0 ? NULL : Py_NewRef(Py_None));
+        }
+    }
+    Py_XDECREF(d.where);
+    Py_XDECREF(d.folded);
+    Py_XDECREF(d.memo);
+    Py_XDECREF(d.tokens);
+    return out;
+}
+
+static PyObject *
+evaluator_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *kinds, *stride;
+    static char *keywords[] = {"kinds", "stride", NULL};
+    Py_ssize_t unused;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O:Evaluator", keywords, &PyTuple_Type,
+                                     &kinds, &stride)
+        || stride_arg(stride, 1, &unused) < 0) {
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(kinds) != KINDS) {
+        PyErr_Format(PyExc_TypeError, "kinds must be %d classes", KINDS);
+        return NULL;
+    }
+    for (int k = 0; k < KINDS; k++) {
+        if (!PyType_Check(PyTuple_GET_ITEM(kinds, k))) {
+            PyErr_SetString(PyExc_TypeError, "kinds must be classes");
+            return NULL;
+        }
+    }
+    Evaluator *self = (Evaluator *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    for (int k = 0; k < KINDS; k++) {
+        self->kinds[k] = Py_NewRef(PyTuple_GET_ITEM(kinds, k));
+    }
+    self->stride = Py_NewRef(stride);
+    return (PyObject *)self;
+}
+
+static void
+evaluator_dealloc(Evaluator *self)
+{
+    for (int k = 0; k < KINDS; k++) {
+        Py_XDECREF(self->kinds[k]);
+    }
+    Py_XDECREF(self->stride);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef evaluator_methods[] = {
+    {"evidence", (PyCFunction)(void (*)(void))evaluator_evidence, METH_FASTCALL, evidence_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject EvaluatorType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "monitor.rules._speedups.Evaluator",
+    .tp_basicsize = sizeof(Evaluator),
+    .tp_dealloc = (destructor)evaluator_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = PyDoc_STR(
+        "Evaluator(kinds, stride)\n--\n\n"
+        "Evaluates plans of the classes ``kinds`` in C: see plan.PythonEvaluator."),
+    .tp_methods = evaluator_methods,
+    .tp_new = evaluator_new,
+};
+
 static PyMethodDef methods[] = {
     {"split_plain", (PyCFunction)(void (*)(void))split_plain, METH_FASTCALL, split_plain_doc},
     {"place", (PyCFunction)(void (*)(void))place, METH_FASTCALL, place_doc},
@@ -1293,7 +2144,15 @@ PyInit__speedups(void)
     if (m == NULL) {
         return NULL;
     }
-    if (PyModule_AddType(m, &GathererType) < 0) {  /* readies the type; Python 3.10+ */
+    for (int i = 0; i < NAMES; i++) {
+        if (names[i] == NULL && (names[i] = PyUnicode_InternFromString(name_texts[i])) == NULL) {
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+    /* readies the types; Python 3.10+ */
+    if (PyModule_AddType(m, &GathererType) < 0 || PyModule_AddType(m, &EvaluatorType) < 0
+        || PyModule_AddType(m, &TermMakerType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

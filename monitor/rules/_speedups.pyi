@@ -4,7 +4,7 @@ from collections.abc import Set as AbstractSet
 from monitor.models import MatchedTerm
 from monitor.rules.index import PythonGatherer
 from monitor.rules.normalize import Spelling
-from monitor.rules.plan import View
+from monitor.rules.plan import PythonEvaluator, View
 
 def split_plain(
     text: str,
@@ -18,6 +18,8 @@ def place(fields: Sequence[list[str]], stride: int, /) -> dict[str, list[int]]: 
 # The compiled form of index.PythonGatherer: the same constructor and methods, packed in C
 # arrays (tests/test_rules_native.py proves them equal).
 Gatherer: type[PythonGatherer]
+# The compiled form of plan.PythonEvaluator (tests/test_rules_native.py proves them equal).
+Evaluator: type[PythonEvaluator]
 
 def word_occurrences(
     where: dict[str, list[int]], keys: Iterable[str], fields: AbstractSet[int], stride: int, /
@@ -39,3 +41,15 @@ def matched_terms(
     view: View,
     /,
 ) -> tuple[MatchedTerm, ...]: ...
+
+class TermMaker:
+    """snippet.make_term where the ASCII split packed the words' offsets, else
+    ``fallback``; ``fields`` names the fields by index."""
+
+    def __init__(
+        self,
+        cls: type[MatchedTerm],
+        fields: tuple[str, ...],
+        fallback: Callable[[View, tuple[int, int, int]], MatchedTerm],
+    ) -> None: ...
+    def __call__(self, view: View, span: tuple[int, int, int]) -> MatchedTerm: ...

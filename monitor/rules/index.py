@@ -23,7 +23,7 @@ from monitor.errors import QueryError, RuleCompileError
 from monitor.models import Document, RuleMatch
 from monitor.rules import native, normalize, syntax
 from monitor.rules.explain import Explanation, explain
-from monitor.rules.plan import Builder, Key, Plan, View, rarest
+from monitor.rules.plan import KINDS, STRIDE, Builder, Key, Plan, PythonEvaluator, View, rarest
 from monitor.rules.snippet import matched_terms, snippet_of
 
 # distinct surfaces remembered, then forgotten all at once: about 0.4 KB each
@@ -103,6 +103,7 @@ class RuleIndex:
         }
         # The compiled form packs them, and the dictionaries go.
         self._gatherer = Gatherer(sets_of, pair_sets, self._needs, self._by_need, len(numbers))
+        self._evidence = Evaluator(KINDS, STRIDE).evidence
         self._spellings: dict[str, normalize.Spelling] = {}
         self._seen = 0  # documents matched
         self._met_count = [0] * len(numbers)  # per key set: documents that met it
@@ -117,7 +118,7 @@ class RuleIndex:
             name = self._names[i]
             if only is not None and name not in only:
                 continue
-            spans = self._plans[i].evidence(view)
+            spans = self._evidence(self._plans[i], view)
             if spans is not None:
                 terms = matched_terms(view, spans)
                 # The snippet is made when read: most matches are never shown.
@@ -218,9 +219,9 @@ class PythonGatherer:
 
 
 if native.COMPILED:
-    from monitor.rules._speedups import Gatherer
+    from monitor.rules._speedups import Evaluator, Gatherer
 else:
-    Gatherer = PythonGatherer
+    Evaluator, Gatherer = PythonEvaluator, PythonGatherer
 
 
 def compile_entities(

@@ -224,9 +224,9 @@ class Tokens:
     def sentence(self) -> list[int]:
         if self._sentence is None:
             numbers: list[int] = []
-            for sentence, words in enumerate(self._breaks()):
+            for sentence, words in enumerate(self.breaks()):
                 numbers += [sentence] * (words - len(numbers))
-            self._sentence = numbers + [len(self._breaks())] * (len(self) - len(numbers))
+            self._sentence = numbers + [len(self.breaks())] * (len(self) - len(numbers))
         return self._sentence
 
     # Single words' offsets and sentences, for the few words a match reports or a NEAR/s
@@ -266,7 +266,7 @@ class Tokens:
 
     def sentence_of(self, i: int) -> int:
         """Number of word ``i``'s sentence, from 0."""
-        return bisect_right(self._breaks(), i)
+        return bisect_right(self.breaks(), i)
 
     def _part_ends(self) -> list[int]:
         if self._ends is None:
@@ -308,7 +308,7 @@ class Tokens:
                 self._owner = [i for i, n in enumerate(counts) for _ in range(n)]
         return self._owner
 
-    def _breaks(self) -> list[int]:
+    def breaks(self) -> list[int]:
         """For each sentence end, how many words come before it."""
         if self._break is None:
             self._break = []
