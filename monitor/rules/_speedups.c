@@ -661,12 +661,12 @@ static const char *const name_texts[NAMES] = {
     "anchor", "case_sensitive", "where", "folded", "memo", "tokens", "find", "holds",
     "evidence", "breaks", "_packed", "texts", "terms", "text", "field", "start", "end",
 };
-static PyObject *names[NAMES];
+static PyObject *attr_names[NAMES];
 
 static PyObject *
 attr(PyObject *obj, int name)
 {
-    return PyObject_GetAttr(obj, names[name]);
+    return PyObject_GetAttr(obj, attr_names[name]);
 }
 
 /* ---- Making matched terms: snippet.make_term, for text the ASCII split packed ---- */
@@ -730,10 +730,10 @@ packed_term(TermMaker *self, PyObject *view, PyObject *span)
     end = start == NULL ? NULL : PyLong_FromLongLong(to);
     PyTypeObject *cls = (PyTypeObject *)self->cls;
     term = end == NULL ? NULL : cls->tp_alloc(cls, 0);
-    if (term == NULL || PyObject_GenericSetAttr(term, names[A_TEXT], text) < 0
-        || PyObject_GenericSetAttr(term, names[A_FIELD], field) < 0
-        || PyObject_GenericSetAttr(term, names[A_START], start) < 0
-        || PyObject_GenericSetAttr(term, names[A_END], end) < 0) {
+    if (term == NULL || PyObject_GenericSetAttr(term, attr_names[A_TEXT], text) < 0
+        || PyObject_GenericSetAttr(term, attr_names[A_FIELD], field) < 0
+        || PyObject_GenericSetAttr(term, attr_names[A_START], start) < 0
+        || PyObject_GenericSetAttr(term, attr_names[A_END], end) < 0) {
         Py_CLEAR(term);
         goto done;
     }
@@ -1470,7 +1470,7 @@ kind_of(const Evaluator *ev, PyObject *node)
 static PyObject *
 ask(const Doc *d, PyObject *node, int method)
 {
-    return PyObject_CallMethodOneArg(node, names[method], d->view);
+    return PyObject_CallMethodOneArg(node, attr_names[method], d->view);
 }
 
 /* ``items`` of an AND, OR or entity as a tuple (a new reference). */
@@ -1646,7 +1646,7 @@ static int
 read_breaks(const Doc *d, Py_ssize_t field, Breaks *b)
 {
     PyObject *tokens = PySequence_GetItem(d->tokens, field);
-    PyObject *list = tokens == NULL ? NULL : PyObject_CallMethodNoArgs(tokens, names[A_BREAKS]);
+    PyObject *list = tokens == NULL ? NULL : PyObject_CallMethodNoArgs(tokens, attr_names[A_BREAKS]);
     Py_XDECREF(tokens);
     if (list == NULL) {
         return -1;
@@ -2059,20 +2059,20 @@ evaluator_evidence(Evaluator *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 evaluator_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *kinds, *stride;
+    PyObject *classes, *stride;
     static char *keywords[] = {"kinds", "stride", NULL};
     Py_ssize_t unused;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O:Evaluator", keywords, &PyTuple_Type,
-                                     &kinds, &stride)
+                                     &classes, &stride)
         || stride_arg(stride, 1, &unused) < 0) {
         return NULL;
     }
-    if (PyTuple_GET_SIZE(kinds) != KINDS) {
+    if (PyTuple_GET_SIZE(classes) != KINDS) {
         PyErr_Format(PyExc_TypeError, "kinds must be %d classes", KINDS);
         return NULL;
     }
     for (int k = 0; k < KINDS; k++) {
-        if (!PyType_Check(PyTuple_GET_ITEM(kinds, k))) {
+        if (!PyType_Check(PyTuple_GET_ITEM(classes, k))) {
             PyErr_SetString(PyExc_TypeError, "kinds must be classes");
             return NULL;
         }
@@ -2082,7 +2082,7 @@ evaluator_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     for (int k = 0; k < KINDS; k++) {
-        self->kinds[k] = Py_NewRef(PyTuple_GET_ITEM(kinds, k));
+        self->kinds[k] = Py_NewRef(PyTuple_GET_ITEM(classes, k));
     }
     self->stride = Py_NewRef(stride);
     return (PyObject *)self;
@@ -2145,7 +2145,8 @@ PyInit__speedups(void)
         return NULL;
     }
     for (int i = 0; i < NAMES; i++) {
-        if (names[i] == NULL && (names[i] = PyUnicode_InternFromString(name_texts[i])) == NULL) {
+        if (attr_names[i] == NULL
+            && (attr_names[i] = PyUnicode_InternFromString(name_texts[i])) == NULL) {
             Py_DECREF(m);
             return NULL;
         }
