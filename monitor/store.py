@@ -1239,7 +1239,7 @@ class Store:
             await self._db.execute("DELETE FROM story_prints WHERE seen_at < ?", (cutoff,))
         if unbanded.rowcount:  # committed: a key mapped but deleted is only a wasted probe
             async with self._lock:
-                await self._in_thread(self._stories.pruned)
+                await self._in_thread(partial(self._stories.pruned, deleted=unbanded.rowcount))
         return cursor.rowcount
 
     async def archive_size(self, since: float) -> int:

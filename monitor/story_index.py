@@ -131,9 +131,13 @@ class StoryIndex:
                 self._written = None  # mapped again, larger, when next needed
         self._forget()
 
-    def pruned(self, db: sqlite3.Connection) -> None:
-        """A prune deleted keys (and committed): map the rest again when next needed."""
-        self._written = None
+    def pruned(self, db: sqlite3.Connection, deleted: int) -> None:
+        """A prune deleted ``deleted`` keys (and committed). Their bits stay in the map,
+        each a wasted probe at most, until it is crowded and made again."""
+        if self._written is not None:
+            self._written.deleted(deleted)
+            if self._written.crowded():
+                self._written = None
 
     def map_written(self, db: sqlite3.Connection) -> BandFilter:
         """The map of the keys written, made from the table if there is none (at 1.26
