@@ -535,6 +535,53 @@ def test_evaluator_refuses_broken_plans() -> None:
         evaluator().evidence(deep, plan.View(Document("talks", "", "")))
 
 
+class Grower(plan.Prefix):
+    """A node found in Python that adds to another node's occurrences meanwhile."""
+
+    __slots__ = ("other",)
+
+    def find(self, view: plan.View) -> list[plan.Occurrence]:
+        view.memo[self.other.ident].extend([(2, 0, 0, ((2, 0, 0),))] * 1000)
+        return [(2, 1, 1, ((2, 1, 1),))]
+
+
+class Clearing:
+    """A field's tokens whose sentence breaks, when read, empty every occurrence list."""
+
+    def __init__(self, tokens: normalize.Tokens, view: plan.View) -> None:
+        self.tokens, self.view = tokens, view
+
+    def breaks(self) -> list[int]:
+        for found in self.view.memo.values():
+            found.clear()
+        return self.tokens.breaks()
+
+
+def test_evaluator_survives_python_that_changes_what_it_reads() -> None:
+    """Python code run mid-evaluation (a node's own find, a field's sentence breaks) that
+    grows or empties the lists being read is no crash: an OR reads its alternatives'
+    lists once all are found, as Python does; a NEAR reads copies; a NEAR/n wider than
+    64 bits holds any gap, as in Python."""
+    talks = compiled_plan(q.Word("talks"))
+    grower = Grower(None, "emb", plan.ALL_FIELDS)  # type: ignore[arg-type]
+    grower.ident, grower.other = 10**6, talks
+    either = plan.AnyOf(None, (talks, grower))  # type: ignore[arg-type]
+    either.ident = 10**6 + 1
+    doc = Document("", "", "talks embassy")
+    assert evaluator().evidence(either, plan.View(doc)) == either.evidence(plan.View(doc))
+    near = compiled_plan(q.Near(q.Word("talks"), q.Word("embassy"), None))
+    doc = Document("", "", "talks embassy talks embassy. " * 50)
+    view = plan.View(doc)
+    view.tokens = (*view.tokens[:2], Clearing(view.tokens[2], view))  # type: ignore[assignment]
+    assert evaluator().evidence(near, view) == near.evidence(plan.View(doc))  # as untouched
+    assert isinstance(near, plan.Near)
+    wide = plan.Near(None, near.left, near.right, 2**70)  # type: ignore[arg-type]
+    wide.ident = 10**6 + 2
+    doc = Document("", "", "talks and then much later embassy")
+    assert evaluator().evidence(wide, plan.View(doc)) == wide.evidence(plan.View(doc))
+    assert evaluator().evidence(wide, plan.View(doc))
+
+
 def test_term_maker_agrees_and_refuses() -> None:
     """The compiled maker makes the term ``make_term`` makes, remembers it in the view,
     asks ``make_term`` for text split in Python, and refuses spans that are not in the
@@ -551,11 +598,17 @@ def test_term_maker_agrees_and_refuses() -> None:
             assert by_c.terms[span] is term
     with in_c():
         view = plan.View(Document("", "", "one two"))
-    for wrong in [(2, 0, 2), (2, 1, 0), (2, -1, 0), (0, 0, 0), (2, 0), "span"]:
-        with pytest.raises((IndexError, TypeError)):
+    for wrong in [(2, 0, 2), (2, 1, 0), (2, -1, 0), (0, 0, 0)]:
+        with pytest.raises(IndexError, match="not in its field"):
+            maker(view, wrong)
+    for wrong in [(2, 0), "span"]:  # type: ignore[assignment]
+        with pytest.raises(TypeError):
             maker(view, wrong)
     with pytest.raises(TypeError):
         compiled().TermMaker(MatchedTerm, list(plan.FIELDS), snippet.make_term)
+    for cls in (type, int, tuple):  # classes that object.__new__ does not make
+        with pytest.raises(TypeError, match="cannot make"):
+            compiled().TermMaker(cls, plan.FIELDS, snippet.make_term)
 
 
 class Shifty(str):

@@ -9,6 +9,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <limits.h>
 #include <stdint.h>
 
 /* Character classes of normalize._ASCII_TOKEN. FOLLOW: what may come after a sentence end
@@ -729,7 +730,7 @@ packed_term(TermMaker *self, PyObject *view, PyObject *span)
     start = text == NULL ? NULL : PyLong_FromLongLong(from);
     end = start == NULL ? NULL : PyLong_FromLongLong(to);
     PyTypeObject *cls = (PyTypeObject *)self->cls;
-    term = end == NULL ? NULL : cls->tp_alloc(cls, 0);
+    term = end == NULL ? NULL : cls->tp_alloc(cls, 0);  /* object.__new__'s own step */
     if (term == NULL || PyObject_GenericSetAttr(term, attr_names[A_TEXT], text) < 0
         || PyObject_GenericSetAttr(term, attr_names[A_FIELD], field) < 0
         || PyObject_GenericSetAttr(term, attr_names[A_START], start) < 0
@@ -784,6 +785,13 @@ termmaker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     static char *keywords[] = {"cls", "fields", "fallback", NULL};
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O:TermMaker", keywords, &PyType_Type,
                                      &cls, &PyTuple_Type, &fields, &fallback)) {
+        return NULL;
+    }
+    /* A class that object.__new__ makes (a dataclass): made here as it makes it. */
+    PyTypeObject *made = (PyTypeObject *)cls;
+    if (made->tp_new != PyBaseObject_Type.tp_new || made->tp_itemsize != 0
+        || PyType_HasFeature(made, Py_TPFLAGS_IS_ABSTRACT)) {
+        PyErr_Format(PyExc_TypeError, "TermMaker cannot make %s objects", made->tp_name);
         return NULL;
     }
     TermMaker *self = (TermMaker *)type->tp_alloc(type, 0);
@@ -1490,7 +1498,8 @@ items_of(PyObject *node)
 static int
 place_of(PyObject *o, int64_t out[3])
 {
-    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 4 || !PyTuple_Check(PyTuple_GET_ITEM(o, 3))) {
+    if (!PyTuple_CheckExact(o) || PyTuple_GET_SIZE(o) != 4
+        || !PyTuple_CheckExact(PyTuple_GET_ITEM(o, 3))) {
         PyErr_SetString(PyExc_TypeError, "an occurrence must be (field, first, last, spans)");
         return -1;
     }
@@ -1580,6 +1589,10 @@ find_any_of(const Doc *d, PyObject *node)
         if (lists[i] == NULL) {
             goto done;
         }
+    }
+    /* Sized only now: finding a later item may run Python code that changes a list. No
+     * Python code runs from here on, so the sizes hold while the lists are read. */
+    for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t size = PyList_GET_SIZE(lists[i]);
         total += size;
         if (size) {
@@ -1588,13 +1601,9 @@ find_any_of(const Doc *d, PyObject *node)
         }
     }
     if (nonempty == 1) {
-        PyObject *item = PyTuple_GET_ITEM(items, last);
-        int near = PyObject_IsInstance(item, d->ev->kinds[NEAR]);
-        if (near < 0) {
-            goto done;
-        }
-        if (!near) {  /* one place per stretch, in order: nothing to merge */
-            out = Py_NewRef(lists[last]);
+        PyTypeObject *near = (PyTypeObject *)d->ev->kinds[NEAR];
+        if (!PyObject_TypeCheck(PyTuple_GET_ITEM(items, last), near)) {
+            out = Py_NewRef(lists[last]);  /* one place per stretch, in order: no merge */
             goto done;
         }
     }
@@ -1614,7 +1623,9 @@ find_any_of(const Doc *d, PyObject *node)
             found[k].b = j;
         }
     }
-    qsort(found, (size_t)total, sizeof(Found), compare_found);
+    if (total > 1) {
+        qsort(found, (size_t)total, sizeof(Found), compare_found);
+    }
     out = PyList_New(0);
     for (Py_ssize_t i = 0; out != NULL && i < total; i++) {
         if (i + 1 < total && !memcmp(found[i].place, found[i + 1].place, sizeof found[i].place)) {
@@ -1688,14 +1699,20 @@ sentence_of(const Breaks *b, int64_t i)
     return lo;
 }
 
-/* The pairs of a NEAR that hold, in the order Near.find makes them; -1 on error. */
+/* The pairs of a NEAR that hold (``lefts`` and ``rights``: tuples of occurrences), in
+ * the order Near.find makes them; -1 on error. */
 static Py_ssize_t
 near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, Found **out)
 {
-    Py_ssize_t nl = PyList_GET_SIZE(lefts), nr = PyList_GET_SIZE(rights), count = 0;
-    Py_ssize_t fields = PyObject_Length(d->tokens), within = 0;
-    if (fields < 0 || (distance != Py_None && (within = PyLong_AsSsize_t(distance)) == -1
-                       && PyErr_Occurred())) {
+    Py_ssize_t nl = PyTuple_GET_SIZE(lefts), nr = PyTuple_GET_SIZE(rights), count = 0;
+    Py_ssize_t fields = PyObject_Length(d->tokens);
+    long long within = 0;
+    int overflow = 0;
+    if (distance != Py_None) {  /* past 64 bits, no gap is too wide (or all are) */
+        within = PyLong_AsLongLongAndOverflow(distance, &overflow);
+        within = overflow > 0 ? LLONG_MAX : overflow < 0 ? LLONG_MIN : within;
+    }
+    if (fields < 0 || (within == -1 && PyErr_Occurred())) {
         return -1;
     }
     int64_t(*a)[3] = PyMem_Calloc((size_t)(nl + nr) + 1, sizeof *a), (*b)[3] = NULL;
@@ -1708,7 +1725,7 @@ near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, 
     }
     b = a + nl;  /* the right side's places follow the left's */
     for (Py_ssize_t i = 0; i < nl + nr; i++) {
-        PyObject *o = i < nl ? PyList_GET_ITEM(lefts, i) : PyList_GET_ITEM(rights, i - nl);
+        PyObject *o = i < nl ? PyTuple_GET_ITEM(lefts, i) : PyTuple_GET_ITEM(rights, i - nl);
         if (place_of(o, a[i]) < 0) {
             goto error;
         }
@@ -1777,6 +1794,30 @@ error:
     return -1;
 }
 
+/* ``first`` and ``second``, exact tuples, as one (no Python code runs). */
+static PyObject *
+joined(PyObject *first, PyObject *second)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(first), m = PyTuple_GET_SIZE(second);
+    PyObject *out = PyTuple_New(n + m);
+    for (Py_ssize_t i = 0; out != NULL && i < n + m; i++) {
+        PyObject *item = i < n ? PyTuple_GET_ITEM(first, i) : PyTuple_GET_ITEM(second, i - n);
+        PyTuple_SET_ITEM(out, i, Py_NewRef(item));
+    }
+    return out;
+}
+
+/* A side's occurrences, as a tuple: what is read later stays, whatever Python code runs
+ * meanwhile (the other side's find, a field's sentence breaks). */
+static PyObject *
+side(const Doc *d, PyObject *node)
+{
+    PyObject *found = occurrences(d, node);
+    PyObject *fixed = found == NULL ? NULL : PyList_AsTuple(found);
+    Py_XDECREF(found);
+    return fixed;
+}
+
 /* Near.find: both sides in one field, close enough, sharing no word, in text order, each
  * with both sides' spans. */
 static PyObject *
@@ -1784,29 +1825,32 @@ find_near(const Doc *d, PyObject *node)
 {
     PyObject *out = NULL, *rights = NULL, *distance = NULL;
     PyObject *left = attr(node, A_LEFT), *right = attr(node, A_RIGHT);
-    PyObject *lefts = left == NULL || right == NULL ? NULL : occurrences(d, left);
+    PyObject *lefts = left == NULL || right == NULL ? NULL : side(d, left);
     Found *found = NULL;
     if (lefts == NULL) {
         goto done;
     }
-    if (PyList_GET_SIZE(lefts) == 0) {
+    if (PyTuple_GET_SIZE(lefts) == 0) {
         out = PyList_New(0);
         goto done;
     }
-    rights = occurrences(d, right);
+    rights = side(d, right);
     distance = rights == NULL ? NULL : attr(node, A_DISTANCE);
     Py_ssize_t count = distance == NULL ? -1 : near_pairs(d, lefts, rights, distance, &found);
     if (count < 0) {
         goto done;
     }
-    qsort(found, (size_t)count, sizeof(Found), compare_found);
+    if (count > 1) {
+        qsort(found, (size_t)count, sizeof(Found), compare_found);
+    }
     out = PyList_New(count);
     for (Py_ssize_t k = 0; out != NULL && k < count; k++) {
-        PyObject *a = PyList_GET_ITEM(lefts, found[k].a), *b = PyList_GET_ITEM(rights, found[k].b);
+        /* both checked by place_of: exact 4-tuples ending in an exact tuple */
+        PyObject *a = PyTuple_GET_ITEM(lefts, found[k].a), *b = PyTuple_GET_ITEM(rights, found[k].b);
         PyObject *first = PyLong_FromLongLong(found[k].place[1]);
         PyObject *last = first == NULL ? NULL : PyLong_FromLongLong(found[k].place[2]);
         PyObject *spans = last == NULL ? NULL
-            : PySequence_Concat(PyTuple_GET_ITEM(a, 3), PyTuple_GET_ITEM(b, 3));
+            : joined(PyTuple_GET_ITEM(a, 3), PyTuple_GET_ITEM(b, 3));
         PyObject *o = spans == NULL ? NULL
             : PyTuple_Pack(4, PyTuple_GET_ITEM(a, 0), first, last, spans);
         Py_XDECREF(first);

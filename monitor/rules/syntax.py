@@ -138,6 +138,9 @@ _OPEN_PHRASE = '"“'
 _CLOSE_PHRASE = '"”'
 _BARE_END = re.compile(r"[\s()\"“”]")
 _COUNTED = re.compile(r"(NEAR|ATLEAST)/([0-9]+|s)?")
+# NEAR/n and ATLEAST/n: more words than any article has; a longer number of digits
+# would not even convert (Python refuses int() past 4,300 of them)
+MAX_COUNT = 1_000_000
 _FIELD = re.compile(r"([A-Za-z]+):")
 _ENTITY = re.compile(r"@([A-Za-z0-9_-]+)")
 
@@ -218,6 +221,8 @@ def _bare(bare: str, column: int) -> _Lexeme:
             wanted = "a number or s" if op == "NEAR" else "a number"
             raise QueryError(column + len(op) + 1, f"expected {wanted} after {op}/")
         arg = counted.group(2)
+        if arg != "s" and (len(arg) > len(str(MAX_COUNT)) or int(arg) > MAX_COUNT):
+            raise QueryError(column + len(op) + 1, f"{op}/n takes n up to {MAX_COUNT:,}")
         number = None if arg == "s" else int(arg)
         if number == 0:
             raise QueryError(column + len(op) + 1, f"{op}/0 can never match: use 1 or more")
