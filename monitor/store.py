@@ -1237,9 +1237,10 @@ class Store:
                 (now - window,),
             )
             await self._db.execute("DELETE FROM story_prints WHERE seen_at < ?", (cutoff,))
-        if unbanded.rowcount:  # committed: a key mapped but deleted is only a wasted probe
-            async with self._lock:
-                await self._in_thread(partial(self._stories.pruned, deleted=unbanded.rowcount))
+            # Told under the same lock: a poll that made the map from the pruned table in
+            # between would count the keys deleted twice. (A key mapped but deleted is
+            # only a wasted probe; should the COMMIT fail, the count is merely low.)
+            await self._in_thread(partial(self._stories.pruned, deleted=unbanded.rowcount))
         return cursor.rowcount
 
     async def archive_size(self, since: float) -> int:

@@ -132,8 +132,9 @@ class StoryIndex:
         self._forget()
 
     def pruned(self, db: sqlite3.Connection, deleted: int) -> None:
-        """A prune deleted ``deleted`` keys (and committed). Their bits stay in the map,
-        each a wasted probe at most, until it is crowded and made again."""
+        """A prune is deleting ``deleted`` keys, in the transaction that runs this. Their
+        bits stay in the map, each a wasted probe at most, until it is crowded and made
+        again."""
         if self._written is not None:
             self._written.deleted(deleted)
             if self._written.crowded():

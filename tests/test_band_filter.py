@@ -163,13 +163,35 @@ def test_deleted_keys_keep_their_bits_until_half_the_map_is_stale(
     monkeypatch.setattr(band_filter, "MAX_BITS", band_filter.MIN_BITS)
     share = band_filter.MIN_BITS // band_filter.SPARE
     keys = BandFilter()
-    keys.add(range(share + 1))  # past its share, at its largest, every key in the table
+    keys.add(range(share + 2))  # past its share, at its largest, every key in the table
     assert not keys.crowded()
-    keys.deleted(share // 2)
+    keys.deleted(share // 2 + 1)  # exactly half
     assert not keys.crowded()
     keys.deleted(1)  # now more than half are gone
     assert keys.crowded()
-    assert keys.maybe(range(share + 1)) == list(range(share + 1))
+    assert keys.maybe(range(share + 2)) == list(range(share + 2))
+
+
+async def test_a_prune_that_leaves_the_map_mostly_stale_has_it_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prune tells the map how many keys it deleted: a map at its largest whose keys
+    are all gone is dropped, and made again from the table when next needed."""
+    monkeypatch.setattr(story_index, "FLUSH_ENTRIES", 1)
+    monkeypatch.setattr(band_filter, "MAX_BITS", band_filter.MIN_BITS)
+    store = await open_store(tmp_path / "newsmon.db")
+    try:
+        for n in range(1, 4):
+            await commit(store, 0, [item(f"https://a.test/{n}", story(n))])
+        monkeypatch.setattr(band_filter, "SPARE", 1 << 20)  # past its share already
+        written = store._stories._written
+        assert written is not None
+        assert not written.crowded()  # at its largest, every key still in the table
+        later = T0 + 10 * 86400  # the window (3 days) has passed for all of them
+        await store.prune(later, 30 * 86400, 3 * 86400)
+        assert store._stories._written is None
+    finally:
+        await store.close()
 
 
 async def every_key_written_passes(store: Store) -> bool:
