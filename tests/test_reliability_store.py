@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -17,6 +18,8 @@ from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.errors import StoreError
 from monitor.store import MIGRATIONS, Store
+from tests.daemon import command as newsmon_command
+from tests.daemon import environment as newsmon_environment
 from tests.daemon import newsmon_async
 from tests.db import connect
 from tests.hostile import Hostile, running
@@ -185,6 +188,63 @@ async def test_a_migration_stopped_midway_leaves_nothing_half_done(
     assert caplog.records[-1].getMessage().startswith(f"database_upgraded schema={LATEST} seconds=")
     with connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used (user and system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+BAND_ROWS = 2_000_000  # migration 9 rewrites them all: about a second's work
+
+
+async def test_a_migration_killed_midway_is_rolled_back_and_done_by_the_next_start(
+    tmp_path: Path, write_watchlist
+) -> None:
+    """Case 61 with a real kill: `newsmon run` sent SIGKILL while migration 9 rewrites two
+    million band rows (the log has said the upgrade began, and the process has worked
+    on it since) leaves schema 8 as it was, every row in place and the file sound; the
+    next start does the whole upgrade."""
+    path = write_watchlist(feeds=["http://127.0.0.1:9/rss.xml"])  # nothing answers there
+    db = path.parent / "newsmon.db"
+    store = await Store.open(db)
+    await add_hits(store, 2, ["a"], 1_750_000_000.0)
+    await store.close()
+    with connect(db) as conn:
+        back_to_schema_8(conn)
+        conn.execute(  # in key order: a random order would take seconds to write
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT ?)"
+            " INSERT INTO story_bands (band, seen_at, entry_id) SELECT i << 32, 1.0, i FROM n",
+            (BAND_ROWS,),
+        )
+    proc = await asyncio.create_subprocess_exec(
+        *newsmon_command(), "run", "--config", str(path),
+        stderr=asyncio.subprocess.PIPE, env=newsmon_environment(),
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        async with asyncio.timeout(60):
+            while b"database_upgrade schema=8" not in await proc.stderr.readline():
+                pass
+            began = cpu_seconds(proc.pid)
+            await eventually(lambda: cpu_seconds(proc.pid) > began + 0.2, timeout=60)
+    finally:
+        proc.kill()
+        await proc.wait()
+    with connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 8  # not committed
+        assert conn.execute("SELECT COUNT(*) FROM story_bands").fetchone()[0] == BAND_ROWS
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store = await Store.open(db)
+    try:
+        assert len(await store.deliveries()) == 2
+    finally:
+        await store.close()
+    with connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == LATEST
+        assert conn.execute("SELECT COUNT(*) FROM story_bands").fetchone()[0] == BAND_ROWS
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
