@@ -39,6 +39,12 @@ FORK = "fork"  # asks the zygote for a worker on the socket sent after it
 # everything with the zygote, and costs milliseconds. A warm extraction worker grew 7 MB
 # over its first 50 corpus pages and 21 MB over 300 (docs/performance.md, memory).
 GROWTH = 8 * 2**20
+# The heap's freed pages are handed back (malloc_trim) after every so many jobs, and
+# after any job that leaves the worker past SWOLLEN: handed back after every job, each
+# next job faulted them in again, 1.3-1.7 ms of system time on a 25-30 ms page, where
+# the worker's peak is what one job needs either way (docs/performance.md).
+TRIM_EVERY = 8
+SWOLLEN = 4 * GROWTH
 
 
 def zygote(conn: Connection) -> None:
@@ -98,13 +104,15 @@ def _resident() -> int:
 
 def serve(conn: Connection) -> None:
     """Answer jobs until the pipe closes: how each ended, its result or error, and
-    whether this worker has grown past GROWTH and should be replaced.
+    whether this worker has grown past GROWTH and should be replaced (known once the
+    freed heap is handed back: every TRIM_EVERY jobs, or at once past SWOLLEN).
 
     newsmon's own errors travel back as they are (a ParseError stays a ParseError); any
     other exception is a bug or a library failure on one input, reported by name.
     """
     trim = heap.trimmer()
     start = _resident()
+    jobs = 0
     try:
         while True:
             function, args = conn.recv()
@@ -114,7 +122,11 @@ def serve(conn: Connection) -> None:
                 kind, value = "raise", e
             except Exception as e:
                 kind, value = "failed", f"{type(e).__name__}"
-            trim(0)  # 0.1-1 ms; before the answer, which says how much is left resident
-            conn.send((kind, value, _resident() - start > GROWTH))
+            jobs += 1
+            spent = False
+            if jobs % TRIM_EVERY == 0 or _resident() - start > SWOLLEN:
+                trim(0)  # before the answer, which says how much is left resident
+                spent = _resident() - start > GROWTH
+            conn.send((kind, value, spent))
     except (EOFError, OSError):  # the daemon closed our pipe, or is gone
         return

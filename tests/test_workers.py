@@ -18,7 +18,7 @@ import pytest
 from monitor.config import load_config
 from monitor.daemon import Daemon
 from monitor.extract import Extractor
-from monitor.worker_process import GROWTH
+from monitor.worker_process import GROWTH, SWOLLEN, TRIM_EVERY
 from monitor.workers import WorkerLost, WorkerPool
 from tests.extract_hooks import GATE, alive, scripted
 from tests.outbox import eventually
@@ -143,13 +143,23 @@ def test_the_cli_unmaps_large_blocks_when_freed() -> None:
 
 
 async def test_a_worker_grown_past_its_bound_is_replaced(pool: WorkerPool) -> None:
-    """A worker that kept more than GROWTH since its fork answers, then a fresh fork
-    takes the next job; one that kept nothing takes every job."""
+    """A worker that kept more than GROWTH since its fork answers its jobs up to the next
+    hand-back of its heap (every TRIM_EVERY jobs), then a fresh fork takes the next job;
+    one that kept past SWOLLEN is replaced after that job; one that kept nothing takes
+    every job."""
     first = await pool.run(30, os.getpid)
     assert await pool.run(30, keep, 1024) == first
-    assert await pool.run(30, keep, 2 * GROWTH) == first  # answered, then retired
+    assert await pool.run(30, keep, 2 * GROWTH) == first
+    for _ in range(TRIM_EVERY - 4):  # its jobs 4 to 7
+        assert await pool.run(30, os.getpid) == first
+    assert alive(first)
+    assert await pool.run(30, os.getpid) == first  # its 8th job: answered, then retired
     assert not alive(first)
-    assert await pool.run(30, os.getpid) != first
+    second = await pool.run(30, os.getpid)
+    assert second != first
+    assert await pool.run(30, keep, SWOLLEN + GROWTH) == second  # answered, then retired
+    assert not alive(second)
+    assert await pool.run(30, os.getpid) not in (first, second)
 
 
 async def test_a_worker_loads_trafilatura_only_for_a_page(one_worker: WorkerPool) -> None:
