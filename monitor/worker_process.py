@@ -45,6 +45,7 @@ GROWTH = 8 * 2**20
 # the worker's peak is what one job needs either way (docs/performance.md).
 TRIM_EVERY = 8
 SWOLLEN = 4 * GROWTH
+IDLE = 1.0  # seconds without a job after which what the last jobs freed is handed back
 
 
 def zygote(conn: Connection) -> None:
@@ -105,16 +106,27 @@ def _resident() -> int:
 def serve(conn: Connection) -> None:
     """Answer jobs until the pipe closes: how each ended, its result or error, and
     whether this worker has grown past GROWTH and should be replaced (known once the
-    freed heap is handed back: every TRIM_EVERY jobs, or at once past SWOLLEN).
+    freed heap is handed back: every TRIM_EVERY jobs, at once past SWOLLEN, and after
+    IDLE seconds without a job, so that a worker waiting for work holds none of it).
 
     newsmon's own errors travel back as they are (a ParseError stays a ParseError); any
     other exception is a bug or a library failure on one input, reported by name.
     """
     trim = heap.trimmer()
     start = _resident()
-    jobs = 0
+    untrimmed = 0  # jobs since the heap was last handed back
+    spent = False
+
+    def hand_back() -> None:
+        nonlocal untrimmed, spent
+        trim(0)
+        untrimmed = 0
+        spent = _resident() - start > GROWTH
+
     try:
         while True:
+            if untrimmed and not conn.poll(IDLE):
+                hand_back()  # said with the next answer
             function, args = conn.recv()
             try:
                 kind, value = "ok", function(*args)
@@ -122,11 +134,9 @@ def serve(conn: Connection) -> None:
                 kind, value = "raise", e
             except Exception as e:
                 kind, value = "failed", f"{type(e).__name__}"
-            jobs += 1
-            spent = False
-            if jobs % TRIM_EVERY == 0 or _resident() - start > SWOLLEN:
-                trim(0)  # before the answer, which says how much is left resident
-                spent = _resident() - start > GROWTH
+            untrimmed += 1
+            if untrimmed == TRIM_EVERY or _resident() - start > SWOLLEN:
+                hand_back()  # before the answer, which says how much is left resident
             conn.send((kind, value, spent))
     except (EOFError, OSError):  # the daemon closed our pipe, or is gone
         return
