@@ -38,6 +38,8 @@ TREES = [
     ("NOT a b", And((Not(Word("a")), Word("b"))), "NOT binds to one operand"),
     ("a NEAR/5 b", Near(Word("a"), Word("b"), 5), "near"),
     ("a NEAR/s b", Near(Word("a"), Word("b"), None), "near sentence"),
+    ("a NEAR/0000001000000 b", Near(Word("a"), Word("b"), 1_000_000), "near, widest"),
+    ("a NEAR/" + "0" * 5000 + "7 b", Near(Word("a"), Word("b"), 7), "near, zeros first"),
     ("NOT a NEAR/2 b", Not(Near(Word("a"), Word("b"), 2)), "NEAR before NOT"),
     ("ATLEAST/3 @russia", AtLeast(3, EntityRef("russia")), "atleast"),
     ("title:(a OR b)", Scope("title", Or((Word("a"), Word("b")))), "field group"),
