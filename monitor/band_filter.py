@@ -15,7 +15,6 @@ in the database thread, while polls wait to commit).
 
 from __future__ import annotations
 
-import importlib
 import sqlite3
 from collections.abc import Callable, Iterable
 
@@ -94,13 +93,10 @@ def marked_python(bits: bytearray, mask: int, keys: Iterable[int]) -> list[int]:
 
 # monitor/_fingerprint.c's forms where it is built (a cold ingest's 420,000 keys each
 # way: 0.15 s CPU in Python, 0.03 s in C), these otherwise (tests/test_band_filter.py).
-# An extension built before these two existed (an in-place build not redone) has neither.
-_fast = (
-    importlib.import_module("monitor._fingerprint")
-    if native.compiled("monitor._fingerprint")
-    else None
-)
-_mark: Callable[[bytearray, int, Iterable[int]], int] = getattr(_fast, "mark", mark_python)
-_marked: Callable[[bytearray, int, Iterable[int]], list[int]] = getattr(
-    _fast, "marked", marked_python
-)
+_mark: Callable[[bytearray, int, Iterable[int]], int]
+_marked: Callable[[bytearray, int, Iterable[int]], list[int]]
+if native.compiled("monitor._fingerprint", needs=("mark", "marked")):
+    from monitor._fingerprint import mark as _mark
+    from monitor._fingerprint import marked as _marked
+else:
+    _mark, _marked = mark_python, marked_python

@@ -127,8 +127,7 @@ class StoryIndex:
         db.execute("COMMIT")
         if self._written is not None:
             self._written.add(band for _, bands in self._held for band in bands)
-            if self._written.crowded():
-                self._written = None  # mapped again, larger, when next needed
+            self._unless_crowded()
         self._forget()
 
     def pruned(self, db: sqlite3.Connection, deleted: int) -> None:
@@ -137,8 +136,13 @@ class StoryIndex:
         again."""
         if self._written is not None:
             self._written.deleted(deleted)
-            if self._written.crowded():
-                self._written = None
+            self._unless_crowded()
+
+    def _unless_crowded(self) -> None:
+        """Keep the map, unless a new one made from the table would be emptier: it is
+        made when next needed."""
+        if self._written is not None and self._written.crowded():
+            self._written = None
 
     def map_written(self, db: sqlite3.Connection) -> BandFilter:
         """The map of the keys written, made from the table if there is none (at 1.26

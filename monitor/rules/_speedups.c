@@ -651,6 +651,23 @@ phrase_occurrences(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_
     return out;
 }
 
+/* A span (field, first, last) as three int64 values: 0, or -1 with an exception set. */
+static int
+span_place(PyObject *span, int64_t place[3])
+{
+    if (!PyTuple_Check(span) || PyTuple_GET_SIZE(span) != 3) {
+        PyErr_SetString(PyExc_TypeError, "spans must be (field, first, last) tuples");
+        return -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        place[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(span, i));
+        if (place[i] == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Attribute names read from plan nodes, views and tokens, interned once. */
 enum {
     A_IDENT, A_ITEMS, A_ITEM, A_LEFT, A_RIGHT, A_DISTANCE, A_LOOKUP, A_FIELDS, A_SEQUENCE,
@@ -688,15 +705,8 @@ packed_term(TermMaker *self, PyObject *view, PyObject *span)
     int64_t place[3];
     PyObject *term = NULL, *text = NULL, *start = NULL, *end = NULL, *packed = NULL;
     PyObject *tokens = NULL, *field = NULL, *texts = NULL, *found = NULL;
-    if (!PyTuple_Check(span) || PyTuple_GET_SIZE(span) != 3) {
-        PyErr_SetString(PyExc_TypeError, "a span must be (field, first, last)");
+    if (span_place(span, place) < 0) {
         return NULL;
-    }
-    for (int i = 0; i < 3; i++) {
-        place[i] = PyLong_AsLongLong(PyTuple_GET_ITEM(span, i));
-        if (place[i] == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
     }
     PyObject *all = attr(view, A_TOKENS);
     tokens = all == NULL ? NULL : PySequence_GetItem(all, (Py_ssize_t)place[0]);
@@ -875,17 +885,14 @@ matched_terms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
     }
     for (; held < n; held++) {
         PyObject *span = PyTuple_GET_ITEM(spans, held);
-        if (!PyTuple_Check(span) || PyTuple_GET_SIZE(span) != 3) {
-            PyErr_SetString(PyExc_TypeError, "spans must be (field, first, last) tuples");
+        int64_t place[3];
+        if (span_place(span, place) < 0) {
             goto done;
         }
         Reported *r = &all[held];
-        r->field = PyLong_AsLongLong(PyTuple_GET_ITEM(span, 0));
-        r->first = PyLong_AsLongLong(PyTuple_GET_ITEM(span, 1));
-        r->last = PyLong_AsLongLong(PyTuple_GET_ITEM(span, 2));
-        if (PyErr_Occurred()) {
-            goto done;
-        }
+        r->field = place[0];
+        r->first = place[1];
+        r->last = place[2];
         r->span = Py_NewRef(span);
     }
     qsort(all, (size_t)n, sizeof(Reported), compare_reported);
@@ -1494,13 +1501,24 @@ items_of(PyObject *node)
     return tuple;
 }
 
-/* (field, first, last) of an occurrence, as plan.Occurrence: 0, or -1 with TypeError. */
-static int
-place_of(PyObject *o, int64_t out[3])
+/* An occurrence's spans (borrowed), checked to be plan.Occurrence as made here and in
+ * plan.py: an exact 4-tuple ending in an exact tuple; NULL with TypeError if not. */
+static PyObject *
+occurrence_spans(PyObject *o)
 {
     if (!PyTuple_CheckExact(o) || PyTuple_GET_SIZE(o) != 4
         || !PyTuple_CheckExact(PyTuple_GET_ITEM(o, 3))) {
         PyErr_SetString(PyExc_TypeError, "an occurrence must be (field, first, last, spans)");
+        return NULL;
+    }
+    return PyTuple_GET_ITEM(o, 3);
+}
+
+/* (field, first, last) of an occurrence, as plan.Occurrence: 0, or -1 with TypeError. */
+static int
+place_of(PyObject *o, int64_t out[3])
+{
+    if (occurrence_spans(o) == NULL) {
         return -1;
     }
     for (int i = 0; i < 3; i++) {
@@ -1954,6 +1972,16 @@ items_hold(const Doc *d, PyObject *node, int every)
     return result;
 }
 
+/* A NOT: 1 when its item does not hold, 0 when it does, -1 on error. */
+static int
+item_fails(const Doc *d, PyObject *node)
+{
+    PyObject *item = attr(node, A_ITEM);
+    int held = item == NULL ? -1 : holds(d, item);
+    Py_XDECREF(item);
+    return held < 0 ? -1 : !held;
+}
+
 /* Plan.holds; 1, 0 or -1. */
 static int
 holds(const Doc *d, PyObject *node)
@@ -1969,10 +1997,7 @@ holds(const Doc *d, PyObject *node)
         result = items_hold(d, node, kind == ALL);
     }
     else if (kind == NEGATION) {
-        PyObject *item = attr(node, A_ITEM);
-        result = item == NULL ? -1 : holds(d, item);
-        result = result < 0 ? -1 : !result;
-        Py_XDECREF(item);
+        result = item_fails(d, node);
     }
     else {
         PyObject *held = ask(d, node, A_HOLDS);
@@ -1988,12 +2013,10 @@ static int
 add_spans(PyObject *found, PyObject *out)
 {
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(found); i++) {
-        PyObject *o = PyList_GET_ITEM(found, i);
-        if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 4 || !PyTuple_Check(PyTuple_GET_ITEM(o, 3))) {
-            PyErr_SetString(PyExc_TypeError, "an occurrence must be (field, first, last, spans)");
+        PyObject *spans = occurrence_spans(PyList_GET_ITEM(found, i));
+        if (spans == NULL) {
             return -1;
         }
-        PyObject *spans = PyTuple_GET_ITEM(o, 3);
         for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(spans); j++) {
             if (PyList_Append(out, PyTuple_GET_ITEM(spans, j)) < 0) {
                 return -1;
@@ -2050,10 +2073,7 @@ add_evidence(const Doc *d, PyObject *node, PyObject *out)
         result = items_evidence(d, node, kind == ALL, out);
     }
     else if (kind == NEGATION) {
-        PyObject *item = attr(node, A_ITEM);
-        result = item == NULL ? -1 : holds(d, item);
-        result = result < 0 ? -1 : !result;
-        Py_XDECREF(item);
+        result = item_fails(d, node);  /* its evidence is no span */
     }
     else {
         PyObject *spans = ask(d, node, A_EVIDENCE);
