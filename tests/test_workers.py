@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import closing, suppress
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ from tests.worker_jobs import (
     load_ballast,
     loaded_modules,
     mark_warm,
+    public_suffixes_loaded,
     resident,
     rss_and_pss,
     times_warmed,
@@ -199,6 +201,28 @@ async def test_a_worker_loads_trafilatura_only_for_a_page(one_worker: WorkerPool
     page = b"<html><body><article><p>The embassy reopened.</p></article></body></html>"
     await Extractor(timeout=30.0, pool=one_worker).extract(page, None)
     assert "trafilatura" in (await one_worker.run(30, loaded_modules))["modules"]
+
+
+async def test_a_page_loads_nothing_the_warm_up_could_have(one_worker: WorkerPool) -> None:
+    """What trafilatura's libraries load the first time a page needs it, and most news
+    pages do (the public suffix list, for a host courlan's pattern does not read; the
+    standard library's strptime, for a date in JSON-LD), is loaded by the warm-up in the
+    zygote, which every worker shares, not by each worker's first such page."""
+    extractor = Extractor(timeout=30.0, pool=one_worker)
+    page = b"<html><body><article><p>The embassy reopened.</p></article></body></html>"
+    await extractor.extract(page, None)
+    assert await one_worker.run(30, public_suffixes_loaded)
+    before = set((await one_worker.run(30, loaded_modules))["modules"])
+    page = (
+        b'<html><head><title>Talks resume</title><script type="application/ld+json">'
+        b'{"@type": "NewsArticle", "datePublished": "2024-03-05"}</script></head>'
+        b"<body><article><h1>Talks resume</h1><p>"
+        + b"The article text is long enough to count as the story here. " * 10
+        + b"</p></article></body></html>"
+    )
+    extracted = await extractor.extract(page, "http://127.0.0.1:8080/news/talks.html")
+    assert extracted.published == date(2024, 3, 5)
+    assert set((await one_worker.run(30, loaded_modules))["modules"]) - before == set()
 
 
 async def test_a_job_warm_up_runs_once_per_worker(pool: WorkerPool) -> None:

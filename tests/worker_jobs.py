@@ -33,6 +33,14 @@ def broken_warm_up() -> None:
     raise RuntimeError("scripted warm-up failure")
 
 
+def public_suffixes_loaded() -> bool:
+    """Whether tld's public suffix list, which courlan reads for a host its own pattern
+    does not, is loaded in this process."""
+    from tld.utils import tld_names
+
+    return bool(tld_names)
+
+
 KEPT: list[bytes] = []  # in a worker: blocks that outlive the job that made them
 
 
