@@ -138,6 +138,16 @@ def test_page_metadata_and_clean_body() -> None:
     assert got.language == "en-gb"
 
 
+def test_a_page_leaves_none_of_its_texts_in_trafilaturas_caches() -> None:
+    """trafilatura's bounded caches (``trim`` keeps element texts, some the whole article)
+    are empty once a page is extracted, so a worker does not carry its pages' texts."""
+    from trafilatura import utils
+
+    extract_page(PAGE.format(href="/x").encode(), "https://news.example/x")
+    assert utils.trim.cache_info().currsize == 0
+    assert utils.line_processing.cache_info().currsize == 0
+
+
 def test_page_without_text_is_empty() -> None:
     """A page with no article text is EMPTY, with the reason, not an error."""
     got = extract_page(b"<html><body><script>var a = 1;</script></body></html>", None)
