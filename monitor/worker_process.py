@@ -34,11 +34,13 @@ BOOT = (
     "from monitor.worker_process import zygote; zygote(conn)"
 )
 FORK = "fork"  # asks the zygote for a worker on the socket sent after it
-# A worker whose resident set grew by more than this since its fork (trafilatura's
-# caches, heap it could not hand back) asks to be replaced: a fresh fork shares nearly
-# everything with the zygote, and costs milliseconds. A warm extraction worker grew 7 MB
-# over its first 50 corpus pages and 21 MB over 300 (docs/performance.md, memory).
-GROWTH = 8 * 2**20
+# A worker whose resident set grew by more than this since its fork (what libraries load
+# on demand, heap it could not hand back) asks to be replaced: a fresh fork shares nearly
+# everything with the zygote, and costs milliseconds. An extraction worker's heap grew
+# about 2 MB over 96 corpus pages (its resident set 3 MB more: library code first run),
+# and 5-8 MB at once where a page's date needed dateparser; 6 MB rather than 8 took
+# 3-14 MB off the memory scenario's peak (docs/performance.md, memory).
+GROWTH = 6 * 2**20
 # The heap's freed pages are handed back (malloc_trim) after every so many jobs, and
 # after any job that leaves the worker past SWOLLEN: handed back after every job, each
 # next job faulted them in again, 1.3-1.7 ms of system time on a 25-30 ms page, where
