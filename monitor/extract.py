@@ -79,10 +79,11 @@ def extract_page(html: bytes, url: str | None) -> Extracted:
     if tree is None:
         return Extracted("", BodyStatus.EMPTY, "not parseable as HTML")
     canonical, language = _canonical(tree, url), _language(tree)
-    found = trafilatura.bare_extraction(tree, url=url, **TRAFILATURA_OPTIONS)
+    try:
+        found = trafilatura.bare_extraction(tree, url=url, **TRAFILATURA_OPTIONS)
+    finally:
+        _forget_page_texts()
     document = found if isinstance(found, Document) else Document()  # None: nothing found
-    for clear in _text_caches():
-        clear()
     body = clean_text(clean_body(document.text or ""), MAX_CONTENT)
     return Extracted(
         body,
@@ -96,22 +97,15 @@ def extract_page(html: bytes, url: str | None) -> Extracted:
     )
 
 
-@functools.cache
-def _text_caches() -> tuple[Callable[[], None], ...]:
-    """The ``cache_clear`` of trafilatura's own bounded caches, which keep a page's texts
-    after it (``trim``: up to 1,024 element texts, some of them the whole article). The
-    next page seldom meets them again; held, they were 1-3 MB of what a worker grew by,
-    and retired it sooner: 21 workers forked over the memory scenario's 300 pages, 6 with
-    the caches cleared (docs/performance.md). The unbounded ones hold tables, not pages."""
-    from trafilatura import deduplication, utils
+def _forget_page_texts() -> None:
+    """Empty trafilatura's caches of a page's texts (``trim``: up to 1,024 element texts,
+    some of them the whole article). The next page seldom meets them again; held, they
+    were 1-3 MB of what a worker grew by, and retired it sooner (docs/performance.md)."""
+    from trafilatura import utils
 
-    caches = {
-        cache
-        for module in (utils, deduplication)
-        for cache in vars(module).values()
-        if hasattr(cache, "cache_clear") and cache.cache_parameters()["maxsize"] is not None
-    }
-    return tuple(cache.cache_clear for cache in caches)
+    utils.trim.cache_clear()
+    utils.line_processing.cache_clear()
+    utils.return_printables_and_spaces.cache_clear()
 
 
 def warm_up() -> None:
@@ -131,7 +125,7 @@ def _load_on_demand_data() -> None:
     fresh fork that meets such a page."""
     from courlan import extract_domain
 
-    extract_domain("https://example.com/")
+    extract_domain("https://example.com/", fast=False)
     datetime.strptime("2024-01-15", "%Y-%m-%d")
 
 

@@ -46,7 +46,7 @@ GROWTH = 6 * 2**20
 # next job faulted them in again, 1.3-1.7 ms of system time on a 25-30 ms page, where
 # the worker's peak is what one job needs either way (docs/performance.md).
 TRIM_EVERY = 8
-SWOLLEN = 4 * GROWTH
+SWOLLEN = 32 * 2**20
 IDLE = 1.0  # seconds without a job after which what the last jobs freed is handed back
 
 

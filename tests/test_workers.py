@@ -18,7 +18,7 @@ import pytest
 
 from monitor.config import load_config
 from monitor.daemon import Daemon
-from monitor.extract import Extractor
+from monitor.extract import Extractor, warm_up
 from monitor.worker_process import GROWTH, SWOLLEN, TRIM_EVERY
 from monitor.workers import WorkerLost, WorkerPool
 from tests.extract_hooks import GATE, alive, scripted
@@ -208,10 +208,7 @@ async def test_a_page_loads_nothing_the_warm_up_could_have(one_worker: WorkerPoo
     pages do (the public suffix list, for a host courlan's pattern does not read; the
     standard library's strptime, for a date in JSON-LD), is loaded by the warm-up in the
     zygote, which every worker shares, not by each worker's first such page."""
-    extractor = Extractor(timeout=30.0, pool=one_worker)
-    page = b"<html><body><article><p>The embassy reopened.</p></article></body></html>"
-    await extractor.extract(page, None)
-    assert await one_worker.run(30, public_suffixes_loaded)
+    assert await one_worker.run(30, public_suffixes_loaded, warm_up=warm_up)  # before any page
     before = set((await one_worker.run(30, loaded_modules))["modules"])
     page = (
         b'<html><head><title>Talks resume</title><script type="application/ld+json">'
@@ -220,6 +217,7 @@ async def test_a_page_loads_nothing_the_warm_up_could_have(one_worker: WorkerPoo
         + b"The article text is long enough to count as the story here. " * 10
         + b"</p></article></body></html>"
     )
+    extractor = Extractor(timeout=30.0, pool=one_worker)
     extracted = await extractor.extract(page, "http://127.0.0.1:8080/news/talks.html")
     assert extracted.published == date(2024, 3, 5)
     assert set((await one_worker.run(30, loaded_modules))["modules"]) - before == set()
