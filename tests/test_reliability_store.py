@@ -223,8 +223,8 @@ async def test_a_migration_killed_midway_is_rolled_back_and_done_by_the_next_sta
     try:
         assert proc.stderr is not None
         async with asyncio.timeout(60):
-            while b"database_upgrade schema=8" not in await proc.stderr.readline():
-                pass
+            while b"database_upgrade schema=8" not in (line := await proc.stderr.readline()):
+                assert line, "newsmon exited before the upgrade began"
         wal = db.with_name(f"{db.name}-wal")
         await eventually(lambda: wal.exists() and wal.stat().st_size > SPILLED, timeout=60)
     finally:

@@ -586,7 +586,7 @@ def test_term_maker_agrees_and_refuses() -> None:
     """The compiled maker makes the term ``make_term`` makes, remembers it in the view,
     asks ``make_term`` for text split in Python, and refuses spans that are not in the
     text."""
-    maker = compiled().TermMaker(MatchedTerm, plan.FIELDS, snippet.make_term)
+    maker = term_maker(compiled())
     for text in ("The U.S.'s envoy didn't say. Talks go on!", "Zu\u0308rich’s envoy"):
         with in_c():  # the compiled split packs the offsets of ASCII text
             by_c, by_py = plan.View(Document("", "", text)), plan.View(Document("", "", text))
@@ -642,6 +642,7 @@ def test_no_memory_kept() -> None:
     text = "The U.S.'s envoy didn't say. Talks go on! " * 20
     cache: dict[str, normalize.Spelling] = {}
     sets = ({"envoy": (0,), "talks": (1, 2)}, {("talks", "go"): [2]}, [(0, 1), (2,)], {0: [0]})
+    rule = index.compile_rules({"r": "talks NEAR/s go OR envoy"}, {})._plans[0]
 
     def run(times: int) -> None:
         for _ in range(times):
@@ -660,7 +661,6 @@ def test_no_memory_kept() -> None:
             spans = [o[:3] for o in found]
             terms = speedups.matched_terms(spans, view.terms, term_maker(speedups), view)
             assert len(terms) == 40 == len(view.terms)
-            rule = index.compile_rules({"r": "talks NEAR/s go OR envoy"}, {})._plans[0]
             found = speedups.Evaluator(plan.KINDS, plan.STRIDE).evidence(rule, view)
             assert found is not None
             assert len(found) == 120

@@ -101,14 +101,6 @@ async def test_jobs_go_to_the_last_used_worker(pool: WorkerPool) -> None:
     assert len(pids) == 1
 
 
-def resident_of(pid: int) -> int:
-    """Another process's resident set, in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise LookupError(f"no VmRSS for process {pid}")
-
-
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 async def test_a_worker_hands_back_the_memory_a_job_freed(one_worker: WorkerPool) -> None:
     """Heap pages a job freed past SWOLLEN leave the worker's resident set when it
@@ -138,7 +130,7 @@ async def test_an_idle_worker_holds_none_of_what_its_jobs_freed(one_worker: Work
     seconds), instead of holding it until its next jobs."""
     pid = await one_worker.run(30, os.getpid)
     during = await one_worker.run(30, fragment_heap, 16)
-    await eventually(lambda: resident_of(pid) < during - 12 * 2**20, timeout=20)
+    await eventually(lambda: resident(pid) < during - 12 * 2**20, timeout=20)
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")

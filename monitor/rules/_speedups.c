@@ -1723,10 +1723,11 @@ static Py_ssize_t
 near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, Found **out)
 {
     Py_ssize_t nl = PyTuple_GET_SIZE(lefts), nr = PyTuple_GET_SIZE(rights), count = 0;
-    Py_ssize_t fields = PyObject_Length(d->tokens);
+    int by_sentence = distance == Py_None, failed = 1;
+    Py_ssize_t fields = by_sentence ? PyObject_Length(d->tokens) : 0;  /* of breaks */
     long long within = 0;
     int overflow = 0;
-    if (distance != Py_None) {  /* past 64 bits, no gap is too wide (or all are) */
+    if (!by_sentence) {  /* past 64 bits, no gap is too wide (or all are) */
         within = PyLong_AsLongLongAndOverflow(distance, &overflow);
         within = overflow > 0 ? LLONG_MAX : overflow < 0 ? LLONG_MIN : within;
     }
@@ -1734,18 +1735,18 @@ near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, 
         return -1;
     }
     int64_t(*a)[3] = PyMem_Calloc((size_t)(nl + nr) + 1, sizeof *a), (*b)[3] = NULL;
-    Breaks *breaks = PyMem_Calloc((size_t)fields + 1, sizeof(Breaks));
+    Breaks *breaks = by_sentence ? PyMem_Calloc((size_t)fields + 1, sizeof(Breaks)) : NULL;
     Found *found = NULL;
     Py_ssize_t capacity = 0;
-    if (a == NULL || breaks == NULL) {
+    if (a == NULL || (by_sentence && breaks == NULL)) {
         PyErr_NoMemory();
-        goto error;
+        goto done;
     }
     b = a + nl;  /* the right side's places follow the left's */
     for (Py_ssize_t i = 0; i < nl + nr; i++) {
         PyObject *o = i < nl ? PyTuple_GET_ITEM(lefts, i) : PyTuple_GET_ITEM(rights, i - nl);
         if (place_of(o, a[i]) < 0) {
-            goto error;
+            goto done;
         }
     }
     for (Py_ssize_t i = 0; i < nl; i++) {
@@ -1765,14 +1766,14 @@ near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, 
             }
             int64_t first = a[i][1] < b[j][1] ? a[i][1] : b[j][1];
             int64_t last = a[i][2] > b[j][2] ? a[i][2] : b[j][2];
-            if (distance == Py_None) {
+            if (by_sentence) {
                 if (field < 0 || field >= fields) {
                     PyErr_SetString(PyExc_IndexError, "an occurrence's field has no tokens");
-                    goto error;
+                    goto done;
                 }
                 Breaks *of = &breaks[field];
                 if (!of->read && read_breaks(d, field, of) < 0) {
-                    goto error;
+                    goto done;
                 }
                 if (sentence_of(of, first) != sentence_of(of, last)) {
                     continue;
@@ -1786,7 +1787,7 @@ near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, 
                 Found *grown = PyMem_Realloc(found, (size_t)capacity * sizeof(Found));
                 if (grown == NULL) {
                     PyErr_NoMemory();
-                    goto error;
+                    goto done;
                 }
                 found = grown;
             }
@@ -1794,22 +1795,18 @@ near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, 
             count++;
         }
     }
-    for (Py_ssize_t f = 0; f < fields; f++) {
-        PyMem_Free(breaks[f].ends);
-    }
-    PyMem_Free(breaks);
-    PyMem_Free(a);
     *out = found;
-    return count;
+    found = NULL;  /* the caller's now */
+    failed = 0;
 
-error:
+done:
     for (Py_ssize_t f = 0; breaks != NULL && f < fields; f++) {
         PyMem_Free(breaks[f].ends);
     }
     PyMem_Free(breaks);
     PyMem_Free(a);
     PyMem_Free(found);
-    return -1;
+    return failed ? -1 : count;
 }
 
 /* ``first`` and ``second``, exact tuples, as one (no Python code runs). */

@@ -221,10 +221,13 @@ def _bare(bare: str, column: int) -> _Lexeme:
             wanted = "a number or s" if op == "NEAR" else "a number"
             raise QueryError(column + len(op) + 1, f"expected {wanted} after {op}/")
         arg = counted.group(2)
-        digits = arg.lstrip("0") or "0"  # NEAR/007 is NEAR/7
-        if arg != "s" and (len(digits) > len(str(MAX_COUNT)) or int(digits) > MAX_COUNT):
-            raise QueryError(column + len(op) + 1, f"{op}/n takes n up to {MAX_COUNT:,}")
-        number = None if arg == "s" else int(digits)
+        number = None
+        if arg != "s":
+            digits = arg.lstrip("0") or "0"  # NEAR/007 is NEAR/7
+            # the length first: int() refuses 4,300 digits and more
+            if len(digits) > len(str(MAX_COUNT)) or int(digits) > MAX_COUNT:
+                raise QueryError(column + len(op) + 1, f"{op}/n takes n up to {MAX_COUNT:,}")
+            number = int(digits)
         if number == 0:
             raise QueryError(column + len(op) + 1, f"{op}/0 can never match: use 1 or more")
         return _Lexeme(op, column, bare, number=number)
