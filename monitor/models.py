@@ -146,20 +146,21 @@ class MatchedTerm:
 
 @dataclass(frozen=True, slots=True, eq=False, repr=False)
 class RuleMatch:
-    """A rule that matched, and why. ``lazy_snippet`` is the snippet, or a function that
-    makes it on first read of ``snippet``: the rules engine passes a function, since most
-    matches are never shown (a third of the matching time went to snippets, issue 4).
-    Equality, hash and repr see the snippet itself."""
+    """A rule that matched, and why. ``lazy_snippet`` is the snippet, or a function of
+    the terms that makes it on first read of ``snippet``: the rules engine passes one
+    function for all of a document's matches, since most matches are never shown (a third
+    of the matching time went to snippets, issue 4). Equality, hash and repr see the
+    snippet itself."""
 
     rule: str
     terms: tuple[MatchedTerm, ...]
-    lazy_snippet: str | Callable[[], str]
+    lazy_snippet: str | Callable[[tuple[MatchedTerm, ...]], str]
 
     @property
     def snippet(self) -> str:
         made = self.lazy_snippet
         if not isinstance(made, str):
-            made = made()
+            made = made(self.terms)
             object.__setattr__(self, "lazy_snippet", made)  # made once, frozen as before
         return made
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from monitor import native as monitor_native
 from monitor.errors import RuleCompileError
-from monitor.models import Document, MatchedTerm
+from monitor.models import Document, MatchedTerm, RuleMatch
 from monitor.native import PURE_PYTHON_ENV
 from monitor.rules import compile_rules, index, native, normalize, plan, snippet
 from monitor.rules import syntax as q
@@ -55,7 +55,8 @@ HOT: list[tuple[ModuleType, str, str | Callable[[ModuleType], object], object]] 
     (plan, "_word_occurrences", "word_occurrences", plan.word_occurrences_python),
     (plan, "_phrase_occurrences", "phrase_occurrences", plan.phrase_occurrences_python),
     (snippet, "_terms_of", "matched_terms", snippet.terms_of_python),
-    (snippet, "_make_term", term_maker, snippet.make_term),
+    (snippet, "term_maker", term_maker, snippet.make_term),
+    (index, "Matcher", "Matcher", index.PythonMatcher),
 ]
 
 
@@ -611,6 +612,70 @@ def test_term_maker_agrees_and_refuses() -> None:
             compiled().TermMaker(cls, plan.FIELDS, snippet.make_term)
 
 
+def matcher(speedups: ModuleType, rules: index.RuleIndex) -> index.PythonMatcher:
+    evaluator = speedups.Evaluator(plan.KINDS, plan.STRIDE)
+    return speedups.Matcher(evaluator, rules._plans, rules._names, RuleMatch, term_maker(speedups))
+
+
+class Emptying(plan.Prefix):
+    """A node found in Python that empties the index's lists of rules meanwhile."""
+
+    __slots__ = ("lists",)
+
+    def find(self, view: plan.View) -> list[plan.Occurrence]:
+        for rules in self.lists:
+            rules.clear()
+        return []
+
+
+def test_matcher_agrees_and_refuses() -> None:
+    """The compiled matcher gives the matches, terms and snippets the Python one gives,
+    keeps to ``only``, hands every match the one snippet function, and refuses broken
+    input with Python exceptions, never a crash."""
+    speedups = compiled()
+    rules = compile_rules(*RULES)
+    text = "Russia and U.S. envoys met at the embassy. Talks on sanctions go on."
+    for only in (None, {"russia"}, set(), {"nothing"}):
+        with in_c():
+            by_c = rules.match(Document("Embassy talks", text, text), only)
+        with in_python():
+            by_py = rules.match(Document("Embassy talks", text, text), only)
+        assert [(m.rule, m.terms, m.snippet) for m in by_c] == [
+            (m.rule, m.terms, m.snippet) for m in by_py
+        ]
+        assert only is None or {m.rule for m in by_c} <= only
+    assert len(by_c) == 0 < len(rules.match(Document("", text, text)))
+    view = plan.View(Document("", text, text))
+    everything = list(range(len(rules._names)))
+    found = matcher(speedups, rules).matches(view, everything, None, len)
+    assert found
+    assert all(m.lazy_snippet is len and type(m) is RuleMatch for m in found)
+    assert [m.snippet for m in found] == [len(m.terms) for m in found]  # type: ignore[comparison-overlap]
+    for wrong in ([len(rules._names)], [-1]):
+        with pytest.raises(IndexError, match="no rule"):
+            matcher(speedups, rules).matches(view, wrong, None, len)
+    with pytest.raises(TypeError):
+        matcher(speedups, rules).matches(view, ["0"], None, len)
+    view.terms = []  # type: ignore[assignment]
+    with pytest.raises(TypeError, match="terms"):
+        matcher(speedups, rules).matches(view, everything, None, len)
+    evaluator = speedups.Evaluator(plan.KINDS, plan.STRIDE)
+    for args in [
+        (object(), rules._plans, rules._names, RuleMatch, snippet.make_term),
+        (evaluator, tuple(rules._plans), rules._names, RuleMatch, snippet.make_term),
+        (evaluator, rules._plans, rules._names, tuple, snippet.make_term),
+    ]:
+        with pytest.raises(TypeError):
+            speedups.Matcher(*args)
+    emptying = Emptying(None, "emb", plan.ALL_FIELDS)  # type: ignore[arg-type]
+    emptying.ident = 10**6
+    plans, names = [emptying, *rules._plans], ["emptying", *rules._names]
+    emptying.lists = (plans, names)
+    found = speedups.Matcher(evaluator, plans, names, RuleMatch, snippet.make_term)
+    with pytest.raises(IndexError, match="no rule"):
+        found.matches(plan.View(Document("", text, text)), [0, 1], None, len)
+
+
 class Shifty(str):
     """A word whose comparison empties ``field``, the list it is compared in."""
 
@@ -635,14 +700,15 @@ def test_phrase_comparison_that_changes_the_field() -> None:
 
 
 def test_no_memory_kept() -> None:
-    """Splitting, placing, gathering, finding words and phrases, evaluating a plan and
-    reporting terms for a text thousands of times keeps nothing (a missed reference count
-    would keep every list made)."""
+    """Splitting, placing, gathering, finding words and phrases, evaluating a plan,
+    reporting terms and matching for a text thousands of times keeps nothing (a missed
+    reference count would keep every list made)."""
     speedups = compiled()
     text = "The U.S.'s envoy didn't say. Talks go on! " * 20
     cache: dict[str, normalize.Spelling] = {}
     sets = ({"envoy": (0,), "talks": (1, 2)}, {("talks", "go"): [2]}, [(0, 1), (2,)], {0: [0]})
-    rule = index.compile_rules({"r": "talks NEAR/s go OR envoy"}, {})._plans[0]
+    rules = index.compile_rules({"r": "talks NEAR/s go OR envoy"}, {})
+    rule = rules._plans[0]
 
     def run(times: int) -> None:
         for _ in range(times):
@@ -664,6 +730,8 @@ def test_no_memory_kept() -> None:
             found = speedups.Evaluator(plan.KINDS, plan.STRIDE).evidence(rule, view)
             assert found is not None
             assert len(found) == 120
+            [match] = matcher(speedups, rules).matches(view, [0], {"r"}, len)
+            assert len(match.terms) == 120
 
     run(100)
     gc.collect()

@@ -672,12 +672,14 @@ span_place(PyObject *span, int64_t place[3])
 enum {
     A_IDENT, A_ITEMS, A_ITEM, A_LEFT, A_RIGHT, A_DISTANCE, A_LOOKUP, A_FIELDS, A_SEQUENCE,
     A_ANCHOR, A_CASE, A_WHERE, A_FOLDED, A_MEMO, A_TOKENS, A_FIND, A_HOLDS, A_EVIDENCE,
-    A_BREAKS, A_PACKED, A_TEXTS, A_TERMS, A_TEXT, A_FIELD, A_START, A_END, NAMES
+    A_BREAKS, A_PACKED, A_TEXTS, A_TERMS, A_TEXT, A_FIELD, A_START, A_END, A_RULE,
+    A_LAZY_SNIPPET, NAMES
 };
 static const char *const name_texts[NAMES] = {
     "ident", "items", "item", "left", "right", "distance", "lookup", "fields", "sequence",
     "anchor", "case_sensitive", "where", "folded", "memo", "tokens", "find", "holds",
     "evidence", "breaks", "_packed", "texts", "terms", "text", "field", "start", "end",
+    "rule", "lazy_snippet",
 };
 static PyObject *attr_names[NAMES];
 
@@ -685,6 +687,36 @@ static PyObject *
 attr(PyObject *obj, int name)
 {
     return PyObject_GetAttr(obj, attr_names[name]);
+}
+
+/* ---- Objects of a frozen dataclass, made as object.__new__ and its __init__ do ---- */
+
+/* 0 when ``cls`` is a class object.__new__ makes (a dataclass), else -1 with TypeError. */
+static int
+plain_class(PyObject *cls, const char *maker)
+{
+    PyTypeObject *made = (PyTypeObject *)cls;
+    if (made->tp_new != PyBaseObject_Type.tp_new || made->tp_itemsize != 0
+        || PyType_HasFeature(made, Py_TPFLAGS_IS_ABSTRACT)) {
+        PyErr_Format(PyExc_TypeError, "%s cannot make %s objects", maker, made->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+/* A new ``cls`` (checked by plain_class) with its ``n`` fields named by ``names`` set to
+ * ``values``, each through object.__setattr__ as a frozen dataclass's __init__ sets it;
+ * NULL with an exception set. */
+static PyObject *
+instance(PyObject *cls, const int *names, PyObject *const *values, int n)
+{
+    PyObject *made = ((PyTypeObject *)cls)->tp_alloc((PyTypeObject *)cls, 0);
+    for (int i = 0; made != NULL && i < n; i++) {
+        if (PyObject_GenericSetAttr(made, attr_names[names[i]], values[i]) < 0) {
+            Py_CLEAR(made);
+        }
+    }
+    return made;
 }
 
 /* ---- Making matched terms: snippet.make_term, for text the ASCII split packed ---- */
@@ -739,13 +771,10 @@ packed_term(TermMaker *self, PyObject *view, PyObject *span)
     text = PyUnicode_Substring(found, (Py_ssize_t)from, (Py_ssize_t)to);
     start = text == NULL ? NULL : PyLong_FromLongLong(from);
     end = start == NULL ? NULL : PyLong_FromLongLong(to);
-    PyTypeObject *cls = (PyTypeObject *)self->cls;
-    term = end == NULL ? NULL : cls->tp_alloc(cls, 0);  /* object.__new__'s own step */
-    if (term == NULL || PyObject_GenericSetAttr(term, attr_names[A_TEXT], text) < 0
-        || PyObject_GenericSetAttr(term, attr_names[A_FIELD], field) < 0
-        || PyObject_GenericSetAttr(term, attr_names[A_START], start) < 0
-        || PyObject_GenericSetAttr(term, attr_names[A_END], end) < 0) {
-        Py_CLEAR(term);
+    static const int names[] = {A_TEXT, A_FIELD, A_START, A_END};
+    PyObject *values[] = {text, field, start, end};
+    term = end == NULL ? NULL : instance(self->cls, names, values, 4);
+    if (term == NULL) {
         goto done;
     }
     PyObject *made = attr(view, A_TERMS);
@@ -797,11 +826,7 @@ termmaker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                                      &cls, &PyTuple_Type, &fields, &fallback)) {
         return NULL;
     }
-    /* A class that object.__new__ makes (a dataclass): made here as it makes it. */
-    PyTypeObject *made = (PyTypeObject *)cls;
-    if (made->tp_new != PyBaseObject_Type.tp_new || made->tp_itemsize != 0
-        || PyType_HasFeature(made, Py_TPFLAGS_IS_ABSTRACT)) {
-        PyErr_Format(PyExc_TypeError, "TermMaker cannot make %s objects", made->tp_name);
+    if (plain_class(cls, "TermMaker") < 0) {
         return NULL;
     }
     TermMaker *self = (TermMaker *)type->tp_alloc(type, 0);
@@ -2089,31 +2114,56 @@ PyDoc_STRVAR(evidence_doc,
 "evidence(plan, view, /)\n--\n\n"
 "plan.evidence(view): the term spans that make the plan hold, or None.");
 
+static void
+doc_close(Doc *d)
+{
+    Py_CLEAR(d->where);
+    Py_CLEAR(d->folded);
+    Py_CLEAR(d->memo);
+    Py_CLEAR(d->tokens);
+}
+
+/* Read the parts of ``view`` the walk uses into ``d``; 0, or -1 with an exception set
+ * (``d`` is then closed already). */
+static int
+doc_open(Doc *d, Evaluator *ev, PyObject *view)
+{
+    *d = (Doc){ev, view, NULL, NULL, NULL, NULL};
+    d->where = attr(view, A_WHERE);
+    d->folded = d->where == NULL ? NULL : attr(view, A_FOLDED);
+    d->memo = d->folded == NULL ? NULL : attr(view, A_MEMO);
+    d->tokens = d->memo == NULL ? NULL : attr(view, A_TOKENS);
+    if (d->tokens != NULL && !PyDict_Check(d->memo)) {
+        PyErr_SetString(PyExc_TypeError, "a view's memo must be a dict");
+    }
+    if (PyErr_Occurred()) {
+        doc_close(d);
+        return -1;
+    }
+    return 0;
+}
+
+/* The spans that make ``node`` hold, or None: a new reference, or NULL on error. */
+static PyObject *
+evidence_of(const Doc *d, PyObject *node)
+{
+    PyObject *out = PyList_New(0);
+    int held = out == NULL ? -1 : add_evidence(d, node, out);
+    if (held <= 0) {
+        Py_XSETREF(out, held < 0 ? NULL : Py_NewRef(Py_None));
+    }
+    return out;
+}
+
 static PyObject *
 evaluator_evidence(Evaluator *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (wrong_nargs("evidence", 2, nargs) < 0) {
+    Doc d;
+    if (wrong_nargs("evidence", 2, nargs) < 0 || doc_open(&d, self, args[1]) < 0) {
         return NULL;
     }
-    Doc d = {self, args[1], NULL, NULL, NULL, NULL};
-    PyObject *out = NULL;
-    d.where = attr(d.view, A_WHERE);
-    d.folded = d.where == NULL ? NULL : attr(d.view, A_FOLDED);
-    d.memo = d.folded == NULL ? NULL : attr(d.view, A_MEMO);
-    d.tokens = d.memo == NULL ? NULL : attr(d.view, A_TOKENS);
-    if (d.tokens != NULL && !PyDict_Check(d.memo)) {
-        PyErr_SetString(PyExc_TypeError, "a view's memo must be a dict");
-    }
-    else if (d.tokens != NULL && (out = PyList_New(0)) != NULL) {
-        int held = add_evidence(&d, args[0], out);
-        if (held <= 0) {
-            Py_SETREF(out, held < 0 ? NULL : Py_NewRef(Py_None));
-        }
-    }
-    Py_XDECREF(d.where);
-    Py_XDECREF(d.folded);
-    Py_XDECREF(d.memo);
-    Py_XDECREF(d.tokens);
+    PyObject *out = evidence_of(&d, args[0]);
+    doc_close(&d);
     return out;
 }
 
@@ -2177,6 +2227,154 @@ static PyTypeObject EvaluatorType = {
     .tp_new = evaluator_new,
 };
 
+/* ---- Matching: each candidate rule's evidence, its terms and its RuleMatch ---- */
+
+typedef struct {
+    PyObject_HEAD
+    Evaluator *evaluator;
+    PyObject *plans, *names;  /* lists, by rule number */
+    PyObject *cls;            /* RuleMatch */
+    PyObject *make;           /* a term's maker, as matched_terms takes it */
+} Matcher;
+
+/* Item ``i`` of ``list`` (a new reference), or NULL with IndexError: Python code that
+ * runs during a walk could change the list. */
+static PyObject *
+rule_item(PyObject *list, Py_ssize_t i)
+{
+    if (i < 0 || i >= PyList_GET_SIZE(list)) {
+        PyErr_Format(PyExc_IndexError, "no rule %zd", i);
+        return NULL;
+    }
+    return Py_NewRef(PyList_GET_ITEM(list, i));
+}
+
+/* Rule ``i``'s match in ``d`` (a new reference), None when it does not hold or is not in
+ * ``only``, or NULL with an exception set. */
+static PyObject *
+match_of(Matcher *self, const Doc *d, Py_ssize_t i, PyObject *only, PyObject *made,
+         PyObject *make_snippet)
+{
+    PyObject *name = rule_item(self->names, i), *plan = NULL, *spans = NULL, *terms = NULL;
+    PyObject *match = NULL;
+    int wanted = name == NULL ? -1 : only == Py_None ? 1 : PySequence_Contains(only, name);
+    if (wanted <= 0) {
+        match = wanted < 0 ? NULL : Py_NewRef(Py_None);
+        goto done;
+    }
+    plan = rule_item(self->plans, i);
+    spans = plan == NULL ? NULL : evidence_of(d, plan);
+    if (spans == NULL || spans == Py_None) {
+        match = spans == NULL ? NULL : Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *args[] = {spans, made, self->make, d->view};
+    terms = matched_terms(NULL, args, 4);
+    if (terms != NULL) {
+        static const int names[] = {A_RULE, A_TERMS, A_LAZY_SNIPPET};
+        PyObject *values[] = {name, terms, make_snippet};
+        match = instance(self->cls, names, values, 3);
+    }
+
+done:
+    Py_XDECREF(name);
+    Py_XDECREF(plan);
+    Py_XDECREF(spans);
+    Py_XDECREF(terms);
+    return match;
+}
+
+PyDoc_STRVAR(matches_doc,
+"matches(view, candidates, only, make_snippet, /)\n--\n\n"
+"The candidate rules' matches in ``view``: see index.PythonMatcher.matches, which this\n"
+"is the compiled form of.");
+
+static PyObject *
+matcher_matches(Matcher *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Doc d;
+    if (wrong_nargs("matches", 4, nargs) < 0 || doc_open(&d, self->evaluator, args[0]) < 0) {
+        return NULL;
+    }
+    PyObject *only = args[2], *make_snippet = args[3], *out = NULL;
+    PyObject *made = attr(d.view, A_TERMS);
+    /* A tuple: the candidates stay as they are whatever Python code the walk runs. */
+    PyObject *candidates = made == NULL ? NULL : PySequence_Tuple(args[1]);
+    if (candidates != NULL && !PyDict_Check(made)) {
+        PyErr_SetString(PyExc_TypeError, "a view's terms must be a dict");
+    }
+    else if (candidates != NULL) {
+        out = PyList_New(0);
+    }
+    for (Py_ssize_t k = 0; out != NULL && k < PyTuple_GET_SIZE(candidates); k++) {
+        Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(candidates, k));
+        PyObject *match = i == -1 && PyErr_Occurred()
+                              ? NULL
+                              : match_of(self, &d, i, only, made, make_snippet);
+        if (match == Py_None) {
+            Py_DECREF(match);
+        }
+        else if (append_new(out, match) < 0) {
+            Py_CLEAR(out);
+        }
+    }
+    Py_XDECREF(candidates);
+    Py_XDECREF(made);
+    doc_close(&d);
+    return out;
+}
+
+static PyObject *
+matcher_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *evaluator, *plans, *names, *cls, *make;
+    static char *keywords[] = {"evaluator", "plans", "names", "cls", "make_term", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!O!O!O:Matcher", keywords,
+                                     &EvaluatorType, &evaluator, &PyList_Type, &plans,
+                                     &PyList_Type, &names, &PyType_Type, &cls, &make)
+        || plain_class(cls, "Matcher") < 0) {
+        return NULL;
+    }
+    Matcher *self = (Matcher *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->evaluator = (Evaluator *)Py_NewRef(evaluator);
+        self->plans = Py_NewRef(plans);
+        self->names = Py_NewRef(names);
+        self->cls = Py_NewRef(cls);
+        self->make = Py_NewRef(make);
+    }
+    return (PyObject *)self;
+}
+
+static void
+matcher_dealloc(Matcher *self)
+{
+    Py_XDECREF(self->evaluator);
+    Py_XDECREF(self->plans);
+    Py_XDECREF(self->names);
+    Py_XDECREF(self->cls);
+    Py_XDECREF(self->make);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef matcher_methods[] = {
+    {"matches", (PyCFunction)(void (*)(void))matcher_matches, METH_FASTCALL, matches_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject MatcherType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "monitor.rules._speedups.Matcher",
+    .tp_basicsize = sizeof(Matcher),
+    .tp_dealloc = (destructor)matcher_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = PyDoc_STR(
+        "Matcher(evaluator, plans, names, cls, make_term)\n--\n\n"
+        "Matches candidate rules in C: see index.PythonMatcher."),
+    .tp_methods = matcher_methods,
+    .tp_new = matcher_new,
+};
+
 static PyMethodDef methods[] = {
     {"split_plain", (PyCFunction)(void (*)(void))split_plain, METH_FASTCALL, split_plain_doc},
     {"place", (PyCFunction)(void (*)(void))place, METH_FASTCALL, place_doc},
@@ -2214,7 +2412,7 @@ PyInit__speedups(void)
     }
     /* readies the types; Python 3.10+ */
     if (PyModule_AddType(m, &GathererType) < 0 || PyModule_AddType(m, &EvaluatorType) < 0
-        || PyModule_AddType(m, &TermMakerType) < 0) {
+        || PyModule_AddType(m, &TermMakerType) < 0 || PyModule_AddType(m, &MatcherType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -2,7 +2,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 
 from monitor.models import MatchedTerm
-from monitor.rules.index import PythonGatherer
+from monitor.rules.index import PythonGatherer, PythonMatcher
 from monitor.rules.normalize import Spelling
 from monitor.rules.plan import PythonEvaluator, View
 
@@ -20,6 +20,8 @@ def place(fields: Sequence[list[str]], stride: int, /) -> dict[str, list[int]]: 
 Gatherer: type[PythonGatherer]
 # The compiled form of plan.PythonEvaluator (tests/test_rules_native.py proves them equal).
 Evaluator: type[PythonEvaluator]
+# The compiled form of index.PythonMatcher (tests/test_rules_native.py proves them equal).
+Matcher: type[PythonMatcher]
 
 def word_occurrences(
     where: dict[str, list[int]], keys: Iterable[str], fields: AbstractSet[int], stride: int, /

@@ -12,7 +12,7 @@ are evaluated once per document. Rules that need no particular word are filed un
 from __future__ import annotations
 
 import gc
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,11 +20,21 @@ from functools import partial
 from itertools import chain, compress, pairwise, repeat
 
 from monitor.errors import QueryError, RuleCompileError
-from monitor.models import Document, RuleMatch
-from monitor.rules import native, normalize, syntax
+from monitor.models import Document, MatchedTerm, RuleMatch
+from monitor.rules import native, normalize, snippet, syntax
 from monitor.rules.explain import Explanation, explain
-from monitor.rules.plan import KINDS, STRIDE, Builder, Key, Plan, PythonEvaluator, View, rarest
-from monitor.rules.snippet import matched_terms, snippet_of
+from monitor.rules.plan import (
+    KINDS,
+    STRIDE,
+    Builder,
+    Key,
+    Plan,
+    PythonEvaluator,
+    Span,
+    View,
+    rarest,
+)
+from monitor.rules.snippet import snippet_of, terms_of_python
 
 # distinct surfaces remembered, then forgotten all at once: about 0.4 KB each
 # (tracemalloc, corpus articles), so 20 MB at most; ASCII text brings only its stops,
@@ -103,7 +113,9 @@ class RuleIndex:
         }
         # The compiled form packs them, and the dictionaries go.
         self._gatherer = Gatherer(sets_of, pair_sets, self._needs, self._by_need, len(numbers))
-        self._evidence = Evaluator(KINDS, STRIDE).evidence
+        evaluator = Evaluator(KINDS, STRIDE)
+        self._evidence = evaluator.evidence
+        self._matcher = Matcher(evaluator, self._plans, self._names, RuleMatch, snippet.term_maker)
         self._spellings: dict[str, normalize.Spelling] = {}
         self._seen = 0  # documents matched
         self._met_count = [0] * len(numbers)  # per key set: documents that met it
@@ -113,17 +125,9 @@ class RuleIndex:
         if len(self._spellings) > SPELLING_CACHE_SIZE:
             self._spellings.clear()
         view = View(doc, self._spellings)
-        matches = []
-        for i in self._candidates(view):
-            name = self._names[i]
-            if only is not None and name not in only:
-                continue
-            spans = self._evidence(self._plans[i], view)
-            if spans is not None:
-                terms = matched_terms(view, spans)
-                # The snippet is made when read: most matches are never shown.
-                matches.append(RuleMatch(name, terms, partial(snippet_of, view.texts, terms)))
-        return matches
+        # The snippet is made when read: most matches are never shown.
+        make_snippet = partial(snippet_of, view.texts)
+        return self._matcher.matches(view, self._candidates(view), only, make_snippet)
 
     def explain(self, doc: Document, rule: str) -> Explanation:
         """Why ``rule`` matches ``doc`` or not; raises KeyError for an unknown rule name."""
@@ -218,10 +222,51 @@ class PythonGatherer:
         return sorted(compress(found, ready)), met
 
 
+class PythonMatcher:
+    """The matches among a document's candidate rules: each one's evidence, its terms and
+    a ``cls`` (RuleMatch). ``_speedups.Matcher`` is the compiled form: at 10,000 rules an
+    article has about 40 matches, and this loop's calls and objects were a tenth of
+    matching it (docs/performance.md)."""
+
+    def __init__(
+        self,
+        evaluator: PythonEvaluator,
+        plans: list[Plan],
+        names: list[str],
+        cls: type[RuleMatch],
+        make_term: Callable[[View, Span], MatchedTerm],
+    ) -> None:
+        self._evidence = evaluator.evidence
+        self._plans = plans
+        self._names = names
+        self._cls = cls
+        self._make_term = make_term
+
+    def matches(
+        self,
+        view: View,
+        candidates: Iterable[int],
+        only: AbstractSet[str] | None,
+        make_snippet: Callable[[tuple[MatchedTerm, ...]], str],
+    ) -> list[RuleMatch]:
+        """The candidates (rule numbers, in order) that hold in ``view``, restricted to
+        the names ``only`` when given, each with ``make_snippet`` to make its snippet."""
+        found = []
+        for i in candidates:
+            name = self._names[i]
+            if only is not None and name not in only:
+                continue
+            spans = self._evidence(self._plans[i], view)
+            if spans is not None:
+                terms = terms_of_python(spans, view.terms, self._make_term, view)
+                found.append(self._cls(name, terms, make_snippet))
+        return found
+
+
 if native.COMPILED:
-    from monitor.rules._speedups import Evaluator, Gatherer
+    from monitor.rules._speedups import Evaluator, Gatherer, Matcher
 else:
-    Evaluator, Gatherer = PythonEvaluator, PythonGatherer
+    Evaluator, Gatherer, Matcher = PythonEvaluator, PythonGatherer, PythonMatcher
 
 
 def compile_entities(

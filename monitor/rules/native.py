@@ -12,4 +12,4 @@ from __future__ import annotations
 
 from monitor.native import compiled
 
-COMPILED = compiled("monitor.rules._speedups", needs=("Evaluator",))
+COMPILED = compiled("monitor.rules._speedups", needs=("Matcher",))

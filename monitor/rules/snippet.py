@@ -19,7 +19,7 @@ def matched_terms(view: View, spans: Collection[Span]) -> tuple[MatchedTerm, ...
     A span inside a longer one ("Russian" in "Russian Federation") is left out. Terms
     are made once per document and span (``view.terms``): rules share entities and words.
     """
-    return _terms_of(spans, view.terms, _make_term, view)
+    return _terms_of(spans, view.terms, term_maker, view)
 
 
 def terms_of_python(
@@ -64,10 +64,10 @@ if native.COMPILED:
     from monitor.rules._speedups import TermMaker
     from monitor.rules._speedups import matched_terms as _terms_of
 
-    _make_term: Callable[[View, Span], MatchedTerm] = TermMaker(MatchedTerm, FIELDS, make_term)
+    term_maker: Callable[[View, Span], MatchedTerm] = TermMaker(MatchedTerm, FIELDS, make_term)
 else:
     _terms_of = terms_of_python
-    _make_term = make_term
+    term_maker = make_term
 
 
 def snippet_of(
