@@ -194,10 +194,14 @@ class _Table:
             raise ConfigError(self.key(name), f"expected one of {listed}, got {value!r}")
         return value
 
-    def integer(self, name: str, default: Any = _MISSING, minimum: int = 1) -> Any:
+    def integer(
+        self, name: str, default: Any = _MISSING, minimum: int = 1, maximum: int | None = None
+    ) -> Any:
         value = self._get(name, (int,), "a whole number", default)
         if value is not None and value < minimum:
             raise ConfigError(self.key(name), f"must be at least {minimum}, got {value}")
+        if value is not None and maximum is not None and value > maximum:
+            raise ConfigError(self.key(name), f"must be at most {maximum}, got {value}")
         return value
 
     def number(self, name: str, default: Any = _MISSING) -> Any:
@@ -345,19 +349,53 @@ def _networks(t: _Table, name: str) -> tuple[Network, ...]:
     return tuple(networks)
 
 
-def _proxy(t: _Table, name: str) -> str | None:
-    """The value is never echoed: a proxy URL may carry a password."""
-    url: str | None = t.text(name, None)
-    if url is None:
-        return None
+def _url_problem(url: str, schemes: tuple[str, ...] = ("http", "https")) -> str | None:
+    """What keeps ``url`` from being an absolute URL of one of ``schemes`` with a host
+    (and a port, if any, that exists), or None: found here rather than at the first
+    poll or alert, where it is an error per attempt."""
+    expected = " or ".join(f"{scheme}://" for scheme in schemes)
     try:
         parsed = urlsplit(url)
         parsed.port  # noqa: B018 (a bad port raises here)
     except ValueError:
-        raise ConfigError(t.key(name), "expected an http:// URL") from None
-    if parsed.scheme.lower() != "http" or not parsed.hostname:
-        raise ConfigError(t.key(name), "expected an http:// URL")
+        return f"expected an {expected} URL with a valid port"
+    if parsed.scheme.lower() not in schemes:
+        return f"expected an {expected} URL"
+    if not parsed.hostname:
+        return f"expected an {expected} URL with a host"
+    return None
+
+
+def _proxy(t: _Table, name: str) -> str | None:
+    """The value is never echoed: a proxy URL may carry a password."""
+    url: str | None = t.text(name, None)
+    problem = None if url is None else _url_problem(url, ("http",))
+    if problem is not None:
+        raise ConfigError(t.key(name), problem)
     return url
+
+
+def _secret_url(t: _Table, name: str) -> Secret:
+    """A notifier's URL; never echoed, as it may carry a token (Slack's do)."""
+    url = t.secret(name, required=True)
+    assert url is not None
+    problem = _url_problem(url.reveal())
+    if problem is not None:
+        raise ConfigError(t.key(name), problem)
+    return url
+
+
+def _addresses(t: _Table, name: str, values: tuple[str, ...]) -> None:
+    """Each of ``values`` (of key ``name``) is an email address, as the notifier reads
+    it to address the SMTP envelope."""
+    from monitor.notify.email import bare_address  # its mail libraries, only when used
+
+    for i, value in enumerate(values):
+        try:
+            bare_address(value)
+        except ValueError as e:
+            key = t.key(name) if len(values) == 1 and name == "from" else f"{t.key(name)}[{i}]"
+            raise ConfigError(key, f"{e}") from None
 
 
 def _listen_address(t: _Table, name: str) -> tuple[str, int] | None:
@@ -374,8 +412,9 @@ def _listen_address(t: _Table, name: str) -> tuple[str, int] | None:
 
 def _feed(t: _Table, default_interval: float, default_adaptive: bool) -> FeedConfig:
     url = t.text("url")
-    if not url.lower().startswith(("http://", "https://")):
-        raise ConfigError(t.key("url"), f"expected an http:// or https:// URL, got {url!r}")
+    problem = _url_problem(url)
+    if problem is not None:
+        raise ConfigError(t.key("url"), f"{problem}, got {url!r}")
     feed = FeedConfig(
         url=url,
         name=t.text("name", None),
@@ -430,25 +469,25 @@ def _notifier(t: _Table, name: str) -> NotifierConfig:
     if kind == "console":
         cfg = ConsoleNotifierConfig(name)
     elif kind == "webhook":
-        url = t.secret("url", required=True)
-        assert url is not None
+        url = _secret_url(t, "url")
         cfg = WebhookNotifierConfig(
             name, url, t.secret("secret", required=False), t.duration("timeout", 30.0)
         )
     elif kind == "slack":
-        url = t.secret("url", required=True)
-        assert url is not None
-        cfg = SlackNotifierConfig(name, url, t.duration("timeout", 30.0))
+        cfg = SlackNotifierConfig(name, _secret_url(t, "url"), t.duration("timeout", 30.0))
     else:
         security = t.choice("security", ("starttls", "tls", "none"), "starttls")
         default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
+        sender, to = t.text("from"), t.strings("to", nonempty=True)
+        _addresses(t, "from", (sender,))
+        _addresses(t, "to", to)
         cfg = EmailNotifierConfig(
             name,
             host=t.text("host"),
-            port=t.integer("port", default_port),
+            port=t.integer("port", default_port, maximum=65535),
             security=security,
-            sender=t.text("from"),
-            to=t.strings("to", nonempty=True),
+            sender=sender,
+            to=to,
             username=t.text("username", None),
             password=t.secret("password", required=False),
             timeout=t.duration("timeout", 30.0),

@@ -193,7 +193,15 @@ class Daemon:
         self._silences = silences
 
     def _build_notifiers(self, config: Config) -> dict[str, Notifier]:
-        return {n: build_notifier(c, self._session) for n, c in config.notifiers.items()}
+        """Raises ConfigError naming the notifier that cannot be made from what the
+        watchlist's check let through, so that a reload keeps the running watchlist."""
+        built = {}
+        for name, cfg in config.notifiers.items():
+            try:
+                built[name] = build_notifier(cfg, self._session)
+            except ValueError as e:
+                raise ConfigError(f"notifiers.{name}", str(e)) from None
+        return built
 
     def _make_relay(self) -> Relay:
         lanes = {name: cfg.lane for name, cfg in self.config.notifiers.items()}
@@ -266,11 +274,10 @@ class Daemon:
         with its key path, so an editing mistake never takes the daemon down."""
         try:
             config = await asyncio.to_thread(load_config, self.config.path)
+            await self.apply(config)
         except ConfigError as e:
             log_event(log, logging.ERROR, "reload_failed", path=self.config.path, error=str(e))
             return False
-        try:
-            await self.apply(config)
         except (StoreError, sqlite3.Error) as e:  # RELIABILITY.md case 58: try again later
             log_event(
                 log, logging.ERROR, "reload_failed", path=self.config.path,
@@ -282,17 +289,20 @@ class Daemon:
     async def apply(self, config: Config) -> None:
         """Switch to ``config``: new feeds are scheduled (spread out), removed ones stop,
         changed rules apply to the next entries, and a changed set of notifiers restarts
-        delivery, cancelling what was queued for a removed one. The feeds are stored
-        first: a database that refuses that leaves the old watchlist running."""
+        delivery, cancelling what was queued for a removed one. The new notifiers are
+        made and the feeds stored first: a notifier that cannot be made (ConfigError) or a
+        database that refuses the feeds leaves the old watchlist running."""
+        renotify = config.notifiers != self.config.notifiers and not self._fixed_notifiers
+        notifiers = self._build_notifiers(config) if renotify else None
         await self._sync_feeds(config, spread=_spread(config))
         old, self.config = self.config, config
         if old.monitor.fetch_articles and not config.monitor.fetch_articles and self._workers:
             self._workers.renew()  # fresh workers: no trafilatura, unused from now on
-        if config.notifiers != old.notifiers and not self._fixed_notifiers:
+        if notifiers is not None:
             delivering = self._relay_task is not None
             await self._stop_relay()
             await self._close_notifiers()
-            self._notifiers = self._build_notifiers(config)
+            self._notifiers = notifiers
             cancelled = await self.store.cancel_deliveries(self._notifiers, self.clock())
             self.relay = self._make_relay()
             if delivering:

@@ -30,6 +30,8 @@ notify = ["hook"]
 type = "console"
 """
 
+EMAIL = 'type = "email"\nhost = "127.0.0.1"\nfrom = "a@b.c"\nto = ["d@e.f"]\n'
+
 
 def load(tmp_path: Path, text: str) -> object:
     path = tmp_path / "w.toml"
@@ -80,6 +82,26 @@ def test_example_watchlist_is_valid() -> None:
         pytest.param(BASE + '\n[[rules]]\nname = "r"\nquery = "x"\nnotify = ["hook"]\n',
                      "rules[1].name", "duplicate", id="duplicate-rule"),
         pytest.param("[monitor\n", "", "TOML syntax error", id="toml-syntax"),
+        pytest.param(BASE.replace("https://example.org/feed.xml", "http://"),
+                     "feeds[0].url", "with a host", id="feed-no-host"),
+        pytest.param(BASE.replace("https://example.org/feed.xml", "http://x:99999/f"),
+                     "feeds[0].url", "valid port", id="feed-bad-port"),
+        pytest.param(BASE.replace('type = "console"', 'type = "webhook"\nurl = "hook"'),
+                     "notifiers.hook.url", "expected an http", id="webhook-url"),
+        pytest.param(BASE.replace('type = "console"', 'type = "webhook"\nurl = "ftp://x/"'),
+                     "notifiers.hook.url", "expected an http", id="webhook-scheme"),
+        pytest.param(BASE.replace('type = "console"', 'type = "slack"\nurl = "slack"'),
+                     "notifiers.hook.url", "expected an http", id="slack-url"),
+        pytest.param(BASE.replace('type = "console"', EMAIL.replace("d@e.f", "desk")),
+                     "notifiers.hook.to[0]", "not an email address", id="email-to"),
+        pytest.param(BASE.replace('type = "console"', EMAIL.replace('"d@e.f"', '"g@h.i", "x@"')),
+                     "notifiers.hook.to[1]", "not an email address", id="email-second-to"),
+        pytest.param(BASE.replace('type = "console"', EMAIL.replace("d@e.f", "d@e.f, x@y.z")),
+                     "notifiers.hook.to[0]", "one email address", id="email-two-in-one"),
+        pytest.param(BASE.replace('type = "console"', EMAIL.replace("a@b.c", "not an address")),
+                     "notifiers.hook.from", "not an email address", id="email-from"),
+        pytest.param(BASE.replace('type = "console"', EMAIL + "port = 70000"),
+                     "notifiers.hook.port", "at most 65535", id="email-port"),
     ],
 )  # fmt: skip
 def test_bad_watchlist_names_the_key(tmp_path: Path, edit: str, path: str, message: str) -> None:
@@ -88,6 +110,17 @@ def test_bad_watchlist_names_the_key(tmp_path: Path, edit: str, path: str, messa
         load(tmp_path, edit)
     assert caught.value.path == path
     assert message in caught.value.message
+
+
+def test_email_addresses_as_people_write_them(tmp_path: Path) -> None:
+    """Display names and quoted local parts are addresses too."""
+    text = EMAIL.replace('"a@b.c"', '"News Desk <news@example.org>"')
+    text = text.replace('["d@e.f"]', '["\\"desk\\"@example.org", "Ann <ann@[127.0.0.1]>"]')
+    config = load(tmp_path, BASE.replace('type = "console"', text))
+    assert config.notifiers["hook"].to == (  # type: ignore[attr-defined]
+        '"desk"@example.org',
+        "Ann <ann@[127.0.0.1]>",
+    )
 
 
 def test_secrets_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

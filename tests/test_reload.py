@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,22 +19,43 @@ from tests.outbox import eventually
 from tests.servers import Item, Publisher, Receiver
 from tests.watchlists import watchlist
 
+BAD_EMAIL = """
+[notifiers.desk]
+type = "email"
+host = "127.0.0.1"
+from = "alerts@example.org"
+to = ["desk"]
+"""
 
+
+@pytest.mark.parametrize(
+    ("edit", "where"),
+    [
+        (lambda text: text.replace("@russia AND embassy", "@russia AND"), "rules[0].query: column"),
+        (lambda text: text + BAD_EMAIL, "notifiers.desk.to[0]: not an email address"),
+    ],
+    ids=["query", "email-address"],
+)
 async def test_bad_edit_keeps_the_last_good_watchlist(
-    publisher: Publisher, write_watchlist, caplog: pytest.LogCaptureFixture
+    publisher: Publisher,
+    write_watchlist,
+    caplog: pytest.LogCaptureFixture,
+    edit: Callable[[str], str],
+    where: str,
 ) -> None:
-    """A reload of a broken watchlist logs the key path and keeps the old rules."""
-    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    """A reload of a broken watchlist logs the key path and keeps the old rules and
+    notifiers."""
+    text = watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    path = write_watchlist(text)
     async with Daemon.open(load_config(path)) as daemon:
-        good = daemon.config
-        path.write_text(
-            watchlist(feeds=[f"{publisher.base}/rss.xml"], query="@russia AND"), encoding="utf-8"
-        )
+        good, notifiers = daemon.config, daemon._notifiers
+        path.write_text(edit(text), encoding="utf-8")
         with caplog.at_level(logging.ERROR):
             assert await daemon.reload() is False
         assert daemon.config is good
+        assert daemon._notifiers is notifiers
         assert "reload_failed" in caplog.text
-        assert "rules[0].query: column" in caplog.text
+        assert where in caplog.text
 
 
 async def test_removed_notifier_cancels_its_queued_deliveries(

@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime, getaddresses, parseaddr
 from typing import Final, Literal
 
 import aiosmtplib
@@ -444,8 +445,8 @@ class EmailNotifier:
         self._timeout = timeout
         self._clock = clock
         # The envelope: bare addresses, whatever display names the headers carry.
-        self._envelope_from = _bare(sender)
-        self._envelope_to = [_bare(t) for t in to]
+        self._envelope_from = bare_address(sender)
+        self._envelope_to = [bare_address(t) for t in to]
 
     async def send(self, alert: Alert) -> SendResult:
         """Render and send ``alert``; never raises for a failure of the server or network.
@@ -502,13 +503,19 @@ class EmailNotifier:
         """Nothing to release: each send opens and closes its own connection."""
 
 
-def _bare(address: str) -> str:
-    """The addr-spec of ``Name <addr>``; raises ValueError when there is none."""
-    bare = parseaddr(header_value(address))[1]
+def bare_address(address: str) -> str:
+    """The addr-spec of ``Name <addr>``; raises ValueError when there is none (the
+    watchlist's check calls this too, so that a bad address never reaches a daemon)."""
+    found = getaddresses([header_value(address)])
+    if len(found) > 1:
+        raise ValueError(f"expected one email address, got {address!r}")
+    bare = found[0][1] if found else ""
     if "@" not in bare:
         raise ValueError(f"not an email address: {address!r}")
-    # Address() checks the parts, so a malformed address fails at configuration time.
-    Address(addr_spec=bare)
+    try:  # Address() checks the parts
+        Address(addr_spec=bare)
+    except (ValueError, HeaderParseError) as e:
+        raise ValueError(f"not an email address: {address!r} ({e})") from None
     return bare
 
 
