@@ -225,7 +225,11 @@ async def _cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
         if not await store.requeue(matches[0], time.time()):
             print(f"newsmon: delivery {matches[0]} is not failed or expired", file=sys.stderr)
             return EXIT_USAGE
-        print(f"delivery {matches[0]} queued again; the running daemon sends it")
+        # a running daemon looks at the outbox every deliver.LOOK_AGAIN seconds
+        print(
+            f"delivery {matches[0]} queued again: a running daemon sends it within seconds,"
+            " or the next `newsmon run` does"
+        )
         return EXIT_OK
 
     return await _with_store(config, requeue)
@@ -299,7 +303,10 @@ async def _cmd_resume(args: argparse.Namespace, config: Config) -> int:
     async def resume(store: Store) -> int:
         if args.name in config.notifiers:
             if await store.resume(args.name):
-                print(f"{args.name} resumed; the running daemon sends its waiting deliveries")
+                print(
+                    f"{args.name} resumed: a running daemon sends what waits within seconds,"
+                    " or the next `newsmon run` does"
+                )
             else:
                 print(f"{args.name} was not paused")
         if feed is not None:

@@ -30,7 +30,9 @@ from monitor.store import Store
 log = logging.getLogger("newsmon.deliver")
 BATCH = 100  # rows read from SQLite at a time: memory stays flat whatever the backlog
 DIGEST_LIMIT = 200  # hits in one digest at most (RELIABILITY.md case 39)
-PAUSE_POLL = 2.0  # seconds between looks at a paused destination's state in SQLite
+# seconds between looks at the outbox for what another process changed: a paused
+# destination resumed, a failed delivery queued again (`newsmon resume`, `redeliver`)
+LOOK_AGAIN = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +93,7 @@ class Relay:
         rng: random.Random | None = None,
         lanes: Mapping[str, LanePolicy] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        pause_poll: float = PAUSE_POLL,
+        look_again: float = LOOK_AGAIN,
         notices: Callable[[], Sequence[str]] = tuple,
         storage_retry: float = FIRST_RETRY,
     ) -> None:
@@ -107,7 +109,7 @@ class Relay:
             if lane.rate is not None
         }
         self._sleep = sleep
-        self._pause_poll = pause_poll
+        self._look_again = look_again
         self._notices = notices
         self._wakeups = {name: asyncio.Event() for name in notifiers}
         self._stopping = asyncio.Event()
@@ -171,7 +173,7 @@ class Relay:
                     announced = True
                 if until_empty:
                     return
-                await self._wait(wakeup, self._pause_poll)
+                await self._wait(wakeup, self._look_again)
                 continue
             if announced:
                 log_event(log, logging.WARNING, "destination_resumed", notifier=name)
@@ -180,12 +182,12 @@ class Relay:
             next_at, closes = await self._store.lane_times(name, window)
             if next_at is None and until_empty:
                 return
-            times = [t for t in (next_at, closes) if t is not None]
-            await self._wait(wakeup, max(0.0, min(times) - self._clock()) if times else None)
+            times = [t - self._clock() for t in (next_at, closes) if t is not None]
+            await self._wait(wakeup, max(0.0, min([*times, self._look_again])))
 
     @staticmethod
-    async def _wait(wakeup: asyncio.Event, seconds: float | None) -> None:
-        """Until ``wake()`` or ``seconds`` have passed (None: only ``wake()``)."""
+    async def _wait(wakeup: asyncio.Event, seconds: float) -> None:
+        """Until ``wake()`` or ``seconds`` have passed."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wakeup.wait(), seconds)
 

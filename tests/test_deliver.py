@@ -46,7 +46,7 @@ def relay(
     clock: ManualClock,
     lanes: dict[str, LanePolicy] | None = None,
     timeout: float = 30.0,
-    pause_poll: float = 2.0,
+    look_again: float = 2.0,
     storage_retry: float = 30.0,
 ) -> Relay:
     notifiers = {
@@ -55,7 +55,7 @@ def relay(
     }
     return Relay(
         store, notifiers, policy=POLICY, clock=clock, rng=random.Random(7), lanes=lanes,
-        sleep=clock.sleep, pause_poll=pause_poll, storage_retry=storage_retry,
+        sleep=clock.sleep, look_again=look_again, storage_retry=storage_retry,
     )  # fmt: skip
 
 
@@ -163,6 +163,31 @@ async def test_removed_destination_cancels_its_open_deliveries(store, clock) -> 
     }
 
 
+async def test_a_delivery_queued_again_by_another_process_is_sent_by_an_idle_relay(
+    store, session, clock, tmp_path: Path
+) -> None:
+    """`newsmon redeliver` writes from another process: a relay with nothing left to do
+    finds the delivery queued again on its next look at the outbox and sends it."""
+    async with hook(clock, Answer(404), Answer(200)) as server:
+        await add_hits(store, 1, ["a"], clock())
+        r = relay(store, {"a": server}, session, clock, look_again=0.02)
+        task = asyncio.create_task(r.run())
+        try:
+            await eventually(lambda: len(server.seen) == 1)
+            [failed] = await store.deliveries(limit=10)
+            assert failed.state == "failed"
+            other = await Store.open(tmp_path / "newsmon.db")  # the CLI
+            try:
+                assert await other.requeue(failed.id, clock())
+            finally:
+                await other.close()
+            await eventually(lambda: sent(store, 1))
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert len(server.seen) == 2
+
+
 async def test_repeated_permanent_failures_pause_the_destination(
     store, session, clock, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -171,7 +196,7 @@ async def test_repeated_permanent_failures_pause_the_destination(
     async with hook(clock, *[Answer(403)] * 3) as server:
         await add_hits(store, 5, ["a"], clock())
         lanes = {"a": LanePolicy(pause_after=3)}
-        r = relay(store, {"a": server}, session, clock, lanes, pause_poll=0.02)
+        r = relay(store, {"a": server}, session, clock, lanes, look_again=0.02)
         with caplog.at_level(logging.INFO, logger="newsmon.deliver"):
             await r.run(until_empty=True)  # returns: a paused lane has nothing to do
         assert [s for _, s, _, _ in await states(store)] == ["failed"] * 3 + ["pending"] * 2
