@@ -87,6 +87,9 @@ async def _cmd_check(args: argparse.Namespace, config: Config) -> int:
 
 async def _with_store(config: Config, action: Callable[[Store], Coroutine[Any, Any, int]]) -> int:
     m = config.monitor
+    if not m.database.exists():  # opening would create it (and its directory), empty
+        print(f"newsmon: no database at {m.database}: newsmon has not run yet", file=sys.stderr)
+        return EXIT_FAILED
     store = await Store.open(m.database, durability=m.durability, migrate=False)
     try:
         return await action(store)
@@ -144,6 +147,10 @@ async def _cmd_hits(args: argparse.Namespace, config: Config) -> int:
 
     async def show(store: Store) -> int:
         hits = await store.hits(rule=args.rule, since=since)
+        if not hits and args.rule is not None and config.rule(args.rule) is None:
+            # a rule since removed from the watchlist still shows the hits it had
+            print(f"newsmon: no rule named {args.rule!r}", file=sys.stderr)
+            return EXIT_USAGE
         if not hits and not args.json:
             print("no hits")
         also = await store.also_seen([h.id for h in hits])

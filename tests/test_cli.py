@@ -53,11 +53,32 @@ async def test_run_once_delivers_then_nothing_on_the_next_run(
 
     hits = newsmon("hits", "--json", "--config", str(path))
     assert [h["title"] for h in json.loads(hits.stdout)] == ["Embassy row"]
+    unknown = newsmon("hits", "--rule", "nosuch", "--config", str(path))
+    assert unknown.returncode == 2
+    assert "no rule named 'nosuch'" in unknown.stderr
     deliveries = newsmon("deliveries", "--config", str(path))
     assert " sent " in deliveries.stdout
     feeds = newsmon("feeds", "--config", str(path))
     assert "Test Gazette" in feeds.stdout
     assert " ok " in feeds.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["hits"], ["feeds"], ["deliveries"], ["search", "embassy"], ["redeliver", "ab12"],
+     ["resume", "hook"]],
+    ids=lambda args: args[0],
+)  # fmt: skip
+def test_commands_before_the_first_run_say_so_and_create_nothing(
+    tmp_path: Path, write_watchlist, args: list[str]
+) -> None:
+    """With no database yet, a command that reads or changes it says newsmon has not
+    run yet (exit 1) and leaves no empty database behind for the first run to trip on."""
+    path = write_watchlist(feeds=["http://127.0.0.1:9/rss.xml"], hook="http://127.0.0.1:9/")
+    done = newsmon(*args, "--config", str(path))
+    assert done.returncode == 1
+    assert f"no database at {tmp_path / 'newsmon.db'}: newsmon has not run yet" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
 @pytest.mark.parametrize("args", [["--version"], ["run", "--help"]])
