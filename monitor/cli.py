@@ -27,6 +27,7 @@ from monitor.extract import Extractor
 from monitor.fetch import fetcher_for, make_session
 from monitor.log import configure_logging
 from monitor.models import Alert, Document, Outcome
+from monitor.notify.text import one_line
 from monitor.opml import plan_import, read_opml, render_feeds
 from monitor.rules import RuleIndex, compile_rules, render_explanation
 from monitor.run_lock import exclusive_run
@@ -44,6 +45,9 @@ def _when(stamp: float | None) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
+    """Aligned columns, each cell on one line: a line break in a publisher's title would
+    print a row of its own making."""
+    rows = [[one_line(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
@@ -158,12 +162,13 @@ async def _cmd_hits(args: argparse.Namespace, config: Config) -> int:
             rows = [asdict(h) | {"also": [asdict(a) for a in also.get(h.id, [])]} for h in hits]
             print(json.dumps(rows, indent=2, ensure_ascii=False))
         for h in [] if args.json else hits:
-            print(f"{_when(h.created_at)}  [{h.rule}] {h.title}\n  {h.feed}: {h.url or '-'}")
-            print(f"  matched: {', '.join(h.matched)}")
+            print(f"{_when(h.created_at)}  [{h.rule}] {one_line(h.title)}")
+            print(f"  {one_line(h.feed)}: {h.url or '-'}")
+            print(f"  matched: {one_line(', '.join(h.matched))}")
             if also.get(h.id):
                 seen = "; ".join(f"{a.feed}: {a.url or a.title}" for a in also[h.id])
-                print(f"  also seen in: {seen}")
-            print(f"  {h.snippet}\n")
+                print(f"  also seen in: {one_line(seen)}")
+            print(f"  {one_line(h.snippet)}\n")
         return EXIT_OK
 
     return await _with_store(config, show)
@@ -468,8 +473,8 @@ async def _cmd_backtest(args: argparse.Namespace, config: Config) -> int:
         caught = await _caught(args, rule, store)
         for c in caught:
             e = c.entry
-            print(f"{_when(e.published or e.seen_at)}  {e.feed}  {e.title}\n  {e.url or '-'}")
-            print(f"  matched: {', '.join(c.matched)}")
+            print(f"{_when(e.published or e.seen_at)}  {one_line(f'{e.feed}  {e.title}')}")
+            print(f"  {e.url or '-'}\n  matched: {one_line(', '.join(c.matched))}")
         stories = len({c.entry.story_key for c in caught})
         print(f"\n{len(caught)} entries ({stories} stories) since {args.since} ago matched")
         for what, key in (
@@ -498,10 +503,12 @@ async def _cmd_search(args: argparse.Namespace, config: Config) -> int:
             print("no stored story matches")
         for copies in sorted(stories.values(), key=lambda cs: -cs[-1].entry.seen_at)[: args.limit]:
             e = copies[0].entry
-            print(f"{_when(e.published or e.seen_at)}  {e.title}\n  {e.feed}: {e.url or '-'}")
+            print(f"{_when(e.published or e.seen_at)}  {one_line(e.title)}")
+            print(f"  {one_line(e.feed)}: {e.url or '-'}")
             if len(copies) > 1:
-                print(f"  also in: {', '.join(sorted({c.entry.feed for c in copies[1:]}))}")
-            print(f"  matched: {', '.join(copies[0].matched)}\n")
+                feeds = ", ".join(sorted({c.entry.feed for c in copies[1:]}))
+                print(f"  also in: {one_line(feeds)}")
+            print(f"  matched: {one_line(', '.join(copies[0].matched))}\n")
         return EXIT_OK
 
     return await _with_store(config, run)

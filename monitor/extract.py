@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 from monitor.clean import clean_body
 from monitor.errors import NewsmonError
 from monitor.models import BodyStatus, Extracted
-from monitor.plaintext import MAX_CONTENT, MAX_TITLE, clean_text
+from monitor.plaintext import MAX_CONTENT, MAX_TITLE, clean_text, single_line
 from monitor.urls import normalize_url
 from monitor.workers import WorkerLost, WorkerPool
 
@@ -67,7 +67,7 @@ def _day(value: str | None) -> date | None:
 
 
 def _meta(value: str | None) -> str | None:
-    return (clean_text(value, MAX_TITLE) or None) if value else None
+    return (single_line(clean_text(value, MAX_TITLE)) or None) if value else None
 
 
 def extract_page(html: bytes, url: str | None) -> Extracted:

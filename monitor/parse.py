@@ -30,7 +30,14 @@ from monitor.errors import ParseError
 from monitor.jsonfeed import JsonItem, looks_like_json_feed, read_json_feed
 from monitor.models import Entry, ParsedFeed
 from monitor.parse_job import MAX_ENTRIES
-from monitor.plaintext import CONTROL, MAX_CONTENT, MAX_SUMMARY, MAX_TITLE, clean_text
+from monitor.plaintext import (
+    CONTROL,
+    MAX_CONTENT,
+    MAX_SUMMARY,
+    MAX_TITLE,
+    clean_text,
+    single_line,
+)
 from monitor.schedule import parse_ttl
 from monitor.urls import normalize_url
 
@@ -109,9 +116,11 @@ def _draft(
         if summary == content:
             summary = ""  # feedparser mirrors content into summary; never count text twice
         url = normalize_url(link) if link else None
-        return Entry(key, url, title(), summary, content, published())
+        return Entry(key, url, single_line(title()), summary, content, published())
 
-    key = _key(guid, link, title, published)  # the link is normalized only when needed
+    # the link is normalized only when needed; a hash key reads the title as it always
+    # did, lines and all, so that such an entry keeps its identity across versions
+    key = _key(guid, link, title, published)
     return _Draft(key, published, build)
 
 
@@ -186,7 +195,7 @@ def read_fast(body: bytes, headers: Mapping[str, str]) -> _Read | None:
     if fast is None:
         return None
     drafts = [_raw_draft(item) for item in fast.items]
-    return html_to_text(fast.title, MAX_TITLE) or None, drafts, parse_ttl(fast.ttl)
+    return single_line(html_to_text(fast.title, MAX_TITLE)) or None, drafts, parse_ttl(fast.ttl)
 
 
 def read_feedparser(body: bytes, headers: Mapping[str, str]) -> _Read:
@@ -199,7 +208,7 @@ def read_feedparser(body: bytes, headers: Mapping[str, str]) -> _Read:
         reason = result.get("bozo_exception")
         detail = f": {type(reason).__name__}" if reason else ""
         raise ParseError(f"not an RSS, Atom or JSON feed{detail}")
-    title = html_to_text(str(result.feed.get("title", "")), MAX_TITLE) or None
+    title = single_line(html_to_text(str(result.feed.get("title", "")), MAX_TITLE)) or None
     drafts = [_feedparser_draft(item) for item in result.entries]
     return title, drafts, parse_ttl(result.feed.get("ttl"))
 
@@ -225,7 +234,7 @@ def parse_feed(
             title, items = read_json_feed(body)
         except ValueError as e:
             raise ParseError(f"not a JSON Feed: {e}") from None
-        title = clean_text(title, MAX_TITLE) if title else None
+        title = single_line(clean_text(title, MAX_TITLE)) if title else None
         return _parsed((title, [_json_draft(item) for item in items], None), max_entries, seen)
     try:
         fast = read_fast(body, lowered)

@@ -21,3 +21,10 @@ def clean_text(text: str, limit: int) -> str:
     """Control characters removed, runs of blanks folded, length capped."""
     text = _SPACE.sub(" ", CONTROL.sub("", text))
     return "\n".join(line.strip() for line in text.splitlines()).strip()[:limit]
+
+
+def single_line(text: str) -> str:
+    """A cleaned text's lines joined by spaces: for titles and names, which a feed may
+    break over lines but which are shown as one (a line break in a feed's title forged a
+    row of `newsmon feeds`, one in an item's a line of the console's alerts)."""
+    return " ".join(filter(None, text.split("\n")))

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon import ROOT, newsmon, newsmon_async, running, terminate
+from tests.db import connect
 from tests.servers import Item, Publisher, Receiver
 
 
@@ -61,6 +62,28 @@ async def test_run_once_delivers_then_nothing_on_the_next_run(
     feeds = newsmon("feeds", "--config", str(path))
     assert "Test Gazette" in feeds.stdout
     assert " ok " in feeds.stdout
+
+
+async def test_line_breaks_in_publishers_text_forge_no_line(
+    tmp_path: Path, publisher: Publisher, write_watchlist
+) -> None:
+    """A title with a line break, whether stored so by an older newsmon or sent now,
+    is printed on one line by the console alert and by feeds, hits and deliveries: it
+    cannot pass for a row or an alert of its own."""
+    forged = "fake-row  hook  failed"
+    publisher.rss_items = [Item(f"Embassy row\r\n{forged}", "/x", summary="Russia recalls staff.")]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], query="Russia")
+    done = await newsmon_async("run", "--once", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "[russia-embassy] Embassy row fake-row hook failed" in done.stdout.splitlines()
+    with connect(tmp_path / "newsmon.db") as conn:  # as an older version stored them
+        conn.execute("UPDATE feeds SET title = ?", (f"Gazette\n{forged}",))
+        conn.execute("UPDATE entries SET title = ?", (f"Embassy row\n{forged}",))
+    for command in ("feeds", "hits", "deliveries"):
+        shown = newsmon(command, "--config", str(path))
+        assert shown.returncode == 0, shown.stderr
+        assert not [line for line in shown.stdout.splitlines() if line.startswith("fake")]
+        assert "fake-row hook failed" in shown.stdout
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from monitor.parse import ParseError, parse_feed
@@ -215,3 +217,40 @@ def test_entries_seen_before_are_left_out_of_a_poll() -> None:
     assert [e.key for e in full.entries] == [f"url:https://news.example/{i}" for i in range(4)]
     assert list(partial.entries) == [full.entries[1], full.entries[3]]
     assert (partial.dropped, partial.title) == (full.dropped, full.title) == (1, "T")
+
+
+BROKEN_TITLES = {
+    "rss": (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Feed\nfake-feed  ok  200'
+        b"</title><item><title>Hostile\r\nBcc: x@y</title><guid>g1</guid>"
+        b"</item><item><title>No\nkey\xe2\x80\xa8at all</title></item></channel></rss>"
+    ),
+    "feedparser": (  # RSS 1.0: feedparser's case
+        b'<?xml version="1.0"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
+        b' xmlns="http://purl.org/rss/1.0/"><channel><title>Feed\nfake-feed  ok  200</title>'
+        b'</channel><item rdf:about="http://e.example/1"><title>Hostile\r\n'
+        b"Bcc: x@y</title><link>http://e.example/1</link></item><item><title>No\nkey\xe2\x80\xa8"
+        b"at all</title></item></rdf:RDF>"
+    ),
+    "json": (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": "Feed\\nfake-feed  ok  200",'
+        b' "items": [{"id": "g1", "title": "Hostile\\r\\nBcc: x@y"},'
+        b' {"title": "No\\nkey\\u2028at all"}]}'
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", BROKEN_TITLES)
+def test_titles_are_one_line_and_hash_keys_stay(kind: str) -> None:
+    """A line break in a feed's or an item's title (CR, LF, U+2028) becomes a space: a
+    title is shown as one line, and one could otherwise forge a row of `newsmon feeds`
+    or a line of an alert. An item keyed by its title keeps the key it had, which hashed
+    the title with its line breaks."""
+    feed = parse_feed(BROKEN_TITLES[kind], {})
+    assert feed.title == "Feed fake-feed ok 200"
+    hostile, keyless = feed.entries
+    assert hostile.title == "Hostile Bcc: x@y"
+    assert keyless.title == "No key at all"
+    stamp = ""
+    old = hashlib.sha256(f"No\nkey\nat all\n{stamp}".encode()).hexdigest()
+    assert keyless.key == f"hash:{old}"

@@ -25,13 +25,15 @@ def alert_json(alert: Alert) -> dict[str, Any]:
 
 
 def alert_text(alert: Alert) -> str:
-    """A plain-text rendering, for the console and text fallbacks."""
-    lines = [f"[{alert.rule}] {alert.title}", f"  {alert.feed}: {alert.url or '(no link)'}"]
+    """A plain-text rendering, for the console and text fallbacks: what a publisher wrote
+    stays on its own line, so no title can pass for another alert's line."""
+    title, feed = one_line(alert.title), one_line(alert.feed)
+    lines = [f"[{alert.rule}] {title}", f"  {feed}: {alert.url or '(no link)'}"]
     if alert.matched:
-        lines.append(f"  matched: {', '.join(alert.matched)}")
+        lines.append(f"  matched: {one_line(', '.join(alert.matched))}")
     if alert.snippet:
-        lines.append(f"  {alert.snippet}")
-    lines.extend(f"  also: {a.feed}: {a.url or a.title}" for a in alert.also)
+        lines.append(f"  {one_line(alert.snippet)}")
+    lines.extend(f"  also: {one_line(f'{a.feed}: {a.url or a.title}')}" for a in alert.also)
     return "\n".join(lines)
 
 
@@ -58,7 +60,9 @@ def digest_text(digest: Digest) -> str:
     """A plain-text rendering of a digest: a count, then each alert; of a storm summary,
     its headline and the first few titles with their links."""
     if digest.storm_rule is not None:
-        lines = [f"  {a.title} ({a.feed}): {a.url or '(no link)'}" for a in digest.alerts]
+        lines = [
+            f"  {one_line(f'{a.title} ({a.feed})')}: {a.url or '(no link)'}" for a in digest.alerts
+        ]
         more = digest.more
         return "\n".join(
             [storm_headline(digest), *lines, *([f"  …and {more} more"] if more else [])]
