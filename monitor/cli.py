@@ -36,6 +36,7 @@ from monitor.status import format_status, gather_status, size
 from monitor.store import DeliveryRow, DestinationRow, FeedRow, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a process that SIGPIPE ended
 
 
 def _when(stamp: float | None) -> str:
@@ -615,6 +616,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return EXIT_FAILED
+    except BrokenPipeError:  # `newsmon hits | head`: the reader has what it wanted
+        # and stdout goes nowhere, so that flushing it at exit raises nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return code
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.daemon import ROOT, newsmon, newsmon_async, running, terminate
+from tests.daemon import ROOT, command, environment, newsmon, newsmon_async, running, terminate
 from tests.db import connect
 from tests.servers import Item, Publisher, Receiver
 
@@ -57,6 +59,16 @@ async def test_run_once_delivers_then_nothing_on_the_next_run(
     unknown = newsmon("hits", "--rule", "nosuch", "--config", str(path))
     assert unknown.returncode == 2
     assert "no rule named 'nosuch'" in unknown.stderr
+    reader, writer = os.pipe()  # `newsmon hits | head`, the reader gone before the output
+    os.close(reader)
+    try:
+        piped = subprocess.run(
+            [*command(), "hits", "--config", str(path)], stdout=writer, stderr=subprocess.PIPE,
+            env=environment(), timeout=120, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(writer)
+    assert (piped.returncode, piped.stderr) == (141, b"")  # as a shell reports SIGPIPE
     deliveries = newsmon("deliveries", "--config", str(path))
     assert " sent " in deliveries.stdout
     feeds = newsmon("feeds", "--config", str(path))
@@ -79,8 +91,8 @@ async def test_line_breaks_in_publishers_text_forge_no_line(
     with connect(tmp_path / "newsmon.db") as conn:  # as an older version stored them
         conn.execute("UPDATE feeds SET title = ?", (f"Gazette\n{forged}",))
         conn.execute("UPDATE entries SET title = ?", (f"Embassy row\n{forged}",))
-    for command in ("feeds", "hits", "deliveries"):
-        shown = newsmon(command, "--config", str(path))
+    for listing in ("feeds", "hits", "deliveries"):
+        shown = newsmon(listing, "--config", str(path))
         assert shown.returncode == 0, shown.stderr
         assert not [line for line in shown.stdout.splitlines() if line.startswith("fake")]
         assert "fake-row hook failed" in shown.stdout
