@@ -34,6 +34,7 @@ from monitor.run_lock import exclusive_run
 from monitor.start_wait import daemon_when_storage_allows
 from monitor.status import format_status, gather_status, size
 from monitor.store import DeliveryRow, DestinationRow, FeedRow, Store
+from monitor.urls import without_password
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a process that SIGPIPE ended
@@ -116,7 +117,7 @@ def _feed_note(row: FeedRow) -> str:
         return row.last_error
     if row.moved_to:
         return f"redirects permanently to {row.moved_to} (not yet confirmed)"
-    return f"moved to {row.fetch_url}" if row.fetch_url != row.url else ""
+    return f"moved to {without_password(row.fetch_url)}" if row.fetch_url != row.url else ""
 
 
 async def _cmd_feeds(args: argparse.Namespace, config: Config) -> int:
@@ -129,7 +130,7 @@ async def _cmd_feeds(args: argparse.Namespace, config: Config) -> int:
         watched = {f.url for f in config.feeds if f.enabled}
         table = [
             [
-                r.name or r.url,
+                r.name or without_password(r.url),
                 _health(r),
                 str(r.last_status or "-"),
                 _when(r.last_poll_at),
@@ -324,9 +325,9 @@ async def _cmd_resume(args: argparse.Namespace, config: Config) -> int:
                 print(f"{args.name} was not paused")
         if feed is not None:
             if await store.enable_feed(feed.url, time.time()):
-                print(f"feed {feed.label} enabled again; the running daemon polls it shortly")
+                print(f"feed {feed.shown} enabled again; the running daemon polls it shortly")
             else:
-                print(f"feed {feed.label} was not disabled")
+                print(f"feed {feed.shown} was not disabled")
         return EXIT_OK
 
     return await _with_store(config, resume)

@@ -25,6 +25,7 @@ from monitor.models import Document, LanePolicy
 from monitor.parse_job import MAX_ENTRIES
 from monitor.rules import RuleIndex, compile_rules
 from monitor.secrets import Secret
+from monitor.urls import without_password
 
 DEFAULT_USER_AGENT = f"newsmon/{__version__} (+https://github.com/newsmon/newsmon)"
 
@@ -73,6 +74,12 @@ class FeedConfig:
     def label(self) -> str:
         """The name rules scope by before the feed's title is known."""
         return self.name or self.url
+
+    @property
+    def shown(self) -> str:
+        """How logs and messages name the feed: its label, without the password its URL
+        may carry for basic auth."""
+        return self.name or without_password(self.url)
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,11 +182,11 @@ class Daemon:
             silences.add((silent.url, silent.beats))
             if (silent.url, silent.beats) not in self._silences:
                 log_event(
-                    log, logging.WARNING, "feed_silent", feed=feed.label,
+                    log, logging.WARNING, "feed_silent", feed=feed.shown,
                     quiet_for=span(now - silent.since), usual=span(silent.rhythm),
                 )  # fmt: skip
             raised = await notices.feed_silent(
-                self.store, config.monitor.notices, silent, label=feed.label, now=now
+                self.store, config.monitor.notices, silent, label=feed.shown, now=now
             )
             if raised:
                 self.relay.wake()

@@ -44,6 +44,7 @@ from monitor.schedule import (
     publisher_hint,
 )
 from monitor.store import Store
+from monitor.urls import without_password
 from monitor.workers import JobFailed, WorkerLost, WorkerPool
 
 log = logging.getLogger("newsmon.poll")
@@ -122,12 +123,12 @@ class Pipeline:
         except (StoreError, sqlite3.Error):
             raise  # the database is the daemon's problem, not this feed's
         except Exception as e:  # a bug or a library's failure on this feed's data
-            log.exception("poll of %s failed unexpectedly", feed.label)
+            log.exception("poll of %s failed unexpectedly", feed.shown)
             error = ParseError(f"internal error: {type(e).__name__}")
             await self._failed(feed, config, state, error)
             return PollResult(feed.url, "error", error=str(error))
         log_event(
-            log, logging.INFO, "poll_" + result.outcome, feed=feed.label,
+            log, logging.INFO, "poll_" + result.outcome, feed=feed.shown,
             new=result.new_entries, hits=result.hits, dropped=result.dropped or None,
         )  # fmt: skip
         return result
@@ -148,14 +149,14 @@ class Pipeline:
             disable=disable,
         )  # fmt: skip
         if disable:
-            log_event(log, logging.ERROR, "feed_disabled", feed=feed.label, reason=disable)
+            log_event(log, logging.ERROR, "feed_disabled", feed=feed.shown, reason=disable)
         else:
             log_event(
-                log, logging.WARNING, "poll_failed", feed=feed.label, error=str(error),
+                log, logging.WARNING, "poll_failed", feed=feed.shown, error=str(error),
                 errors=errors, retry_in=f"{delay:.0f}s",
             )  # fmt: skip
         await notices.feed_failed(
-            self._store, config.monitor.notices, url=feed.url, label=feed.label, since=since,
+            self._store, config.monitor.notices, url=feed.url, label=feed.shown, since=since,
             now=now, error=str(error), gone=disable is not None,
         )  # fmt: skip
 
@@ -180,7 +181,8 @@ class Pipeline:
         )
         location = follow(state.location, fetched.url, fetched.moved)
         if location.fetch_url != url:
-            log_event(log, logging.WARNING, "feed_moved", feed=feed.label, to=location.fetch_url)
+            moved = without_password(location.fetch_url)
+            log_event(log, logging.WARNING, "feed_moved", feed=feed.shown, to=moved)
         bounds = _bounds(config)
         if fetched.status == 304:
             cursor = Cursor(

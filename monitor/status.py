@@ -18,6 +18,7 @@ from monitor.config import Config
 from monitor.durations import span
 from monitor.notices import silent_feeds
 from monitor.store import Store
+from monitor.urls import without_password
 
 DAY = 86400.0
 LOW_DISK = 64 * 1024 * 1024  # below this much free space, say so: writes will soon fail
@@ -124,7 +125,7 @@ async def gather_status(
         feeds_failing=len(failing),
         feeds_new=sum(1 for r in rows if not r.consecutive_errors and not r.last_success_at),
         feeds_disabled=sum(1 for f in config.feeds if not f.enabled) + len(known) - len(rows),
-        failing=tuple(r.name or r.url for r in failing),
+        failing=tuple(r.name or without_password(r.url) for r in failing),
         silent=tuple(names[f.url] for f in silent if f.url in names),
         paused=tuple(
             d.notifier

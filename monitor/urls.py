@@ -45,3 +45,18 @@ def normalize_url(url: str) -> str | None:
         (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)
     )
     return urlunsplit((scheme, netloc, parts.path or "/", urlencode(query), ""))
+
+
+def without_password(url: str) -> str:
+    """``url`` with the password of its user info, if it has one, shown as ``***``: a
+    feed URL may carry basic-auth credentials, which logs and listings must not print."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))

@@ -98,6 +98,18 @@ async def test_line_breaks_in_publishers_text_forge_no_line(
         assert "fake-row hook failed" in shown.stdout
 
 
+async def test_a_password_in_a_feed_url_is_never_printed(tmp_path: Path, write_watchlist) -> None:
+    """A feed URL may carry basic-auth credentials: logs, `feeds` and `status` show the
+    user name and *** in place of the password."""
+    path = write_watchlist(feeds=["http://bob:s3cretpw@127.0.0.1:9/rss.xml"])
+    done = await newsmon_async("run", "--once", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "poll_failed feed=http://bob:***@127.0.0.1:9/rss.xml" in done.stderr
+    shown = [newsmon(c, "--config", str(path)) for c in ("feeds", "status")]
+    assert all("bob:***@127.0.0.1:9" in s.stdout for s in shown)
+    assert "s3cretpw" not in done.stdout + done.stderr + "".join(s.stdout for s in shown)
+
+
 @pytest.mark.parametrize(
     "args",
     [["hits"], ["feeds"], ["deliveries"], ["search", "embassy"], ["redeliver", "ab12"],
