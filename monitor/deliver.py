@@ -37,8 +37,13 @@ LOOK_AGAIN = 2.0
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter; a destination's Retry-After, clamped to
-    [``floor``, ``cap``], takes its place (RELIABILITY.md case 45)."""
+    """Exponential backoff with full jitter, never shorter than a destination's
+    Retry-After, clamped to [``floor``, ``cap``] (RELIABILITY.md case 45).
+
+    Retry-After is the least time to wait: a destination that keeps answering ``0``, or
+    a date already past, gets the backoff, not a try every ``floor`` seconds for all of a
+    delivery's ``max_age`` (86,400 tries and log lines in a day).
+    """
 
     base: float = 5.0
     cap: float = 3600.0
@@ -46,10 +51,8 @@ class RetryPolicy:
 
     def delay(self, attempts: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds before the next attempt."""
-        if retry_after is not None:
-            return min(max(retry_after, self.floor), self.cap)
         jittered = rng.uniform(0, self.base * 2 ** max(0, attempts - 1))
-        return min(max(jittered, self.floor), self.cap)
+        return min(max(jittered, retry_after or 0.0, self.floor), self.cap)
 
 
 class TokenBucket:

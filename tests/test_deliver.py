@@ -103,22 +103,31 @@ NOW = 1_750_000_000.0
         (None, 0.0, 4.0),  # missing: backoff with full jitter (3rd attempt: up to 4 s)
         ("abc", 0.0, 4.0),
         ("-5", 0.0, 4.0),
-        ("0", 1.0, 1.0),  # clamped up: no tight loop
+        ("0", 1.0, 4.0),  # says nothing: backoff, floored at 1 s, not a try a second
         ("999999999", 600.0, 600.0),  # clamped down to the policy's cap
         (format_datetime(datetime.fromtimestamp(NOW + 120, UTC), usegmt=True), 120.0, 120.0),
-        (format_datetime(datetime.fromtimestamp(NOW - 120, UTC), usegmt=True), 1.0, 1.0),
+        (format_datetime(datetime.fromtimestamp(NOW - 120, UTC), usegmt=True), 1.0, 4.0),
     ],
     ids=["missing", "garbage", "negative", "zero", "huge", "http-date", "past-date"],
 )
 def test_odd_retry_after_values_are_clamped_or_ignored(
     header: str | None, low: float, high: float
 ) -> None:
-    """Retry-After as seconds or an HTTP date is obeyed within [1 s, cap]; nonsense
-    falls back to backoff (RELIABILITY.md case 45)."""
+    """Retry-After as seconds or an HTTP date is waited for at least, within [1 s, cap];
+    nonsense, 0 and a date past fall back to backoff (RELIABILITY.md case 45)."""
     rng = random.Random(3)
     for _ in range(50):
         delay = POLICY.delay(3, parse_retry_after(header, cap=MAX_RETRY_AFTER, now=NOW), rng)
         assert low <= delay <= high
+
+
+def test_a_destination_answering_retry_after_0_gets_the_backoff() -> None:
+    """Retry-After: 0 on every answer: the waits grow as the backoff's do, where they were
+    a second each, for all of a delivery's max_age."""
+    rng = random.Random(3)
+    waits = [POLICY.delay(n, 0.0, rng) for n in range(1, 13)]
+    assert sum(waits) > 600  # 12 tries; a second each was 12 s
+    assert max(waits) == POLICY.cap
 
 
 async def test_permanent_failure_is_final_with_its_reason(store, session, clock) -> None:
