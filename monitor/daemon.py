@@ -399,7 +399,8 @@ class Daemon:
             _stoppable(self.check_silence), "interval", seconds=SILENCE_EVERY, max_instances=1,
             coalesce=True,
         )  # fmt: skip
-        watcher = asyncio.create_task(_watch(self.config.path, reload), name="watch")
+        watchlist = FileWatch(self.config.path)
+        watcher = asyncio.create_task(watchlist.run(reload), name="watch")
         ticking = asyncio.create_task(_every(TICK, tick), name="tick")
         self._start_relay()
         scheduler.start()
@@ -410,6 +411,7 @@ class Daemon:
                     await first_of(stop.wait(), reload.wait())
                     if reload.is_set() and not stop.is_set():
                         reload.clear()
+                        watchlist.read()  # this reload reads the file as it is now
                         self.service.reloading()
                         applied = await self.reload()
                         self.service.reloaded(RELOADED if applied else RELOAD_REFUSED)
@@ -487,16 +489,32 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-async def _watch(path: Path, reload: asyncio.Event) -> None:
-    """Set ``reload`` when the watchlist file changes on disk (edited in place or
-    replaced by an editor's rename); a stat every few seconds costs nothing."""
-    seen = _signature(path)
-    while True:
-        await asyncio.sleep(WATCH_INTERVAL)
-        now = _signature(path)
-        if now != seen and now is not None:
-            seen = now
-            reload.set()
+class FileWatch:
+    """Whether the watchlist file changed on disk since it was last read (edited in place
+    or replaced by an editor's rename); a stat every few seconds costs nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._read = self._last = _signature(path)
+
+    def read(self) -> None:
+        """The file is being read now (a reload, whatever asked for it): a change
+        already seen, or an edit followed by `systemctl reload`, reloads once, not twice."""
+        self._read = self._last = _signature(self._path)
+
+    def look(self) -> bool:
+        """Whether the file changed since it was read and has held still since the last
+        look: an editor that truncates and then writes would otherwise be read
+        half-written, and logged as a failed reload before the good one."""
+        now, last = _signature(self._path), self._last
+        self._last = now
+        return now is not None and now != self._read and now == last
+
+    async def run(self, reload: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            if self.look():
+                reload.set()
 
 
 def install_signals(stop: asyncio.Event, reload: asyncio.Event) -> None:

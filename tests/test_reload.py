@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import load_config
-from monitor.daemon import Daemon
+from monitor.daemon import Daemon, FileWatch
 from monitor.deliver import RetryPolicy
 from tests.daemon import running, terminate
 from tests.db import connect
@@ -113,3 +113,31 @@ def test_unchanged_path_is_not_a_reload(tmp_path: Path) -> None:
     assert _signature(path) == first
     path.write_text("ab", encoding="utf-8")
     assert _signature(path) != first
+
+
+def test_the_file_watch_waits_for_an_edit_to_settle_and_counts_a_reload_as_read(
+    tmp_path: Path,
+) -> None:
+    """A change reloads once it has held still for a look (an editor that truncates and
+    then writes is not read half-written); a reload asked for meanwhile (SIGHUP after
+    the edit) reads the file, so the watch does not reload it a second time."""
+    path = tmp_path / "newsmon.toml"
+    path.write_text("[monitor]\n", encoding="utf-8")
+    watch = FileWatch(path)
+    assert not watch.look()
+    path.write_text("[moni", encoding="utf-8")  # half-written
+    assert not watch.look()
+    path.write_text("[monitor]\ninterval = '5m'\n", encoding="utf-8")
+    assert not watch.look()  # still changing
+    assert watch.look()  # held still: reload
+    watch.read()  # the reload reads it
+    assert not watch.look()
+    path.write_text("[monitor]\ninterval = '6m'\n", encoding="utf-8")
+    watch.read()  # `systemctl reload` right after saving
+    assert not watch.look()
+    assert not watch.look()
+    path.unlink()  # an editor's rename, half done
+    assert not watch.look()
+    path.write_text("[monitor]\ninterval = '17m'\n", encoding="utf-8")  # a new size
+    assert not watch.look()
+    assert watch.look()
