@@ -29,6 +29,7 @@ from monitor.log import configure_logging
 from monitor.models import Alert, Document, Outcome
 from monitor.notify.text import one_line
 from monitor.opml import plan_import, read_opml, render_feeds
+from monitor.pipeline import HTML_TYPES
 from monitor.rules import RuleIndex, compile_rules, render_explanation
 from monitor.run_lock import exclusive_run
 from monitor.start_wait import daemon_when_storage_allows
@@ -372,7 +373,7 @@ async def _target_document(target: str, config: Config) -> tuple[Document, str]:
     if target.startswith(("http://", "https://")):
         async with make_session(user_agent=m.user_agent) as session:
             page = await fetcher_for(session, m).get(
-                target, max_bytes=m.page_max_bytes, trusted_origin=target
+                target, max_bytes=m.page_max_bytes, trusted_origin=target, accept_body=HTML_TYPES
             )
         data, source = page.body, page.url
     else:

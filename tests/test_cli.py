@@ -176,3 +176,11 @@ async def test_test_command_fetches_and_extracts_a_url(publisher: Publisher) -> 
     assert done.returncode == 0, done.stderr
     assert "extracted" in done.stdout
     assert "rule russia-embassy: MATCH" in done.stdout
+    # as the daemon, it takes no text from a page that is not HTML
+    publisher.overrides["/image"] = (200, {"Content-Type": "image/png"})
+    image = await newsmon_async(
+        "test", f"{publisher.base}/image", "--config", str(ROOT / "config.example.toml")
+    )
+    assert image.returncode == 1
+    assert "content type image/png" in image.stderr
+    assert "MATCH" not in image.stdout
