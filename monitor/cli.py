@@ -183,6 +183,8 @@ def _reason(row: DeliveryRow) -> str:
         return f"refused: {row.last_error}"
     if row.state in ("expired", "cancelled"):
         return row.last_error or ""
+    if row.state == "pending" and row.last_error and not row.attempts:  # redelivered
+        return f"queued again; it had failed: {row.last_error}"
     if row.state == "pending" and row.last_error:
         return f"retry at {_when(row.next_attempt_at)} after: {row.last_error}"
     if row.state == "pending" and row.digest_id:
@@ -193,7 +195,8 @@ def _reason(row: DeliveryRow) -> str:
 def _paused_line(d: DestinationRow) -> str:
     return (
         f"PAUSED {d.notifier} since {_when(d.paused_at)}: {d.paused_reason}; "
-        f"its deliveries wait; `newsmon resume {d.notifier}` sends them"
+        f"its pending deliveries wait; `newsmon resume {d.notifier}` sends them"
+        " (a failed one needs `newsmon redeliver ID`)"
     )
 
 

@@ -152,6 +152,18 @@ async def test_deliveries_explains_failures_and_shows_pauses_until_resume(
         await newsmon_async("resume", "hook", "--config", str(path))
     ).stdout == "hook was not paused\n"
 
+    [failed] = [d["id"] for d in as_json["deliveries"] if d["state"] == "failed"]
+    requeued = await newsmon_async("redeliver", failed[:8], "--config", str(path))
+    assert requeued.returncode == 0, requeued.stderr
+    assert requeued.stdout.startswith(f"delivery {failed} queued again")
+    shown = await newsmon_async("deliveries", "--config", str(path))
+    [line] = [x for x in shown.stdout.splitlines() if x.startswith(failed[:12])]
+    assert " pending " in line
+    assert line.endswith("queued again; it had failed: HTTP 410: answer")
+    twice = await newsmon_async("redeliver", failed, "--config", str(path))
+    assert twice.returncode == 2
+    assert "is not failed or expired" in twice.stderr
+
 
 async def test_a_name_that_does_not_resolve_is_retried_shown_and_then_sent(
     hook: Hook, tmp_path: Path
