@@ -334,7 +334,10 @@ class Daemon:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
-            await self.store.recover_sending(self.clock())
+            cut = await self.store.recover_sending(self.clock())
+            log_event(  # pending again: the destination may get one of them twice
+                log, logging.WARNING, "deliveries_interrupted", count=cut, after=f"{STOP_GRACE:g}s"
+            )
 
     async def run_forever(self, stop: asyncio.Event, reload: asyncio.Event) -> None:
         """Poll each feed when due (the due times live in the database, so a restart

@@ -153,3 +153,4 @@ async def test_sigterm_with_a_send_that_never_ends_exits_0_within_the_bound(
     assert code == 0, stderr
     assert STOP_GRACE <= elapsed < STOP_GRACE + 10
     assert states == ["pending"]
+    assert f"deliveries_interrupted count=1 after={STOP_GRACE:g}s" in stderr
