@@ -240,8 +240,10 @@ async def _cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
         if len(matches) != 1:
             print(f"newsmon: no single delivery with id {args.id!r}", file=sys.stderr)
             return EXIT_USAGE
-        if not await store.requeue(matches[0], time.time()):
-            print(f"newsmon: delivery {matches[0]} is not failed or expired", file=sys.stderr)
+        refused = await store.requeue(matches[0], time.time(), config.notifiers.keys())
+        if refused is not None:
+            why = f"delivery {matches[0]} cannot be sent again: {refused}"
+            print(f"newsmon: {why}", file=sys.stderr)
             return EXIT_USAGE
         # a running daemon looks at the outbox every deliver.LOOK_AGAIN seconds
         print(

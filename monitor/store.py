@@ -1052,17 +1052,25 @@ class Store:
             f"UPDATE deliveries {changes} WHERE id = ? OR digest_id = ?", (*values, outbox_id)
         )
 
-    async def requeue(self, delivery: str, now: float) -> bool:
-        """Put a failed or expired delivery back in the queue, out of any digest it was
-        in (a digest window bundles it afresh); False if there is none."""
+    async def requeue(self, delivery: str, now: float, notifiers: Container[str]) -> str | None:
+        """Put a failed, expired or cancelled delivery to one of ``notifiers`` (those of
+        the watchlist) back in the queue, out of any digest it was in (a digest window
+        bundles it afresh); None when done, else why not. A delivery cancelled because its
+        notifier left the watchlist can so be sent once the notifier is back."""
         async with self._transaction():
-            cursor = await self._db.execute(
+            row = await self._one(
+                "SELECT state, notifier FROM deliveries WHERE id = ?", (delivery,)
+            )
+            if row is None or row[0] not in ("failed", "expired", "cancelled"):
+                return f"it is {row[0] if row else 'gone'}, not failed, expired or cancelled"
+            if row[1] not in notifiers:
+                return f"its notifier {row[1]} is not in the watchlist"
+            await self._db.execute(
                 "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, updated_at = ?,"
-                " created_at = ?, attempts = 0, digest_id = NULL"
-                " WHERE id = ? AND state IN ('failed', 'expired')",
+                " created_at = ?, attempts = 0, digest_id = NULL WHERE id = ?",
                 (now, now, now, delivery),
             )
-            return cursor.rowcount == 1
+            return None
 
     async def alert(self, delivery: Delivery) -> Alert:
         """Everything a notifier needs, read fresh at each attempt (``also`` grows)."""

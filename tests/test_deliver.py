@@ -162,7 +162,8 @@ async def test_retried_past_max_age_expires(store, session, clock) -> None:
 
 async def test_removed_destination_cancels_its_open_deliveries(store, clock) -> None:
     """Deliveries to a notifier gone from the watchlist end cancelled, with the reason;
-    the others stay pending."""
+    the others stay pending. Once the notifier is back (a mistaken edit undone), a
+    cancelled one can be queued again; not while it is gone."""
     await add_hits(store, 2, ["kept", "gone"], clock())
     assert await store.cancel_deliveries(["kept"], clock()) == 2
     got = {(r.notifier, r.state, r.last_error) for r in await store.deliveries()}
@@ -170,6 +171,13 @@ async def test_removed_destination_cancels_its_open_deliveries(store, clock) -> 
         ("kept", "pending", None),
         ("gone", "cancelled", "destination removed from the watchlist"),
     }
+    cancelled = [r.id for r in await store.deliveries() if r.state == "cancelled"]
+    refused = await store.requeue(cancelled[0], clock(), {"kept"})
+    assert refused == "its notifier gone is not in the watchlist"
+    assert await store.requeue(cancelled[0], clock(), {"kept", "gone"}) is None
+    pending = [r.id for r in await store.deliveries() if r.state == "pending"]
+    assert cancelled[0] in pending
+    assert "it is pending" in (await store.requeue(pending[0], clock(), {"kept", "gone"}) or "")
 
 
 async def test_a_delivery_queued_again_by_another_process_is_sent_by_an_idle_relay(
@@ -187,7 +195,7 @@ async def test_a_delivery_queued_again_by_another_process_is_sent_by_an_idle_rel
             assert failed.state == "failed"
             other = await Store.open(tmp_path / "newsmon.db")  # the CLI
             try:
-                assert await other.requeue(failed.id, clock())
+                assert await other.requeue(failed.id, clock(), {"a"}) is None
             finally:
                 await other.close()
             await eventually(lambda: sent(store, 1))

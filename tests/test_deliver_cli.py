@@ -162,7 +162,7 @@ async def test_deliveries_explains_failures_and_shows_pauses_until_resume(
     assert line.endswith("queued again; it had failed: HTTP 410: answer")
     twice = await newsmon_async("redeliver", failed, "--config", str(path))
     assert twice.returncode == 2
-    assert "is not failed or expired" in twice.stderr
+    assert "cannot be sent again: it is pending, not failed" in twice.stderr
 
 
 async def test_a_name_that_does_not_resolve_is_retried_shown_and_then_sent(

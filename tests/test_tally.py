@@ -72,7 +72,7 @@ async def test_the_counts_follow_every_change_the_outbox_makes(
         }  # fmt: skip
 
         failed = next(r.id for r in await store.deliveries() if r.state == "failed")
-        assert await store.requeue(failed, clock())
+        assert await store.requeue(failed, clock(), {"a"}) is None
         pending_b = [r.id for r in await store.deliveries() if r.notifier == "b"]
         for delivery in pending_b[:2]:
             await store.mark_sending(delivery, clock())
