@@ -242,6 +242,20 @@ async def test_starttls_required_but_not_offered_fails_closed(
     assert_no_leak(PASSWORD, result, caplog, ignore=(SERVER_LOGGER,))
 
 
+async def test_a_short_password_is_masked_where_it_stands_alone(
+    smtpd: tuple[Recorder, int],
+) -> None:
+    """A one-letter password is masked only where no letter or digit touches it: masked
+    in every word, the answer read "<secret>TARTTL<secret>" and showed where its letters
+    are."""
+    _, port = smtpd
+    result = await notifier(port, security="starttls", username="alerts", password="S").send(
+        make_alert()
+    )
+    assert "STARTTLS" in result.detail
+    assert "<secret>" not in result.detail
+
+
 async def test_partial_refusal_is_sent_naming_the_refused(smtpd: tuple[Recorder, int]) -> None:
     """One recipient refused and one accepted is SENT, with the refused one named."""
     recorder, port = smtpd

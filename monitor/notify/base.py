@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
@@ -49,13 +50,24 @@ def classify_http(status: int, headers: Mapping[str, str], body_hint: str = "") 
     return SendResult(Outcome.PERMANENT, f"HTTP {status}{hint}")
 
 
+SHORT_SECRET = 8  # characters: shorter secrets are masked only where they stand alone
+
+
 def scrubbed(result: SendResult, secrets: Iterable[str], mask: str) -> SendResult:
     """``result`` with every (non-empty) secret in its detail replaced by ``mask``: a
-    destination may echo what it was sent, and a detail is logged and shown."""
+    destination may echo what it was sent, and a detail is logged and shown.
+
+    A short secret is masked only where no letter or digit touches it: a password "x"
+    masked in every word ("e<secret>tension") garbled the answer and showed where the
+    secret's letters are.
+    """
     detail = result.detail
     for secret in secrets:
-        if secret:
+        if len(secret) >= SHORT_SECRET:
             detail = detail.replace(secret, mask)
+        elif secret:
+            alone = rf"(?<![^\W_]){re.escape(secret)}(?![^\W_])"
+            detail = re.sub(alone, lambda _: mask, detail)
     if detail == result.detail:
         return result
     return SendResult(result.outcome, detail, result.retry_after)
