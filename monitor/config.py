@@ -185,7 +185,8 @@ class _Table:
             return default
         value = self.data[name]
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            raise ConfigError(self.key(name), f"expected {what}, got {_kind(value)}")
+            got = f"{value!r}" if isinstance(value, int | float) else _kind(value)
+            raise ConfigError(self.key(name), f"expected {what}, got {got}")
         return value
 
     def text(self, name: str, default: Any = _MISSING) -> Any:
@@ -499,6 +500,8 @@ def _notifier(t: _Table, name: str) -> NotifierConfig:
             password=t.secret("password", required=False),
             timeout=t.duration("timeout", 30.0),
         )
+        if cfg.password is not None and cfg.username is None:
+            raise ConfigError(t.key("username"), "is required with a password")
     cfg = replace(cfg, lane=_lane(t, kind))
     t.finish()
     return cfg

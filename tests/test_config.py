@@ -102,6 +102,12 @@ def test_example_watchlist_is_valid() -> None:
                      "notifiers.hook.from", "not an email address", id="email-from"),
         pytest.param(BASE.replace('type = "console"', EMAIL + "port = 70000"),
                      "notifiers.hook.port", "at most 65535", id="email-port"),
+        pytest.param(BASE.replace('type = "console"', EMAIL + 'password = "pw"'),
+                     "notifiers.hook.username", "required with a password", id="email-no-user"),
+        pytest.param(BASE + "\n[monitor]\nper_host = 1.5\n", "monitor.per_host",
+                     "expected a whole number, got 1.5", id="fraction-for-whole"),
+        pytest.param(BASE + "\n[monitor]\ninterval = '\uff11\uff10m'\n", "monitor.interval",
+                     "expected a duration", id="full-width-digits"),
     ],
 )  # fmt: skip
 def test_bad_watchlist_names_the_key(tmp_path: Path, edit: str, path: str, message: str) -> None:
