@@ -340,6 +340,8 @@ async def _cmd_resume(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    if not args.path.strip():  # Path("") is ".", which exists
+        raise ConfigError("PATH", "expected the path of the copy, got nothing")
     database = config.monitor.database
     cancelled = threading.Event()
     try:

@@ -88,6 +88,9 @@ async def test_a_backup_never_overwrites_and_leaves_nothing_when_it_fails(
     failed = await newsmon_async("backup", str(nowhere), "--config", str(path))
     assert failed.returncode == 2
     assert f"cannot back up to {nowhere}: no folder {nowhere.parent}" in failed.stderr
+    empty = await newsmon_async("backup", "", "--config", str(path))
+    assert empty.returncode == 2
+    assert "PATH: expected the path of the copy, got nothing" in empty.stderr
     assert "Traceback" not in none_yet.stderr + refused.stderr + failed.stderr
 
 
