@@ -304,6 +304,7 @@ class HitRow:
     matched: tuple[str, ...]
     snippet: str
     created_at: float
+    published: float | None  # as the feed dated the entry; None when it did not
 
 
 @dataclass(frozen=True, slots=True)
@@ -1184,13 +1185,14 @@ class Store:
     async def hits(self, *, rule: str | None, since: float, limit: int = 200) -> list[HitRow]:
         rows = await self._all(
             "SELECT h.id, h.rule, e.title, e.url, COALESCE(f.name, f.title, f.url), h.matched,"
-            " h.snippet, h.created_at FROM hits h JOIN entries e ON e.id = h.entry_id"
+            " h.snippet, h.created_at, e.published FROM hits h JOIN entries e ON e.id = h.entry_id"
             " JOIN feeds f ON f.id = e.feed_id WHERE h.created_at >= ? AND (? IS NULL OR"
             " h.rule = ?) ORDER BY h.created_at DESC LIMIT ?",
             (since, rule, rule, limit),
         )
         return [
-            HitRow(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], r[7]) for r in rows
+            HitRow(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], r[7], r[8])
+            for r in rows
         ]
 
     # -- stories -------------------------------------------------------------------

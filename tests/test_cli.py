@@ -55,7 +55,11 @@ async def test_run_once_delivers_then_nothing_on_the_next_run(
     assert len(receiver.attempts) == 1
 
     hits = newsmon("hits", "--json", "--config", str(path))
-    assert [h["title"] for h in json.loads(hits.stdout)] == ["Embassy row"]
+    [hit] = json.loads(hits.stdout)
+    assert hit["title"] == "Embassy row"
+    published = publisher.rss_items[0].published
+    assert published is not None
+    assert hit["published"] == published.replace(microsecond=0).timestamp()
     unknown = newsmon("hits", "--rule", "nosuch", "--config", str(path))
     assert unknown.returncode == 2
     assert "no rule named 'nosuch'" in unknown.stderr
