@@ -314,13 +314,16 @@ async def _cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _cmd_resume(args: argparse.Namespace, config: Config) -> int:
-    """Resume a paused notifier, or poll a disabled feed again, by name."""
-    feed = next((f for f in config.feeds if args.name in (f.url, f.label)), None)
-    if feed is None and args.name not in config.notifiers:
-        print(f"newsmon: no notifier or feed named {args.name!r}", file=sys.stderr)
-        return EXIT_USAGE
+    """Resume a paused notifier, or poll a disabled feed again, by name: a feed's URL, its
+    name in the watchlist, or the title `newsmon feeds` shows for it."""
 
     async def resume(store: Store) -> int:
+        titled = {r.name: r.url for r in await store.feeds() if r.name}
+        url = titled.get(args.name, args.name)
+        feed = next((f for f in config.feeds if url in (f.url, f.label)), None)
+        if feed is None and args.name not in config.notifiers:
+            print(f"newsmon: no notifier or feed named {args.name!r}", file=sys.stderr)
+            return EXIT_USAGE
         if args.name in config.notifiers:
             if await store.resume(args.name):
                 print(
@@ -331,7 +334,10 @@ async def _cmd_resume(args: argparse.Namespace, config: Config) -> int:
                 print(f"{args.name} was not paused")
         if feed is not None:
             if await store.enable_feed(feed.url, time.time()):
-                print(f"feed {feed.shown} enabled again; the running daemon polls it shortly")
+                print(
+                    f"feed {feed.shown} enabled again: a running daemon polls it within"
+                    " seconds, or the next `newsmon run` does"
+                )
             else:
                 print(f"feed {feed.shown} was not disabled")
         return EXIT_OK

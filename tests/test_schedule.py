@@ -112,25 +112,32 @@ async def test_retry_after_is_honoured_even_by_run_once(
 async def test_gone_feed_is_disabled_once_and_resumable(
     publisher: Publisher, write_watchlist, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """410 Gone disables the feed: no more polls, `feeds` says why, `resume` re-enables it."""
-    publisher.overrides["/rss.xml"] = (410, {})
+    """410 Gone disables the feed: no more polls, `feeds` says why, `resume` re-enables it,
+    named as `feeds` shows it (its title) or by its URL."""
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once()  # its title is known from here on
+    publisher.overrides["/rss.xml"] = (410, {})
     async with Daemon.open(load_config(path)) as daemon:
         await daemon.run_once()
         await daemon.run_once()
-    assert len(publisher.hits("/rss.xml")) == 1
+    assert len(publisher.hits("/rss.xml")) == 2
     assert feed_row(path.parent / "newsmon.db")[2] == "410 Gone: the publisher removed this feed"
     assert await asyncio.to_thread(main, ["feeds", "--config", str(path)]) == 0
-    assert "disabled: 410 Gone" in capsys.readouterr().out
+    assert "Test Gazette  disabled" in capsys.readouterr().out
 
     del publisher.overrides["/rss.xml"]
     publisher.rss_items = [Item("Back", "/b")]
-    resume = ["resume", f"{publisher.base}/rss.xml", "--config", str(path)]
+    resume = ["resume", "Test Gazette", "--config", str(path)]
     assert await asyncio.to_thread(main, resume) == 0
+    assert capsys.readouterr().out.startswith(f"feed {publisher.base}/rss.xml enabled again")
     async with Daemon.open(load_config(path)) as daemon:
         await daemon.run_once()
-    assert len(publisher.hits("/rss.xml")) == 2
+    assert len(publisher.hits("/rss.xml")) == 3
     assert feed_row(path.parent / "newsmon.db")[2:] == (None, 0)
+    again = ["resume", f"{publisher.base}/rss.xml", "--config", str(path)]
+    assert await asyncio.to_thread(main, again) == 0
+    assert capsys.readouterr().out == f"feed {publisher.base}/rss.xml was not disabled\n"
 
 
 async def test_cache_headers_lengthen_the_next_poll(publisher: Publisher, write_watchlist) -> None:
