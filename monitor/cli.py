@@ -110,6 +110,9 @@ def _next_poll(row: FeedRow, watched: set[str]) -> str:
     return "-" if row.disabled_reason else _when(row.next_poll_at)
 
 
+OFF = "enabled = false in the watchlist"
+
+
 def _feed_note(row: FeedRow) -> str:
     """The one thing worth knowing: why it is disabled, its last error, or its move."""
     if row.disabled_reason:
@@ -129,16 +132,22 @@ async def _cmd_feeds(args: argparse.Namespace, config: Config) -> int:
             key=lambda r: (not (r.disabled_reason or r.consecutive_errors), r.name or r.url),
         )
         watched = {f.url for f in config.feeds if f.enabled}
+        off = {f.url: f for f in config.feeds if not f.enabled}
         table = [
             [
                 r.name or without_password(r.url),
-                _health(r),
+                "disabled" if r.url in off else _health(r),
                 str(r.last_status or "-"),
                 _when(r.last_poll_at),
                 _next_poll(r, watched),
-                _feed_note(r),
+                OFF if r.url in off else _feed_note(r),
             ]
             for r in rows
+        ]
+        # as `status` counts them: a feed switched off in the watchlist, polled or not
+        stored = {r.url for r in rows}
+        table += [
+            [f.shown, "disabled", "-", "-", "-", OFF] for f in off.values() if f.url not in stored
         ]
         if not table:
             print("no feed polled yet")

@@ -114,6 +114,23 @@ async def test_a_password_in_a_feed_url_is_never_printed(tmp_path: Path, write_w
     assert "s3cretpw" not in done.stdout + done.stderr + "".join(s.stdout for s in shown)
 
 
+async def test_feeds_lists_a_feed_switched_off_as_status_counts_it(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """A feed with enabled = false shows in `feeds` as disabled, saying why, as `status`
+    counts it: never polled, or polled before it was switched off."""
+    off = '[[feeds]]\nurl = "http://127.0.0.1:9/off.xml"\nname = "Off"\nenabled = false\n'
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], extra=off)
+    assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
+    path.write_text(path.read_text().replace('/rss.xml"', '/rss.xml"\nenabled = false'))
+    listed = newsmon("feeds", "--config", str(path)).stdout.splitlines()
+    assert [line.split("  ")[0] for line in listed[1:]] == ["Test Gazette", "Off"]
+    assert all(
+        " disabled " in x and x.endswith("enabled = false in the watchlist") for x in listed[1:]
+    )
+    assert "2 disabled" in newsmon("status", "--config", str(path)).stdout
+
+
 @pytest.mark.parametrize(
     "args",
     [["hits"], ["feeds"], ["deliveries"], ["search", "embassy"], ["redeliver", "ab12"],
