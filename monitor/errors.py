@@ -32,7 +32,12 @@ class QueryError(NewsmonError):
 
 
 class ParseError(NewsmonError):
-    """The bytes are not a feed at all."""
+    """The bytes are not a feed at all; ``status``: the HTTP status they came with, for
+    `newsmon feeds` (a feed that answers 200 with an HTML page)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class FetchError(NewsmonError):

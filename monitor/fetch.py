@@ -276,16 +276,20 @@ async def _read(
             f"http_{resp.status}", f"HTTP {resp.status}", status=resp.status, headers=answer
         )
     if accept_body and not resp.content_type.startswith(accept_body):
-        raise FetchError("not_html", f"content type {resp.content_type}")
+        raise FetchError("not_html", f"content type {resp.content_type}", status=resp.status)
     declared = resp.content_length
     if declared is not None and declared > max_bytes:
-        raise FetchError("too_large", f"declared {declared} bytes, cap is {max_bytes}")
+        raise FetchError(
+            "too_large", f"declared {declared} bytes, cap is {max_bytes}", status=resp.status
+        )
     body = bytearray()
     # iter_chunked yields decompressed bytes, so the cap holds against a gzip bomb.
     async for chunk in resp.content.iter_chunked(_CHUNK):
         body += chunk
         if len(body) > max_bytes:
-            raise FetchError("too_large", f"body exceeds the {max_bytes}-byte cap")
+            raise FetchError(
+                "too_large", f"body exceeds the {max_bytes}-byte cap", status=resp.status
+            )
     return Fetched(final, resp.status, bytes(body), answer)
 
 

@@ -139,7 +139,7 @@ class Pipeline:
         """Record a failed poll: back off, honour Retry-After, and stop polling a feed
         its publisher says is gone (410), saying so once."""
         now, errors = self._clock(), state.errors + 1
-        status = error.status if isinstance(error, FetchError) else None
+        status = error.status
         headers = error.headers if isinstance(error, FetchError) else {}
         delay = after_failure(feed.interval, errors, headers, now, _bounds(config))
         not_before = now + delay if "retry-after" in headers else 0.0
@@ -197,7 +197,10 @@ class Pipeline:
             if state.polled  # a feed never polled has no entries yet
             else frozenset()
         )
-        parsed = await self._parse(fetched, config, seen)
+        try:
+            parsed = await self._parse(fetched, config, seen)
+        except ParseError as e:
+            raise ParseError(str(e), status=fetched.status) from None
         hint = publisher_hint(fetched.headers, parsed.ttl, self._clock())
         pairs = zip(parsed.entries, parsed.fingerprints, strict=True)
         unique = {e.key: (e, p) for e, p in reversed(list(pairs))}  # the first one wins

@@ -131,6 +131,19 @@ async def test_feeds_lists_a_feed_switched_off_as_status_counts_it(
     assert "2 disabled" in newsmon("status", "--config", str(path)).stdout
 
 
+async def test_feeds_shows_the_status_of_a_200_that_is_no_feed(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """A feed that answers 200 with something that is not a feed fails, and `feeds`
+    shows the 200 it got beside the reason, not "-"."""
+    publisher.overrides["/rss.xml"] = (200, {"Content-Type": "text/html"})
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
+    [_, row] = newsmon("feeds", "--config", str(path)).stdout.splitlines()
+    assert row.split()[1:4] == ["failing", "x1", "200"]
+    assert "not an RSS, Atom or JSON feed" in row
+
+
 @pytest.mark.parametrize(
     "args",
     [["hits"], ["feeds"], ["deliveries"], ["search", "embassy"], ["redeliver", "ab12"],
