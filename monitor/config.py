@@ -393,17 +393,15 @@ def _secret_url(t: _Table, name: str) -> Secret:
     return url
 
 
-def _addresses(t: _Table, name: str, values: tuple[str, ...]) -> None:
-    """Each of ``values`` (of key ``name``) is an email address, as the notifier reads
-    it to address the SMTP envelope."""
+def _address(path: str, value: str) -> None:
+    """``value`` (at key ``path``) is an email address, as the notifier reads it to address
+    the SMTP envelope."""
     from monitor.notify.email import bare_address  # its mail libraries, only when used
 
-    for i, value in enumerate(values):
-        try:
-            bare_address(value)
-        except ValueError as e:
-            key = t.key(name) if len(values) == 1 and name == "from" else f"{t.key(name)}[{i}]"
-            raise ConfigError(key, f"{e}") from None
+    try:
+        bare_address(value)
+    except ValueError as e:
+        raise ConfigError(path, str(e)) from None
 
 
 def _listen_address(t: _Table, name: str) -> tuple[str, int] | None:
@@ -487,8 +485,9 @@ def _notifier(t: _Table, name: str) -> NotifierConfig:
         security = t.choice("security", ("starttls", "tls", "none"), "starttls")
         default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
         sender, to = t.text("from"), t.strings("to", nonempty=True)
-        _addresses(t, "from", (sender,))
-        _addresses(t, "to", to)
+        _address(t.key("from"), sender)
+        for i, address in enumerate(to):
+            _address(f"{t.key('to')}[{i}]", address)
         cfg = EmailNotifierConfig(
             name,
             host=t.text("host"),
