@@ -27,6 +27,7 @@ from monitor.extract import Extractor
 from monitor.log import log_event
 from monitor.models import Extracted, PollResult
 from monitor.status import StatusReport
+from monitor.urls import without_password
 from monitor.workers import WorkerPool
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ class Metrics:
             seen.polls[result.outcome] += 1
             seen.entries += result.new_entries
             if result.outcome == "error":
-                seen.feed_errors[result.feed_url] += 1
+                seen.feed_errors[without_password(result.feed_url)] += 1
 
     def record_extraction(self, seconds: float, result: Extracted) -> None:
         histogram = self._seen.extraction.setdefault(result.status.value, _Histogram())

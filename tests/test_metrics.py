@@ -91,13 +91,15 @@ async def test_endpoint_serves_real_counts_after_a_run(
 
 
 def test_counters_count_polls_errors_and_extraction_by_outcome() -> None:
-    """Poll outcomes, feed errors by feed and extraction times by result add up."""
+    """Poll outcomes, feed errors by feed (no password in a label) and extraction times
+    by result add up."""
     metrics = Metrics()
     metrics.record_polls(
         [
             PollResult("https://a.example/rss", "ok", new_entries=3, hits=1),
             PollResult("https://a.example/rss", "not_modified"),
             PollResult("https://b.example/rss", "error", error="timeout"),
+            PollResult("https://u:s3cretpw@c.example/rss", "error", error="HTTP 500"),
         ]
     )
     metrics.record_extraction(0.02, Extracted("text", BodyStatus.EXTRACTED))
@@ -105,8 +107,11 @@ def test_counters_count_polls_errors_and_extraction_by_outcome() -> None:
     got = samples(metrics.exposition().decode())
     assert got[("newsmon_polls_total", (("outcome", "ok"),))] == 1
     assert got[("newsmon_polls_total", (("outcome", "not_modified"),))] == 1
-    assert got[("newsmon_polls_total", (("outcome", "error"),))] == 1
+    assert got[("newsmon_polls_total", (("outcome", "error"),))] == 2
     assert got[("newsmon_feed_errors_total", (("feed", "https://b.example/rss"),))] == 1
+    # a basic-auth password in a feed URL is not a label: Prometheus would keep it
+    assert got[("newsmon_feed_errors_total", (("feed", "https://u:***@c.example/rss"),))] == 1
+    assert "s3cretpw" not in metrics.exposition().decode()
     assert ("newsmon_feed_errors_total", (("feed", "https://a.example/rss"),)) not in got
     assert got[("newsmon_entries_total", ())] == 3
     assert got[("newsmon_extraction_seconds_count", (("status", "extracted"),))] == 1
