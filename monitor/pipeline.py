@@ -189,7 +189,8 @@ class Pipeline:
                 304, fetched.etag or state.etag, fetched.last_modified or state.last_modified,
                 fetched.url, location,
             )  # fmt: skip
-            delay = after_success(feed.interval, publisher_hint(fetched.headers, None, 0), bounds)
+            interval = await self._interval(feed, config, state, [], bounds)  # as a 200's
+            delay = after_success(interval, publisher_hint(fetched.headers, None, 0), bounds)
             await self._store.record_not_modified(state.id, self._clock(), self._at(delay), cursor)
             return PollResult(feed.url, "not_modified")
         seen = (
