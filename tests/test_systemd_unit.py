@@ -166,3 +166,22 @@ def test_install_into_destdir_then_again_keeps_the_watchlist(tmp_path: Path) -> 
     assert again.returncode == 0, again.stdout + again.stderr
     assert "keeping the existing" in again.stdout
     assert watchlist.read_text() == "# mine\n"
+
+
+def test_every_credential_the_docs_name_is_one_the_unit_loads() -> None:
+    """A `${CREDENTIALS_DIRECTORY}/NAME` in the README, the example watchlist, the docs or
+    the installer names a credential the unit's LoadCredential= lines hand over: the
+    example's email password once read `smtp`, which the unit does not load, and so
+    failed at start under systemd with a missing secret."""
+    loaded = {
+        value.lstrip("-").split(":", 1)[0] for value in settings(UNIT.read_text())["LoadCredential"]
+    }
+    texts = [ROOT / "README.md", ROOT / "config.example.toml", INSTALL, UNIT]
+    texts += sorted((ROOT / "docs").glob("*.md"))
+    named = {
+        (path.name, name)
+        for path in texts
+        for name in re.findall(r"\$\{?CREDENTIALS_DIRECTORY\}?/(\w+)", path.read_text())
+    }
+    assert named
+    assert {(where, name) for where, name in named if name not in loaded} == set()
