@@ -305,10 +305,14 @@ async def _cmd_notify_test(args: argparse.Namespace, config: Config) -> int:
 async def _cmd_status(args: argparse.Namespace, config: Config) -> int:
     database = config.monitor.database
     if not database.exists():
-        print(
-            f"no database at {database}: newsmon has not run yet, or cannot create it"
-            " (a running daemon then says why in its log and STATUS=)"
+        why = (
+            "newsmon has not run yet, or cannot create it (a running daemon then says why"
+            " in its log and STATUS=)"
         )
+        if args.json:  # a script reads JSON either way
+            print(json.dumps({"database": str(database), "error": f"no database: {why}"}))
+        else:
+            print(f"no database at {database}: {why}")
         return EXIT_OK
 
     async def show(store: Store) -> int:

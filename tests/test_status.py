@@ -101,11 +101,17 @@ async def test_status_reads_while_the_daemon_runs(
 
 
 def test_status_before_the_first_run_says_so(tmp_path: Path, write_watchlist) -> None:
-    """With no database yet, status says newsmon has not run, and creates nothing."""
+    """With no database yet, status says newsmon has not run (in JSON too, with --json),
+    and creates nothing."""
     path = write_watchlist(feeds=["http://127.0.0.1:9/rss.xml"])
     done = newsmon("status", "--config", str(path))
     assert done.returncode == 0, done.stderr
     assert "has not run yet" in done.stdout
+    as_json = newsmon("status", "--json", "--config", str(path))
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert document["database"] == str(tmp_path / "newsmon.db")
+    assert "has not run yet" in document["error"]
     assert not (tmp_path / "newsmon.db").exists()
 
 
