@@ -169,6 +169,11 @@ def _report_families(report: StatusReport) -> Iterator[Metric]:
         paused.add_metric([notifier], 1)
     yield paused
     yield GaugeMetricFamily(
+        "newsmon_notices_pending",
+        "Operational notices (a feed gone or failing, a destination paused) not yet sent.",
+        value=report.notices_pending,
+    )
+    yield GaugeMetricFamily(
         "newsmon_database_bytes", "Size of the database and its WAL.", value=report.database_bytes
     )
     yield GaugeMetricFamily(

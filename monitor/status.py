@@ -43,6 +43,7 @@ class StatusReport:
     hits_last_day: int
     deliveries_pending: int  # pending or sending
     deliveries_failed: int  # failed or expired
+    notices_pending: int  # operational notices pending or sending (notices.py)
 
     @property
     def disk_low(self) -> bool:
@@ -64,6 +65,8 @@ class StatusReport:
         parts.append(f"{self.deliveries_pending} deliveries pending")
         if self.deliveries_failed:
             parts.append(f"{self.deliveries_failed} failed")
+        if self.notices_pending:
+            parts.append(f"{self.notices_pending} notices pending")
         return ", ".join(parts)
 
 
@@ -136,6 +139,7 @@ async def gather_status(
         hits_last_day=await store.hits_since(now - DAY),
         deliveries_pending=by_state.get("pending", 0) + by_state.get("sending", 0),
         deliveries_failed=by_state.get("failed", 0) + by_state.get("expired", 0),
+        notices_pending=await store.open_notices(),
     )
 
 
@@ -168,7 +172,8 @@ def format_status(report: StatusReport) -> str:
         ("hits", f"{report.hits_last_day} in the last day"),
         (
             "deliveries",
-            f"{report.deliveries_pending} pending, {report.deliveries_failed} failed",
+            f"{report.deliveries_pending} pending, {report.deliveries_failed} failed"
+            + (f"; {report.notices_pending} notices pending" if report.notices_pending else ""),
         ),
         ("database", f"{report.database} ({size(report.database_bytes)}, {disk})"),
     ]

@@ -935,6 +935,11 @@ class Store:
             )
         return int(row[0])
 
+    async def open_notices(self) -> int:
+        """Notices pending or being sent: few, found through notices_due."""
+        row = await self._one("SELECT COUNT(*) FROM notices WHERE state IN ('pending', 'sending')")
+        return int(row[0])
+
     async def mark_sending(self, outbox_id: str, now: float) -> None:
         await self._set_state(outbox_id, "sending", now, attempts=1)
 

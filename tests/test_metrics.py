@@ -88,6 +88,7 @@ async def test_endpoint_serves_real_counts_after_a_run(
     assert got[("newsmon_feeds", (("health", "failing"),))] == 0
     assert got[("newsmon_last_poll_timestamp_seconds", ())] > 0
     assert got[("newsmon_database_bytes", ())] > 0
+    assert got[("newsmon_notices_pending", ())] == 0
 
 
 def test_counters_count_polls_errors_and_extraction_by_outcome() -> None:

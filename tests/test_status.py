@@ -58,6 +58,9 @@ async def test_report_counts_feeds_hits_and_deliveries(
     try:
         report = await gather_status(store, config, time.time())
         two_days_on = await gather_status(store, config, time.time() + 2 * 86400)
+        # a notice the destination has not taken yet is counted too
+        await store.add_notice("feed_gone", "old", "1", "gone", ["hook"], time.time())
+        noticed = await gather_status(store, config, time.time())
     finally:
         await store.close()
     assert two_days_on.hits_last_day == 0  # the hit is older than a day by then
@@ -74,6 +77,9 @@ async def test_report_counts_feeds_hits_and_deliveries(
     assert "hits        1 in the last day" in text
     assert "deliveries  0 pending, 1 failed" in text
     assert report.line() == "2 feeds, 1 failing, 1 hits today, 0 deliveries pending, 1 failed"
+    assert (report.notices_pending, noticed.notices_pending) == (0, 1)
+    assert "deliveries  0 pending, 1 failed; 1 notices pending" in format_status(noticed)
+    assert noticed.line().endswith("1 failed, 1 notices pending")
 
 
 async def test_status_reads_while_the_daemon_runs(
