@@ -380,9 +380,8 @@ async def _cmd_import_opml(args: argparse.Namespace, config: Config | None) -> i
     feeds and names are taken."""
     data, source = await _read_input(args.file)
     feeds = config.feeds if config is not None else ()
-    plan = plan_import(
-        read_opml(data, source), [f.url for f in feeds], [f.name for f in feeds if f.name]
-    )
+    taken = [*(f.name for f in feeds if f.name), *(tag for f in feeds for tag in f.tags)]
+    plan = plan_import(read_opml(data, source), [f.url for f in feeds], taken)
     print(f"# from {source}: {len(plan.feeds)} new feeds, {plan.watched} already watched")
     if config is None:
         print(f"# no watchlist at {_config_path(args)} to compare with: every feed is new")

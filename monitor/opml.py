@@ -10,8 +10,10 @@ so that what is pasted passes ``newsmon check``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from html.entities import name2codepoint
 from typing import Any
 
 from monitor.errors import ConfigError
@@ -43,13 +45,26 @@ def read_opml(data: bytes, source: str) -> list[OpmlFeed]:
     # no DTD, no entities, no network: an exported file from elsewhere is untrusted input
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
-        root = etree.fromstring(data, parser)
+        root = etree.fromstring(_HTML_ENTITY.sub(_as_reference, data), parser)
     except etree.XMLSyntaxError as e:
         raise ConfigError("", f"{source}: not an OPML file: {e}") from None
     body = root.find("body") if root.tag == "opml" else None
     if body is None:
         raise ConfigError("", f"{source}: not an OPML file: no <opml><body>")
     return list(_outlines(body, ()))
+
+
+# HTML's named entities (&eacute;, &nbsp;), which readers write into titles; XML knows only
+# its own five, and one undefined entity failed the whole file
+_HTML_ENTITY = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
+_XML_ENTITIES = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
+
+
+def _as_reference(match: re.Match[bytes]) -> bytes:
+    """An HTML entity as the character reference XML reads; anything else unchanged."""
+    name = match[1]
+    point = None if name in _XML_ENTITIES else name2codepoint.get(name.decode("ascii"))
+    return match[0] if point is None else b"&#%d;" % point
 
 
 def _outlines(parent: Any, folders: tuple[str, ...]) -> Iterator[OpmlFeed]:
@@ -64,9 +79,12 @@ def _outlines(parent: Any, folders: tuple[str, ...]) -> Iterator[OpmlFeed]:
 def plan_import(
     feeds: Iterable[OpmlFeed], watched_urls: Iterable[str], names: Iterable[str]
 ) -> OpmlImport:
-    """What to paste: new http(s) feeds once each, under names no other feed has."""
+    """What to paste: new http(s) feeds once each, under names no other feed has and
+    that are no tag (``names``: the watchlist's feed names and tags): a rule scoped to a
+    folder's tag would otherwise find it is a feed's name too, which check refuses."""
+    feeds = list(feeds)
     watched = {normalize_url(u) or u for u in watched_urls}
-    taken = set(names)
+    taken = set(names).union(*(feed.tags for feed in feeds))
     seen: set[str] = set()
     out: list[OpmlFeed] = []
     skipped = []

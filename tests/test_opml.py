@@ -139,3 +139,30 @@ def test_it_runs_before_there_is_a_watchlist(tmp_path: Path) -> None:
     broken = newsmon("import-opml", "missing.opml", cwd=tmp_path)
     assert broken.returncode == 2
     assert "cannot read missing.opml: No such file or directory" in broken.stderr
+
+
+def test_html_entities_in_titles_are_read() -> None:
+    """Readers write HTML's named entities into titles; XML knows only its own five, and
+    one such entity made the whole file "not an OPML file". An entity neither knows
+    still is an error."""
+    data = (
+        b'<opml version="2.0"><body><outline text="Caf&eacute;&nbsp;News &amp; more"'
+        b' xmlUrl="https://cafe.example.org/rss"/></body></opml>'
+    )
+    [feed] = read_opml(data, "ent.opml")
+    assert feed.name == "Café\xa0News & more"
+    with pytest.raises(ConfigError, match=r"ent\.opml: not an OPML file: "):
+        read_opml(data.replace(b"&eacute;", b"&nosuchentity;"), "ent.opml")
+
+
+def test_a_feed_is_not_named_like_a_folder_or_a_tag() -> None:
+    """A feed titled like its own folder (or like a tag of the watchlist) gets a number:
+    a rule scoped to the folder's tag would otherwise name a feed and a tag at once,
+    which `newsmon check` refuses."""
+    data = (
+        b'<opml version="2.0"><body><outline text="News"><outline text="News"'
+        b' xmlUrl="https://n.example.org/rss"/></outline><outline text="asia"'
+        b' xmlUrl="https://a.example.org/rss"/></body></opml>'
+    )
+    plan = plan_import(read_opml(data, "x.opml"), watched_urls=[], names=["asia"])
+    assert [(f.name, f.tags) for f in plan.feeds] == [("News (2)", ("News",)), ("asia (2)", ())]
