@@ -43,6 +43,12 @@ def back_up(database: Path, target: Path, cancelled: threading.Event | None = No
         raise ConfigError("", f"cannot back up to {target}: no folder {target.parent}")
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
+        # made with the database's permissions before SQLite writes a byte into it: the
+        # database holds feed URLs with their passwords, and a copy by the umask alone was
+        # world-readable where the database was not (SQLite takes an empty file as new)
+        os.close(
+            os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, database.stat().st_mode & 0o777)
+        )
         with closing(sqlite3.connect(database)) as source:
             source.execute("PRAGMA busy_timeout = 10000")
             _check_source(source, database)

@@ -4,6 +4,7 @@ that newsmon reads as it reads the original; never a half-written file under PAT
 from __future__ import annotations
 
 import sqlite3
+import stat
 import threading
 from contextlib import closing
 from pathlib import Path
@@ -39,15 +40,18 @@ async def test_a_backup_taken_while_the_daemon_runs_is_whole_and_readable(
     publisher: Publisher, receiver: Receiver, write_watchlist, tmp_path: Path
 ) -> None:
     """The copy holds the stored story and its hit, passes integrity_check, keeps no
-    -wal beside it, and `newsmon hits` on a watchlist pointing at it shows the hit."""
+    -wal beside it, is no more readable than the database, and `newsmon hits` on a
+    watchlist pointing at it shows the hit."""
     publisher.rss_items = [Item("Embassy", "/e", summary="Kremlin shuts an embassy.")]
     path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
     copy = tmp_path / "backups" / "copy.db"
     copy.parent.mkdir()
     async with running(path) as daemon:
         await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=60)
+        (path.parent / "newsmon.db").chmod(0o600)  # as the service's state directory has it
         done = await newsmon_async("backup", str(copy), "--config", str(path))
         assert done.returncode == 0, done.stderr
+        assert stat.S_IMODE(copy.stat().st_mode) == 0o600  # not the umask's 0o644
         assert f"to {copy}: " in done.stdout
         assert "schema " in done.stdout
         stderr = await terminate(daemon)
