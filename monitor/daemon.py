@@ -111,6 +111,7 @@ class Daemon:
         self._session = session
         self._retry = retry
         self._fixed_notifiers = notifiers is not None
+        self._started = config.monitor  # what the _RESTART_KEYS were made from
         self._notifiers: Mapping[str, Notifier] = notifiers or self._build_notifiers(config)
         self.relay = self._make_relay()
         self._relay_task: asyncio.Task[None] | None = None
@@ -309,7 +310,9 @@ class Daemon:
                 self._start_relay()
             if cancelled:
                 log_event(log, logging.WARNING, "deliveries_cancelled", count=cancelled)
-        fixed = [k for k in _RESTART_KEYS if getattr(old.monitor, k) != getattr(config.monitor, k)]
+        # against what runs, not the last watchlist: a change and its undoing is no restart
+        running, wanted = self._started, config.monitor
+        fixed = [k for k in _RESTART_KEYS if getattr(running, k) != getattr(wanted, k)]
         if fixed:
             log_event(log, logging.WARNING, "restart_needed", keys=",".join(fixed))
         log_event(
