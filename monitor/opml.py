@@ -89,6 +89,7 @@ def plan_import(
     out: list[OpmlFeed] = []
     skipped = []
     for feed in feeds:
+        feed = OpmlFeed(_without_feed_scheme(feed.url), feed.name, feed.tags)
         key = normalize_url(feed.url)
         if key is None:
             skipped.append(feed.url)
@@ -97,6 +98,16 @@ def plan_import(
             if key not in watched:
                 out.append(OpmlFeed(feed.url, _unique(feed.name, taken), feed.tags))
     return OpmlImport(out, len(seen & watched), skipped)
+
+
+def _without_feed_scheme(url: str) -> str:
+    """``feed://host/x`` as ``http://host/x``, ``feed:https://...`` as ``https://...``: the
+    feed: scheme some readers export only says "a feed" (and asked a browser to hand the
+    link to a reader)."""
+    scheme, colon, rest = url.partition(":")
+    if not colon or scheme.lower() != "feed":
+        return url
+    return rest if rest.lower().startswith(("http://", "https://")) else f"http:{rest}"
 
 
 def _unique(name: str | None, taken: set[str]) -> str | None:

@@ -25,6 +25,7 @@ EXPORT = b"""<?xml version="1.0" encoding="UTF-8"?>
     <outline type="rss" text="News" xmlUrl="https://example.org/b.xml"/>
     <outline type="rss" text="Twice" xmlUrl="https://EXAMPLE.org/a.xml"/>
     <outline type="rss" text="Podcast" xmlUrl="feed://example.org/podcast"/>
+    <outline type="rss" text="Archive" xmlUrl="ftp://example.org/feed"/>
     <outline type="rss" xmlUrl="https://example.org/untitled.xml"/>
   </body>
 </opml>
@@ -43,12 +44,13 @@ def test_folders_become_tags_and_titles_names() -> None:
         ),
     ]
     assert feeds[-1] == OpmlFeed("https://example.org/untitled.xml", None, ())
-    assert len(feeds) == 7
+    assert len(feeds) == 8
 
 
 def test_the_plan_skips_what_is_watched_repeated_or_not_http() -> None:
     """Watched feeds (however their host is spelled) and repeats are left out, a name
-    already taken gets a number, and a feed:// URL is reported, not pasted."""
+    already taken gets a number, a feed:// URL is read as the http:// one it stands for,
+    and an ftp:// one is reported, not pasted."""
     plan = plan_import(
         read_opml(EXPORT, "subs.opml"),
         watched_urls=["https://FEEDS.bbci.co.uk/news/world/rss.xml"],
@@ -58,10 +60,11 @@ def test_the_plan_skips_what_is_watched_repeated_or_not_http() -> None:
         ("https://www.lemonde.fr/international/rss_full.xml", 'Le Monde — "International"'),
         ("https://example.org/a.xml", "News (2)"),
         ("https://example.org/b.xml", "News (3)"),
+        ("http://example.org/podcast", "Podcast"),
         ("https://example.org/untitled.xml", None),
     ]
     assert plan.watched == 1
-    assert plan.skipped == ["feed://example.org/podcast"]
+    assert plan.skipped == ["ftp://example.org/feed"]
 
 
 @pytest.mark.parametrize(
@@ -115,13 +118,13 @@ def test_pasted_output_passes_check(tmp_path: Path) -> None:
     done = newsmon("import-opml", str(export), "--config", str(watchlist))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("# from ")
-    assert "# skipped, not an http(s) URL: feed://example.org/podcast" in done.stdout
+    assert "# skipped, not an http(s) URL: ftp://example.org/feed" in done.stdout
     with watchlist.open("a", encoding="utf-8") as f:
         f.write("\n" + done.stdout)
     after = newsmon("check", "--config", str(watchlist))
     assert after.returncode == 0, after.stderr
     count = int(before.stdout.split("feeds: ")[1].split(",")[0])
-    assert f"feeds: {count + 4}," in after.stdout  # BBC World is in the example already
+    assert f"feeds: {count + 5}," in after.stdout  # BBC World is in the example already
 
 
 def test_it_runs_before_there_is_a_watchlist(tmp_path: Path) -> None:
@@ -130,7 +133,7 @@ def test_it_runs_before_there_is_a_watchlist(tmp_path: Path) -> None:
     must exist (a typo would otherwise print feeds already watched)."""
     done = newsmon("import-opml", "-", cwd=tmp_path, stdin=EXPORT.decode())
     assert done.returncode == 0, done.stderr
-    assert "# from standard input: 5 new feeds, 0 already watched" in done.stdout
+    assert "# from standard input: 6 new feeds, 0 already watched" in done.stdout
     assert "# no watchlist at newsmon.toml to compare with: every feed is new" in done.stdout
     misnamed = newsmon("import-opml", "-", "--config", "typo.toml", cwd=tmp_path, stdin="")
     assert misnamed.returncode == 2
