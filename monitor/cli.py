@@ -126,24 +126,31 @@ def _feed_note(row: FeedRow) -> str:
 
 async def _cmd_feeds(args: argparse.Namespace, config: Config) -> int:
     async def show(store: Store) -> int:
-        # the feeds that need attention first, then by name
+        known = {f.url for f in config.feeds}
+        # the feeds that need attention first, then by name; those gone from the watchlist
+        # (their history stays) last
         rows = sorted(
             await store.feeds(),
-            key=lambda r: (not (r.disabled_reason or r.consecutive_errors), r.name or r.url),
+            key=lambda r: (
+                r.url not in known,
+                not (r.disabled_reason or r.consecutive_errors),
+                r.name or r.url,
+            ),
         )
         watched = {f.url for f in config.feeds if f.enabled}
         off = {f.url: f for f in config.feeds if not f.enabled}
-        table = [
-            [
-                r.name or without_password(r.url),
-                "disabled" if r.url in off else _health(r),
-                str(r.last_status or "-"),
-                _when(r.last_poll_at),
-                _next_poll(r, watched),
-                OFF if r.url in off else _feed_note(r),
-            ]
-            for r in rows
-        ]
+        table = []
+        for r in rows:
+            if r.url in off:
+                health, note = "disabled", OFF
+            elif r.url not in known:
+                health, note = "removed", "no longer in the watchlist"
+            else:
+                health, note = _health(r), _feed_note(r)
+            when = (_when(r.last_poll_at), _next_poll(r, watched))
+            table.append(
+                [r.name or without_password(r.url), health, str(r.last_status or "-"), *when, note]
+            )
         # as `status` counts them: a feed switched off in the watchlist, polled or not
         stored = {r.url for r in rows}
         table += [

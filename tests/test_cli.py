@@ -131,6 +131,21 @@ async def test_feeds_lists_a_feed_switched_off_as_status_counts_it(
     assert "2 disabled" in newsmon("status", "--config", str(path)).stdout
 
 
+async def test_feeds_lists_a_removed_feed_last_and_says_so(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """A feed taken out of the watchlist keeps its history, shown last as removed, not at
+    the top as failing (status does not count it either)."""
+    feeds = [f"{publisher.base}/missing.xml", f"{publisher.base}/rss.xml"]
+    path = write_watchlist(feeds=feeds)
+    assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
+    path.write_text(path.read_text().replace(f'url = "{feeds[0]}"', f'url = "{feeds[1]}x"'))
+    listed = newsmon("feeds", "--config", str(path)).stdout.splitlines()
+    assert listed[1].split()[:3] == ["Test", "Gazette", "ok"]
+    assert listed[-1].split()[:2] == [feeds[0], "removed"]
+    assert listed[-1].endswith("no longer in the watchlist")
+
+
 async def test_feeds_shows_the_status_of_a_200_that_is_no_feed(
     publisher: Publisher, write_watchlist
 ) -> None:
