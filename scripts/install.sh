@@ -55,7 +55,8 @@ fi
 # Secrets: root-only files, handed to the service by LoadCredential=.
 run install -d -m 0700 "$CONF/credentials"
 
-if [ -z "$DESTDIR" ] && [ "$DRY_RUN" = 0 ] && [ -d /run/systemd/system ]; then
+# systemd reads the new unit (a dry run shows the step it would take there too)
+if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
     run systemctl daemon-reload
 fi
 
