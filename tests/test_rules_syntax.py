@@ -95,9 +95,16 @@ def test_parse_errors(text: str, column: int, message: str) -> None:
 
 
 def test_nesting_limit() -> None:
-    """Absurd nesting is a QueryError, not a RecursionError."""
+    """Absurd nesting is a QueryError, not a RecursionError: in parentheses, and in a
+    chain of NEARs, each nested in the next (250 of them crashed `newsmon check` with a
+    RecursionError when the plan was built)."""
     with pytest.raises(QueryError, match="nested more than"):
         parse_query("(" * 500 + "a" + ")" * 500)
+    chain = " NEAR/1 ".join(["a"] * 251)
+    with pytest.raises(QueryError, match="nested more than 100 levels") as info:
+        parse_query(chain)
+    assert info.value.column == chain.index("NEAR/1", len(" NEAR/1 ".join(["a"] * 101))) + 1
+    parse_query(" NEAR/1 ".join(["a"] * 101))  # 100 levels: the limit, allowed
 
 
 QUERY_ALPHABET = st.sampled_from(

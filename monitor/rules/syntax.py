@@ -318,15 +318,21 @@ class _Parser:
         return Not(item, op.column)
 
     def near(self) -> Node:
-        left = self.primary()
+        """A chain of NEARs nests each in the next (``a NEAR b NEAR c`` is ``(a NEAR b)
+        NEAR c``), so each counts as a level: 250 of them exhausted the stack when the
+        plan was built."""
+        left, levels = self.primary(), 0
         while self.peek.kind == "NEAR":
             op = self.take()
+            self.descend(op.column)
+            levels += 1
             if self.peek.kind not in _STARTS_OPERAND - {"NOT"}:
                 raise QueryError(self.peek.column, f"expected a term after {op.text}")
             right = self.primary()
             for side in (left, right):
                 _require_positional(side, op.text)
             left = Near(left, right, op.number, left.column)
+        self.depth -= levels
         return left
 
     def primary(self) -> Node:
