@@ -421,7 +421,8 @@ async def _target_document(target: str, config: Config) -> tuple[Document, str]:
     words = len(extracted.body.split())
     note = f" ({extracted.detail})" if extracted.detail else ""
     line = f"{source}: {words} words, {extracted.status.value}{note}"
-    return Document("", "", extracted.body), line
+    # the page's headline as the title, as the daemon takes it for an entry without one
+    return Document(extracted.title or "", "", extracted.body), line
 
 
 async def _read_input(name: str) -> tuple[bytes, str]:

@@ -214,6 +214,19 @@ def test_test_command_explains_match_and_non_match(tmp_path: Path) -> None:
     assert "sanctions (column 1): not found" in done.stdout
 
 
+async def test_test_command_reads_a_pages_headline_as_its_title(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """`newsmon test URL` takes the page's headline as the title, as the daemon does for
+    an entry without one: a title: rule matches there as it would in an alert."""
+    body = "Talks resumed in Geneva on Monday, officials said.\n\n" * 3
+    publisher.rss_items = [Item("Embassy talks resume", "/story", body=body)]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], query="title:embassy")
+    done = await newsmon_async("test", f"{publisher.base}/story", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "rule russia-embassy: MATCH" in done.stdout
+
+
 async def test_test_command_fetches_and_extracts_a_url(publisher: Publisher) -> None:
     """`newsmon test URL --rule` runs the real fetch and extraction on the page."""
     body = "The Kremlin said on Monday that the embassy would reopen next week.\n\n" * 3
