@@ -15,11 +15,15 @@ MAX_CONTENT = 200_000
 # carry and SQLite's UTF-8 encoder refuses
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _SPACE = re.compile(r"[ \t\r\f\v]+")
+# invisible inside a word, and no break in it: a soft hyphen (Rus&shy;sian), a zero-width
+# space, a word joiner, a byte-order mark; left in, each split the word for the rules.
+# Page extraction drops them already. (Zero-width joiners stay: scripts and emoji use them.)
+_INVISIBLE = re.compile("[\u00ad\u200b\u2060\ufeff]")
 
 
 def clean_text(text: str, limit: int) -> str:
-    """Control characters removed, runs of blanks folded, length capped."""
-    text = _SPACE.sub(" ", CONTROL.sub("", text))
+    """Control and invisible characters removed, runs of blanks folded, length capped."""
+    text = _SPACE.sub(" ", _INVISIBLE.sub("", CONTROL.sub("", text)))
     return "\n".join(line.strip() for line in text.splitlines()).strip()[:limit]
 
 

@@ -254,3 +254,17 @@ def test_titles_are_one_line_and_hash_keys_stay(kind: str) -> None:
     stamp = ""
     old = hashlib.sha256(f"No\nkey\nat all\n{stamp}".encode()).hexdigest()
     assert keyless.key == f"hash:{old}"
+
+
+def test_invisible_characters_inside_words_are_dropped() -> None:
+    """A soft hyphen, a zero-width space or a word joiner inside a word (Rus&shy;sian) is
+    invisible, and no word break: dropped from titles and text, or the rules saw two
+    words ("Rus", "sian"), as page extraction already avoids."""
+    body = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item>'
+        b"<title>Rus&#173;sian em&#8203;bassy story</title><guid>g</guid>"
+        b"<description>Rus&amp;shy;sian em&#8288;bassy</description></item></channel></rss>"
+    )
+    [entry] = parse_feed(body, {}).entries
+    assert entry.title == "Russian embassy story"
+    assert entry.summary == "Russian embassy"
