@@ -203,11 +203,15 @@ def test_every_commented_example_is_valid_when_enabled(
     text = "\n".join(lines).replace(
         'notify = ["terminal"]', 'notify = ["terminal", "archive", "desk-slack", "desk-email"]'
     )
-    (tmp_path / "smtp").write_text("password\n", encoding="utf-8")
+    credentials = {  # as systemd hands them over (LoadCredential=)
+        "smtp_password": "password\n",
+        "webhook_secret": "s\n",
+        "slack_webhook": "https://hooks.slack.example/y\n",
+    }
+    for name, value in credentials.items():
+        (tmp_path / name).write_text(value, encoding="utf-8")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     monkeypatch.setenv("NEWSMON_HOOK_URL", "https://hooks.example.org/x")
-    monkeypatch.setenv("NEWSMON_HOOK_SECRET", "s")
-    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/y")
     config = load(tmp_path, text)
     assert set(config.notifiers) == {"terminal", "archive", "desk-slack", "desk-email"}  # type: ignore[attr-defined]
     assert config.monitor.metrics == ("127.0.0.1", 9464)  # type: ignore[attr-defined]
