@@ -81,6 +81,9 @@ ERRORS = [
     ("title:(body:x)", 8, "body: inside title: can never match"),
     ("@", 1, "expected an entity name after @, found '@'"),
     ("*", 1, "expected one word before the wildcard *"),
+    ("emb*assy", 4, "a wildcard * goes at the end of a word"),
+    ('"state dep*"', 11, "a wildcard * has no place inside a phrase: its words are matched whole"),
+    ("'U*S'", 3, "a wildcard * has no place inside an exact term: it is matched as written"),
     ("---", 1, "expected a term, found '---'"),
     ("a b c) d", 6, "unexpected ) without a matching ("),
 ]

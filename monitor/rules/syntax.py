@@ -168,6 +168,7 @@ def _lex(text: str) -> list[_Lexeme]:
             i += 1
         elif ch in _OPEN_PHRASE:
             end = _find_close(text, i, _CLOSE_PHRASE, "phrase", '"')
+            _no_wildcard(text, i + 1, end, "inside a phrase: its words are matched whole")
             words = tuple(normalize.tokenize(text[i + 1 : end]).folded)
             if not words:
                 raise QueryError(column, "expected words inside the quotes")
@@ -179,6 +180,7 @@ def _lex(text: str) -> list[_Lexeme]:
                 end = _find_close(text, end, _CLOSE_EXACT, "exact term", "'")
                 if end + 1 == len(text) or _BARE_END.match(text, end + 1):
                     break
+            _no_wildcard(text, i + 1, end, "inside an exact term: it is matched as written")
             words = tuple(normalize.tokenize(text[i + 1 : end]).exact)
             if not words:
                 raise QueryError(column, "expected words inside the quotes")
@@ -201,6 +203,14 @@ def _lex(text: str) -> list[_Lexeme]:
             i = end
     out.append(_Lexeme("EOF", len(text) + 1, "end of query"))
     return out
+
+
+def _no_wildcard(text: str, start: int, end: int, where: str) -> None:
+    """A ``*`` in ``text[start:end]`` is an error: it would be dropped as punctuation, and
+    the term silently become another (``"state dep*"`` the phrase "state dep")."""
+    star = text.find("*", start, end)
+    if star != -1:
+        raise QueryError(star + 1, f"a wildcard * has no place {where}")
 
 
 def _find_close(text: str, start: int, closers: str, what: str, expected: str) -> int:
@@ -236,6 +246,8 @@ def _bare(bare: str, column: int) -> _Lexeme:
         if entity is None:
             raise QueryError(column, f"expected an entity name after @, found {bare!r}")
         return _Lexeme("TERM", column, bare, term=EntityRef(entity.group(1), column))
+    if "*" in bare[:-1]:  # emb*assy was the phrase "emb assy"
+        raise QueryError(column + bare.index("*"), "a wildcard * goes at the end of a word")
     if bare.endswith("*"):
         tokens = normalize.tokenize(bare[:-1])
         if len(tokens) != 1 or "*" in bare[:-1] or tokens.acronym[0]:
