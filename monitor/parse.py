@@ -113,8 +113,8 @@ def _draft(
 
     def build() -> Entry:
         summary, content = texts()
-        if summary == content:
-            summary = ""  # feedparser mirrors content into summary; never count text twice
+        if _within(summary, content):
+            summary = ""  # never count text twice (DESIGN.md 2)
         url = normalize_url(link) if link else None
         return Entry(key, url, single_line(title()), summary, content, published())
 
@@ -122,6 +122,14 @@ def _draft(
     # did, lines and all, so that such an entry keeps its identity across versions
     key = _key(guid, link, title, published)
     return _Draft(key, published, build)
+
+
+def _within(summary: str, content: str) -> bool:
+    """Whether ``summary`` only repeats the start of ``content``: feedparser mirrors the
+    content into the summary, and many feeds give the lede as the summary, cut or not
+    ("... […]"), and then the whole story as the content, lede first."""
+    lede = summary.rstrip(" .…[]").rstrip()
+    return summary == content or (bool(lede) and content.startswith(lede))
 
 
 def _feedparser_draft(item: dict[str, Any]) -> _Draft:

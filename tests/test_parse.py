@@ -268,3 +268,29 @@ def test_invisible_characters_inside_words_are_dropped() -> None:
     [entry] = parse_feed(body, {}).entries
     assert entry.title == "Russian embassy story"
     assert entry.summary == "Russian embassy"
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "The Kremlin said grain exports rose sharply this autumn.",
+        "The Kremlin said grain exports rose [&#8230;]",
+    ],
+    ids=["lede", "cut-lede"],
+)
+def test_a_summary_that_repeats_the_contents_start_is_not_counted_twice(summary: str) -> None:
+    """The lede as the summary and the whole story, lede first, as the content: the
+    summary is dropped, as one equal to the content is, so ATLEAST/2 Kremlin does not
+    count one mention twice (DESIGN.md 2). A summary of its own stays."""
+    content = "<p>The Kremlin said grain exports rose sharply this autumn.</p><p>Farmers wait.</p>"
+    body = (
+        '<?xml version="1.0"?><rss version="2.0" xmlns:content='
+        '"http://purl.org/rss/1.0/modules/content/"><channel><title>T</title><item>'
+        f"<title>Harvest</title><guid>g</guid><description>{summary}</description>"
+        f"<content:encoded><![CDATA[{content}]]></content:encoded></item></channel></rss>"
+    ).encode()
+    [entry] = parse_feed(body, {}).entries
+    assert entry.summary == ""
+    assert entry.content.startswith("The Kremlin said")
+    own = parse_feed(body.replace(b"The Kremlin said grain", b"Moscow reports grain", 1), {})
+    assert own.entries[0].summary.startswith("Moscow reports grain")
