@@ -24,6 +24,7 @@ from monitor.guard import Network
 from monitor.models import Document, LanePolicy
 from monitor.parse_job import MAX_ENTRIES
 from monitor.rules import RuleIndex, compile_rules
+from monitor.rules.syntax import ENTITY_NAME
 from monitor.secrets import Secret
 from monitor.urls import without_password
 
@@ -507,6 +508,9 @@ def _notifier(t: _Table, name: str) -> NotifierConfig:
 
 
 def _entities(t: _Table) -> dict[str, tuple[str, ...]]:
+    for name in t.data:  # one a query cannot write as @name would be unusable
+        if not ENTITY_NAME.fullmatch(name):
+            raise ConfigError(t.key(name), "an entity's name is letters a-z, digits, - and _")
     entities = {name: t.strings(name, nonempty=True) for name in t.data}
     t.finish()
     return entities

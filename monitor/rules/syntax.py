@@ -142,7 +142,8 @@ _COUNTED = re.compile(r"(NEAR|ATLEAST)/([0-9]+|s)?")
 # would not even convert (Python refuses int() past 4,300 of them)
 MAX_COUNT = 1_000_000
 _FIELD = re.compile(r"([A-Za-z]+):")
-_ENTITY = re.compile(r"@([A-Za-z0-9_-]+)")
+ENTITY_NAME = re.compile(r"[A-Za-z0-9_-]+")  # what @name can name
+_ENTITY = re.compile(rf"@({ENTITY_NAME.pattern})")
 
 
 @dataclass(frozen=True, slots=True)
