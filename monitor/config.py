@@ -78,9 +78,14 @@ class FeedConfig:
 
     @property
     def shown(self) -> str:
-        """How logs and messages name the feed: its label, without the password its URL
-        may carry for basic auth."""
+        """How logs and messages name the feed before its title is known: its label,
+        without the password its URL may carry for basic auth."""
         return self.name or without_password(self.url)
+
+    def titled(self, title: str | None) -> str:
+        """How logs and notices name the feed once a poll has read its ``title``, as
+        `newsmon feeds` and alerts do (DESIGN.md 2: the URL until the title is known)."""
+        return self.name or title or self.shown
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,13 +181,14 @@ class Daemon:
             if feed is None:
                 continue
             silences.add((silent.url, silent.beats))
+            shown = feed.titled(silent.title)
             if (silent.url, silent.beats) not in self._silences:
                 log_event(
-                    log, logging.WARNING, "feed_silent", feed=feed.shown,
+                    log, logging.WARNING, "feed_silent", feed=shown,
                     quiet_for=span(now - silent.since), usual=span(silent.rhythm),
                 )  # fmt: skip
             raised = await notices.feed_silent(
-                self.store, config.monitor.notices, silent, label=feed.shown, now=now
+                self.store, config.monitor.notices, silent, label=shown, now=now
             )
             if raised:
                 self.relay.wake()

@@ -65,6 +65,7 @@ class FeedState:
     errors: int  # consecutive failed polls
     location: Location
     cursor_url: str | None = None
+    title: str | None = None  # the feed's own, once a poll has read it
 
 
 @dataclass(frozen=True, slots=True)

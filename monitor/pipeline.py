@@ -123,12 +123,12 @@ class Pipeline:
         except (StoreError, sqlite3.Error):
             raise  # the database is the daemon's problem, not this feed's
         except Exception as e:  # a bug or a library's failure on this feed's data
-            log.exception("poll of %s failed unexpectedly", feed.shown)
+            log.exception("poll of %s failed unexpectedly", feed.titled(state.title))
             error = ParseError(f"internal error: {type(e).__name__}")
             await self._failed(feed, config, state, error)
             return PollResult(feed.url, "error", error=str(error))
         log_event(
-            log, logging.INFO, "poll_" + result.outcome, feed=feed.shown,
+            log, logging.INFO, "poll_" + result.outcome, feed=feed.titled(state.title),
             new=result.new_entries, hits=result.hits, dropped=result.dropped or None,
         )  # fmt: skip
         return result
@@ -148,15 +148,16 @@ class Pipeline:
             state.id, now, self._at(delay), status, str(error), not_before=not_before,
             disable=disable,
         )  # fmt: skip
+        shown = feed.titled(state.title)
         if disable:
-            log_event(log, logging.ERROR, "feed_disabled", feed=feed.shown, reason=disable)
+            log_event(log, logging.ERROR, "feed_disabled", feed=shown, reason=disable)
         else:
             log_event(
-                log, logging.WARNING, "poll_failed", feed=feed.shown, error=str(error),
+                log, logging.WARNING, "poll_failed", feed=shown, error=str(error),
                 errors=errors, retry_in=f"{delay:.0f}s",
             )  # fmt: skip
         await notices.feed_failed(
-            self._store, config.monitor.notices, url=feed.url, label=feed.shown, since=since,
+            self._store, config.monitor.notices, url=feed.url, label=shown, since=since,
             now=now, error=str(error), gone=disable is not None,
         )  # fmt: skip
 
@@ -182,7 +183,7 @@ class Pipeline:
         location = follow(state.location, fetched.url, fetched.moved)
         if location.fetch_url != url:
             moved = without_password(location.fetch_url)
-            log_event(log, logging.WARNING, "feed_moved", feed=feed.shown, to=moved)
+            log_event(log, logging.WARNING, "feed_moved", feed=feed.titled(state.title), to=moved)
         bounds = _bounds(config)
         if fetched.status == 304:
             cursor = Cursor(

@@ -275,6 +275,7 @@ class SilentFeed:
     since: float  # when it last found something new
     rhythm: float  # seconds it usually takes to find something new
     beats: int  # polls that found something new: the silence's number, which no clock moves
+    title: str | None  # the feed's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,7 +604,9 @@ class Store:
         row = await self._grouped(self._state_reads, url, _feed_states)
         assert row is not None
         location = Location(row[6], row[7], row[8])
-        return FeedState(row[0], row[1], row[2], row[3], bool(row[4]), row[5], location, row[9])
+        return FeedState(
+            row[0], row[1], row[2], row[3], bool(row[4]), row[5], location, row[9], row[10]
+        )
 
     async def due_feeds(
         self, wanted: Container[str], now: float, *, force: bool = False
@@ -736,12 +739,13 @@ class Store:
         rhythm and at least ``floor`` seconds, once ``beats`` polls have set its rhythm.
         Failing and disabled feeds have notices of their own."""
         rows = await self._all(
-            "SELECT url, last_new_at, rhythm, rhythm_n FROM feeds WHERE disabled_reason IS NULL"
+            "SELECT url, last_new_at, rhythm, rhythm_n, title FROM feeds"
+            " WHERE disabled_reason IS NULL"
             " AND consecutive_errors = 0 AND rhythm_n >= ?"
             " AND ? - last_new_at > MAX(? * rhythm, ?)",
             (beats, now, factor, floor),
         )
-        return [SilentFeed(r[0], float(r[1]), float(r[2]), r[3]) for r in rows]
+        return [SilentFeed(r[0], float(r[1]), float(r[2]), r[3], r[4]) for r in rows]
 
     async def record_not_modified(
         self, feed_id: int, now: float, next_poll_at: float, cursor: Cursor
@@ -1634,7 +1638,7 @@ def _read_columns(
 def _feed_states(db: sqlite3.Connection, urls: list[str]) -> list[sqlite3.Row | None]:
     sql = (
         "SELECT id, url, etag, last_modified, polled, consecutive_errors,"
-        " COALESCE(fetch_url, url), moved_to, moved_confirmations, cursor_url"
+        " COALESCE(fetch_url, url), moved_to, moved_confirmations, cursor_url, title"
         " FROM feeds WHERE url = ?"
     )
     return [db.execute(sql, (url,)).fetchone() for url in urls]

@@ -146,6 +146,19 @@ async def test_feeds_lists_a_removed_feed_last_and_says_so(
     assert listed[-1].endswith("no longer in the watchlist")
 
 
+async def test_logs_name_a_feed_by_its_title_once_known(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """A feed with no name in the watchlist is named in the log by its URL until a poll
+    reads its title, then by the title, as `feeds` and alerts name it (DESIGN.md 2)."""
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    first = await newsmon_async("run", "--once", "--config", str(path))
+    assert f"poll_ok feed={publisher.base}/rss.xml " in first.stderr
+    publisher.overrides["/rss.xml"] = (500, {})
+    second = await newsmon_async("run", "--once", "--config", str(path))
+    assert 'poll_failed feed="Test Gazette" error="HTTP 500"' in second.stderr
+
+
 async def test_feeds_shows_the_status_of_a_200_that_is_no_feed(
     publisher: Publisher, write_watchlist
 ) -> None:
