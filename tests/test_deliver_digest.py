@@ -84,17 +84,35 @@ def digest_of(count: int, **changes: object) -> Digest:
     return Digest("digest-0001", "desk", alerts)
 
 
-@pytest.mark.parametrize("count", [200, 500])
-def test_slack_digest_of_many_long_hits_stays_inside_slacks_limits(count: int) -> None:
-    """Hits with 100 KB titles that try to ping: at most 50 blocks, every text within its
-    limit, a digest's 200 hits all listed (more are counted), no mention token, and the
-    digest's delivery id shown (RELIABILITY.md case 39)."""
-    message = render_slack_digest(digest_of(count, title="<!channel> " + "x" * 100_000))
+LONG = {  # every field at its longest: a line of them all passed a section's 3,000
+    "title": "T " * 400,
+    "feed": "F " * 400,
+    "url": "https://example.org/" + "x" * 2600,
+}
+
+
+@pytest.mark.parametrize(
+    ("count", "changes"),
+    [
+        (200, {"title": "<!channel> " + "x" * 100_000}),
+        (500, {"title": "<!channel> " + "x" * 100_000}),
+        (200, LONG),
+    ],
+    ids=["200", "500", "longest-fields"],
+)
+def test_slack_digest_of_many_long_hits_stays_inside_slacks_limits(
+    count: int, changes: dict[str, str]
+) -> None:
+    """Hits with 100 KB titles that try to ping, or with every field at its longest: at
+    most 50 blocks, every section's text within its limit and none empty (Slack refuses
+    the whole digest for one), a digest's 200 hits all listed (more are counted), no
+    mention token, and the digest's delivery id shown (RELIABILITY.md case 39)."""
+    message = render_slack_digest(digest_of(count, **changes))
     blocks = message["blocks"]
     assert len(blocks) <= MAX_BLOCKS
     assert len(blocks[0]["text"]["text"]) <= HEADER_LIMIT
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
-    assert all(len(text) <= SECTION_LIMIT for text in sections)
+    assert all(0 < len(text) <= SECTION_LIMIT for text in sections)
     shown = sum(text.count("• ") for text in sections)
     if count == 200:
         assert shown == 200

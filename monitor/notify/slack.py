@@ -156,8 +156,11 @@ def _digest_line(alert: Alert) -> str:
     # Cut long feed text before cleaning it: a digest may hold 200 100-KB titles, and
     # four times the limit leaves room for the white space that cleaning collapses.
     title = _esc(alert.title[: TITLE_LIMIT * 4], TITLE_LIMIT) or "(untitled)"
-    feed = _esc(alert.feed[: FEED_LIMIT * 4], FEED_LIMIT)
-    return f"• {_link(alert.url, title)} ({feed}, {_esc(alert.rule, FEED_LIMIT)})"
+    source = f"({_esc(alert.feed[: FEED_LIMIT * 4], FEED_LIMIT)}, {_esc(alert.rule, FEED_LIMIT)})"
+    line = f"• {_link(alert.url, title)} {source}"
+    # a long link beside a long title and source would pass a section's limit, and Slack
+    # refuses the whole digest for one section: the title then goes unlinked
+    return line if len(line) <= SECTION_LIMIT else f"• {title} {source}"
 
 
 def render_slack_digest(digest: Digest) -> dict[str, Any]:
@@ -173,7 +176,7 @@ def render_slack_digest(digest: Digest) -> dict[str, Any]:
     shown = 0
     for alert in digest.alerts:
         line = _digest_line(alert)
-        if used + len(line) > SECTION_LIMIT:
+        if lines and used + len(line) > SECTION_LIMIT:
             blocks.append({"type": "section", "text": _mrkdwn("\n".join(lines))})
             lines, used = [], 0
         # Room for this section, the "more" line and the closing context block.
