@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from monitor.models import Outcome
 from monitor.notify.email import EmailNotifier, Security, render_email
+from monitor.notify.text import display_host
 from monitor.secrets import Secret
 from tests.notify_servers import assert_no_leak, make_alert
 from tests.smtp_server import PASSWORD, SENDER, TO, Recorder, parts
@@ -170,6 +171,23 @@ async def test_unicode_deception_is_undone_in_subject_text_and_html(
         assert "Invoice gpj.exe due" in shown
     assert "(xn--pple-43d.com)" in text
     assert "(xn--pple-43d.com)" in html
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://fa\u00df.de/konto", "xn--fa-hia.de"),  # not fass.de, another domain
+        ("https://stra\u00dfe.de/", "xn--strae-oqa.de"),
+        ("https://Example.COM/x", "example.com"),
+        ("https://\u0430pple.com/", "xn--pple-43d.com"),
+    ],
+)
+def test_a_host_is_shown_as_a_browser_resolves_it(url: str, shown: str) -> None:
+    """The source host is the one the link opens: UTS 46 without transitional mappings, as
+    browsers resolve it (Chromium: new URL("https://fa\u00df.de/").host is xn--fa-hia.de).
+    Python's "idna" codec is IDNA 2003 and showed fass.de, a different registrable
+    domain."""
+    assert display_host(url) == shown
 
 
 async def test_non_ascii_text_arrives_intact(smtpd: tuple[Recorder, int]) -> None:

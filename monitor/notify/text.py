@@ -12,6 +12,8 @@ import re
 import urllib.parse
 from datetime import UTC, datetime
 
+import idna
+
 ELLIPSIS = "…"
 
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators: none belongs in
@@ -119,8 +121,10 @@ def display_host(url: str) -> str:
     except ValueError:
         return ""
     try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:
+        # UTS 46 without the transitional mappings, as browsers resolve a link: Python's
+        # own "idna" codec is IDNA 2003, which shows faß.de as fass.de, another domain
+        return idna.encode(host, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError):
         # Not valid IDNA (for example a label too long): show the escaped code points.
         return host.encode("ascii", "backslashreplace").decode("ascii")
 
