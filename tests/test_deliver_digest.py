@@ -126,8 +126,9 @@ def test_slack_digest_of_many_long_hits_stays_inside_slacks_limits(
 async def test_email_digest_is_one_message_dated_by_the_injected_clock(
     smtpd: tuple[Recorder, int],
 ) -> None:
-    """An email digest: one message listing every alert, its Message-ID from the digest
-    id, its Date from the notifier's clock."""
+    """An email digest: one message listing every alert with its host, matched words and
+    other outlets, its Message-ID from the digest id, its Date from the notifier's
+    clock."""
     recorder, port = smtpd
     notifier = EmailNotifier(
         "desk-email", host="127.0.0.1", port=port, security="none", username=None,
@@ -143,6 +144,10 @@ async def test_email_digest_is_one_message_dated_by_the_injected_clock(
     text, html = parts(message)
     assert text.count("Embassy <b>news</b>") == 3
     assert html.count("Embassy &lt;b&gt;news&lt;/b&gt;") == 3
+    # each hit as in a single alert (docs/alerts.md), in the HTML most readers see too
+    for shown in ("(www.example.org)", "Matched: Russia, embassy", "Also carried by "):
+        assert html.count(shown) == 3, shown
+    assert html.count('href="https://news.example.net/world/ankara-talks"') == 3
     again = await notifier.send_digest(digest_of(1))
     assert again.detail.startswith("accepted")
     assert recorder.messages[1].message["Message-ID"] == message["Message-ID"]

@@ -292,8 +292,9 @@ def render_digest_subject(digest: Digest) -> str:
 
 
 def _digest_html(digest: Digest, cards: list[_Card], subject: str) -> str:
-    """The text/html part of a digest: each alert's linked title, source, time, rule and
-    snippet, built only from escaped text like ``_html``."""
+    """The text/html part of a digest: each alert's linked title, source and host, time,
+    rule, matched words, other outlets and snippet, built only from escaped text like
+    ``_html``."""
     cell = f"font-family:{_FONT};font-size:14px;line-height:1.5;color:#1d2430"
     link = "color:#0b57d0;text-decoration:none;font-weight:600"
     more = digest.more
@@ -301,19 +302,30 @@ def _digest_html(digest: Digest, cards: list[_Card], subject: str) -> str:
     more_row = (
         [f'<tr><td style="padding:10px 24px;{cell}">…and {more} more</td></tr>'] if more else []
     )
+    small = 'style="font-size:12px;color:#6b7685"'
     items = []
     for card in cards:
-        meta = " · ".join(_e(x) for x in (card.source, card.published, card.rule))
+        source = f"{card.source} ({card.host})" if card.host else card.source
+        meta = " · ".join(_e(x) for x in (source, card.published, card.rule))
+        # as a single alert has them (docs/alerts.md): the matched words, the other outlets
+        extra = [f"Matched: {_e(card.matched)}"] if card.words else []
+        if card.also:
+            outlets = [_a(url, _e(f"{feed}: {title}" if title else feed), "color:#0b57d0")
+                       for feed, title, url in card.also]  # fmt: skip
+            outlets += [f"and {card.more} more"] if card.more else []
+            extra.append(f"Also carried by {', '.join(outlets)}")
         items.append(
             f'<tr><td style="padding:10px 24px;border-top:1px solid #eceef1;{cell};'
             f'overflow-wrap:anywhere">{_a(card.url, _e(card.title), link)}'
-            f'<div style="font-size:12px;color:#6b7685">{meta}</div>'
-            f'<div style="color:#333c48">{_highlight(card.snippet, card.words)}</div></td></tr>'
+            f"<div {small}>{meta}</div>"
+            + "".join(f"<div {small}>{line}</div>" for line in extra)
+            + f'<div style="color:#333c48">{_highlight(card.snippet, card.words)}</div></td></tr>'
         )
     return (
         "\n".join(
             [
                 '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+                '<meta name="viewport" content="width=device-width, initial-scale=1">',
                 f"<title>{_e(subject)}</title></head>",
                 '<body style="margin:0;padding:24px 12px;background:#f3f4f6">',
                 '<table role="presentation" width="100%" cellpadding="0" cellspacing="0" '
