@@ -190,6 +190,18 @@ def test_a_host_is_shown_as_a_browser_resolves_it(url: str, shown: str) -> None:
     assert display_host(url) == shown
 
 
+def test_only_what_matched_is_highlighted_in_its_case() -> None:
+    """A rule on 'WHO' (exact case) matched "WHO": the email highlights that, not every
+    "who" of the snippet (matched words are recorded as found)."""
+    alert = make_alert(
+        matched=("WHO",), snippet="Doctors who treated patients said the WHO had warned."
+    )
+    message = render_email(alert, sender=SENDER, to=TO, date=datetime.now(UTC))
+    html = message.get_body(("html",)).get_content()
+    assert html.count("WHO</strong>") == 1
+    assert "who</strong>" not in html
+
+
 async def test_non_ascii_text_arrives_intact(smtpd: tuple[Recorder, int]) -> None:
     """Cyrillic, accents and emoji in title and snippet survive encoding in subject and parts."""
     recorder, port = smtpd

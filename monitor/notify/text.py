@@ -140,7 +140,9 @@ def format_published(published: datetime | None) -> str:
 
 def split_matches(text: str, words: tuple[str, ...]) -> list[tuple[str, bool]]:
     """Split ``text`` into runs, each flagged True when it is one of the matched
-    ``words`` (case-insensitive, whole words), for channels that highlight them."""
+    ``words`` (whole words, as found: a match is recorded in the case it was found in,
+    and 'WHO' matched case-sensitively must not light up every "who"), for channels that
+    highlight them."""
     terms = sorted({w for w in words if w.strip()}, key=len, reverse=True)
     if not terms:
         return [(text, False)] if text else []
@@ -156,7 +158,7 @@ def split_matches(text: str, words: tuple[str, ...]) -> list[tuple[str, bool]]:
         alternatives.append(pattern)
     runs: list[tuple[str, bool]] = []
     at = 0
-    for m in re.finditer("|".join(alternatives), text, re.IGNORECASE):
+    for m in re.finditer("|".join(alternatives), text):
         if m.start() > at:
             runs.append((text[at : m.start()], False))
         runs.append((m.group(), True))
