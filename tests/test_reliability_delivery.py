@@ -9,6 +9,7 @@ import json
 import random
 import signal
 import time
+from datetime import datetime, timedelta, timezone
 
 import aiohttp
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from monitor.daemon import STOP_GRACE
 from monitor.deliver import Relay, RetryPolicy
 from monitor.notify.base import MAX_RETRY_AFTER, classify_http
+from monitor.notify.render import alert_json
 from monitor.notify.slack import render_slack
 from monitor.notify.webhook import WebhookNotifier
 from monitor.retry_after import parse_retry_after
@@ -154,3 +156,11 @@ async def test_sigterm_with_a_send_that_never_ends_exits_0_within_the_bound(
     assert STOP_GRACE <= elapsed < STOP_GRACE + 10
     assert states == ["pending"]
     assert f"deliveries_interrupted count=1 after={STOP_GRACE:g}s" in stderr
+
+
+def test_the_webhook_body_gives_published_in_utc_whatever_its_zone() -> None:
+    """DESIGN.md 4's "published" ends in Z: a time aware of another zone is converted,
+    as the email and Slack renderings convert it, not printed with a false Z."""
+    moscow = datetime(2025, 2, 27, 12, 58, tzinfo=timezone(timedelta(hours=3)))
+    assert alert_json(make_alert(published=moscow))["published"] == "2025-02-27T09:58:00Z"
+    assert alert_json(make_alert(published=None))["published"] is None

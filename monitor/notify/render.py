@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from monitor.models import Alert, Digest, Notice
@@ -10,7 +11,9 @@ from monitor.notify.text import one_line
 
 def alert_json(alert: Alert) -> dict[str, Any]:
     """The generic webhook body of DESIGN.md section 4."""
-    published = alert.published.strftime("%Y-%m-%dT%H:%M:%SZ") if alert.published else None
+    published = (
+        alert.published.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if alert.published else None
+    )  # the Z says UTC: an aware time in another zone is converted, as email and Slack do
     return {
         "id": alert.hit_id,
         "rule": alert.rule,
