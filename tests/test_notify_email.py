@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.models import Outcome
-from monitor.notify.email import EmailNotifier, Security, render_email
+from monitor.models import Digest, Outcome
+from monitor.notify.email import EmailNotifier, Security, render_digest_email, render_email
 from monitor.notify.text import display_host
 from monitor.secrets import Secret
 from tests.notify_servers import assert_no_leak, make_alert
@@ -200,6 +200,21 @@ def test_only_what_matched_is_highlighted_in_its_case() -> None:
     html = message.get_body(("html",)).get_content()
     assert html.count("WHO</strong>") == 1
     assert "who</strong>" not in html
+
+
+def test_right_to_left_titles_and_snippets_take_their_own_direction() -> None:
+    """A Hebrew or Arabic title and snippet are laid out right to left (the "!" of a
+    Hebrew headline at its end, not at the line's start): dir="auto" on each, in the
+    single alert and in the digest (looked at rendered by headless Chromium)."""
+    title = "\u05e2\u05d3\u05db\u05d5\u05df: \u05d4\u05ea\u05e7\u05e6\u05d9\u05d1!"
+    alert = make_alert(title=title, snippet=title)
+    single = render_email(alert, sender=SENDER, to=TO, date=datetime.now(UTC))
+    digest = render_digest_email(
+        Digest("dg", "desk", (alert,)), sender=SENDER, to=TO, date=datetime.now(UTC)
+    )
+    for message in (single, digest):
+        html = message.get_body(("html",)).get_content()
+        assert html.count('dir="auto"') == 2  # the title's element and the snippet's
 
 
 async def test_non_ascii_text_arrives_intact(smtpd: tuple[Recorder, int]) -> None:

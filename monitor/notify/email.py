@@ -217,15 +217,15 @@ def _html(card: _Card, subject: str, delivery: str) -> str:
         'style="max-width:640px;background:#ffffff;border:1px solid #dde1e6;border-radius:6px">',
         f'<tr><td style="padding:18px 24px 4px;{cell};font-size:12px;color:#6b7685;'
         'letter-spacing:.04em;text-transform:uppercase">newsmon alert</td></tr>',
-        f'<tr><td style="padding:4px 24px 12px;{cell};font-size:20px;line-height:1.3;'
+        f'<tr><td dir="auto" style="padding:4px 24px 12px;{cell};font-size:20px;line-height:1.3;'
         f'font-weight:600">{_a(card.url, _e(card.title), link)}</td></tr>',
         f'<tr><td style="padding:0 24px 12px"><table role="presentation" cellpadding="0" '
         f'cellspacing="0" style="{cell}">{meta}</table></td></tr>',
     ]
     if card.snippet:
         parts.append(
-            f'<tr><td style="padding:4px 24px 16px"><div style="{cell};border-left:3px solid '
-            f'#c9ced6;padding:4px 0 4px 12px;color:#333c48">'
+            f'<tr><td style="padding:4px 24px 16px"><div dir="auto" style="{cell};'
+            f'border-left:3px solid #c9ced6;padding:4px 0 4px 12px;color:#333c48">'
             f"{_highlight(card.snippet, card.words)}</div></td></tr>"
         )
     if card.also:
@@ -316,10 +316,11 @@ def _digest_html(digest: Digest, cards: list[_Card], subject: str) -> str:
             extra.append(f"Also carried by {', '.join(outlets)}")
         items.append(
             f'<tr><td style="padding:10px 24px;border-top:1px solid #eceef1;{cell};'
-            f'overflow-wrap:anywhere">{_a(card.url, _e(card.title), link)}'
+            f'overflow-wrap:anywhere"><div dir="auto">{_a(card.url, _e(card.title), link)}</div>'
             f"<div {small}>{meta}</div>"
             + "".join(f"<div {small}>{line}</div>" for line in extra)
-            + f'<div style="color:#333c48">{_highlight(card.snippet, card.words)}</div></td></tr>'
+            + f'<div dir="auto" style="color:#333c48">{_highlight(card.snippet, card.words)}</div>'
+            + "</td></tr>"
         )
     return (
         "\n".join(
