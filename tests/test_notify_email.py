@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.models import Digest, Outcome
+from monitor.models import AlsoSeen, Digest, Outcome
 from monitor.notify.email import EmailNotifier, Security, render_digest_email, render_email
 from monitor.notify.text import display_host
 from monitor.secrets import Secret
@@ -215,6 +215,18 @@ def test_right_to_left_titles_and_snippets_take_their_own_direction() -> None:
     for message in (single, digest):
         html = message.get_body(("html",)).get_content()
         assert html.count('dir="auto"') == 2  # the title's element and the snippet's
+
+
+def test_an_outlet_without_a_title_keeps_its_link() -> None:
+    """An "also" entry with a URL but no title links its outlet's name, as the text part
+    gives its URL; it was plain text in the HTML."""
+    also = (AlsoSeen(url="https://o4.example/4", feed="Outlet 4", title=""),)
+    message = render_email(make_alert(also=also), sender=SENDER, to=TO, date=datetime.now(UTC))
+    html = message.get_body(("html",)).get_content()
+    assert (
+        '<a href="https://o4.example/4" style="color:#0b57d0;text-decoration:none">Outlet 4</a>'
+        in html
+    )
 
 
 async def test_non_ascii_text_arrives_intact(smtpd: tuple[Recorder, int]) -> None:

@@ -231,8 +231,9 @@ def _html(card: _Card, subject: str, delivery: str) -> str:
     if card.also:
         items = []
         for feed, title, url in card.also:
-            label = _a(url, _e(title), link) if title else ""
-            items.append(f'<li style="margin:2px 0">{_e(feed)}{": " if label else ""}{label}</li>')
+            # an outlet with a link but no title: its name carries the link
+            entry = f"{_e(feed)}: {_a(url, _e(title), link)}" if title else _a(url, _e(feed), link)
+            items.append(f'<li style="margin:2px 0">{entry}</li>')
         if card.more:
             items.append(f"<li>and {card.more} more</li>")
         parts.append(
