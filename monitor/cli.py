@@ -148,9 +148,7 @@ async def _cmd_feeds(args: argparse.Namespace, config: Config) -> int:
             else:
                 health, note = _health(r), _feed_note(r)
             when = (_when(r.last_poll_at), _next_poll(r, watched))
-            table.append(
-                [r.name or without_password(r.url), health, str(r.last_status or "-"), *when, note]
-            )
+            table.append([r.shown, health, str(r.last_status or "-"), *when, note])
         # as `status` counts them: a feed switched off in the watchlist, polled or not
         stored = {r.url for r in rows}
         table += [

@@ -203,7 +203,7 @@ def read_fast(body: bytes, headers: Mapping[str, str]) -> _Read | None:
     if fast is None:
         return None
     drafts = [_raw_draft(item) for item in fast.items]
-    return single_line(html_to_text(fast.title, MAX_TITLE)) or None, drafts, parse_ttl(fast.ttl)
+    return html_to_text(fast.title, MAX_TITLE) or None, drafts, parse_ttl(fast.ttl)
 
 
 def read_feedparser(body: bytes, headers: Mapping[str, str]) -> _Read:
@@ -216,7 +216,7 @@ def read_feedparser(body: bytes, headers: Mapping[str, str]) -> _Read:
         reason = result.get("bozo_exception")
         detail = f": {type(reason).__name__}" if reason else ""
         raise ParseError(f"not an RSS, Atom or JSON feed{detail}")
-    title = single_line(html_to_text(str(result.feed.get("title", "")), MAX_TITLE)) or None
+    title = html_to_text(str(result.feed.get("title", "")), MAX_TITLE) or None
     drafts = [_feedparser_draft(item) for item in result.entries]
     return title, drafts, parse_ttl(result.feed.get("ttl"))
 
@@ -242,7 +242,7 @@ def parse_feed(
             title, items = read_json_feed(body)
         except ValueError as e:
             raise ParseError(f"not a JSON Feed: {e}") from None
-        title = single_line(clean_text(title, MAX_TITLE)) if title else None
+        title = clean_text(title, MAX_TITLE) if title else None
         return _parsed((title, [_json_draft(item) for item in items], None), max_entries, seen)
     try:
         fast = read_fast(body, lowered)
@@ -258,4 +258,5 @@ def _parsed(read: _Read, max_entries: int, seen: AbstractSet[str]) -> ParsedFeed
     kept = _newest(drafts, max_entries)
     entries = tuple(d.build() for d in kept if d.key not in seen)
     prints = tuple(story_fingerprint(e.title, e.summary, e.content) for e in entries)
-    return ParsedFeed(title or None, entries, ttl, len(drafts) - len(kept), prints)
+    feed_title = single_line(title) if title else None  # one line, as the entries' titles
+    return ParsedFeed(feed_title or None, entries, ttl, len(drafts) - len(kept), prints)

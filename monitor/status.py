@@ -18,7 +18,6 @@ from monitor.config import Config
 from monitor.durations import span
 from monitor.notices import silent_feeds
 from monitor.store import Store
-from monitor.urls import without_password
 
 DAY = 86400.0
 LOW_DISK = 64 * 1024 * 1024  # below this much free space, say so: writes will soon fail
@@ -110,7 +109,7 @@ async def gather_status(
     known = [r for r in await store.feeds() if r.url in watched]
     rows = [r for r in known if r.disabled_reason is None]
     failing = [r for r in rows if r.consecutive_errors]
-    names = {r.url: r.name or r.url for r in rows}
+    names = {r.url: r.shown for r in rows}
     silent = await silent_feeds(store, now)
     polls = [r.last_poll_at for r in rows if r.last_poll_at is not None]
     if deliveries is None:
@@ -128,7 +127,7 @@ async def gather_status(
         feeds_failing=len(failing),
         feeds_new=sum(1 for r in rows if not r.consecutive_errors and not r.last_success_at),
         feeds_disabled=sum(1 for f in config.feeds if not f.enabled) + len(known) - len(rows),
-        failing=tuple(r.name or without_password(r.url) for r in failing),
+        failing=tuple(r.shown for r in failing),
         silent=tuple(names[f.url] for f in silent if f.url in names),
         paused=tuple(
             d.notifier

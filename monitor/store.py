@@ -58,6 +58,7 @@ from monitor.models import (
 )
 from monitor.storage_pause import passing
 from monitor.story_index import StoryIndex
+from monitor.urls import without_password
 
 # Append-only: migration N brings user_version from N-1 to N. Never edit a shipped one.
 MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
@@ -293,6 +294,12 @@ class FeedRow:
     disabled_reason: str | None
     fetch_url: str  # where it is fetched from now: its URL, unless it moved
     moved_to: str | None  # a permanent redirect seen, not yet confirmed
+
+    @property
+    def shown(self) -> str:
+        """How listings name the feed: its name or title, else its URL without the
+        password it may carry."""
+        return self.name or without_password(self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -940,7 +947,8 @@ class Store:
         return int(row[0])
 
     async def open_notices(self) -> int:
-        """Notices pending or being sent: few, found through notices_due."""
+        """Notices pending or being sent (one per incident and destination: a small
+        table, read whole)."""
         row = await self._one("SELECT COUNT(*) FROM notices WHERE state IN ('pending', 'sending')")
         return int(row[0])
 

@@ -612,9 +612,10 @@ def test_term_maker_agrees_and_refuses() -> None:
             compiled().TermMaker(cls, plan.FIELDS, snippet.make_term)
 
 
-def matcher(speedups: ModuleType, rules: index.RuleIndex) -> index.PythonMatcher:
-    evaluator = speedups.Evaluator(plan.KINDS, plan.STRIDE)
-    return speedups.Matcher(evaluator, rules._plans, rules._names, RuleMatch, term_maker(speedups))
+def matcher(rules: index.RuleIndex) -> index.PythonMatcher:
+    return compiled().Matcher(
+        evaluator(), rules._plans, rules._names, RuleMatch, term_maker(compiled())
+    )
 
 
 class Emptying(plan.Prefix):
@@ -647,23 +648,22 @@ def test_matcher_agrees_and_refuses() -> None:
     assert len(by_c) == 0 < len(rules.match(Document("", text, text)))
     view = plan.View(Document("", text, text))
     everything = list(range(len(rules._names)))
-    found = matcher(speedups, rules).matches(view, everything, None, len)
+    found = matcher(rules).matches(view, everything, None, len)
     assert found
     assert all(m.lazy_snippet is len and type(m) is RuleMatch for m in found)
     assert [m.snippet for m in found] == [len(m.terms) for m in found]  # type: ignore[comparison-overlap]
     for wrong in ([len(rules._names)], [-1]):
         with pytest.raises(IndexError, match="no rule"):
-            matcher(speedups, rules).matches(view, wrong, None, len)
+            matcher(rules).matches(view, wrong, None, len)
     with pytest.raises(TypeError):
-        matcher(speedups, rules).matches(view, ["0"], None, len)
+        matcher(rules).matches(view, ["0"], None, len)
     view.terms = []  # type: ignore[assignment]
     with pytest.raises(TypeError, match="terms"):
-        matcher(speedups, rules).matches(view, everything, None, len)
-    evaluator = speedups.Evaluator(plan.KINDS, plan.STRIDE)
+        matcher(rules).matches(view, everything, None, len)
     for args in [
         (object(), rules._plans, rules._names, RuleMatch, snippet.make_term),
-        (evaluator, tuple(rules._plans), rules._names, RuleMatch, snippet.make_term),
-        (evaluator, rules._plans, rules._names, tuple, snippet.make_term),
+        (evaluator(), tuple(rules._plans), rules._names, RuleMatch, snippet.make_term),
+        (evaluator(), rules._plans, rules._names, tuple, snippet.make_term),
     ]:
         with pytest.raises(TypeError):
             speedups.Matcher(*args)
@@ -671,7 +671,7 @@ def test_matcher_agrees_and_refuses() -> None:
     emptying.ident = 10**6
     plans, names = [emptying, *rules._plans], ["emptying", *rules._names]
     emptying.lists = (plans, names)
-    found = speedups.Matcher(evaluator, plans, names, RuleMatch, snippet.make_term)
+    found = speedups.Matcher(evaluator(), plans, names, RuleMatch, snippet.make_term)
     with pytest.raises(IndexError, match="no rule"):
         found.matches(plan.View(Document("", text, text)), [0, 1], None, len)
 
@@ -730,7 +730,7 @@ def test_no_memory_kept() -> None:
             found = speedups.Evaluator(plan.KINDS, plan.STRIDE).evidence(rule, view)
             assert found is not None
             assert len(found) == 120
-            [match] = matcher(speedups, rules).matches(view, [0], {"r"}, len)
+            [match] = matcher(rules).matches(view, [0], {"r"}, len)
             assert len(match.terms) == 120
 
     run(100)

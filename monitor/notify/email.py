@@ -169,6 +169,12 @@ def _a(url: str | None, label_html: str, style: str) -> str:
     return f'<a href="{_e(url)}" style="{style}">{label_html}</a>'
 
 
+def _outlet(feed: str, title: str, url: str | None, style: str) -> str:
+    """Another outlet that carried the story: its name and linked title, or, with no
+    title, its linked name."""
+    return f"{_e(feed)}: {_a(url, _e(title), style)}" if title else _a(url, _e(feed), style)
+
+
 def _highlight(snippet: str, matched: tuple[str, ...]) -> str:
     """The snippet escaped, with the matched words in bold."""
     out = []
@@ -230,10 +236,8 @@ def _html(card: _Card, subject: str, delivery: str) -> str:
         )
     if card.also:
         items = []
-        for feed, title, url in card.also:
-            # an outlet with a link but no title: its name carries the link
-            entry = f"{_e(feed)}: {_a(url, _e(title), link)}" if title else _a(url, _e(feed), link)
-            items.append(f'<li style="margin:2px 0">{entry}</li>')
+        for outlet in card.also:
+            items.append(f'<li style="margin:2px 0">{_outlet(*outlet, link)}</li>')
         if card.more:
             items.append(f"<li>and {card.more} more</li>")
         parts.append(
@@ -311,8 +315,7 @@ def _digest_html(digest: Digest, cards: list[_Card], subject: str) -> str:
         # as a single alert has them (docs/alerts.md): the matched words, the other outlets
         extra = [f"Matched: {_e(card.matched)}"] if card.words else []
         if card.also:
-            outlets = [_a(url, _e(f"{feed}: {title}" if title else feed), "color:#0b57d0")
-                       for feed, title, url in card.also]  # fmt: skip
+            outlets = [_outlet(*outlet, "color:#0b57d0") for outlet in card.also]
             outlets += [f"and {card.more} more"] if card.more else []
             extra.append(f"Also carried by {', '.join(outlets)}")
         items.append(

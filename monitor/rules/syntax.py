@@ -251,7 +251,7 @@ def _bare(bare: str, column: int) -> _Lexeme:
         raise QueryError(column + bare.index("*"), "a wildcard * goes at the end of a word")
     if bare.endswith("*"):
         tokens = normalize.tokenize(bare[:-1])
-        if len(tokens) != 1 or "*" in bare[:-1] or tokens.acronym[0]:
+        if len(tokens) != 1 or tokens.acronym[0]:
             raise QueryError(column, "expected one word before the wildcard *")
         return _Lexeme("TERM", column, bare, term=Prefix(tokens.folded[0], column))
     words = normalize.tokenize(bare).folded
