@@ -182,17 +182,33 @@ class Relay:
                 log_event(log, logging.WARNING, "destination_resumed", notifier=name)
                 announced = False
             await self.send_due(name)
+            if not await self._until_due(name, window, wakeup, until_empty):
+                return
+
+    async def _until_due(
+        self, name: str, window: float | None, wakeup: asyncio.Event, until_empty: bool
+    ) -> bool:
+        """Wait until something of the lane is due, or ``wake()``; meanwhile read the
+        outbox every ``look_again`` seconds for what another process queued or made due
+        (`newsmon redeliver`). Reads only: an idle lane writes nothing. False when
+        ``until_empty`` and nothing waits."""
+        while not self._stopping.is_set():
             next_at, closes = await self._store.lane_times(name, window)
             if next_at is None and until_empty:
-                return
+                return False
             times = [t - self._clock() for t in (next_at, closes) if t is not None]
-            await self._wait(wakeup, max(0.0, min([*times, self._look_again])))
+            if times and min(times) <= 0:
+                return True
+            if await self._wait(wakeup, min([*times, self._look_again])):
+                return True
+        return True
 
     @staticmethod
-    async def _wait(wakeup: asyncio.Event, seconds: float) -> None:
-        """Until ``wake()`` or ``seconds`` have passed."""
+    async def _wait(wakeup: asyncio.Event, seconds: float) -> bool:
+        """Until ``wake()`` or ``seconds`` have passed; whether woken."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wakeup.wait(), seconds)
+        return wakeup.is_set()
 
     async def send_due(self, name: str) -> None:
         """Send this destination's due digests, then (bundling its digests first, when it

@@ -180,6 +180,37 @@ async def test_removed_destination_cancels_its_open_deliveries(store, clock) -> 
     assert "it is pending" in (await store.requeue(pending[0], clock(), {"kept", "gone"}) or "")
 
 
+async def test_an_idle_relay_looks_at_the_outbox_and_writes_nothing(
+    store, session, clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lane with nothing due looks at the outbox now and then (for what another process
+    queued) by reading it only: once it is idle, with its connection refusing writes, five
+    more looks log no storage failure (a look that wrote, closing storm digests, did)."""
+    looks = 0
+    read = store.lane_times
+
+    async def counted(*args: object) -> tuple[float | None, ...]:
+        nonlocal looks
+        looks += 1
+        return await read(*args)
+
+    store.lane_times = counted
+    async with hook(clock) as server:
+        r = relay(store, {"a": server}, session, clock, look_again=0.01)
+        task = asyncio.create_task(r.run())
+        try:
+            await eventually(lambda: looks >= 1)  # it has sent what was due: idle now
+            await store._db.execute("PRAGMA query_only = 1")
+            idle = looks
+            with caplog.at_level(logging.INFO):
+                await eventually(lambda: looks >= idle + 5)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await store._db.execute("PRAGMA query_only = 0")
+    assert logged(caplog, "storage_failed") == []
+
+
 async def test_a_delivery_queued_again_by_another_process_is_sent_by_an_idle_relay(
     store, session, clock, tmp_path: Path
 ) -> None:
