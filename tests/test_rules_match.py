@@ -75,6 +75,18 @@ CASES = [
     ("ATLEAST/3 @russia", "Russia, Moscow and the Kremlin", True, "three mentions"),
     ("ATLEAST/3 @russia", "Russia and the Russian Federation", False, "longest form counted once"),
     ("ATLEAST/2 embassy", "embassy and embassies", True, "inflections count"),
+    (
+        "ATLEAST/2 (embassy NEAR/s attack)",
+        "An embassy saw the attack, and then embassy attack sirens.",
+        True,
+        "each pair counted, not one pair spanning both",
+    ),
+    (
+        "ATLEAST/3 (embassy NEAR/s attack)",
+        "An embassy saw the attack, and then embassy attack sirens.",
+        False,
+        "no word counted in two mentions",
+    ),
     # entities
     (
         "@russia AND embassy",

@@ -583,6 +583,21 @@ def test_evaluator_survives_python_that_changes_what_it_reads() -> None:
     assert evaluator().evidence(wide, plan.View(doc))
 
 
+@pytest.mark.parametrize("distance", [None, 10**6])
+def test_near_pairs_each_occurrence_with_its_closest_partners_only(distance: int | None) -> None:
+    """A list with no full stop, 400 of each side in one sentence: each occurrence pairs
+    with its neighbours, 799 pairs (every pair would be 160,000: quadratic time and
+    memory on a long page), the same in C and in Python."""
+    near = compiled_plan(q.Near(q.Word("talks"), q.Word("embassy"), distance))
+    doc = Document("", "", "talks embassy " * 400)
+    view = plan.View(doc)
+    evaluator().evidence(near, view)
+    found = view.memo[near.ident]
+    assert found == near.find(plan.View(doc))
+    assert len(found) == 799
+    assert [o[:3] for o in found[:3]] == [(2, 0, 1), (2, 1, 2), (2, 2, 3)]
+
+
 def test_term_maker_agrees_and_refuses() -> None:
     """The compiled maker makes the term ``make_term`` makes, remembers it in the view,
     asks ``make_term`` for text split in Python, and refuses spans that are not in the

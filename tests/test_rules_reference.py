@@ -62,20 +62,14 @@ def places(node: q.Node, fields: list[Tokens], allowed: frozenset[int]) -> set[S
     if isinstance(node, q.EntityRef):
         return {s for form in FORMS[node.name] for s in places(form, fields, allowed)}
     if isinstance(node, q.Near):
-        out = set()
-        for fa, a1, a2 in places(node.left, fields, allowed):
-            for fb, b1, b2 in places(node.right, fields, allowed):
-                first, last = min(a1, b1), max(a2, b2)
-                if fa != fb or not (a2 < b1 or b2 < a1):
-                    continue
-                sentence = fields[fa].sentence
-                if node.distance is None:
-                    ok = sentence[first] == sentence[last]
-                else:
-                    ok = max(b1 - a2, a1 - b2) <= node.distance
-                if ok:
-                    out.add((fa, first, last))
-        return out
+        lefts, rights = places(node.left, fields, allowed), places(node.right, fields, allowed)
+        pairs = {(a, b) for a in lefts for b in rights if near(node, fields, a, b)}
+        return {
+            (a[0], min(a[1], b[1]), max(a[2], b[2]))
+            for a, b in pairs
+            if closest(b, {y for x, y in pairs if x == a}, a)
+            or closest(a, {x for x, y in pairs if y == b}, b)
+        }
     out = set()
     for f in allowed:
         tokens = fields[f]
@@ -84,6 +78,25 @@ def places(node: q.Node, fields: list[Tokens], allowed: frozenset[int]) -> set[S
             if width:
                 out.add((f, i, i + width - 1))
     return out
+
+
+def near(node: q.Near, fields: list[Tokens], a: Span, b: Span) -> bool:
+    """Whether ``a`` and ``b`` may pair: one field, no word shared, close enough."""
+    (fa, a1, a2), (fb, b1, b2) = a, b
+    if fa != fb or not (a2 < b1 or b2 < a1):
+        return False
+    if node.distance is None:
+        sentence = fields[fa].sentence
+        return sentence[min(a1, b1)] == sentence[max(a2, b2)]
+    return max(b1 - a2, a1 - b2) <= node.distance
+
+
+def closest(y: Span, partners: set[Span], x: Span) -> bool:
+    """Whether ``y`` is, among ``x``'s partners on its side of ``x``, the one ending first
+    (after ``x``) or starting last (before it): a NEAR's places are only those pairs."""
+    if y[1] > x[2]:
+        return y[2] == min(p[2] for p in partners if p[1] > x[2])
+    return y[1] == max(p[1] for p in partners if p[2] < x[1])
 
 
 def match_at(node: q.Node, tokens: Tokens, i: int) -> int:

@@ -1742,96 +1742,230 @@ sentence_of(const Breaks *b, int64_t i)
     return lo;
 }
 
-/* The pairs of a NEAR that hold (``lefts`` and ``rights``: tuples of occurrences), in
- * the order Near.find makes them; -1 on error. */
+/* An occurrence's index, ordered by its field and one of its words. */
+typedef struct {
+    int64_t field, at;
+    Py_ssize_t index;
+} Sorted;
+
+static int
+compare_sorted(const void *x, const void *y)
+{
+    const Sorted *p = x, *q = y;
+    if (p->field != q->field) {
+        return (p->field > q->field) - (p->field < q->field);
+    }
+    if (p->at != q->at) {
+        return (p->at > q->at) - (p->at < q->at);
+    }
+    return (p->index > q->index) - (p->index < q->index);
+}
+
+/* The indices of ``n`` places, ordered by field, then word ``word`` (1 first, 2 last). */
+static Sorted *
+sorted_by(const int64_t (*places)[3], Py_ssize_t n, int word)
+{
+    Sorted *out = PyMem_Calloc((size_t)n + 1, sizeof(Sorted));
+    if (out == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        out[i] = (Sorted){places[i][0], places[i][word], i};
+    }
+    qsort(out, (size_t)n, sizeof(Sorted), compare_sorted);
+    return out;
+}
+
+/* What a NEAR is pairing: both sides' places, the sentence ends read so far, the pairs. */
+typedef struct {
+    const Doc *d;
+    Py_ssize_t fields;
+    Breaks *breaks;  /* per field, read on first use; NULL for NEAR/n */
+    int64_t reach;   /* NEAR/n's n */
+    Found *found;
+    Py_ssize_t count, capacity;
+} Pairing;
+
+/* Whether words ``first`` to ``last`` of ``field`` are one sentence; -1 on error. */
+static int
+one_sentence(Pairing *p, int64_t field, int64_t first, int64_t last)
+{
+    if (field < 0 || field >= p->fields) {
+        PyErr_SetString(PyExc_IndexError, "an occurrence's field has no tokens");
+        return -1;
+    }
+    Breaks *of = &p->breaks[field];
+    if (!of->read && read_breaks(p->d, field, of) < 0) {
+        return -1;
+    }
+    return sentence_of(of, first) == sentence_of(of, last);
+}
+
+/* Keeps the pair of left ``a`` and right ``b``, with the place they span together. */
+static int
+add_pair(Pairing *p, const int64_t *a, const int64_t *b, Py_ssize_t ia, Py_ssize_t ib)
+{
+    if (p->count == p->capacity) {
+        Py_ssize_t capacity = p->capacity ? p->capacity * 2 : 16;
+        Found *grown = PyMem_Realloc(p->found, (size_t)capacity * sizeof(Found));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        p->found = grown;
+        p->capacity = capacity;
+    }
+    int64_t first = a[1] < b[1] ? a[1] : b[1], last = a[2] > b[2] ? a[2] : b[2];
+    p->found[p->count++] = (Found){{a[0], first, last}, 0, ia, ib};
+    return 0;
+}
+
+/* plan.closest: for each x, the y it pairs with closest on each side. After x, a window
+ * over the ys by first word keeps, in a deque of increasing (last word, index), the one
+ * ending first; before x, a window by last word keeps the one starting last. ``flip``:
+ * the xs are the NEAR's right side. */
+static int
+closest(Pairing *p, const int64_t (*x)[3], Py_ssize_t nx, const int64_t (*y)[3],
+        Py_ssize_t ny, int flip)
+{
+    Sorted *xs = NULL, *ys = NULL;
+    Py_ssize_t *deque = PyMem_Calloc((size_t)ny + 1, sizeof(Py_ssize_t));
+    int failed = deque == NULL;
+    if (failed) {
+        PyErr_NoMemory();
+    }
+    for (int after = 1; !failed && after >= 0; after--) {
+        /* after: the xs by last word, the ys by first; before: the xs by first, ys by last */
+        int x_word = after ? 2 : 1, y_word = after ? 1 : 2;
+        xs = sorted_by(x, nx, x_word);
+        ys = xs == NULL ? NULL : sorted_by(y, ny, y_word);
+        failed = ys == NULL;
+        Py_ssize_t head = 0, tail = 0, added = 0;
+        for (Py_ssize_t k = 0; !failed && k < nx; k++) {
+            const int64_t *o = x[xs[k].index], field = o[0];
+            /* the window: ys whose y_word lies in [low, high] of x's field */
+            int64_t high, low;
+            if (after) {
+                high = p->breaks != NULL ? INT64_MAX
+                    : p->reach > INT64_MAX - o[2] ? INT64_MAX : o[2] + p->reach;
+                low = o[2] + 1;
+            }
+            else {
+                high = o[1] - 1;
+                low = p->breaks != NULL ? INT64_MIN : o[1] - p->reach;
+            }
+            while (added < ny && (ys[added].field < field
+                                  || (ys[added].field == field && ys[added].at <= high))) {
+                Py_ssize_t j = ys[added++].index;
+                while (tail > head) {  /* drop those the new one beats */
+                    const int64_t *last = y[deque[tail - 1]];
+                    int beaten = after ? last[2] > y[j][2] : last[1] < y[j][1];
+                    int tied = after ? last[2] == y[j][2] : last[1] == y[j][1];
+                    if (!beaten && !(tied && deque[tail - 1] > j)) {
+                        break;
+                    }
+                    tail--;
+                }
+                deque[tail++] = j;
+            }
+            while (tail > head && (y[deque[head]][0] < field || y[deque[head]][y_word] < low)) {
+                head++;
+            }
+            if (tail == head) {
+                continue;
+            }
+            Py_ssize_t j = deque[head];
+            int fits = p->breaks == NULL ? 1
+                : after ? one_sentence(p, field, o[1], y[j][2])
+                : one_sentence(p, field, y[j][1], o[2]);
+            failed = fits < 0
+                || (fits && (flip ? add_pair(p, y[j], o, j, xs[k].index)
+                                  : add_pair(p, o, y[j], xs[k].index, j)) < 0);
+        }
+        PyMem_Free(xs);
+        PyMem_Free(ys);
+        xs = ys = NULL;
+    }
+    PyMem_Free(deque);
+    return failed ? -1 : 0;
+}
+
+static int
+compare_pair(const void *x, const void *y)
+{
+    const Found *p = x, *q = y;
+    for (int i = 0; i < 3; i++) {
+        if (p->place[i] != q->place[i]) {
+            return (p->place[i] > q->place[i]) - (p->place[i] < q->place[i]);
+        }
+    }
+    if (p->a != q->a) {
+        return (p->a > q->a) - (p->a < q->a);
+    }
+    return (p->b > q->b) - (p->b < q->b);
+}
+
+/* The pairs of a NEAR (``lefts`` and ``rights``: tuples of occurrences), in the order
+ * Near.find gives them: by place, then left and right index, each once; -1 on error. */
 static Py_ssize_t
 near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, Found **out)
 {
-    Py_ssize_t nl = PyTuple_GET_SIZE(lefts), nr = PyTuple_GET_SIZE(rights), count = 0;
+    Py_ssize_t nl = PyTuple_GET_SIZE(lefts), nr = PyTuple_GET_SIZE(rights);
     int by_sentence = distance == Py_None, failed = 1;
-    Py_ssize_t fields = by_sentence ? PyObject_Length(d->tokens) : 0;  /* of breaks */
-    long long within = 0;
-    int overflow = 0;
+    Pairing p = {d, by_sentence ? PyObject_Length(d->tokens) : 0, NULL, 0, NULL, 0, 0};
     if (!by_sentence) {  /* past 64 bits, no gap is too wide (or all are) */
-        within = PyLong_AsLongLongAndOverflow(distance, &overflow);
-        within = overflow > 0 ? LLONG_MAX : overflow < 0 ? LLONG_MIN : within;
+        int overflow = 0;
+        long long within = PyLong_AsLongLongAndOverflow(distance, &overflow);
+        if (within == -1 && !overflow && PyErr_Occurred()) {
+            return -1;
+        }
+        if (overflow < 0 || (!overflow && within < 1)) {
+            return 0;  /* no two words are fewer than 1 apart */
+        }
+        p.reach = overflow > 0 ? INT64_MAX : within;
     }
-    if (fields < 0 || (within == -1 && PyErr_Occurred())) {
+    if (p.fields < 0) {
         return -1;
     }
-    int64_t(*a)[3] = PyMem_Calloc((size_t)(nl + nr) + 1, sizeof *a), (*b)[3] = NULL;
-    Breaks *breaks = by_sentence ? PyMem_Calloc((size_t)fields + 1, sizeof(Breaks)) : NULL;
-    Found *found = NULL;
-    Py_ssize_t capacity = 0;
-    if (a == NULL || (by_sentence && breaks == NULL)) {
+    int64_t(*a)[3] = PyMem_Calloc((size_t)(nl + nr) + 1, sizeof *a);
+    p.breaks = by_sentence ? PyMem_Calloc((size_t)p.fields + 1, sizeof(Breaks)) : NULL;
+    if (a == NULL || (by_sentence && p.breaks == NULL)) {
         PyErr_NoMemory();
         goto done;
     }
-    b = a + nl;  /* the right side's places follow the left's */
     for (Py_ssize_t i = 0; i < nl + nr; i++) {
         PyObject *o = i < nl ? PyTuple_GET_ITEM(lefts, i) : PyTuple_GET_ITEM(rights, i - nl);
         if (place_of(o, a[i]) < 0) {
             goto done;
         }
     }
-    for (Py_ssize_t i = 0; i < nl; i++) {
-        for (Py_ssize_t j = 0; j < nr; j++) {
-            int64_t field = a[i][0], gap;
-            if (field != b[j][0]) {
-                continue;
-            }
-            if (a[i][2] < b[j][1]) {
-                gap = b[j][1] - a[i][2];
-            }
-            else if (b[j][2] < a[i][1]) {
-                gap = a[i][1] - b[j][2];
-            }
-            else {
-                continue;  /* overlapping: no word is counted twice */
-            }
-            int64_t first = a[i][1] < b[j][1] ? a[i][1] : b[j][1];
-            int64_t last = a[i][2] > b[j][2] ? a[i][2] : b[j][2];
-            if (by_sentence) {
-                if (field < 0 || field >= fields) {
-                    PyErr_SetString(PyExc_IndexError, "an occurrence's field has no tokens");
-                    goto done;
-                }
-                Breaks *of = &breaks[field];
-                if (!of->read && read_breaks(d, field, of) < 0) {
-                    goto done;
-                }
-                if (sentence_of(of, first) != sentence_of(of, last)) {
-                    continue;
-                }
-            }
-            else if (gap > within) {
-                continue;
-            }
-            if (count == capacity) {
-                capacity = capacity ? capacity * 2 : 16;
-                Found *grown = PyMem_Realloc(found, (size_t)capacity * sizeof(Found));
-                if (grown == NULL) {
-                    PyErr_NoMemory();
-                    goto done;
-                }
-                found = grown;
-            }
-            found[count] = (Found){{field, first, last}, count, i, j};
-            count++;
-        }
+    if (closest(&p, a, nl, a + nl, nr, 0) < 0 || closest(&p, a + nl, nr, a, nl, 1) < 0) {
+        goto done;
     }
-    *out = found;
-    found = NULL;  /* the caller's now */
+    if (p.count > 1) {
+        qsort(p.found, (size_t)p.count, sizeof(Found), compare_pair);
+    }
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t k = 0; k < p.count; k++) {
+        if (kept && p.found[kept - 1].a == p.found[k].a && p.found[kept - 1].b == p.found[k].b) {
+            continue;  /* found from both sides */
+        }
+        p.found[kept++] = p.found[k];
+    }
+    p.count = kept;
+    *out = p.found;
+    p.found = NULL;  /* the caller's now */
     failed = 0;
 
 done:
-    for (Py_ssize_t f = 0; breaks != NULL && f < fields; f++) {
-        PyMem_Free(breaks[f].ends);
+    for (Py_ssize_t f = 0; p.breaks != NULL && f < p.fields; f++) {
+        PyMem_Free(p.breaks[f].ends);
     }
-    PyMem_Free(breaks);
+    PyMem_Free(p.breaks);
     PyMem_Free(a);
-    PyMem_Free(found);
-    return failed ? -1 : count;
+    PyMem_Free(p.found);
+    return failed ? -1 : p.count;
 }
 
 /* ``first`` and ``second``, exact tuples, as one (no Python code runs). */
@@ -1879,9 +2013,6 @@ find_near(const Doc *d, PyObject *node)
     Py_ssize_t count = distance == NULL ? -1 : near_pairs(d, lefts, rights, distance, &found);
     if (count < 0) {
         goto done;
-    }
-    if (count > 1) {
-        qsort(found, (size_t)count, sizeof(Found), compare_found);
     }
     out = PyList_New(count);
     for (Py_ssize_t k = 0; out != NULL && k < count; k++) {
