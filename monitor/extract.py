@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urljoin
 
-from monitor.clean import clean_body
+from monitor.clean import clean_body, without_headline
 from monitor.errors import NewsmonError
 from monitor.models import BodyStatus, Extracted
 from monitor.plaintext import MAX_CONTENT, MAX_TITLE, clean_text, single_line
@@ -84,13 +84,14 @@ def extract_page(html: bytes, url: str | None) -> Extracted:
     finally:
         _forget_page_texts()
     document = found if isinstance(found, Document) else Document()  # None: nothing found
-    body = clean_text(clean_body(document.text or ""), MAX_CONTENT)
+    title = _meta(document.title)
+    body = without_headline(clean_text(clean_body(document.text or ""), MAX_CONTENT), title)
     return Extracted(
         body,
         BodyStatus.EXTRACTED if body else BodyStatus.EMPTY,
         "" if body else "no article text found",
         canonical_url=canonical,
-        title=_meta(document.title),
+        title=title,
         published=_day(document.date),
         site_name=_meta(document.sitename),
         language=language,

@@ -36,6 +36,7 @@ from monitor.plaintext import (
     MAX_SUMMARY,
     MAX_TITLE,
     clean_text,
+    repeats_start,
     single_line,
 )
 from monitor.schedule import parse_ttl
@@ -113,7 +114,7 @@ def _draft(
 
     def build() -> Entry:
         summary, content = texts()
-        if _within(summary, content):
+        if repeats_start(summary, content):
             summary = ""  # never count text twice (DESIGN.md 2)
         url = normalize_url(link) if link else None
         return Entry(key, url, single_line(title()), summary, content, published())
@@ -122,14 +123,6 @@ def _draft(
     # did, lines and all, so that such an entry keeps its identity across versions
     key = _key(guid, link, title, published)
     return _Draft(key, published, build)
-
-
-def _within(summary: str, content: str) -> bool:
-    """Whether ``summary`` only repeats the start of ``content``: feedparser mirrors the
-    content into the summary, and many feeds give the lede as the summary, cut or not
-    ("... […]"), and then the whole story as the content, lede first."""
-    lede = summary.rstrip(" .…[]").rstrip()
-    return summary == content or (bool(lede) and content.startswith(lede))
 
 
 def _feedparser_draft(item: dict[str, Any]) -> _Draft:

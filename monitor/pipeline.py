@@ -15,6 +15,7 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from monitor import cluster, notices
+from monitor.clean import without_headline
 from monitor.config import Config, FeedConfig
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.extract import Extractor
@@ -36,6 +37,7 @@ from monitor.models import (
 )
 from monitor.moves import follow
 from monitor.parse_job import parse_in_worker
+from monitor.plaintext import repeats_start
 from monitor.schedule import (
     Bounds,
     adaptive_interval,
@@ -280,13 +282,16 @@ class Pipeline:
         # (blocked, timeout, ...), as RELIABILITY.md case 1 asks.
         page = await self._page(entry, feed, config)
         own_text = page.status is not BodyStatus.EXTRACTED
-        body = entry.content if own_text else page.body
+        body = entry.content if own_text else without_headline(page.body, entry.title)
         if not entry.title and page.title:
             entry = replace(entry, title=page.title)  # DESIGN.md 2: the page's headline
             own_text = False
         story_key = _canonical(page.canonical_url, entry.url) or fallback_key
         rules = config.scopes.get(feed.url, frozenset())
-        document = Document(entry.title, entry.summary, body)
+        # the feed's lede again at the page's start is matched once (DESIGN.md 2), as the
+        # parser does with a feed's own content; the entry keeps it for the alert
+        summary = "" if repeats_start(entry.summary, body) else entry.summary
+        document = Document(entry.title, summary, body)
         matches = tuple(config.index.match(document, only=rules)) if rules else ()
         if not own_text:
             own_print = cluster.story_fingerprint(entry.title, entry.summary, body)

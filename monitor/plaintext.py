@@ -32,3 +32,11 @@ def single_line(text: str) -> str:
     break over lines but which are shown as one (a line break in a feed's title forged a
     row of `newsmon feeds`, one in an item's a line of the console's alerts)."""
     return " ".join(filter(None, text.split("\n")))
+
+
+def repeats_start(summary: str, text: str) -> bool:
+    """Whether ``summary`` only repeats the start of ``text``: feedparser mirrors the
+    content into the summary, and many feeds give the lede as the summary, cut or not
+    ("... […]"), and then the whole story, lede first, as the content or on the page."""
+    lede = summary.rstrip(" .…[]").rstrip()
+    return summary == text or (bool(lede) and text.startswith(lede))

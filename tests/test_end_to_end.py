@@ -390,3 +390,29 @@ async def test_every_request_names_newsmon_takes_gzip_and_keeps_no_cookie(
         )
         assert "gzip" in headers["Accept-Encoding"].split(", ")
         assert "Cookie" not in headers
+
+
+async def test_a_headline_or_lede_repeated_on_the_page_counts_once(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """The page's text starts with the headline, or the feed's summary is the page's first
+    paragraph: each mention in them is one mention, not two (ATLEAST/2 needs two)."""
+    rest = "Officials toured the compound on Tuesday.\n\nTalks continue next month."
+    lede = "The Kremlin sent an envoy on Monday."
+    publisher.rss_items = [
+        Item("Kremlin envoy visits embassy", "/headline", body=rest),
+        Item("Envoy visits", "/lede", body=f"{lede}\n\n{rest}", summary=lede),
+        Item("Kremlin envoy visits", "/two", body=f"Moscow confirmed it.\n\n{rest}"),
+    ]
+    path = write_watchlist(
+        feeds=[f"{publisher.base}/rss.xml"],
+        hook=receiver.url,
+        fetch_articles=True,
+        query="ATLEAST/2 @russia",
+    )
+    await run_once(path)
+    assert [a.body["title"] for a in receiver.accepted] == ["Kremlin envoy visits"]
+    with connect(path.parent / "newsmon.db") as conn:
+        stored = dict(conn.execute("SELECT title, body FROM entries").fetchall())
+    assert stored["Kremlin envoy visits embassy"] == rest.replace("\n\n", "\n")
+    assert stored["Envoy visits"].startswith(lede)  # the summary, not the page, gave way

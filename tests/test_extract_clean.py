@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.clean import clean_body
+from monitor.clean import clean_body, without_headline
 
 STORY = "The embassy in Ankara reopened on Thursday, officials said."
 
@@ -86,3 +86,30 @@ def test_click_to_tweet_suffix_is_cut_not_the_sentence() -> None:
     """A share button glued to a quote goes; the quote stays."""
     quote = "Laws of physics apply online."
     assert clean_body(quote + "Click To Tweet") == quote
+
+
+HEADLINE = "Russia reopens embassy in Ankara"
+
+
+@pytest.mark.parametrize(
+    ("title", "first_line", "dropped"),
+    [
+        (HEADLINE, HEADLINE, True),
+        (HEADLINE, "RUSSIA REOPENS EMBASSY IN ANKARA.", True),  # case and punctuation aside
+        ("Russia’s envoy returns", "Russia's envoy returns", True),
+        (f"{HEADLINE} | The Gazette", HEADLINE, True),  # the page title's site name
+        (f"{HEADLINE} - gazette.com", HEADLINE, True),
+        (HEADLINE, "Russia reopens embassy", False),  # a first paragraph, not the headline
+        (HEADLINE, f"{HEADLINE}, officials said on Thursday.", False),
+        ("Review", "Review", True),
+        (None, HEADLINE, False),
+        ("", "", False),
+    ],
+)
+def test_a_first_line_repeating_the_title_goes(
+    title: str | None, first_line: str, dropped: bool
+) -> None:
+    """Pages often start their text with the headline, which the title already holds:
+    counted twice, it made ATLEAST/2 fire on one mention."""
+    body = f"{first_line}\n{STORY}"
+    assert without_headline(body, None, title) == (STORY if dropped else body)
