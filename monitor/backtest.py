@@ -72,7 +72,7 @@ async def scan(
     async for page in store.archive(since):
         for entry in page:
             if (feeds is None or entry.feed_url in feeds) and may_match(entry):
-                doc = Document(entry.title, entry.summary, entry.body)
+                doc = Document.of_story(entry.title, entry.summary, entry.body)
                 for match in index.match(doc, only={rule}):
                     yield Caught(entry, match.matched_words)
         read += len(page)

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from monitor.plaintext import repeats_start
+
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
@@ -133,6 +135,13 @@ class Document:
     title: str
     summary: str
     body: str
+
+    @classmethod
+    def of_story(cls, title: str, summary: str, body: str) -> Document:
+        """A stored story's fields, its summary left out where it only repeats the start
+        of the body (a feed's lede, first again on the page): the daemon and a backtest
+        match the same text."""
+        return cls(title, "" if repeats_start(summary, body) else summary, body)
 
 
 @dataclass(frozen=True, slots=True)

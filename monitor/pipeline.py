@@ -37,7 +37,6 @@ from monitor.models import (
 )
 from monitor.moves import follow
 from monitor.parse_job import parse_in_worker
-from monitor.plaintext import repeats_start
 from monitor.schedule import (
     Bounds,
     adaptive_interval,
@@ -288,10 +287,7 @@ class Pipeline:
             own_text = False
         story_key = _canonical(page.canonical_url, entry.url) or fallback_key
         rules = config.scopes.get(feed.url, frozenset())
-        # the feed's lede again at the page's start is matched once (DESIGN.md 2), as the
-        # parser does with a feed's own content; the entry keeps it for the alert
-        summary = "" if repeats_start(entry.summary, body) else entry.summary
-        document = Document(entry.title, summary, body)
+        document = Document.of_story(entry.title, entry.summary, body)
         matches = tuple(config.index.match(document, only=rules)) if rules else ()
         if not own_text:
             own_print = cluster.story_fingerprint(entry.title, entry.summary, body)

@@ -38,12 +38,14 @@ TEXTS = [
 ]
 
 
-async def fill(db: Path, texts: list[str], feed: str = "https://feed.test/rss") -> Store:
+async def fill(
+    db: Path, texts: list[str], feed: str = "https://feed.test/rss", summary: str = ""
+) -> Store:
     store = await Store.open(db)
     await store.sync_feeds({feed: "Wire"}, 0, 0)
     state = await store.feed_state(feed)
     stories = [
-        Story(Entry(f"k{i}", f"https://s.test/{i}", f"Title {i}", "", "", None),
+        Story(Entry(f"k{i}", f"https://s.test/{i}", f"Title {i}", summary, "", None),
               f"https://s.test/{i}", text, BodyStatus.EXTRACTED, (), True)
         for i, text in enumerate(texts)
     ]  # fmt: skip
@@ -147,3 +149,17 @@ async def test_syndicated_story_in_two_feeds_alerts_once_and_hits_shows_the_copy
     done = newsmon("hits", "--config", str(path))
     assert done.returncode == 0, done.stderr
     assert "also seen in: " in done.stdout
+
+
+async def test_a_summary_repeating_the_body_start_is_matched_once(tmp_path: Path) -> None:
+    """As in the daemon: a feed's lede that the page repeats is one mention, not two."""
+    lede = "The Kremlin sent an envoy."
+    store = await fill(
+        tmp_path / "a.db", [f"{lede} Talks went on.", f"Talks. {lede}"], summary=lede
+    )
+    index = compile_rules({"twice": "ATLEAST/2 kremlin"}, {})
+    try:
+        caught = [c.entry.title async for c in scan(store, index, "twice", 0)]
+    finally:
+        await store.close()
+    assert caught == ["Title 1"]
