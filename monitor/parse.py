@@ -47,19 +47,38 @@ from monitor.urls import normalize_url
 _DOCTYPE = re.compile(rb"<!DOCTYPE[^>\[]*(\[.*?\]\s*)?>", re.IGNORECASE | re.DOTALL)
 
 
-def html_to_text(markup: str, limit: int) -> str:
-    """Visible text of an HTML fragment (feeds put HTML in summaries and content)."""
+_BLANKS = re.compile(r"\s+")
+_PARAGRAPH_GAP = re.compile(r"\n[^\S\n]*\n\s*")  # a blank line, and what follows it
+
+
+def html_to_text(markup: str, limit: int, *, unwrap: bool = True) -> str:
+    """Visible text of an HTML fragment (feeds put HTML in summaries and content), a line
+    per block: white space inside the markup is one space, as a browser shows it, so a
+    feed that wraps its lines does not break sentences (NEAR/s ends one at a line break).
+    Text without markup keeps its paragraphs: a blank line parts them.
+
+    ``unwrap`` False: the text's own line breaks kept, for titles, whose hash keys read
+    them as they always did (the shown title is made one line later)."""
+    plain = unwrapped if unwrap else str
     if "<" not in markup and "&" not in markup:
-        return clean_text(markup, limit)
+        return clean_text(plain(markup), limit)
     try:
         root = lxml.html.fragment_fromstring(markup, create_parent="div")
     except (lxml.etree.ParserError, ValueError):
-        return clean_text(markup, limit)
+        return clean_text(plain(markup), limit)
     for junk in root.xpath("//script|//style"):
         junk.drop_tree()
+    for node in root.iter() if unwrap else ():
+        node.text = _BLANKS.sub(" ", node.text) if node.text else node.text
+        node.tail = _BLANKS.sub(" ", node.tail) if node.tail else node.tail
     for block in root.xpath("//p|//br|//div|//li|//h1|//h2|//h3|//h4|//tr"):
         block.tail = "\n" + (block.tail or "")
     return clean_text(root.text_content(), limit)
+
+
+def unwrapped(text: str) -> str:
+    """Plain text's paragraphs, a line each: a single line break in it is a wrap."""
+    return "\n".join(_BLANKS.sub(" ", part) for part in _PARAGRAPH_GAP.split(text))
 
 
 def _published(item: dict[str, Any]) -> datetime | None:
@@ -131,7 +150,7 @@ def _feedparser_draft(item: dict[str, Any]) -> _Draft:
         str(item.get("id", "")),
         str(item.get("link", "")),
         lambda: _published(item),
-        title=lambda: html_to_text(str(item.get("title", "")), MAX_TITLE),
+        title=lambda: html_to_text(str(item.get("title", "")), MAX_TITLE, unwrap=False),
         texts=lambda: (
             html_to_text(str(item.get("summary", "")), MAX_SUMMARY),
             html_to_text(str(contents[0].get("value", "")), MAX_CONTENT) if contents else "",
@@ -144,7 +163,7 @@ def _raw_draft(item: fastparse.RawItem) -> _Draft:
         item.guid,
         item.link,
         item.published,
-        title=lambda: html_to_text(item.title(), MAX_TITLE),
+        title=lambda: html_to_text(item.title(), MAX_TITLE, unwrap=False),
         texts=lambda: (
             html_to_text(item.summary(), MAX_SUMMARY),
             html_to_text(item.content(), MAX_CONTENT),
@@ -157,9 +176,9 @@ def _json_draft(item: JsonItem) -> _Draft:
         content = (
             html_to_text(item.content_html, MAX_CONTENT)
             if item.content_html
-            else clean_text(item.content_text, MAX_CONTENT)
+            else clean_text(unwrapped(item.content_text), MAX_CONTENT)
         )
-        return clean_text(item.summary, MAX_SUMMARY), content
+        return clean_text(unwrapped(item.summary), MAX_SUMMARY), content
 
     return _draft(
         item.id, item.url, lambda: item.published, lambda: clean_text(item.title, MAX_TITLE), texts

@@ -271,6 +271,35 @@ def test_invisible_characters_inside_words_are_dropped() -> None:
 
 
 @pytest.mark.parametrize(
+    ("description", "summary"),
+    [
+        # markup: white space is one space, as a browser shows it; blocks are lines
+        (
+            "&lt;p&gt;Russia said\n   on Monday that&lt;/p&gt;&lt;p&gt;the &lt;b&gt;embassy"
+            "&lt;/b&gt;\nwould reopen.&lt;br&gt;Next&lt;/p&gt;",
+            "Russia said on Monday that\nthe embassy would reopen.\nNext",
+        ),
+        # plain text: a single line break is a wrap, a blank line parts paragraphs
+        (
+            "Russia said\non Monday that the\n  embassy would reopen.\n\n \nNext one.",
+            "Russia said on Monday that the embassy would reopen.\nNext one.",
+        ),
+    ],
+    ids=["markup", "plain"],
+)
+def test_wrapped_lines_are_joined_and_blocks_kept(description: str, summary: str) -> None:
+    """A line of stored text is a paragraph, heading or list item: rules end a sentence
+    there (NEAR/s), so a feed's wrapped lines must not become lines."""
+    body = (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item>'
+        f"<title>Story</title><guid>g</guid><description>{description}</description>"
+        "</item></channel></rss>"
+    ).encode()
+    [entry] = parse_feed(body, {}).entries
+    assert entry.summary == summary
+
+
+@pytest.mark.parametrize(
     "summary",
     [
         "The Kremlin said grain exports rose sharply this autumn.",

@@ -69,6 +69,10 @@ CASES = [
     ("embassy NEAR/s attack", "The embassy was hit. An attack followed.", False, "sentence"),
     ("embassy NEAR/s attack", "The attack hit the embassy, officials said.", True, "sentence"),
     ("embassy NEAR/s attack", "Mr. Smith saw the attack near the embassy.", True, "abbreviation"),
+    ("embassy NEAR/s attack", "Embassy closed\nThe attack came later", False, "a line ends one"),
+    ("embassy NEAR/s attack", "Zürich embassy\nattack", False, "a line ends one, not ASCII"),
+    ("embassy NEAR/s attack", "¼ embassy\n\nattack", False, "a line ends one, ¼ two words"),
+    ("embassy NEAR/s attack", "¼ embassy, attack", True, "¼ two words, one sentence"),
     ("embassy NEAR/5 embassy", "the embassy", False, "no word counted twice"),
     ("embassy NEAR/5 embassy", "embassy to embassy", True, "two separate words"),
     # ATLEAST

@@ -98,7 +98,10 @@ def reference_tokens(text: str) -> dict[str, list[object]]:
     """Keys, offsets and sentence numbers word by word, as one plain loop would find them."""
     out: dict[str, list[object]] = {k: [] for k in ("folded", "exact", "start", "end", "sent")}
     sentence, previous, at = 0, "", 0
-    for k, part in enumerate(_TOKEN.split(text)):
+    parts = _TOKEN.split(text)
+    for k, part in enumerate(parts):
+        if not k % 2 and 0 < k < len(parts) - 1 and "\n" in part:
+            sentence += 1  # a line break between two surfaces
         if k % 2 and part[0] in ".!?":
             if part != "." or not (previous in ABBREVIATIONS or len(previous) == 1):
                 sentence += 1

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from itertools import accumulate, chain, compress, count, repeat
-from operator import is_, itemgetter, not_, sub
+from operator import contains, is_, itemgetter, not_, sub
 from typing import cast
 
 import regex
@@ -309,28 +309,48 @@ class Tokens:
         return self._owner
 
     def breaks(self) -> list[int]:
-        """For each sentence end, how many words come before it."""
+        """For each sentence end, how many words come before it: a stop that ends a
+        sentence, or a line break. Stored text has a line per paragraph, heading, list
+        item or caption (a feed's wrapped lines are joined when it is parsed), and none
+        of them runs on into the next: a heading "Russia" is no sentence with the
+        paragraph under it."""
         if self._break is None:
-            self._break = []
-            surfaces = self._parts[1::2]
-            if self._owners() is None:
-                after = 0  # the first surface after the last stop
-                for stop, words in zip(self._stop_surfaces(), self._stop_words(), strict=True):
-                    previous = self.folded[words - 1] if stop > after else ""
-                    if _ends_sentence(surfaces[stop], previous):
-                        self._break.append(words)
-                    after = stop + 1
-                return self._break
-            words, previous = 0, ""
-            for surface, (pieces, *_) in zip(surfaces, self._spelled(), strict=True):
-                if pieces:
-                    words += len(pieces)
-                    previous = pieces[-1][1]
-                elif surface[0] in _STOPS:
-                    if _ends_sentence(surface, previous):
-                        self._break.append(words)
-                    previous = ""
+            self._break = sorted([*self._stop_breaks(), *self._line_breaks()])
         return self._break
+
+    def _stop_breaks(self) -> list[int]:
+        ends: list[int] = []
+        surfaces = self._parts[1::2]
+        if self._owners() is None:
+            after = 0  # the first surface after the last stop
+            for stop, words in zip(self._stop_surfaces(), self._stop_words(), strict=True):
+                previous = self.folded[words - 1] if stop > after else ""
+                if _ends_sentence(surfaces[stop], previous):
+                    ends.append(words)
+                after = stop + 1
+            return ends
+        words, previous = 0, ""
+        for surface, (pieces, *_) in zip(surfaces, self._spelled(), strict=True):
+            if pieces:
+                words += len(pieces)
+                previous = pieces[-1][1]
+            elif surface[0] in _STOPS:
+                if _ends_sentence(surface, previous):
+                    ends.append(words)
+                previous = ""
+        return ends
+
+    def _line_breaks(self) -> list[int]:
+        """How many words come before each separator that holds a line break."""
+        between = self._parts[2:-1:2]  # the separators before surfaces 1, 2, ...
+        lines = list(compress(count(1), map(contains, between, repeat("\n"))))
+        if not lines:
+            return lines
+        owners = self._owners()
+        if owners is None:  # every surface a word but the stops
+            stops = self._stop_surfaces()
+            return [surface - bisect_left(stops, surface) for surface in lines]
+        return [bisect_left(owners, surface) for surface in lines]
 
 
 def _ends_sentence(stop: str, previous: str) -> bool:
