@@ -141,3 +141,36 @@ def test_word_lists_agree_with_a_plain_loop(words: list[str], gap: str) -> None:
         expected["end"],
         expected["sent"],
     )
+
+
+CHAIN = "a." * 25  # longer than any acronym: tried from each letter, it cost cubic time
+
+
+@pytest.mark.parametrize("split_plain", SPLITS)
+@pytest.mark.parametrize(
+    ("text", "folded", "breaks"),
+    [
+        # 20 letters at most: the chain's first five letters are words of their own
+        (f"{CHAIN} x", [*"aaaaa", "a." * 20, "x"], []),
+        (f"{'a.' * 20}a x", ["a." * 21, "x"], []),  # keyed with its final dot
+        ("I.B.M.'s chief", ["i.b.m.", "chief"], []),
+        # a stop starts a run of marks, or follows an acronym's dot
+        ("met in the U.S.. Then talks", ["met", "in", "the", "u.s.", "then", "talks"], [4]),
+        ("wait .... and ?!?! then", ["wait", "and", "then"], [1, 2]),
+        ("x " + "." * 40 + "x y", ["x", "x", "y"], []),
+        ("x's's's's", ["x"], []),
+    ],
+)
+def test_hostile_shapes_split_as_real_text_does(
+    split_plain: SplitPlain, text: str, folded: list[str], breaks: list[int]
+) -> None:
+    """Chains of dotted letters, runs of stops and stacked possessives split in linear
+    time (bench/hostile.py), into the same tokens on every path."""
+    assert_same_tokens(text, split_plain)
+    assert assert_unicode_tokens(text) == (folded, breaks)
+    assert assert_unicode_tokens(f"é {text}") == (["e", *folded], [b + 1 for b in breaks])
+
+
+def assert_unicode_tokens(text: str) -> tuple[list[str], list[int]]:
+    tokens = tokenize(text)
+    return tokens.folded, tokens.breaks()

@@ -51,7 +51,9 @@ acronym_end(const Py_UCS1 *s, Py_ssize_t n, Py_ssize_t pos)
         return -1;
     }
     Py_ssize_t j = pos + 2, pairs = 0;
-    while (j + 1 < n && IS(s[j], ALPHA) && s[j + 1] == '.') {
+    /* at most 20 letters, as normalize._TOKEN: tried from each letter, a longer chain
+     * cost quadratic time */
+    while (pairs < 19 && j + 1 < n && IS(s[j], ALPHA) && s[j + 1] == '.') {
         j += 2;
         pairs++;
     }
@@ -1644,11 +1646,8 @@ find_any_of(const Doc *d, PyObject *node)
         }
     }
     if (nonempty == 1) {
-        PyTypeObject *near = (PyTypeObject *)d->ev->kinds[NEAR];
-        if (!PyObject_TypeCheck(PyTuple_GET_ITEM(items, last), near)) {
-            out = Py_NewRef(lists[last]);  /* one place per stretch, in order: no merge */
-            goto done;
-        }
+        out = Py_NewRef(lists[last]);  /* one occurrence per place, in order: no merge */
+        goto done;
     }
     found = PyMem_Calloc((size_t)total + 1, sizeof(Found));
     if (found == NULL) {
@@ -1906,8 +1905,9 @@ compare_pair(const void *x, const void *y)
     return (p->b > q->b) - (p->b < q->b);
 }
 
-/* The pairs of a NEAR (``lefts`` and ``rights``: tuples of occurrences), in the order
- * Near.find gives them: by place, then left and right index, each once; -1 on error. */
+/* The pairs of a NEAR (``lefts`` and ``rights``: tuples of occurrences), one per place,
+ * the first by left and right index, in text order, as Near.find gives them; -1 on
+ * error. */
 static Py_ssize_t
 near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, Found **out)
 {
@@ -1948,8 +1948,8 @@ near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, 
     }
     Py_ssize_t kept = 0;
     for (Py_ssize_t k = 0; k < p.count; k++) {
-        if (kept && p.found[kept - 1].a == p.found[k].a && p.found[kept - 1].b == p.found[k].b) {
-            continue;  /* found from both sides */
+        if (kept && !memcmp(p.found[kept - 1].place, p.found[k].place, sizeof p.found[k].place)) {
+            continue;  /* one per place: in a chain of NEARs they multiplied */
         }
         p.found[kept++] = p.found[k];
     }

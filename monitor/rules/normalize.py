@@ -26,13 +26,17 @@ from monitor.rules import native
 # a stop starts with one of ".!?", an acronym holds a ".", a word never does.
 _TOKEN = regex.compile(
     r"""(
-      (?:(?:\p{L}\p{M}*\.){2,}(?!\p{L})|(?:\p{L}\p{M}*\.)+\p{L}\p{M}*(?![\p{L}\p{N}.]))
+      (?:(?:\p{L}\p{M}*+\.){2,20}+(?!\p{L})|(?:\p{L}\p{M}*+\.){1,20}+\p{L}\p{M}*+(?![\p{L}\p{N}.]))
         (?:['’ʼ][sS](?![\p{L}\p{N}]))?
     | [\p{L}\p{N}][\p{L}\p{N}\p{M}]*(?:['’ʼ][\p{L}\p{N}][\p{L}\p{N}\p{M}]*)*
-    | [.!?]+(?=[\s"'”’)\]]|$)
+    | (?<![!?])(?<!(?<!\p{L}\p{M}*)\.)[.!?]++(?=[\s"'”’)\]]|$)
     )""",
     regex.VERBOSE,
 )
+# Hostile text must cost linear time: an acronym is at most 20 letters (a longer chain
+# was tried from each of its letters, cubic: 20 KB of "é.é.é." took 191 s) and never
+# backtracks; a stop starts at the start of a run of . ! ?, or after an acronym's dot
+# (from each dot of a long run it was quadratic). Neither changes a token of real text.
 # The same pattern for ASCII text, where every class above is a plain range; stdlib ``re``
 # runs it about twice as fast as ``regex`` runs the Unicode one. ``\s`` is spelled out:
 # stdlib's also takes \x1c-\x1f, which are no White_Space for ``regex``. The first character
@@ -45,10 +49,11 @@ _TOKEN = regex.compile(
 _ASCII_TOKEN = re.compile(
     r"""(
       [A-Za-z0-9.!?]
-      (?: (?<=[A-Za-z])\.(?:(?:[A-Za-z]\.)+(?![A-Za-z])|(?:[A-Za-z]\.)*[A-Za-z](?![A-Za-z0-9.]))
+      (?: (?<=[A-Za-z])\.(?:(?:[A-Za-z]\.){1,19}+(?![A-Za-z])
+                           |(?:[A-Za-z]\.){0,19}+[A-Za-z](?![A-Za-z0-9.]))
             (?:'[sS](?![A-Za-z0-9]))?
         | (?<=[A-Za-z0-9])[A-Za-z0-9]*+(?:'[A-Za-z0-9]++)*+
-        | (?<=[.!?])[.!?]*+(?=[\t\n\x0b\x0c\r "')\]]|$)
+        | (?<=[.!?])(?<![!?][.!?])(?<![^A-Za-z]\.[.!?])[.!?]*+(?=[\t\n\x0b\x0c\r "')\]]|$)
       )
     )""",
     re.VERBOSE,
@@ -95,9 +100,14 @@ def _possessive(word: str) -> bool:
 
 
 def _strip_possessive(word: str) -> str:
-    while len(word) > 2 and _possessive(word):
-        word = word[:-2]
-    return word
+    """Each trailing 's off, while more than two characters are left before it (one
+    slice: "x's's's..." was cut one copy at a time, quadratic)."""
+    found = _POSSESSIVES.search(word)
+    strip = min(len(found.group()) // 2, (len(word) - 1) // 2) if found else 0
+    return word[: len(word) - 2 * strip]
+
+
+_POSSESSIVES = regex.compile(r"(?:['’ʼ][sS])+$")
 
 
 def _is_one_word(text: str) -> bool:

@@ -283,8 +283,8 @@ class AnyOf(Alternatives, Positional):
 
     def find(self, view: View) -> list[Occurrence]:
         found = [(item, o) for item in self.items if (o := item.occurrences(view))]
-        if len(found) == 1 and not isinstance(found[0][0], Near):
-            return found[0][1]  # one place per stretch, in order: nothing to merge
+        if len(found) == 1:
+            return found[0][1]  # one occurrence per place, in order: nothing to merge
         merged = {o[:3]: o for _, occurrences in found for o in occurrences}
         return sorted(merged.values())
 
@@ -313,12 +313,13 @@ class Near(Positional):
         same = view.tokens
         pairs = set(closest(lefts, rights, self.distance, same))
         pairs.update((i, j) for j, i in closest(rights, lefts, self.distance, same))
-        found = []
+        found: dict[Span, Occurrence] = {}
         for i, j in sorted(pairs):
             (field, a_first, a_last, a_parts), (_, b_first, b_last, b_parts) = lefts[i], rights[j]
-            found.append((field, min(a_first, b_first), max(a_last, b_last), a_parts + b_parts))
-        found.sort(key=_PLACE)
-        return found
+            place = (field, min(a_first, b_first), max(a_last, b_last))
+            if place not in found:  # one per place: in a chain of NEARs they multiplied
+                found[place] = (*place, a_parts + b_parts)
+        return sorted(found.values())
 
     def trigger(self) -> Trigger | None:
         return _most_selective(self.children())
