@@ -108,6 +108,7 @@ def _strip_possessive(word: str) -> str:
 
 
 _POSSESSIVES = regex.compile(r"(?:['’ʼ][sS])+$")
+_NEWLINE = re.compile("\n")
 
 
 def _is_one_word(text: str) -> bool:
@@ -351,16 +352,25 @@ class Tokens:
         return ends
 
     def _line_breaks(self) -> list[int]:
-        """How many words come before each separator that holds a line break."""
-        between = self._parts[2:-1:2]  # the separators before surfaces 1, 2, ...
-        lines = list(compress(count(1), map(contains, between, repeat("\n"))))
-        if not lines:
-            return lines
-        owners = self._owners()
-        if owners is None:  # every surface a word but the stops
-            stops = self._stop_surfaces()
-            return [surface - bisect_left(stops, surface) for surface in lines]
-        return [bisect_left(owners, surface) for surface in lines]
+        """Each word, but the first, with a line break between it and the word before."""
+        if self._packed is not None:  # ASCII: the few line breaks looked up by offset
+            assert self._text is not None
+            if "\n" not in self._text:
+                return []
+            if self._bounds is None:
+                self._bounds = memoryview(self._packed).cast("q")
+            starts = self._bounds[::2]
+            found = {bisect_left(starts, at.start()) for at in _NEWLINE.finditer(self._text)}
+        else:
+            between = self._parts[2:-1:2]  # the separators before surfaces 1, 2, ...
+            lines = compress(count(1), map(contains, between, repeat("\n")))
+            owners = self._owners()
+            if owners is None:  # every surface a word but the stops
+                stops = self._stop_surfaces()
+                found = {surface - bisect_left(stops, surface) for surface in lines}
+            else:
+                found = {bisect_left(owners, surface) for surface in lines}
+        return sorted(word for word in found if 0 < word < len(self.folded))
 
 
 def _ends_sentence(stop: str, previous: str) -> bool:
