@@ -158,7 +158,12 @@ class Daemon:
             stack.push_async_callback(daemon._close_notifiers)
             stack.push_async_callback(daemon._stop_relay)
             now = clock()
-            await store.recover_sending(now)
+            recovered = await store.recover_sending(now)
+            if recovered:  # in flight when the last run died: the destination may have it
+                log_event(
+                    log, logging.WARNING, "deliveries_recovered", count=recovered,
+                    note="in flight at a crash, sent again: maybe twice",
+                )  # fmt: skip
             await store.cancel_deliveries(daemon._notifiers, now)
             latest = await store.latest_write()
             if latest is not None and latest - now > JUMP_TOLERANCE:
@@ -194,11 +199,15 @@ class Daemon:
                 self.relay.wake()
         self._silences = silences
 
-    def _build_notifiers(self, config: Config) -> dict[str, Notifier]:
+    def _build_notifiers(self, config: Config, keep: Config | None = None) -> dict[str, Notifier]:
         """Raises ConfigError naming the notifier that cannot be made from what the
-        watchlist's check let through, so that a reload keeps the running watchlist."""
+        watchlist's check let through, so that a reload keeps the running watchlist.
+        A notifier configured as in ``keep`` is the running one, lane and all."""
         built = {}
         for name, cfg in config.notifiers.items():
+            if keep is not None and keep.notifiers.get(name) == cfg:
+                built[name] = self._notifiers[name]
+                continue
             try:
                 built[name] = build_notifier(cfg, self._session)
             except ValueError as e:
@@ -295,20 +304,21 @@ class Daemon:
         made and the feeds stored first: a notifier that cannot be made (ConfigError) or a
         database that refuses the feeds leaves the old watchlist running."""
         renotify = config.notifiers != self.config.notifiers and not self._fixed_notifiers
-        notifiers = self._build_notifiers(config) if renotify else None
+        notifiers = self._build_notifiers(config, keep=self.config) if renotify else None
         await self._sync_feeds(config, spread=_spread(config))
         old, self.config = self.config, config
         if old.monitor.fetch_articles and not config.monitor.fetch_articles and self._workers:
             self._workers.renew()  # fresh workers: no trafilatura, unused from now on
         if notifiers is not None:
-            delivering = self._relay_task is not None
-            await self._stop_relay()
-            await self._close_notifiers()
+            lanes = {name: cfg.lane for name, cfg in config.notifiers.items()}
+            cut = await self.relay.replace(notifiers, lanes, STOP_GRACE)
+            for name in cut:
+                await self._recover(name)
+            for name, notifier in self._notifiers.items():
+                if notifiers.get(name) is not notifier:
+                    await notifier.close()
             self._notifiers = notifiers
             cancelled = await self.store.cancel_deliveries(self._notifiers, self.clock())
-            self.relay = self._make_relay()
-            if delivering:
-                self._start_relay()
             if cancelled:
                 log_event(log, logging.WARNING, "deliveries_cancelled", count=cancelled)
         # against what runs, not the last watchlist: a change and its undoing is no restart
@@ -338,10 +348,17 @@ class Daemon:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
-            cut = await self.store.recover_sending(self.clock())
-            log_event(  # pending again: the destination may get one of them twice
-                log, logging.WARNING, "deliveries_interrupted", count=cut, after=f"{STOP_GRACE:g}s"
-            )
+            await self._recover()
+
+    async def _recover(self, notifier: str | None = None) -> None:
+        """Put back the rows a lane cut off mid-send left in 'sending' (of ``notifier``,
+        or of all): pending again, the destination may get one of them twice."""
+        cut = await self.store.recover_sending(self.clock(), notifier=notifier)
+        fields = {} if notifier is None else {"notifier": notifier}
+        log_event(
+            log, logging.WARNING, "deliveries_interrupted", **fields, count=cut,
+            after=f"{STOP_GRACE:g}s",
+        )  # fmt: skip
 
     async def run_forever(self, stop: asyncio.Event, reload: asyncio.Event) -> None:
         """Poll each feed when due (the due times live in the database, so a restart

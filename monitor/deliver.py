@@ -101,27 +101,38 @@ class Relay:
         storage_retry: float = FIRST_RETRY,
     ) -> None:
         self._store = store
-        self._notifiers = dict(notifiers)
         self._policy = policy
         self._clock = clock
         self._rng = rng or random.Random()
-        self._lanes = {name: (lanes or {}).get(name, LanePolicy()) for name in notifiers}
-        self._buckets = {
-            name: TokenBucket(lane.rate, lane.burst, clock)
-            for name, lane in self._lanes.items()
-            if lane.rate is not None
-        }
         self._sleep = sleep
         self._look_again = look_again
         self._notices = notices
-        self._wakeups = {name: asyncio.Event() for name in notifiers}
+        self._storage_retry = storage_retry
         self._stopping = asyncio.Event()
-        self._storage = {  # each lane's pause while the database refuses writes
-            name: StoragePause(
-                clock, fields={"notifier": name, "deliveries": "paused"}, first=storage_retry
-            )
-            for name in notifiers
-        }
+        self._group: asyncio.TaskGroup | None = None  # while the lanes run for good
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._notifiers: dict[str, Notifier] = {}
+        self._lanes: dict[str, LanePolicy] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._stops: dict[str, asyncio.Event] = {}
+        self._storage: dict[str, StoragePause] = {}  # a lane's pause while writes fail
+        for name, notifier in notifiers.items():
+            self._add(name, notifier, (lanes or {}).get(name, LanePolicy()))
+
+    def _add(self, name: str, notifier: Notifier, lane: LanePolicy) -> None:
+        self._notifiers[name] = notifier
+        self._lanes[name] = lane
+        self._buckets.pop(name, None)
+        if lane.rate is not None:
+            self._buckets[name] = TokenBucket(lane.rate, lane.burst, self._clock)
+        self._wakeups[name] = asyncio.Event()
+        self._stops[name] = asyncio.Event()
+        self._storage[name] = StoragePause(
+            self._clock,
+            fields={"notifier": name, "deliveries": "paused"},
+            first=self._storage_retry,
+        )
 
     def wake(self) -> None:
         for event in self._wakeups.values():
@@ -131,6 +142,8 @@ class Relay:
         """Ask every lane to finish the attempt in hand and return: an attempt cut off
         mid-send could be accepted by the destination without being marked sent."""
         self._stopping.set()
+        for name in self._stops:
+            self._stops[name].set()
         self.wake()
 
     async def run(self, *, until_empty: bool = False) -> None:
@@ -138,7 +151,48 @@ class Relay:
         for a retry. Digest windows are kept either way: nothing is flushed early."""
         async with asyncio.TaskGroup() as group:
             for name in self._notifiers:
-                group.create_task(self._lane(name, until_empty), name=f"lane-{name}")
+                self._tasks[name] = group.create_task(
+                    self._lane(name, until_empty), name=f"lane-{name}"
+                )
+            if not until_empty:  # open for the lanes a reload starts
+                self._group = group
+                await self._stopping.wait()
+                self._group = None
+
+    async def replace(
+        self,
+        notifiers: Mapping[str, Notifier],
+        lanes: Mapping[str, LanePolicy],
+        grace: float,
+    ) -> list[str]:
+        """Serve ``notifiers`` from now on. Lanes whose notifier is not among them (removed,
+        or changed: a new object) finish the attempt in hand and stop, within ``grace``
+        seconds, then are cut off; new ones start; the others go on untouched, so a
+        reload that changes one destination neither delays nor repeats another's alerts.
+        Returns the lanes cut off, whose row in 'sending' the caller puts back."""
+        going = [n for n in self._notifiers if notifiers.get(n) is not self._notifiers[n]]
+        for name in going:
+            self._stops[name].set()
+            self._wakeups[name].set()
+        running = {name: self._tasks.pop(name) for name in going if name in self._tasks}
+        late: set[asyncio.Task[None]] = set()
+        if running:
+            _, late = await asyncio.wait(running.values(), timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.wait(running.values())
+        for name in going:
+            for table in (self._notifiers, self._lanes, self._buckets, self._wakeups):
+                table.pop(name, None)
+            del self._stops[name], self._storage[name]
+        for name, notifier in notifiers.items():
+            if name not in self._notifiers:
+                self._add(name, notifier, lanes.get(name, LanePolicy()))
+                if self._group is not None:
+                    self._tasks[name] = self._group.create_task(
+                        self._lane(name, False), name=f"lane-{name}"
+                    )
+        return [name for name, task in running.items() if task in late]
 
     async def _lane(self, name: str, until_empty: bool) -> None:
         """Serve one destination. A database that refuses writes (RELIABILITY.md case 58)
@@ -147,8 +201,8 @@ class Relay:
         on; the pause ends at the next attempt the database records (putting back no row
         writes nothing, so a full disk lets it pass). ``until_empty`` (``run --once``) has
         no later: the error is raised."""
-        pause = self._storage[name]
-        while not self._stopping.is_set():
+        pause, stop = self._storage[name], self._stops[name]
+        while not stop.is_set():
             try:
                 if pause.failures:
                     await self._store.recover_sending(self._clock(), notifier=name)
@@ -158,13 +212,13 @@ class Relay:
                 if until_empty:
                     raise
                 pause.failed(e)
-                await self._wait(self._stopping, pause.wait())
+                await self._wait(stop, pause.wait())
 
     async def _serve(self, name: str, until_empty: bool) -> None:
-        wakeup = self._wakeups[name]
+        wakeup, stop = self._wakeups[name], self._stops[name]
         window = self._lanes[name].digest
         announced = False
-        while not self._stopping.is_set():
+        while not stop.is_set():
             wakeup.clear()
             reason = await self._store.paused(name)
             if reason is not None:
@@ -192,7 +246,7 @@ class Relay:
         outbox every ``look_again`` seconds for what another process queued or made due
         (`newsmon redeliver`). Reads only: an idle lane writes nothing. False when
         ``until_empty`` and nothing waits."""
-        while not self._stopping.is_set():
+        while not self._stops[name].is_set():
             next_at, closes = await self._store.lane_times(name, window)
             if next_at is None and until_empty:
                 return False
@@ -214,14 +268,14 @@ class Relay:
         """Send this destination's due digests, then (bundling its digests first, when it
         has a window) its due deliveries, in order; stop at the first transient failure
         or when the destination pauses."""
-        window = self._lanes[name].digest
+        window, stop = self._lanes[name].digest, self._stops[name]
         for notice in await self._store.due_notices(name, self._clock()):
-            if self._stopping.is_set() or not await self._attempt(name, notice):
+            if stop.is_set() or not await self._attempt(name, notice):
                 return
         await self._store.close_storms(name, self._clock())
         while True:
             for digest in await self._store.due_digests(name, self._clock()):
-                if self._stopping.is_set() or not await self._attempt(name, digest):
+                if stop.is_set() or not await self._attempt(name, digest):
                     return
             if window is None:
                 break
@@ -230,7 +284,7 @@ class Relay:
         while True:
             due = await self._store.due_deliveries(name, self._clock(), BATCH)
             for delivery in due:
-                if self._stopping.is_set() or not await self._attempt(name, delivery):
+                if stop.is_set() or not await self._attempt(name, delivery):
                     return
             if len(due) < BATCH:
                 return

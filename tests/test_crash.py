@@ -4,16 +4,19 @@ nothing the database marked sent is ever sent again (RELIABILITY.md case 55, G4)
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from monitor.config import load_config
+from monitor.daemon import Daemon
 from tests.daemon import command, environment
 from tests.db import connect
 from tests.outbox import Answer, Hook, eventually
-from tests.servers import Item, Publisher
+from tests.servers import Item, Publisher, Receiver
 
 ITEMS = 8
 
@@ -97,3 +100,26 @@ async def test_sigkill_during_delivery_loses_nothing_and_resends_nothing_sent(
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         counted = conn.execute("SELECT notifier, state, n FROM delivery_tally WHERE n > 0")
         assert counted.fetchall() == [("hook", "sent", ITEMS)]  # the kills left no stray count
+
+
+async def test_a_start_says_it_sends_again_what_a_crash_left_in_flight(
+    publisher: Publisher, receiver: Receiver, write_watchlist, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row a crash left 'sending' goes out again, maybe a second copy: the start says
+    so in one line, as a stop that cuts a send off does."""
+    receiver.script = [503]
+    publisher.rss_items = [Item("Embassy", "/e", summary="Moscow embassy closes")]
+    path = write_watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url)
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once(delivery_deadline=0.5)
+    with connect(path.parent / "newsmon.db") as conn:
+        conn.execute("UPDATE deliveries SET state = 'sending'")  # as a SIGKILL mid-send
+    with caplog.at_level(logging.WARNING):
+        async with Daemon.open(load_config(path)):
+            pass
+    assert "deliveries_recovered count=1" in caplog.text
+    with caplog.at_level(logging.WARNING):
+        caplog.clear()
+        async with Daemon.open(load_config(path)):
+            pass
+    assert "deliveries_recovered" not in caplog.text

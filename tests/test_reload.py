@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from monitor.config import load_config
 from monitor.daemon import Daemon, FileWatch
@@ -74,6 +76,48 @@ async def test_removed_notifier_cancels_its_queued_deliveries(
     with connect(path.parent / "newsmon.db") as conn:
         states = conn.execute("SELECT state, last_error FROM deliveries").fetchall()
     assert states == [("cancelled", "destination removed from the watchlist")]
+
+
+class HoldingReceiver(Receiver):
+    """Holds every request until ``release`` is set; ``held`` is set when one arrives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.held.set()
+        await self.release.wait()
+        return await super()._handle(request)
+
+
+async def test_a_reload_that_changes_one_notifier_leaves_the_others_sending(
+    publisher: Publisher, receiver: Receiver, write_watchlist, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Editing one destination restarts its lane only: a slow send to another one is not
+    cut off and sent again (a second copy), nor held up for the other lanes' grace."""
+    publisher.rss_items = [Item("Embassy", "/e", summary="Moscow embassy closes")]
+    async with HoldingReceiver() as slow:
+        text = watchlist(feeds=[f"{publisher.base}/rss.xml"], hook=slow.url)
+        text = text.replace('notify = ["hook"]', 'notify = ["hook", "other"]')
+        text += f'[notifiers.other]\ntype = "webhook"\nurl = "{receiver.url}"\n'
+        path = write_watchlist(text)
+        async with Daemon.open(load_config(path)) as daemon:
+            stop, reload = asyncio.Event(), asyncio.Event()
+            runs = asyncio.create_task(daemon.run_forever(stop, reload))
+            await asyncio.wait_for(slow.held.wait(), timeout=30)
+            await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=30)
+            path.write_text(text.replace(receiver.url, f"{receiver.url}?v=2"), encoding="utf-8")
+            with caplog.at_level(logging.INFO):
+                assert await daemon.reload() is True
+            slow.release.set()
+            await slow.wait_for(lambda: len(slow.accepted) == 1, timeout=30)
+            stop.set()
+            await runs
+    assert len(slow.attempts) == 1
+    assert "deliveries_interrupted" not in caplog.text
+    assert len(receiver.attempts) == 1
 
 
 @pytest.mark.parametrize("trigger", ["sighup", "file-change"])
