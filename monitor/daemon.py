@@ -299,8 +299,9 @@ class Daemon:
 
     async def apply(self, config: Config) -> None:
         """Switch to ``config``: new feeds are scheduled (spread out), removed ones stop,
-        changed rules apply to the next entries, and a changed set of notifiers restarts
-        delivery, cancelling what was queued for a removed one. The new notifiers are
+        changed rules apply to the next entries, and the delivery lanes of changed or
+        removed notifiers restart, cancelling what was queued for a removed one (the
+        others go on sending). The new notifiers are
         made and the feeds stored first: a notifier that cannot be made (ConfigError) or a
         database that refuses the feeds leaves the old watchlist running."""
         renotify = config.notifiers != self.config.notifiers and not self._fixed_notifiers
