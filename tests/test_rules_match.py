@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.errors import QueryError, RuleCompileError
-from monitor.models import Document, RuleMatch
+from monitor.models import MAX_MATCHED_WORDS, Document, RuleMatch
 from monitor.rules import compile_rules
 
 ENTITIES = {
@@ -199,3 +199,12 @@ def test_rule_parse_error_is_a_compile_error() -> None:
         compile_rules({"r": "embassy AND"}, {})
     assert info.value.rule == "r"
     assert str(info.value) == "rule 'r': column 12: expected a term after AND"
+
+
+def test_a_hit_lists_at_most_a_hundred_distinct_matched_words() -> None:
+    """A prefix rule on a page of thousands of distinct words lists the first hundred,
+    in the order found: the stored hit and every alert carried them all."""
+    words = [f"russ{n:04d}" for n in range(500)]
+    [match] = compile_rules({"r": "russ*"}, {}).match(Document("", "", " ".join(words)))
+    assert match.matched_words == tuple(words[:MAX_MATCHED_WORDS])
+    assert MAX_MATCHED_WORDS == 100

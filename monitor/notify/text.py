@@ -143,7 +143,8 @@ def split_matches(text: str, words: tuple[str, ...]) -> list[tuple[str, bool]]:
     ``words`` (whole words, as found: a match is recorded in the case it was found in,
     and 'WHO' matched case-sensitively must not light up every "who"), for channels that
     highlight them."""
-    terms = sorted({w for w in words if w.strip()}, key=len, reverse=True)
+    # only those in the text: a hit's list may be long, a snippet is short
+    terms = sorted({w for w in words if w.strip() and w in text}, key=len, reverse=True)
     if not terms:
         return [(text, False)] if text else []
     # \b only where the term itself starts or ends with a word character, so "U.S."
