@@ -447,61 +447,53 @@ def closest(
     own, with the same outer end, so the NEAR holds, nests and highlights as if every pair
     were kept, while the pairs stay linear in number (monitor/rules/_speedups.c does the
     same in C)."""
-    yield from _closest_after(xs, ys, reach, tokens)
-    yield from _closest_before(xs, ys, reach, tokens)
+    for after in (True, False):
+        yield from _closest_on_one_side(after, xs, ys, reach, tokens)
 
 
-def _closest_after(
+def _closest_on_one_side(
+    after: bool,
     xs: Sequence[Occurrence],
     ys: Sequence[Occurrence],
     reach: int | None,
     tokens: Sequence[normalize.Tokens],
 ) -> Iterator[tuple[int, int]]:
-    """A sliding window over ys by first word, its minimum by last word kept in a deque."""
-    by_first = sorted(range(len(ys)), key=lambda j: (ys[j][0], ys[j][1]))
-    window: deque[tuple[int, int]] = deque()  # (last word, y index), increasing
-    added = 0
-    for i in sorted(range(len(xs)), key=lambda i: (xs[i][0], xs[i][2])):
+    """A window slides over the ys in order of the word that faces x (after x: their
+    first; before: their last), and a deque keeps the window's best: after x, the y
+    ending first; before, the one starting last."""
+
+    def x_at(i: int) -> tuple[int, int]:  # its field and its word facing the ys
         field, first, last, _ = xs[i]
-        end = (field, last + reach if reach is not None else STRIDE)
-        while added < len(ys) and ys[by_first[added]][:2] <= end:
-            j = by_first[added]
-            while window and window[-1] >= (ys[j][2], j):
+        return field, last if after else first
+
+    def y_at(j: int) -> tuple[int, int]:  # its field and its word facing x
+        field, first, last, _ = ys[j]
+        return field, first if after else last
+
+    def best(j: int) -> tuple[int, int]:  # least is best: ending first, or starting last
+        return (ys[j][2], j) if after else (-ys[j][1], j)
+
+    ordered = sorted(range(len(ys)), key=y_at)
+    window: deque[tuple[tuple[int, int], int]] = deque()  # (best's key, y index)
+    added = 0
+    for i in sorted(range(len(xs)), key=x_at):
+        field, first, last, _ = xs[i]
+        if after:  # the window: the ys facing x from [low, high] of x's field
+            low, high = last + 1, STRIDE if reach is None else last + reach
+        else:
+            low, high = -1 if reach is None else first - reach, first - 1
+        while added < len(ys) and y_at(ordered[added]) <= (field, high):
+            j = ordered[added]
+            while window and window[-1][0] >= best(j):
                 window.pop()
-            window.append((ys[j][2], j))
+            window.append((best(j), j))
             added += 1
-        while window and ys[window[0][1]][:2] <= (field, last):
+        while window and y_at(window[0][1]) < (field, low):
             window.popleft()
         if window:
             j = window[0][1]
-            if reach is not None or _one_sentence(tokens[field], first, ys[j][2]):
-                yield i, j
-
-
-def _closest_before(
-    xs: Sequence[Occurrence],
-    ys: Sequence[Occurrence],
-    reach: int | None,
-    tokens: Sequence[normalize.Tokens],
-) -> Iterator[tuple[int, int]]:
-    """The mirror of ``_closest_after``: ys by last word, their maximum by first word."""
-    by_last = sorted(range(len(ys)), key=lambda j: (ys[j][0], ys[j][2]))
-    window: deque[tuple[int, int]] = deque()  # (-first word, y index), increasing
-    added = 0
-    for i in sorted(range(len(xs)), key=lambda i: (xs[i][0], xs[i][1])):
-        field, first, last, _ = xs[i]
-        while added < len(ys) and (ys[by_last[added]][0], ys[by_last[added]][2]) < (field, first):
-            j = by_last[added]
-            while window and window[-1] >= (-ys[j][1], j):
-                window.pop()
-            window.append((-ys[j][1], j))
-            added += 1
-        start = (field, first - reach if reach is not None else -1)
-        while window and (ys[window[0][1]][0], ys[window[0][1]][2]) < start:
-            window.popleft()
-        if window:
-            j = window[0][1]
-            if reach is not None or _one_sentence(tokens[field], ys[j][1], last):
+            span = min(first, ys[j][1]), max(last, ys[j][2])
+            if reach is not None or _one_sentence(tokens[field], *span):
                 yield i, j
 
 
