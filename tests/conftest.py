@@ -4,6 +4,7 @@ from __future__ import annotations
 # first imports it from the terminal-summary hook, deep in pluggy's stack, where pytest's
 # assertion rewriter trips CPython 3.11's "AST constructor recursion depth mismatch"
 # (python/cpython#106905) and a green run exits 1.
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,6 +20,19 @@ from tests.sd_listener import Listener
 from tests.servers import Publisher, Receiver
 from tests.smtp_server import Recorder, free_port
 from tests.watchlists import watchlist
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_found() -> Iterator[None]:
+    """A test that runs the CLI in this process configures logging for it, a stderr
+    handler on the root logger: taken away after the test, or later tests' servers
+    (aiosmtpd's threads) wrote their lines into the test run's output."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if h.get_name() == "newsmon"]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture
