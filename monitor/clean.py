@@ -61,7 +61,7 @@ _PROMO = re.compile(
     _I,
 )
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=\S)")
-_SHARE_SUFFIX = re.compile(r"\s*click to tweet\s*$", _I)
+_SHARE_SUFFIX = re.compile(r"(?<!\s)\s*click to tweet\s*$", _I)  # one try per blank run
 _LIST_ITEM = re.compile(r"\s*[-–•*]\s")
 
 
