@@ -35,7 +35,7 @@ def _body(text: str) -> Document:
 
 
 def _chain(levels: int, distance: str) -> str:
-    return " NEAR/".join(f"w{i}" if i == 0 else f"{distance} w{i}" for i in range(levels + 1))
+    return "w0" + "".join(f" NEAR/{distance} w{i}" for i in range(1, levels + 1))
 
 
 SHAPES = [

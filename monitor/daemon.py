@@ -39,7 +39,7 @@ from monitor.errors import ConfigError, StoreError
 from monitor.fetch import fetcher_for, make_session
 from monitor.log import log_event
 from monitor.metrics import MeasuredExtractor
-from monitor.models import PollResult
+from monitor.models import LanePolicy, PollResult
 from monitor.notify.base import Notifier
 from monitor.notify.console import ConsoleNotifier
 from monitor.notify.slack import SlackNotifier
@@ -215,9 +215,9 @@ class Daemon:
         return built
 
     def _make_relay(self) -> Relay:
-        lanes = {name: cfg.lane for name, cfg in self.config.notifiers.items()}
         return Relay(
-            self.store, self._notifiers, policy=self._retry, clock=self.clock, lanes=lanes,
+            self.store, self._notifiers, policy=self._retry, clock=self.clock,
+            lanes=_lanes(self.config),
             notices=lambda: self.config.monitor.notices,
         )  # fmt: skip
 
@@ -301,9 +301,9 @@ class Daemon:
         """Switch to ``config``: new feeds are scheduled (spread out), removed ones stop,
         changed rules apply to the next entries, and the delivery lanes of changed or
         removed notifiers restart, cancelling what was queued for a removed one (the
-        others go on sending). The new notifiers are
-        made and the feeds stored first: a notifier that cannot be made (ConfigError) or a
-        database that refuses the feeds leaves the old watchlist running."""
+        others go on sending). The new notifiers are made and the feeds stored first: a
+        notifier that cannot be made (ConfigError) or a database that refuses the feeds
+        leaves the old watchlist running."""
         renotify = config.notifiers != self.config.notifiers and not self._fixed_notifiers
         notifiers = self._build_notifiers(config, keep=self.config) if renotify else None
         await self._sync_feeds(config, spread=_spread(config))
@@ -311,8 +311,7 @@ class Daemon:
         if old.monitor.fetch_articles and not config.monitor.fetch_articles and self._workers:
             self._workers.renew()  # fresh workers: no trafilatura, unused from now on
         if notifiers is not None:
-            lanes = {name: cfg.lane for name, cfg in config.notifiers.items()}
-            cut = await self.relay.replace(notifiers, lanes, STOP_GRACE)
+            cut = await self.relay.replace(notifiers, _lanes(config), STOP_GRACE)
             for name in cut:
                 await self._recover(name)
             for name, notifier in self._notifiers.items():
@@ -455,6 +454,10 @@ RELOADED = "watchlist reloaded"  # STATUS= after a reload
 RELOAD_REFUSED = "watchlist NOT reloaded: the last good one runs; see the log"
 STOP_GRACE = 10.0  # seconds lanes get to finish an attempt in hand
 WATCH_INTERVAL = 2.0  # seconds between checks of the watchlist file
+
+
+def _lanes(config: Config) -> dict[str, LanePolicy]:
+    return {name: cfg.lane for name, cfg in config.notifiers.items()}
 
 
 def _spread(config: Config) -> float:

@@ -123,7 +123,6 @@ class Relay:
     def _add(self, name: str, notifier: Notifier, lane: LanePolicy) -> None:
         self._notifiers[name] = notifier
         self._lanes[name] = lane
-        self._buckets.pop(name, None)
         if lane.rate is not None:
             self._buckets[name] = TokenBucket(lane.rate, lane.burst, self._clock)
         self._wakeups[name] = asyncio.Event()
@@ -142,8 +141,8 @@ class Relay:
         """Ask every lane to finish the attempt in hand and return: an attempt cut off
         mid-send could be accepted by the destination without being marked sent."""
         self._stopping.set()
-        for name in self._stops:
-            self._stops[name].set()
+        for stop in self._stops.values():
+            stop.set()
         self.wake()
 
     async def run(self, *, until_empty: bool = False) -> None:
@@ -181,10 +180,17 @@ class Relay:
             for task in late:
                 task.cancel()
             await asyncio.wait(running.values())
+        held = (
+            self._notifiers,
+            self._lanes,
+            self._buckets,
+            self._wakeups,
+            self._stops,
+            self._storage,
+        )
         for name in going:
-            for table in (self._notifiers, self._lanes, self._buckets, self._wakeups):
+            for table in held:
                 table.pop(name, None)
-            del self._stops[name], self._storage[name]
         for name, notifier in notifiers.items():
             if name not in self._notifiers:
                 self._add(name, notifier, lanes.get(name, LanePolicy()))

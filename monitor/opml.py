@@ -72,7 +72,7 @@ def _outlines(parent: Any, folders: tuple[str, ...]) -> Iterator[OpmlFeed]:
         label = (outline.get("title") or outline.get("text") or "").strip() or None
         url = (outline.get("xmlUrl") or "").strip()
         if url:
-            yield OpmlFeed(url, label, folders)
+            yield OpmlFeed(_without_feed_scheme(url), label, folders)
         yield from _outlines(outline, (*folders, label) if label and not url else folders)
 
 
@@ -89,7 +89,6 @@ def plan_import(
     out: list[OpmlFeed] = []
     skipped = []
     for feed in feeds:
-        feed = OpmlFeed(_without_feed_scheme(feed.url), feed.name, feed.tags)
         key = normalize_url(feed.url)
         if key is None:
             skipped.append(feed.url)

@@ -150,10 +150,9 @@ async def test_a_clock_jump_while_paused_is_applied_once_writes_succeed(
             wall_skew[0] -= 86400.0
             # the polls' pause, not a lane's: a lane mid-write when writes stop fails at
             # once, before the next tick has seen the jump
-            polls_paused = lambda: [  # noqa: E731
-                r for r in logged(caplog, "storage_failed") if "polling=" in r.getMessage()
-            ]
-            await eventually(lambda: bool(polls_paused()))
+            await eventually(
+                lambda: any("polling=" in r.getMessage() for r in logged(caplog, "storage_failed"))
+            )
             await db.execute("PRAGMA query_only = 0")
             for skew in (wall_skew, steady_skew):
                 skew[0] += FIRST_RETRY + 1  # the wait is over: the database is tried again

@@ -1875,9 +1875,8 @@ closest(Pairing *p, const int64_t (*x)[3], Py_ssize_t nx, const int64_t (*y)[3],
                 continue;
             }
             Py_ssize_t j = deque[head];
-            int fits = p->breaks == NULL ? 1
-                : after ? one_sentence(p, field, o[1], y[j][2])
-                : one_sentence(p, field, y[j][1], o[2]);
+            int64_t first = o[1] < y[j][1] ? o[1] : y[j][1], last = o[2] > y[j][2] ? o[2] : y[j][2];
+            int fits = p->breaks == NULL ? 1 : one_sentence(p, field, first, last);
             failed = fits < 0
                 || (fits && (flip ? add_pair(p, y[j], o, j, xs[k].index)
                                   : add_pair(p, o, y[j], xs[k].index, j)) < 0);
@@ -1888,21 +1887,6 @@ closest(Pairing *p, const int64_t (*x)[3], Py_ssize_t nx, const int64_t (*y)[3],
     }
     PyMem_Free(deque);
     return failed ? -1 : 0;
-}
-
-static int
-compare_pair(const void *x, const void *y)
-{
-    const Found *p = x, *q = y;
-    for (int i = 0; i < 3; i++) {
-        if (p->place[i] != q->place[i]) {
-            return (p->place[i] > q->place[i]) - (p->place[i] < q->place[i]);
-        }
-    }
-    if (p->a != q->a) {
-        return (p->a > q->a) - (p->a < q->a);
-    }
-    return (p->b > q->b) - (p->b < q->b);
 }
 
 /* The pairs of a NEAR (``lefts`` and ``rights``: tuples of occurrences), one per place,
@@ -1943,8 +1927,11 @@ near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, 
     if (closest(&p, a, nl, a + nl, nr, 0) < 0 || closest(&p, a + nl, nr, a, nl, 1) < 0) {
         goto done;
     }
+    for (Py_ssize_t k = 0; k < p.count; k++) {  /* a place's pairs by left, then right */
+        p.found[k].order = p.found[k].a * (nr + 1) + p.found[k].b;
+    }
     if (p.count > 1) {
-        qsort(p.found, (size_t)p.count, sizeof(Found), compare_pair);
+        qsort(p.found, (size_t)p.count, sizeof(Found), compare_found);
     }
     Py_ssize_t kept = 0;
     for (Py_ssize_t k = 0; k < p.count; k++) {

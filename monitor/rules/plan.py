@@ -310,9 +310,9 @@ class Near(Positional):
         rights = self.right.occurrences(view) if lefts else []
         if not rights:
             return []
-        same = view.tokens
-        pairs = set(closest(lefts, rights, self.distance, same))
-        pairs.update((i, j) for j, i in closest(rights, lefts, self.distance, same))
+        tokens = view.tokens
+        pairs = set(closest(lefts, rights, self.distance, tokens))
+        pairs.update((i, j) for j, i in closest(rights, lefts, self.distance, tokens))
         found: dict[Span, Occurrence] = {}
         for i, j in sorted(pairs):
             (field, a_first, a_last, a_parts), (_, b_first, b_last, b_parts) = lefts[i], rights[j]
