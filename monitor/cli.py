@@ -20,22 +20,20 @@ from monitor import __version__, heap
 from monitor.backtest import Caught, scan
 from monitor.backup import back_up
 from monitor.config import Config, load_config
-from monitor.daemon import Daemon, build_notifier, install_signals
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, FetchError, NewsmonError, RuleCompileError, StoreError
-from monitor.extract import Extractor
-from monitor.fetch import fetcher_for, make_session
 from monitor.log import configure_logging
 from monitor.models import Alert, Document, Outcome
 from monitor.notify.text import one_line
 from monitor.opml import plan_import, read_opml, render_feeds
-from monitor.pipeline import HTML_TYPES
 from monitor.rules import RuleIndex, compile_rules, render_explanation
 from monitor.run_lock import exclusive_run
-from monitor.start_wait import daemon_when_storage_allows
 from monitor.status import format_status, gather_status, size
 from monitor.store import DeliveryRow, DestinationRow, FeedRow, Store
 from monitor.urls import without_password
+
+# What only some commands need (aiohttp, the scheduler, the extractor: half a second) is
+# imported by the command, so that `check`, `hits` or `status` answer at once.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a process that SIGPIPE ended
@@ -70,6 +68,9 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 async def _cmd_run(args: argparse.Namespace, config: Config) -> int:
+    from monitor.daemon import Daemon, install_signals
+    from monitor.start_wait import daemon_when_storage_allows
+
     if args.once:
         with exclusive_run(config.monitor.database):
             async with Daemon.open(config) as daemon:
@@ -286,6 +287,9 @@ def _test_alert(name: str) -> Alert:
 
 async def _cmd_notify_test(args: argparse.Namespace, config: Config) -> int:
     """Send one test alert now, outside the outbox, and print what the destination said."""
+    from monitor.daemon import build_notifier
+    from monitor.fetch import make_session
+
     cfg = config.notifiers.get(args.name)
     if cfg is None:
         known = ", ".join(sorted(config.notifiers)) or "none"
@@ -399,6 +403,10 @@ async def _cmd_import_opml(args: argparse.Namespace, config: Config | None) -> i
 async def _target_document(target: str, config: Config) -> tuple[Document, str]:
     """The story at ``target`` (URL, file or '-'), through the real fetch and extraction;
     and a line saying where its text came from."""
+    from monitor.extract import Extractor
+    from monitor.fetch import fetcher_for, make_session
+    from monitor.pipeline import HTML_TYPES
+
     m = config.monitor
     if target.startswith(("http://", "https://")):
         async with make_session(user_agent=m.user_agent) as session:

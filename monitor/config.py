@@ -13,20 +13,22 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from monitor import __version__
 from monitor.cluster import DEFAULT_THRESHOLD
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, RuleCompileError
-from monitor.guard import Network
 from monitor.models import Document, LanePolicy
 from monitor.parse_job import MAX_ENTRIES
 from monitor.rules import RuleIndex, compile_rules
 from monitor.rules.syntax import ENTITY_NAME
 from monitor.secrets import Secret
 from monitor.urls import without_password
+
+if TYPE_CHECKING:  # the guard imports aiohttp, which `newsmon check` need not load
+    from monitor.guard import Network
 
 DEFAULT_USER_AGENT = f"newsmon/{__version__} (+https://github.com/newsmon/newsmon)"
 

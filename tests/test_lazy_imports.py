@@ -49,6 +49,28 @@ def test_a_daemon_without_email_or_metrics_loads_neither(tmp_path: Path) -> None
     assert done.stdout.strip() == ""
 
 
+def test_commands_that_read_the_watchlist_or_database_load_no_network(tmp_path: Path) -> None:
+    """`check`, `status` and `hits` answer without importing aiohttp, the scheduler or the
+    extractor: half a second of imports a person at the prompt would wait for."""
+    path = tmp_path / "newsmon.toml"
+    path.write_text(watchlist(feeds=["http://127.0.0.1:9/rss.xml"]), encoding="utf-8")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from monitor.cli import main
+
+        codes = [main([c, "--config", {str(path)!r}]) for c in ("check", "status", "hits")]
+        print(codes, [m for m in ("aiohttp", "apscheduler", "trafilatura") if m in sys.modules])
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[0, 0, 1] []"
+
+
 async def test_an_email_notifier_added_by_a_reload_delivers(
     publisher: Publisher,
     smtpd: tuple[Recorder, int],
