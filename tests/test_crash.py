@@ -34,7 +34,7 @@ async def start(path: Path) -> asyncio.subprocess.Process:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("kills", [3, pytest.param(20, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("kills", [3, pytest.param(12, marks=pytest.mark.slow)])
 async def test_sigkill_during_delivery_loses_nothing_and_resends_nothing_sent(
     kills: int, publisher: Publisher, write_watchlist
 ) -> None:

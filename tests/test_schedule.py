@@ -209,7 +209,7 @@ async def polls_counted(session: aiohttp.ClientSession, base: str) -> float:
     )
 
 
-@pytest.mark.parametrize("restarts", [3, pytest.param(10, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("restarts", [3, pytest.param(6, marks=pytest.mark.slow)])
 async def test_a_restart_storm_fetches_no_feed_before_its_interval(
     restarts: int, publisher: Publisher, write_watchlist
 ) -> None:
