@@ -30,7 +30,8 @@ Writer = asyncio.StreamWriter
 def bomb(encoding: str, decoded: int) -> bytes:
     """``decoded`` zero bytes compressed as gzip or deflate (zlib-wrapped, RFC 9110 8.4.1.2)."""
     wbits = {"gzip": 31, "deflate": 15}[encoding]
-    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    # run-length only: zeros pack as tight (1032:1) as with a full search, twice as fast
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits, 9, zlib.Z_RLE)
     block = bytes(1 << 20)
     parts = [packer.compress(block) for _ in range(decoded >> 20)]
     return b"".join(parts) + packer.flush()
