@@ -1,6 +1,6 @@
 """Story-clustering lookup cost as the archive grows, and backtest speed over a week.
 
-    PYTHONPATH=. python bench/cluster.py --articles /work/shared/corpus/articles
+    PYTHONPATH=. python bench/cluster.py --articles /work/shared/corpus/articles [PART ...]
 
 1. Lookup: fills a real SQLite store through ``commit_poll`` with N entries spread over
    30 days (fingerprints of unrelated texts, as most news is), then times
@@ -8,6 +8,9 @@
    at N = 10,000 and 100,000. Flat means the index, not a scan, answers.
 2. Backtest: 20,000 entries over 7 days whose bodies are the corpus articles (cycled, each
    copy with its own extra paragraph), then times ``backtest.scan`` for a few queries.
+3. Flood: a feed that posts the same text under new links, 50 a poll, until 10,000 such
+   entries sit in the window; times each poll's commit. Flat means that a crowd of
+   identical entries costs each new one a bounded number of comparisons.
 
 Prints medians; docs/clustering.md records the figures.
 """
@@ -38,6 +41,7 @@ QUERIES = {
     "rare word": "zeppelin",
 }
 ENTITIES = {"apple": ["Apple", "Apple Inc.", "Cupertino"]}
+PARTS = ["lookup", "backtest", "flood"]
 
 
 def random_print(rng: random.Random) -> Fingerprint:
@@ -123,14 +127,50 @@ async def bench_backtest(articles: Path, count: int) -> None:
         await store.close()
 
 
+async def bench_flood(total: int, batch: int = 50) -> None:
+    print_ = random_print(random.Random(3))
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await Store.open(Path(tmp) / "bench.db")
+        await store.sync_feeds({"https://feed.test/rss": "Bench"}, 0, 0)
+        state = await store.feed_state("https://feed.test/rss")
+        times: list[float] = []
+        for first in range(0, total, batch):
+            now = NOW + first  # one second an entry: all inside the window
+            stories = [
+                Story(entry, entry.url or "", "", BodyStatus.EXTRACTED, (), True, print_)
+                for i in range(first, first + batch)
+                for entry in [Entry(f"k{i}", f"https://site.test/{i}", "Same", "", "", None)]
+            ]
+            t = time.perf_counter()
+            await store.commit_poll(
+                state, now=now, next_poll_at=now, cursor=first_cursor(state),
+                title=None, stories=stories, destinations={}, clustering=POLICY,
+            )  # fmt: skip
+            times.append(time.perf_counter() - t)
+            if (first + batch) % (total // 5) == 0:
+                recent = times[-10:]
+                print(
+                    f"flood: {first + batch:>6,} identical entries stored: a poll of {batch}"
+                    f" commits in {statistics.median(recent) * 1000:.1f} ms (median of 10)"
+                )
+        await store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=Path, default=Path("../shared/corpus/articles"))
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--week", type=int, default=20_000, help="entries for the backtest")
+    parser.add_argument("--flood", type=int, default=10_000, help="identical entries")
+    parser.add_argument("parts", nargs="*", choices=PARTS, default=PARTS, metavar="PART",
+                        help=f"which to run: {', '.join(PARTS)} (default all)")  # fmt: skip
     args = parser.parse_args()
-    asyncio.run(bench_lookup([int(s) for s in args.sizes.split(",")]))
-    asyncio.run(bench_backtest(args.articles, args.week))
+    if "lookup" in args.parts:
+        asyncio.run(bench_lookup([int(s) for s in args.sizes.split(",")]))
+    if "backtest" in args.parts:
+        asyncio.run(bench_backtest(args.articles, args.week))
+    if "flood" in args.parts:
+        asyncio.run(bench_flood(args.flood))
 
 
 if __name__ == "__main__":
