@@ -26,6 +26,10 @@ from monitor.models import Fingerprint
 
 FLUSH_ENTRIES = 1_000  # entries whose band keys wait in memory before they are written
 MAX_CANDIDATES = 20  # earlier entries compared in full per new entry, best agreement first
+# The newest entries read under one band key. A key shared by more is a crowd of
+# near-identical entries (a feed posting one text under new links): its newest stand for
+# the rest, and a new entry's lookup costs the same however long the flood goes on.
+MAX_PER_BAND = 2 * MAX_CANDIDATES
 
 _Held = tuple[int, list[int]]  # entry id, band keys (its seen_at: StoryIndex._seen_at)
 
@@ -155,18 +159,20 @@ class StoryIndex:
     def on_disk(
         self, db: sqlite3.Connection, bands: Iterable[int], since: float
     ) -> dict[int, list[int]]:
-        """The written entries seen since ``since`` under each of ``bands``: one query for
-        a whole poll, since written keys change only between polls, and for the keys the
-        map of written keys may hold."""
+        """The newest ``MAX_PER_BAND`` written entries seen since ``since`` under each of
+        ``bands``: one query for a whole poll, since written keys change only between
+        polls, and for the keys the map of written keys may hold."""
         found: defaultdict[int, list[int]] = defaultdict(list)
         maybe = self.map_written(db).maybe(bands)
         if not maybe:
             return found
         rows = db.execute(  # the join reads seen_at for the few keys found, not per row
-            "SELECT b.band, b.entry_id FROM story_bands AS b"
-            " JOIN story_prints AS p ON p.entry_id = b.entry_id"
-            " WHERE b.band IN (SELECT value FROM json_each(?)) AND p.seen_at >= ?",
-            (json.dumps(maybe), since),
+            "SELECT b.band, b.entry_id FROM (SELECT DISTINCT value FROM json_each(?)) AS k"
+            " JOIN story_bands AS b ON b.band = k.value AND b.entry_id >= coalesce((SELECT"
+            " entry_id FROM story_bands WHERE band = k.value ORDER BY entry_id DESC"
+            " LIMIT 1 OFFSET ?), 0)"
+            " JOIN story_prints AS p ON p.entry_id = b.entry_id WHERE p.seen_at >= ?",
+            (json.dumps(maybe), MAX_PER_BAND - 1, since),
         )
         for band, entry_id in rows:
             found[band].append(entry_id)
@@ -183,7 +189,7 @@ class StoryIndex:
             agree.update(ids)
         held = Counter(filter(None, map(self._owner.get, bands)))  # entry ids start at 1
         for ids in filter(None, map(self._more.get, bands)):
-            held.update(ids)
+            held.update(ids[1 - MAX_PER_BAND :])  # and the owner: MAX_PER_BAND in all
         seen_at = self._seen_at
         agree.update({i: n for i, n in held.items() if seen_at[i] >= since})
         return sorted(agree, key=lambda i: (-agree[i], i))[:MAX_CANDIDATES]

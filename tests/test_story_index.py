@@ -114,3 +114,33 @@ def test_held_entries_sharing_band_keys_are_found_and_rolled_back_latest_first()
         assert index.candidates(probe, T0, {}) == [1, 2]
         index.roll_back(0)
         assert index.candidates(probe, T0, {}) == []
+
+
+@pytest.mark.parametrize("flush_entries", [story_index.FLUSH_ENTRIES, 1], ids=["held", "written"])
+async def test_a_flood_of_one_text_reads_only_the_newest_few_under_each_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flush_entries: int
+) -> None:
+    """A feed posting one text under ever new links: every copy joins the first story, and
+    a lookup reads at most MAX_PER_BAND entries under each band key, the newest, held or
+    written, so that its cost stays flat however long the flood goes on."""
+    monkeypatch.setattr(story_index, "FLUSH_ENTRIES", flush_entries)
+    monkeypatch.setattr(story_index, "MAX_PER_BAND", 4)
+    store = await open_store(tmp_path / "newsmon.db")
+    try:
+        for i in range(12):
+            await commit(store, 0, [item(f"https://a.test/{i}", story(1))], T0 + i)
+        assert set(await story_keys(store)) == {"https://a.test/0"}
+        print_ = cluster.story_fingerprint("Title", "", story(1))
+        assert print_ is not None
+        probe = cluster.bands(print_)
+
+        def lookup(db: sqlite3.Connection) -> tuple[dict[int, list[int]], list[int]]:
+            on_disk = store._stories.on_disk(db, probe, T0)
+            return on_disk, store._stories.candidates(probe, T0, on_disk)
+
+        on_disk, candidates = await store._in_thread(lookup)
+    finally:
+        await store.close()
+    assert all(len(ids) <= 4 for ids in on_disk.values())
+    assert len(candidates) == 4
+    assert {10, 11, 12} <= set(candidates)  # entry ids count from 1
