@@ -126,11 +126,12 @@ class Plan:
     """Base of plan nodes; ``source`` is the AST node it came from, for explanations, or
     None where the Builder was told not to keep it."""
 
-    __slots__ = ("ident", "source")
+    __slots__ = ("_required", "ident", "source")
 
     def __init__(self, source: syntax.Node) -> None:
         self.ident = 0  # set by the Builder: the memo key
         self.source: syntax.Node | None = source
+        self._required: Requirement | None = None
 
     def holds(self, view: View) -> bool:
         raise NotImplementedError
@@ -144,10 +145,14 @@ class Plan:
         raise NotImplementedError
 
     def requires(self) -> Requirement:
-        """Key sets that must each meet the document's words for this node to hold.
+        """Key sets that must each meet the document's words for this node to hold;
+        worked out once, as thousands of rules share an entity's node."""
+        if self._required is None:
+            self._required = self._requirement()
+        return self._required
 
-        The default suits AND-like nodes (AND, NEAR, ATLEAST): every child's requirements.
-        """
+    def _requirement(self) -> Requirement:
+        """The default suits AND-like nodes (AND, NEAR, ATLEAST): every child's needs."""
         return _conjoin(self.children())
 
     def children(self) -> tuple[Plan, ...]:
@@ -163,7 +168,7 @@ class Alternatives(Plan):
     def trigger(self) -> Trigger | None:
         return _union(item.trigger() for item in self.items)
 
-    def requires(self) -> Requirement:
+    def _requirement(self) -> Requirement:
         return _disjoin(self.items)
 
     def children(self) -> tuple[Plan, ...]:
@@ -245,7 +250,7 @@ class Words(Positional):
     def trigger(self) -> Trigger:
         return Trigger(frozenset(rarest(self.lookup)), frozenset(), 1)
 
-    def requires(self) -> Requirement:
+    def _requirement(self) -> Requirement:
         # Each word, and each pair of neighbours: "of the" is in most texts' words, much
         # rarer as a pair. (A phrase's slots hold one key each; inflected words stand alone.)
         pairs = (frozenset(product(*two)) for two in pairwise(self.lookup))
@@ -267,7 +272,7 @@ class Prefix(Positional):
     def trigger(self) -> Trigger:
         return Trigger(frozenset(), frozenset({self.stem}), 4)  # a prefix matches many words
 
-    def requires(self) -> Requirement:
+    def _requirement(self) -> Requirement:
         return ()  # a stem is no key: the document's words are not looked up by prefix
 
 
@@ -410,7 +415,7 @@ class Negation(Plan):
     def trigger(self) -> None:
         return None
 
-    def requires(self) -> Requirement:
+    def _requirement(self) -> Requirement:
         return ()
 
     def children(self) -> tuple[Plan, ...]:
@@ -632,6 +637,8 @@ class Builder:
         self.shared: dict[tuple[object, ...], Plan] = {}
         # One tuple per distinct slot: rules and entities repeat words.
         self.slots: dict[Slot, Slot] = {}
+        # An entity's node per fields: thousands of rules name the same few entities.
+        self.named: dict[tuple[str, frozenset[int]], Plan] = {}
 
     def build(self, node: syntax.Node, fields: frozenset[int] = ALL_FIELDS) -> Plan:
         """Compile ``node``; entity names must have been checked against ``entities``."""
@@ -646,8 +653,11 @@ class Builder:
                 ("prefix", node.stem, fields), lambda: Prefix(node, node.stem, fields)
             )
         if isinstance(node, syntax.EntityRef):
-            forms_ = tuple(self.positional(form, fields) for form in self.entities[node.name])
-            return self._any_of(node, forms_)
+            plan = self.named.get((node.name, fields))
+            if plan is None:
+                forms_ = tuple(self.positional(form, fields) for form in self.entities[node.name])
+                plan = self.named[node.name, fields] = self._any_of(node, forms_)
+            return plan
         if isinstance(node, syntax.Scope):
             return self.build(node.item, fields & {FIELDS.index(node.field)})
         if isinstance(node, syntax.Not):
