@@ -34,6 +34,7 @@ from monitor.rules.plan import View
 from monitor.rules.snippet import matched_terms
 
 WORD = re.compile(r"[A-Za-z]{4,}")
+COUNTS = (1_000, 10_000)
 
 
 def load_articles(directory: Path) -> tuple[list[str], list[str]]:
@@ -116,33 +117,45 @@ def seen_only(index: RuleIndex, seen: list[str]) -> Callable[[], None]:
 
 
 def per_article_ms(
-    index: RuleIndex, docs: list[Document], seen: list[str], rounds: int, snippets: bool
-) -> tuple[float, list[float], float]:
-    """Median time per article, each round's median, and the median CPU time per article
-    (``process_time``: what other jobs on the machine do not inflate), in milliseconds.
+    indexes: list[RuleIndex], docs: list[Document], seen: list[str], rounds: int, snippets: bool
+) -> list[tuple[float, list[float], float, list[float]]]:
+    """Per index: the median time per article, each round's median, the median CPU time
+    per article (``process_time``: what other jobs on the machine do not inflate), and
+    each round's median CPU time, in milliseconds.
 
-    Before each article the index's spelling cache is put back to what it held after
-    matching ``seen``: words new to the index cost a normalisation each, and a running
-    daemon meets a few dozen per article, which a cache warmed on the measured articles
-    themselves would hide. With ``snippets``, every match's snippet is read too (they
-    are made on first read): what a story costs when every match becomes a hit.
+    The indexes take turns, a round each, so that a machine whose speed drifts (other
+    jobs come and go) slows them alike and their ratio holds. Before each article the
+    index's spelling cache is put back to what it held after matching ``seen``: words new
+    to the index cost a normalisation each, and a running daemon meets a few dozen per
+    article, which a cache warmed on the measured articles themselves would hide. With
+    ``snippets``, every match's snippet is read too (they are made on first read): what a
+    story costs when every match becomes a hit.
     """
-    first_sight = seen_only(index, seen)
-    samples, medians, cpu = [], [], []
+    turns = [seen_only(index, seen) for index in indexes]
+    samples: list[list[float]] = [[] for _ in indexes]
+    cpu: list[list[float]] = [[] for _ in indexes]
+    medians: list[list[float]] = [[] for _ in indexes]
+    cpu_medians: list[list[float]] = [[] for _ in indexes]
     for _ in range(rounds):
-        this_round = []
-        for doc in docs:
-            first_sight()
-            t0, c0 = time.perf_counter(), time.process_time()
-            matches = index.match(doc)
-            if snippets:
-                for match in matches:
-                    match.snippet  # noqa: B018 - read to make it
-            this_round.append(time.perf_counter() - t0)
-            cpu.append(time.process_time() - c0)
-        samples += this_round
-        medians.append(statistics.median(this_round) * 1000)
-    return statistics.median(samples) * 1000, medians, statistics.median(cpu) * 1000
+        for n, (index, first_sight) in enumerate(zip(indexes, turns, strict=True)):
+            wall, used = [], []
+            for doc in docs:
+                first_sight()
+                t0, c0 = time.perf_counter(), time.process_time()
+                matches = index.match(doc)
+                if snippets:
+                    for match in matches:
+                        match.snippet  # noqa: B018 - read to make it
+                wall.append(time.perf_counter() - t0)
+                used.append(time.process_time() - c0)
+            samples[n] += wall
+            cpu[n] += used
+            medians[n].append(statistics.median(wall) * 1000)
+            cpu_medians[n].append(statistics.median(used) * 1000)
+    return [
+        (statistics.median(w) * 1000, m, statistics.median(c) * 1000, cm)
+        for w, m, c, cm in zip(samples, medians, cpu, cpu_medians, strict=True)
+    ]
 
 
 def stage_ms(
@@ -187,19 +200,21 @@ def main() -> None:
         f"{len(docs)} articles of 4-6 KB, median per-article time over {args.rounds} rounds "
         f"(range: the rounds' medians); matching through {path}"
     )
-    medians = {}
-    for count in (1_000, 10_000):
+    indexes = []
+    for count in COUNTS:
         rules, entities = make_rules(sources, count, random.Random(count))
         t0, c0 = time.perf_counter(), time.process_time()
-        index = compile_rules(rules, entities)
+        indexes.append(compile_rules(rules, entities))
         compile_s, compile_cpu = time.perf_counter() - t0, time.process_time() - c0
-        ms, rounds, cpu = per_article_ms(index, docs, sources, args.rounds, snippets=False)
-        read_ms, read_rounds, _ = per_article_ms(index, docs, sources, args.rounds, snippets=True)
+        print(f"{count:>6} rules: compile {compile_s:.2f} s (CPU {compile_cpu:.2f})")
+    timed = per_article_ms(indexes, docs, sources, args.rounds, snippets=False)
+    read = per_article_ms(indexes, docs, sources, args.rounds, snippets=True)
+    for count, index, (ms, rounds, cpu, _), (read_ms, read_rounds, _, _) in zip(
+        COUNTS, indexes, timed, read, strict=True
+    ):
         hits = sum(len(index.match(d)) for d in docs) / len(docs)
-        medians[count] = cpu
         print(
-            f"{count:>6} rules: compile {compile_s:.2f} s (CPU {compile_cpu:.2f}), "
-            f"match {ms:.3f} ms/article "
+            f"{count:>6} rules: match {ms:.3f} ms/article "
             f"({min(rounds):.3f}-{max(rounds):.3f}; CPU {cpu:.3f}), "
             f"with every snippet read {read_ms:.3f} "
             f"({min(read_rounds):.3f}-{max(read_rounds):.3f}), {hits:.1f} matches/article"
@@ -207,7 +222,12 @@ def main() -> None:
         if args.stages:
             stages = stage_ms(index, docs, sources, args.rounds)
             print("        stages, CPU: " + ", ".join(f"{k} {v:.3f}" for k, v in stages.items()))
-    print(f"10x the rules: {medians[10_000] / medians[1_000]:.2f}x the CPU time")
+    (_, _, few, few_rounds), (_, _, many, many_rounds) = timed
+    ratios = sorted(b / a for a, b in zip(few_rounds, many_rounds, strict=True))
+    print(
+        f"10x the rules: {many / few:.2f}x the CPU time (round by round: median "
+        f"{statistics.median(ratios):.2f}x, {ratios[0]:.2f}-{ratios[-1]:.2f}x)"
+    )
 
 
 if __name__ == "__main__":
