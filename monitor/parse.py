@@ -19,6 +19,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 import lxml.etree
@@ -171,7 +172,7 @@ def _raw_draft(item: fastparse.RawItem) -> _Draft:
     )
 
 
-def _json_draft(item: JsonItem) -> _Draft:
+def _json_draft(item: JsonItem, base: str) -> _Draft:
     def texts() -> tuple[str, str]:
         content = (
             html_to_text(item.content_html, MAX_CONTENT)
@@ -180,8 +181,9 @@ def _json_draft(item: JsonItem) -> _Draft:
         )
         return clean_text(unwrapped(item.summary), MAX_SUMMARY), content
 
+    link = urljoin(base, item.url) if item.url else ""
     return _draft(
-        item.id, item.url, lambda: item.published, lambda: clean_text(item.title, MAX_TITLE), texts
+        item.id, link, lambda: item.published, lambda: clean_text(item.title, MAX_TITLE), texts
     )
 
 
@@ -237,11 +239,13 @@ def parse_feed(
     body: bytes,
     headers: Mapping[str, str],
     *,
+    url: str | None = None,
     max_entries: int = MAX_ENTRIES,
     seen: AbstractSet[str] = frozenset(),
 ) -> ParsedFeed:
     """Entries of an RSS, Atom or JSON Feed document, in the feed's order, at most
-    ``max_entries`` of the newest (``ParsedFeed.dropped`` counts the rest).
+    ``max_entries`` of the newest (``ParsedFeed.dropped`` counts the rest). Relative
+    links resolve against the document's ``url`` (a Content-Location header first).
 
     Entries whose key is in ``seen`` (the feed's recent keys) are left out: their text is
     never converted, which is most of the work of a poll that finds a few new items.
@@ -249,13 +253,17 @@ def parse_feed(
     document with no feed structure at all raises ParseError.
     """
     lowered = {k.lower(): v for k, v in headers.items()}  # feedparser reads lower-case names
+    if url is not None:  # where feedparser resolves relative links (fastparse leaves them)
+        lowered.setdefault("content-location", url)
     if looks_like_json_feed(body, lowered.get("content-type", "")):
         try:
             title, items = read_json_feed(body)
         except ValueError as e:
             raise ParseError(f"not a JSON Feed: {e}") from None
         title = clean_text(title, MAX_TITLE) if title else None
-        return _parsed((title, [_json_draft(item) for item in items], None), max_entries, seen)
+        base = lowered.get("content-location", "")
+        drafts = [_json_draft(item, base) for item in items]
+        return _parsed((title, drafts, None), max_entries, seen)
     try:
         fast = read_fast(body, lowered)
         if fast is not None:

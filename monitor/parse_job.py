@@ -16,9 +16,9 @@ MAX_ENTRIES = 200  # [monitor] max_entries' default
 
 
 def parse_in_worker(
-    body: bytes, headers: Mapping[str, str], max_entries: int, seen: AbstractSet[str]
+    body: bytes, headers: Mapping[str, str], url: str, max_entries: int, seen: AbstractSet[str]
 ) -> ParsedFeed:
     """monitor.parse.parse_feed, imported where it runs."""
     from monitor.parse import parse_feed
 
-    return parse_feed(body, headers, max_entries=max_entries, seen=seen)
+    return parse_feed(body, headers, url=url, max_entries=max_entries, seen=seen)

@@ -241,7 +241,7 @@ class Pipeline:
         budget = config.monitor.parse_timeout
         try:
             return await self._pool.run(
-                budget, parse_in_worker, fetched.body, dict(fetched.headers),
+                budget, parse_in_worker, fetched.body, dict(fetched.headers), fetched.url,
                 config.monitor.max_entries, seen,
             )  # fmt: skip
         except TimeoutError:

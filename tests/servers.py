@@ -132,6 +132,7 @@ class Publisher(LocalServer):
         self.extra_headers: dict[str, str] = {}
         self.redirects: dict[str, tuple[int, str]] = {}  # path -> (status, location path)
         self.failures: dict[str, int] = {}  # path -> how many more times to answer 503
+        self.relative_links = False  # entries link to their pages by path alone
 
     def _page(self, path: str) -> Item | None:
         return next((i for i in self.rss_items + self.atom_items if i.path == path), None)
@@ -148,10 +149,11 @@ class Publisher(LocalServer):
             status, headers = self.overrides[request.path]
             return web.Response(status=status, headers=headers, text="no")
         if request.path in ("/rss.xml", "/atom.xml"):
+            base = "" if self.relative_links else self.base
             if request.path == "/rss.xml":
-                text, kind = rss(self.base, self.rss_items), "application/rss+xml"
+                text, kind = rss(base, self.rss_items), "application/rss+xml"
             else:
-                text, kind = atom(self.base, self.atom_items), "application/atom+xml"
+                text, kind = atom(base, self.atom_items), "application/atom+xml"
             etag = f'"{abs(hash(text))}"'
             modified = "Wed, 01 Jan 2025 00:00:00 GMT"
             if request.headers.get("If-None-Match") == etag:

@@ -93,7 +93,7 @@ async def test_every_corpus_feed_fetches_and_parses(feed_server: str) -> None:
             return
         try:
             parsed = await pool.run(
-                PARSE_BUDGET, parse_in_worker, fetched.body, dict(fetched.headers),
+                PARSE_BUDGET, parse_in_worker, fetched.body, dict(fetched.headers), fetched.url,
                 MAX_ENTRIES, frozenset(),
             )  # fmt: skip
         except ParseError:

@@ -124,10 +124,12 @@ async def test_permanent_refusal_ends_failed_with_reason(
     assert row == ("failed", "HTTP 400: nope")
 
 
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute-link", "relative-link"])
 async def test_article_body_is_extracted_and_matched(
-    publisher: Publisher, receiver: Receiver, write_watchlist
+    publisher: Publisher, receiver: Receiver, write_watchlist, relative: bool
 ) -> None:
-    """A story whose feed text does not match alerts on the words of its extracted page."""
+    """A story whose feed text does not match alerts on the words of its extracted page,
+    whether the entry links to it by its full URL or by its path on the feed's site."""
     body = "\n\n".join(
         [
             "Officials from Moscow arrived on Tuesday for a round of talks that had been "
@@ -139,12 +141,14 @@ async def test_article_body_is_extracted_and_matched(
         ]
     )
     publisher.rss_items = [Item("Talks resume", "/a/talks", body=body, summary="Talks resume.")]
+    publisher.relative_links = relative
     path = write_watchlist(
         feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url, fetch_articles=True
     )
     await run_once(path)
     assert len(receiver.accepted) == 1
     assert receiver.accepted[0].body["matched"] == ["Moscow", "embassy"]
+    assert receiver.accepted[0].body["url"] == f"{publisher.base}/a/talks"
     assert publisher.hits("/a/talks")
     with connect(path.parent / "newsmon.db") as conn:
         status, stored = conn.execute("SELECT body_status, body FROM entries").fetchone()

@@ -323,3 +323,26 @@ def test_a_summary_that_repeats_the_contents_start_is_not_counted_twice(summary:
     assert entry.content.startswith("The Kremlin said")
     own = parse_feed(body.replace(b"The Kremlin said grain", b"Moscow reports grain", 1), {})
     assert own.entries[0].summary.startswith("Moscow reports grain")
+
+
+RELATIVE = {
+    "rss": b'<rss version="2.0"><channel><title>T</title><item><title>A</title>'
+    b"<link>/news/a.html</link><description>x</description></item></channel></rss>",
+    "atom": b'<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><entry><title>A</title>'
+    b'<link href="a.html"/><summary>x</summary></entry></feed>',
+    "json": b'{"version": "https://jsonfeed.org/version/1.1", "title": "T",'
+    b' "items": [{"id": "", "url": "a.html", "title": "A", "content_text": "x"}]}',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RELATIVE))
+def test_a_relative_link_resolves_against_the_feeds_url(kind: str) -> None:
+    """An entry's link relative to its feed is that page on the feed's site, and its
+    identity; a Content-Location header the publisher sent is the base instead."""
+    (entry,) = parse_feed(RELATIVE[kind], {}, url="http://127.0.0.1:8801/news/feed").entries
+    assert entry.url == "http://127.0.0.1:8801/news/a.html"
+    assert entry.key == f"url:{entry.url}"
+    located = {"Content-Location": "http://127.0.0.1:8801/news/archive/feed"}
+    (moved,) = parse_feed(RELATIVE[kind], located, url="http://127.0.0.1:8801/news/feed").entries
+    expected = "/news/a.html" if kind == "rss" else "/news/archive/a.html"
+    assert moved.url == f"http://127.0.0.1:8801{expected}"
