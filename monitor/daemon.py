@@ -308,6 +308,7 @@ class Daemon:
         notifiers = self._build_notifiers(config, keep=self.config) if renotify else None
         await self._sync_feeds(config, spread=_spread(config))
         old, self.config = self.config, config
+        self.pipeline.adopt(config.monitor)
         if old.monitor.fetch_articles and not config.monitor.fetch_articles and self._workers:
             self._workers.renew()  # fresh workers: no trafilatura, unused from now on
         if notifiers is not None:
@@ -449,7 +450,10 @@ class Daemon:
 
 
 # Settings that shape objects built once at start (the database, the HTTP session).
-_RESTART_KEYS = ("database", "durability", "concurrency", "per_host", "user_agent", "metrics")
+_RESTART_KEYS = (
+    "database", "durability", "concurrency", "per_host", "user_agent", "metrics",
+    "extract_workers",
+)  # fmt: skip
 RELOADED = "watchlist reloaded"  # STATUS= after a reload
 RELOAD_REFUSED = "watchlist NOT reloaded: the last good one runs; see the log"
 STOP_GRACE = 10.0  # seconds lanes get to finish an attempt in hand

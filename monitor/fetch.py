@@ -136,10 +136,18 @@ class Fetcher:
         resolver: AbstractResolver | None = None,
     ) -> None:
         self._session = session
-        self._timeout = timeout
         self._client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
         self._slots = _Slots(concurrency, per_host)
-        self._guard = Guard(resolver or aiohttp.ThreadedResolver(), allow_networks)
+        self._resolver = resolver or aiohttp.ThreadedResolver()
+        self.set_policy(timeout=timeout, allow_networks=allow_networks, proxy=proxy)
+
+    def set_policy(
+        self, *, timeout: float, allow_networks: Sequence[Network], proxy: str | None
+    ) -> None:
+        """The deadline, opened networks and proxy of the requests that start from now (a
+        reloaded watchlist's); the slots' limits stay as they were made."""
+        self._timeout = timeout
+        self._guard = Guard(self._resolver, allow_networks)
         self._proxy = proxy
 
     async def get(

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from monitor import cluster, notices
 from monitor.clean import without_headline
-from monitor.config import Config, FeedConfig
+from monitor.config import Config, FeedConfig, MonitorConfig
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.extract import Extractor
 from monitor.fetch import Fetcher
@@ -108,6 +108,13 @@ class Pipeline:
         self._pages = asyncio.Semaphore(PAGES_AT_ONCE)
         self._clock = clock
         self._rng = rng or random.Random()
+
+    def adopt(self, monitor: MonitorConfig) -> None:
+        """Fetch with a reloaded watchlist's deadline, opened networks and proxy from the
+        next request on (its concurrency limits need a restart)."""
+        self._fetcher.set_policy(
+            timeout=monitor.timeout, allow_networks=monitor.allow_networks, proxy=monitor.proxy
+        )
 
     def _at(self, delay: float) -> float:
         """A poll time ``delay`` from now, with 10% jitter so feeds drift apart."""
@@ -314,7 +321,8 @@ class Pipeline:
                 status = _PAGE_STATUS.get(e.reason, BodyStatus.FETCH_FAILED)
                 log_event(log, logging.INFO, "page_failed", url=entry.url, error=str(e))
                 return Extracted("", status, str(e))
-            return await self._extractor.extract(page.body, page.url)
+            budget = config.monitor.extract_timeout  # the watchlist's as it is now
+            return await self._extractor.extract(page.body, page.url, budget=budget)
 
     async def _fetch_page(self, url: str, feed: FeedConfig, config: Config) -> Fetched:
         """The page, retried a bounded number of times after a transient failure (a

@@ -187,19 +187,32 @@ def test_the_file_watch_waits_for_an_edit_to_settle_and_counts_a_reload_as_read(
     assert watch.look()
 
 
+@pytest.mark.parametrize(
+    ("written", "edited", "key"),
+    [
+        ("[monitor]\n", '[monitor]\nuser_agent = "x/1"\n', "user_agent"),
+        ("extract_workers = 1", "extract_workers = 2", "extract_workers"),  # the pool's size
+    ],
+    ids=["user_agent", "extract_workers"],
+)
 async def test_restart_needed_is_said_against_what_runs(
-    publisher: Publisher, write_watchlist, caplog: pytest.LogCaptureFixture
+    publisher: Publisher,
+    write_watchlist,
+    caplog: pytest.LogCaptureFixture,
+    written: str,
+    edited: str,
+    key: str,
 ) -> None:
-    """A setting only a restart applies (user_agent) says restart_needed when it changes,
-    and nothing more once the change is undone: the running daemon has it as written."""
+    """A setting only a restart applies says restart_needed when it changes, and nothing
+    more once the change is undone: the running daemon has it as written."""
     text = watchlist(feeds=[f"{publisher.base}/rss.xml"])
     path = write_watchlist(text)
-    changed = text.replace("[monitor]\n", '[monitor]\nuser_agent = "x/1"\n')
+    assert written in text
     async with Daemon.open(load_config(path)) as daemon:
         with caplog.at_level(logging.WARNING):
-            path.write_text(changed, encoding="utf-8")
+            path.write_text(text.replace(written, edited), encoding="utf-8")
             assert await daemon.reload() is True
-            assert caplog.text.count("restart_needed keys=user_agent") == 1
+            assert caplog.text.count(f"restart_needed keys={key}") == 1
             path.write_text(text, encoding="utf-8")  # undone
             assert await daemon.reload() is True
-            assert caplog.text.count("restart_needed keys=user_agent") == 1
+            assert caplog.text.count(f"restart_needed keys={key}") == 1
