@@ -111,6 +111,8 @@ def test_example_watchlist_is_valid() -> None:
                      "expected a whole number, got 1.5", id="fraction-for-whole"),
         pytest.param(BASE + "\n[monitor]\ninterval = '\uff11\uff10m'\n", "monitor.interval",
                      "expected a duration", id="full-width-digits"),
+        pytest.param(BASE + "\n[monitor]\nmax_interval = '100000000d'\n",
+                     "monitor.max_interval", "at most 36500d", id="past-the-calendar"),
     ],
 )  # fmt: skip
 def test_bad_watchlist_names_the_key(tmp_path: Path, edit: str, path: str, message: str) -> None:
