@@ -639,4 +639,6 @@ def load_config(path: Path) -> Config:
         raise ConfigError("", f"{path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("", f"{path}: TOML syntax error: {e}") from None
+    if not data:  # a file emptied by accident would drop every feed and pending alert
+        raise ConfigError("", f"{path} is empty: expected [[feeds]], [[rules]], [notifiers]")
     return parse_config(data, path.resolve())

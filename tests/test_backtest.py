@@ -83,7 +83,7 @@ async def test_backtest_cli_lists_catches_with_counts(tmp_path: Path, write_watc
     path = write_watchlist(feeds=["https://feed.test/rss"])
     store = await fill(path.parent / "newsmon.db", TEXTS)
     await store.close()
-    done = newsmon("backtest", "--query", "embassy", "--since", "100000d", "--config", str(path))
+    done = newsmon("backtest", "--query", "embassy", "--since", "36500d", "--config", str(path))
     assert done.returncode == 0, done.stderr
     assert "matched: embassy" in done.stdout
     assert "matched: embassies" in done.stdout
@@ -101,7 +101,7 @@ async def test_backtest_runs_a_watchlist_rule_and_rejects_unknown_ones(
     store = await fill(path.parent / "newsmon.db", TEXTS)
     await store.close()
     done = newsmon(
-        "backtest", "--rule", "russia-embassy", "--since", "100000d", "--config", str(path)
+        "backtest", "--rule", "russia-embassy", "--since", "36500d", "--config", str(path)
     )
     assert done.returncode == 0, done.stderr
     assert "1 entries (1 stories)" in done.stdout
@@ -118,7 +118,7 @@ async def test_search_groups_copies_into_one_story(tmp_path: Path, write_watchli
     await store.close()
     store = await fill(db, [story(1)], feed="https://other.test/rss")  # same key: not new
     await store.close()
-    done = newsmon("search", "embassy", "--since", "100000d", "--config", str(path))
+    done = newsmon("search", "embassy", "--since", "36500d", "--config", str(path))
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("Title 0") == 1
     assert (

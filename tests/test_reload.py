@@ -35,8 +35,9 @@ to = ["desk"]
     [
         (lambda text: text.replace("@russia AND embassy", "@russia AND"), "rules[0].query: column"),
         (lambda text: text + BAD_EMAIL, "notifiers.desk.to[0]: not an email address"),
+        (lambda text: "# all gone\n", "is empty"),  # every feed, rule and notifier
     ],
-    ids=["query", "email-address"],
+    ids=["query", "email-address", "emptied"],
 )
 async def test_bad_edit_keeps_the_last_good_watchlist(
     publisher: Publisher,
