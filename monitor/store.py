@@ -403,8 +403,10 @@ class Store:
         """Open (creating and migrating) the database at ``path``. ``migrate=False``: a
         command beside the daemon, which must not upgrade the schema under an older
         daemon still running (between an upgrade and its restart); an older schema is
-        then an error that says so. An upgrade runs inside ``upgrading(what it does)``,
-        which the daemon uses to keep its supervisor waiting (``extending_start``)."""
+        then an error that says so. It reads the version without the write lock, and
+        leaves the band keys the daemon holds back to the daemon. An upgrade runs inside
+        ``upgrading(what it does)``, which the daemon uses to keep its supervisor waiting
+        (``extending_start``)."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = await aiosqlite.connect(path, isolation_level=None)
@@ -441,7 +443,8 @@ class Store:
         # cold ingest from 12.7 s to 9.2 s (docs/performance.md). Durability is unchanged.
         await db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         await db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
-        async with self._transaction():
+        # a command beside the daemon only reads the version: no write lock to wait for
+        async with self._transaction() if migrate else self._lock:
             version = (await self._one("PRAGMA user_version"))[0]
             if version > len(MIGRATIONS):
                 raise StoreError(
@@ -466,8 +469,9 @@ class Store:
         if upgrade:  # committed: only now is it upgraded
             seconds = f"{time.monotonic() - began:.1f}"
             log_event(log, logging.INFO, "database_upgraded", schema=latest, seconds=seconds)
-        async with self._lock:
-            await self._in_thread(self._stories.load)
+        if migrate:  # a command beside the daemon stores no entry: the held keys are its
+            async with self._lock:
+                await self._in_thread(self._stories.load)
 
     async def _refuse_foreign(self, path: Path) -> None:
         """Another program's SQLite file is left as it is: migrating it would write

@@ -144,3 +144,24 @@ async def test_a_flood_of_one_text_reads_only_the_newest_few_under_each_key(
     assert all(len(ids) <= 4 for ids in on_disk.values())
     assert len(candidates) == 4
     assert {10, 11, 12} <= set(candidates)  # entry ids count from 1
+
+
+async def test_a_command_beside_the_daemon_takes_no_write_lock_and_leaves_its_keys(
+    tmp_path: Path,
+) -> None:
+    """`newsmon status` and the other commands open the database while the daemon writes
+    (here: holds the write lock) and close it without writing the band keys the daemon
+    still holds: those are the daemon's to write."""
+    path = tmp_path / "newsmon.db"
+    daemon = await open_store(path)
+    try:
+        await commit(daemon, 0, [item("https://a.test/1", story(1))])
+        assert counts(path) == (0, 1)
+        with connect(path, isolation_level=None) as writer:
+            writer.execute("BEGIN IMMEDIATE")
+            beside = await Store.open(path, migrate=False)
+            writer.execute("ROLLBACK")
+        await beside.close()
+        assert counts(path) == (0, 1)
+    finally:
+        await daemon.close()
