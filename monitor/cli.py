@@ -15,6 +15,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from monitor import __version__, heap
 from monitor.backtest import Caught, scan
@@ -253,7 +254,9 @@ async def _cmd_redeliver(args: argparse.Namespace, config: Config) -> int:
     async def requeue(store: Store) -> int:
         matches = await store.delivery_ids(args.id)
         if len(matches) != 1:
-            print(f"newsmon: no single delivery with id {args.id!r}", file=sys.stderr)
+            why = "more than one delivery" if matches else "no delivery"
+            hint = ": give more of its id" if matches else " (`newsmon deliveries` lists them)"
+            print(f"newsmon: {why} has an id starting {args.id!r}{hint}", file=sys.stderr)
             return EXIT_USAGE
         refused = await store.requeue(matches[0], time.time(), config.notifiers.keys())
         if refused is not None:
@@ -432,9 +435,14 @@ async def _target_document(target: str, config: Config) -> tuple[Document, str]:
 
 
 async def _read_input(name: str) -> tuple[bytes, str]:
-    """The bytes of a file argument ('-': standard input), and how to name it."""
+    """The bytes of a file argument ('-': standard input; a file:// URL), and how to name
+    it."""
     if name == "-":
         return await asyncio.to_thread(sys.stdin.buffer.read), "standard input"
+    if not name.strip():  # Path("") is the current directory
+        raise ConfigError("", "expected a URL, a file or - for standard input, got nothing")
+    if name.startswith("file://"):
+        name = unquote(urlsplit(name).path)
     try:
         return await asyncio.to_thread(Path(name).read_bytes), name
     except OSError as e:
@@ -479,7 +487,8 @@ def _archive_rule(args: argparse.Namespace, config: Config) -> ArchiveRule:
     try:
         return compile_rules({name: query}, config.entities), name, feeds
     except RuleCompileError as e:
-        raise ConfigError("--query" if feeds is None else "--rule", str(e.error)) from None
+        given = "QUERY" if args.command == "search" else "--query"  # search's is positional
+        raise ConfigError(given if feeds is None else "--rule", str(e.error)) from None
 
 
 def _progress(total: int) -> Callable[[int], None] | None:
@@ -504,6 +513,10 @@ async def _caught(args: argparse.Namespace, rule: ArchiveRule, store: Store) -> 
     return [c async for c in scan(store, index, name, since, feeds=feeds, progress=progress)]
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
+
+
 def _day(stamp: float) -> str:
     return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%d")
 
@@ -517,8 +530,9 @@ async def _cmd_backtest(args: argparse.Namespace, config: Config) -> int:
             e = c.entry
             print(f"{_when(e.published or e.seen_at)}  {one_line(f'{e.feed}  {e.title}')}")
             print(f"  {e.url or '-'}\n  matched: {one_line(', '.join(c.matched))}")
-        stories = len({c.entry.story_key for c in caught})
-        print(f"\n{len(caught)} entries ({stories} stories) since {args.since} ago matched")
+        entries = _count(len(caught), "entry", "entries")
+        stories = _count(len({c.entry.story_key for c in caught}), "story", "stories")
+        print(f"\n{entries} ({stories}) since {args.since} ago matched")
         for what, key in (
             ("day", lambda c: _day(c.entry.seen_at)),
             ("feed", lambda c: c.entry.feed),

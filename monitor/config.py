@@ -193,8 +193,7 @@ class _Table:
             return default
         value = self.data[name]
         if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            got = f"{value!r}" if isinstance(value, int | float) else _kind(value)
-            raise ConfigError(self.key(name), f"expected {what}, got {got}")
+            raise ConfigError(self.key(name), f"expected {what}, got {_shown(value)}")
         return value
 
     def text(self, name: str, default: Any = _MISSING) -> Any:
@@ -301,6 +300,14 @@ class _Table:
         unknown = [k for k in self.data if k not in self.used]
         if unknown:
             raise ConfigError(self.key(unknown[0]), "unknown key")
+
+
+def _shown(value: object) -> str:
+    """A wrong value as the watchlist spells it: a number or boolean itself (TOML's
+    ``true``, not Python's ``True``), anything else by its kind."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, int | float) else _kind(value)
 
 
 def _kind(value: object) -> str:

@@ -104,7 +104,7 @@ async def test_backtest_runs_a_watchlist_rule_and_rejects_unknown_ones(
         "backtest", "--rule", "russia-embassy", "--since", "36500d", "--config", str(path)
     )
     assert done.returncode == 0, done.stderr
-    assert "1 entries (1 stories)" in done.stdout
+    assert "1 entry (1 story)" in done.stdout
     assert "Russia, embassies" in done.stdout
     assert newsmon("backtest", "--rule", "nope", "--config", str(path)).returncode == 2
     assert newsmon("backtest", "--query", "a AND (", "--config", str(path)).returncode == 2
@@ -124,6 +124,9 @@ async def test_search_groups_copies_into_one_story(tmp_path: Path, write_watchli
     assert (
         newsmon("search", "zeppelin", "--config", str(path)).stdout == "no stored story matches\n"
     )
+    broken = newsmon("search", "a AND (", "--config", str(path))
+    assert broken.returncode == 2
+    assert broken.stderr.startswith("newsmon: QUERY: column")  # search's is no --query
 
 
 async def test_syndicated_story_in_two_feeds_alerts_once_and_hits_shows_the_copy(

@@ -227,6 +227,23 @@ def test_test_command_explains_match_and_non_match(tmp_path: Path) -> None:
     assert "sanctions (column 1): not found" in done.stdout
 
 
+def test_test_command_takes_a_file_by_path_or_file_url(tmp_path: Path) -> None:
+    """A story file is read by its path or as a file:// URL alike; an empty TARGET is a
+    usage error, not the current directory."""
+    path = tmp_path / "w.toml"
+    path.write_text((ROOT / "config.example.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    story = tmp_path / "my story.txt"
+    story.write_text("Russian diplomats visited the embassy.", encoding="utf-8")
+    by_path = newsmon("test", str(story), "--config", str(path))
+    by_url = newsmon("test", story.as_uri(), "--config", str(path))
+    assert by_path.returncode == by_url.returncode == 0, by_url.stderr
+    assert "rule russia-embassy: MATCH" in by_url.stdout
+    assert by_url.stdout.split("\n", 1)[1] == by_path.stdout.split("\n", 1)[1]
+    nothing = newsmon("test", "", "--config", str(path))
+    assert nothing.returncode == 2
+    assert "expected a URL, a file or - for standard input, got nothing" in nothing.stderr
+
+
 async def test_test_command_reads_a_pages_headline_as_its_title(
     publisher: Publisher, write_watchlist
 ) -> None:

@@ -109,6 +109,8 @@ def test_example_watchlist_is_valid() -> None:
                      "notifiers.hook.username", "required with a password", id="email-no-user"),
         pytest.param(BASE + "\n[monitor]\nper_host = 1.5\n", "monitor.per_host",
                      "expected a whole number, got 1.5", id="fraction-for-whole"),
+        pytest.param(BASE + "\n[monitor]\nper_host = true\n", "monitor.per_host",
+                     "expected a whole number, got true", id="boolean-for-whole"),
         pytest.param(BASE + "\n[monitor]\ninterval = '\uff11\uff10m'\n", "monitor.interval",
                      "expected a duration", id="full-width-digits"),
         pytest.param(BASE + "\n[monitor]\nmax_interval = '100000000d'\n",

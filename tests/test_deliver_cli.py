@@ -163,6 +163,9 @@ async def test_deliveries_explains_failures_and_shows_pauses_until_resume(
     twice = await newsmon_async("redeliver", failed, "--config", str(path))
     assert twice.returncode == 2
     assert "cannot be sent again: it is pending, not failed" in twice.stderr
+    unknown = await newsmon_async("redeliver", "zz", "--config", str(path))
+    assert unknown.returncode == 2
+    assert "no delivery has an id starting 'zz'" in unknown.stderr
 
 
 async def test_a_name_that_does_not_resolve_is_retried_shown_and_then_sent(
