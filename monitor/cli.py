@@ -571,12 +571,14 @@ async def _cmd_search(args: argparse.Namespace, config: Config) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="watchlist (default $NEWSMON_CONFIG, ./newsmon.toml)")
-    common.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
+    # --config and --log-level go before the command or after it: the command's copies
+    # set nothing unless given, so they never undo what came before the command
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     parser = argparse.ArgumentParser(prog="newsmon", description="News monitoring and alerts.")
+    for options in (common, parser):
+        options.add_argument("--config", help="watchlist (default $NEWSMON_CONFIG, ./newsmon.toml)")
+        options.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.set_defaults(config=None, log_level="info")
     parser.add_argument("--version", action="version", version=f"newsmon {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", parents=[common], help="run the daemon")

@@ -14,9 +14,12 @@ from tests.db import connect
 from tests.servers import Item, Publisher, Receiver
 
 
-def test_check_accepts_the_example_watchlist() -> None:
-    """`newsmon check` passes on the shipped example and says what it found."""
-    done = newsmon("check", "--config", str(ROOT / "config.example.toml"))
+@pytest.mark.parametrize("before", [False, True], ids=["after-the-command", "before-it"])
+def test_check_accepts_the_example_watchlist(before: bool) -> None:
+    """`newsmon check` passes on the shipped example and says what it found; --config
+    may come before the command as well as after it."""
+    given = ["--config", str(ROOT / "config.example.toml")]
+    done = newsmon(*given, "check") if before else newsmon("check", *given)
     assert done.returncode == 0, done.stderr
     assert ": ok (feeds: 5" in done.stdout
 
