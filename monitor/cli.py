@@ -399,6 +399,8 @@ async def _cmd_import_opml(args: argparse.Namespace, config: Config | None) -> i
         print(f"# no watchlist at {_config_path(args)} to compare with: every feed is new")
     for url in plan.skipped:
         print(f"# skipped, not an http(s) URL: {url}")
+    for url in plan.repeated:
+        print(f"# skipped, listed before: {url}")
     print(render_feeds(plan.feeds), end="")
     return EXIT_OK
 

@@ -36,6 +36,7 @@ class OpmlImport:
     feeds: list[OpmlFeed]
     watched: int  # already in the watchlist, left out
     skipped: list[str]  # outlines whose xmlUrl is no http(s) URL
+    repeated: list[str]  # outlines of a feed listed before, left out
 
 
 def read_opml(data: bytes, source: str) -> list[OpmlFeed]:
@@ -87,16 +88,18 @@ def plan_import(
     taken = set(names).union(*(feed.tags for feed in feeds))
     seen: set[str] = set()
     out: list[OpmlFeed] = []
-    skipped = []
+    skipped, repeated = [], []
     for feed in feeds:
         key = normalize_url(feed.url)
         if key is None:
             skipped.append(feed.url)
-        elif key not in seen:
+        elif key in seen:
+            repeated.append(feed.url)
+        else:
             seen.add(key)
             if key not in watched:
                 out.append(OpmlFeed(feed.url, _unique(feed.name, taken), feed.tags))
-    return OpmlImport(out, len(seen & watched), skipped)
+    return OpmlImport(out, len(seen & watched), skipped, repeated)
 
 
 def _without_feed_scheme(url: str) -> str:

@@ -65,6 +65,7 @@ def test_the_plan_skips_what_is_watched_repeated_or_not_http() -> None:
     ]
     assert plan.watched == 1
     assert plan.skipped == ["ftp://example.org/feed"]
+    assert plan.repeated == ["https://EXAMPLE.org/a.xml"]
 
 
 @pytest.mark.parametrize(
@@ -119,6 +120,7 @@ def test_pasted_output_passes_check(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("# from ")
     assert "# skipped, not an http(s) URL: ftp://example.org/feed" in done.stdout
+    assert "# skipped, listed before: https://EXAMPLE.org/a.xml" in done.stdout
     with watchlist.open("a", encoding="utf-8") as f:
         f.write("\n" + done.stdout)
     after = newsmon("check", "--config", str(watchlist))
