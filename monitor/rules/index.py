@@ -30,6 +30,7 @@ from monitor.rules.plan import (
     Key,
     Plan,
     PythonEvaluator,
+    Requirement,
     Span,
     View,
     rarest,
@@ -81,8 +82,9 @@ class RuleIndex:
         self._by_key: dict[str, list[int]] = {}
         self._by_prefix: dict[str, list[int]] = {}
         self._always: list[int] = []
+        memo: dict[int, Requirement] = {}  # rules share nodes, an entity's most of all
         for i, rule in enumerate(rules):
-            required = rule.plan.requires()
+            required = rule.plan.requires(memo)
             for keys in required:
                 if keys not in numbers:
                     numbers[keys] = len(numbers)

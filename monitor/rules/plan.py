@@ -126,12 +126,11 @@ class Plan:
     """Base of plan nodes; ``source`` is the AST node it came from, for explanations, or
     None where the Builder was told not to keep it."""
 
-    __slots__ = ("_required", "ident", "source")
+    __slots__ = ("ident", "source")
 
     def __init__(self, source: syntax.Node) -> None:
         self.ident = 0  # set by the Builder: the memo key
         self.source: syntax.Node | None = source
-        self._required: Requirement | None = None
 
     def holds(self, view: View) -> bool:
         raise NotImplementedError
@@ -144,16 +143,19 @@ class Plan:
         """What must occur for this node to hold; None if it can hold on an empty text."""
         raise NotImplementedError
 
-    def requires(self) -> Requirement:
+    def requires(self, memo: dict[int, Requirement]) -> Requirement:
         """Key sets that must each meet the document's words for this node to hold;
-        worked out once, as thousands of rules share an entity's node."""
-        if self._required is None:
-            self._required = self._requirement()
-        return self._required
+        worked out once per node in ``memo`` (by ident), as thousands of rules share an
+        entity's node. The caller's dict, not the node's: the index keeps the nodes, and
+        their requirements would hold 7 MB at 10,000 rules."""
+        found = memo.get(self.ident)
+        if found is None:
+            found = memo[self.ident] = self._requirement(memo)
+        return found
 
-    def _requirement(self) -> Requirement:
+    def _requirement(self, memo: dict[int, Requirement]) -> Requirement:
         """The default suits AND-like nodes (AND, NEAR, ATLEAST): every child's needs."""
-        return _conjoin(self.children())
+        return _conjoin(self.children(), memo)
 
     def children(self) -> tuple[Plan, ...]:
         return ()
@@ -168,8 +170,8 @@ class Alternatives(Plan):
     def trigger(self) -> Trigger | None:
         return _union(item.trigger() for item in self.items)
 
-    def _requirement(self) -> Requirement:
-        return _disjoin(self.items)
+    def _requirement(self, memo: dict[int, Requirement]) -> Requirement:
+        return _disjoin(self.items, memo)
 
     def children(self) -> tuple[Plan, ...]:
         return self.items
@@ -250,7 +252,7 @@ class Words(Positional):
     def trigger(self) -> Trigger:
         return Trigger(frozenset(rarest(self.lookup)), frozenset(), 1)
 
-    def _requirement(self) -> Requirement:
+    def _requirement(self, memo: dict[int, Requirement]) -> Requirement:
         # Each word, and each pair of neighbours: "of the" is in most texts' words, much
         # rarer as a pair. (A phrase's slots hold one key each; inflected words stand alone.)
         pairs = (frozenset(product(*two)) for two in pairwise(self.lookup))
@@ -272,7 +274,7 @@ class Prefix(Positional):
     def trigger(self) -> Trigger:
         return Trigger(frozenset(), frozenset({self.stem}), 4)  # a prefix matches many words
 
-    def _requirement(self) -> Requirement:
+    def _requirement(self, memo: dict[int, Requirement]) -> Requirement:
         return ()  # a stem is no key: the document's words are not looked up by prefix
 
 
@@ -415,7 +417,7 @@ class Negation(Plan):
     def trigger(self) -> None:
         return None
 
-    def _requirement(self) -> Requirement:
+    def _requirement(self, memo: dict[int, Requirement]) -> Requirement:
         return ()
 
     def children(self) -> tuple[Plan, ...]:
@@ -586,15 +588,15 @@ def _length(key: Key) -> int:
     return len(key) if isinstance(key, str) else len(key[0]) + len(key[1]) + 1
 
 
-def _conjoin(items: Iterable[Plan]) -> Requirement:
-    return tuple(dict.fromkeys(keys for item in items for keys in item.requires()))
+def _conjoin(items: Iterable[Plan], memo: dict[int, Requirement]) -> Requirement:
+    return tuple(dict.fromkeys(keys for item in items for keys in item.requires(memo)))
 
 
-def _disjoin(items: Iterable[Plan]) -> Requirement:
+def _disjoin(items: Iterable[Plan], memo: dict[int, Requirement]) -> Requirement:
     """For an OR, one key set: the union of one necessary set from every alternative."""
     chosen = []
     for item in items:
-        needed = item.requires()
+        needed = item.requires(memo)
         if not needed:
             return ()  # this alternative can hold without any known key
         chosen.append(rarest(needed))
