@@ -104,7 +104,7 @@ class _Draft:
 
     key: str
     published: Callable[[], datetime | None]
-    build: Callable[[], Entry]
+    build: Callable[[str], Entry]  # given the base of relative links
 
 
 def _key(
@@ -132,15 +132,17 @@ def _draft(
 ) -> _Draft:
     """``published``, ``title`` and ``texts`` (summary, content) read the item when called."""
 
-    def build() -> Entry:
+    def build(base: str) -> Entry:
         summary, content = texts()
         if repeats_start(summary, content):
             summary = ""  # never count text twice (DESIGN.md 2)
-        url = normalize_url(link) if link else None
+        url = normalize_url(urljoin(base, link)) if link else None
         return Entry(key, url, single_line(title()), summary, content, published())
 
     # the link is normalized only when needed; a hash key reads the title as it always
-    # did, lines and all, so that such an entry keeps its identity across versions
+    # did, lines and all, so that such an entry keeps its identity across versions. The
+    # identity reads the link as written: a relative one is no key (the title and date
+    # are), as before links were resolved, so that no entry seen then is new now
     key = _key(guid, link, title, published)
     return _Draft(key, published, build)
 
@@ -172,7 +174,7 @@ def _raw_draft(item: fastparse.RawItem) -> _Draft:
     )
 
 
-def _json_draft(item: JsonItem, base: str) -> _Draft:
+def _json_draft(item: JsonItem) -> _Draft:
     def texts() -> tuple[str, str]:
         content = (
             html_to_text(item.content_html, MAX_CONTENT)
@@ -181,9 +183,8 @@ def _json_draft(item: JsonItem, base: str) -> _Draft:
         )
         return clean_text(unwrapped(item.summary), MAX_SUMMARY), content
 
-    link = urljoin(base, item.url) if item.url else ""
     return _draft(
-        item.id, link, lambda: item.published, lambda: clean_text(item.title, MAX_TITLE), texts
+        item.id, item.url, lambda: item.published, lambda: clean_text(item.title, MAX_TITLE), texts
     )
 
 
@@ -245,7 +246,7 @@ def parse_feed(
 ) -> ParsedFeed:
     """Entries of an RSS, Atom or JSON Feed document, in the feed's order, at most
     ``max_entries`` of the newest (``ParsedFeed.dropped`` counts the rest). Relative
-    links resolve against the document's ``url`` (a Content-Location header first).
+    links resolve against the document's ``url``, or the Content-Location it came with.
 
     Entries whose key is in ``seen`` (the feed's recent keys) are left out: their text is
     never converted, which is most of the work of a poll that finds a few new items.
@@ -253,30 +254,32 @@ def parse_feed(
     document with no feed structure at all raises ParseError.
     """
     lowered = {k.lower(): v for k, v in headers.items()}  # feedparser reads lower-case names
-    if url is not None:  # where feedparser resolves relative links (fastparse leaves them)
-        lowered.setdefault("content-location", url)
+    # the base of relative links: a Content-Location the publisher sent (itself maybe
+    # relative), else the document's own URL
+    base = urljoin(url or "", lowered.get("content-location", ""))
+    if "content-location" in lowered:  # feedparser resolves against it: absolute, once
+        lowered["content-location"] = base
     if looks_like_json_feed(body, lowered.get("content-type", "")):
         try:
             title, items = read_json_feed(body)
         except ValueError as e:
             raise ParseError(f"not a JSON Feed: {e}") from None
         title = clean_text(title, MAX_TITLE) if title else None
-        base = lowered.get("content-location", "")
-        drafts = [_json_draft(item, base) for item in items]
-        return _parsed((title, drafts, None), max_entries, seen)
+        drafts = [_json_draft(item) for item in items]
+        return _parsed((title, drafts, None), max_entries, seen, base)
     try:
         fast = read_fast(body, lowered)
         if fast is not None:
-            return _parsed(fast, max_entries, seen)
+            return _parsed(fast, max_entries, seen, base)
     except fastparse.Unusual:
         pass  # a field read (a new item's, or one an identity needs) is outside the case
-    return _parsed(read_feedparser(body, lowered), max_entries, seen)
+    return _parsed(read_feedparser(body, lowered), max_entries, seen, base)
 
 
-def _parsed(read: _Read, max_entries: int, seen: AbstractSet[str]) -> ParsedFeed:
+def _parsed(read: _Read, max_entries: int, seen: AbstractSet[str], base: str) -> ParsedFeed:
     title, drafts, ttl = read
     kept = _newest(drafts, max_entries)
-    entries = tuple(d.build() for d in kept if d.key not in seen)
+    entries = tuple(d.build(base) for d in kept if d.key not in seen)
     prints = tuple(story_fingerprint(e.title, e.summary, e.content) for e in entries)
     feed_title = single_line(title) if title else None  # one line, as the entries' titles
     return ParsedFeed(feed_title or None, entries, ttl, len(drafts) - len(kept), prints)

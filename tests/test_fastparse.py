@@ -41,14 +41,14 @@ def fast_entries(body: bytes, headers: dict[str, str] | None = None) -> Read | N
     if read is None:
         return None
     try:
-        return read[0], [d.build() for d in read[1]], read[2]
+        return read[0], [d.build("") for d in read[1]], read[2]
     except fastparse.Unusual:
         return None
 
 
 def feedparser_entries(body: bytes, headers: dict[str, str] | None = None) -> Read:
     title, drafts, ttl = read_feedparser(body, headers or {})
-    return title, [d.build() for d in drafts], ttl
+    return title, [d.build("") for d in drafts], ttl
 
 
 def _same(body: bytes, headers: dict[str, str] | None = None) -> None:

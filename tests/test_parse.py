@@ -337,12 +337,17 @@ RELATIVE = {
 
 @pytest.mark.parametrize("kind", sorted(RELATIVE))
 def test_a_relative_link_resolves_against_the_feeds_url(kind: str) -> None:
-    """An entry's link relative to its feed is that page on the feed's site, and its
-    identity; a Content-Location header the publisher sent is the base instead."""
-    (entry,) = parse_feed(RELATIVE[kind], {}, url="http://127.0.0.1:8801/news/feed").entries
+    """An entry's link relative to its feed is that page on the feed's site; a
+    Content-Location the publisher sent, itself maybe relative, is the base instead. Its
+    identity stays what it was before links were resolved (title and date), so that no
+    entry already seen comes back as new."""
+    feed = "http://127.0.0.1:8801/news/feed"
+    (entry,) = parse_feed(RELATIVE[kind], {}, url=feed).entries
     assert entry.url == "http://127.0.0.1:8801/news/a.html"
-    assert entry.key == f"url:{entry.url}"
-    located = {"Content-Location": "http://127.0.0.1:8801/news/archive/feed"}
-    (moved,) = parse_feed(RELATIVE[kind], located, url="http://127.0.0.1:8801/news/feed").entries
-    expected = "/news/a.html" if kind == "rss" else "/news/archive/a.html"
-    assert moved.url == f"http://127.0.0.1:8801{expected}"
+    (unresolved,) = parse_feed(RELATIVE[kind], {}).entries
+    assert unresolved.url is None
+    assert entry.key == unresolved.key
+    for located in ("http://127.0.0.1:8801/news/archive/feed", "archive/feed"):
+        (moved,) = parse_feed(RELATIVE[kind], {"Content-Location": located}, url=feed).entries
+        expected = "/news/a.html" if kind == "rss" else "/news/archive/a.html"
+        assert moved.url == f"http://127.0.0.1:8801{expected}"
