@@ -22,7 +22,14 @@ from monitor.backtest import Caught, scan
 from monitor.backup import back_up
 from monitor.config import Config, load_config
 from monitor.durations import parse_duration
-from monitor.errors import ConfigError, FetchError, NewsmonError, RuleCompileError, StoreError
+from monitor.errors import (
+    ConfigError,
+    EmptyWatchlist,
+    FetchError,
+    NewsmonError,
+    RuleCompileError,
+    StoreError,
+)
 from monitor.log import configure_logging
 from monitor.models import Alert, Document, Outcome
 from monitor.notify.text import one_line
@@ -441,10 +448,10 @@ async def _read_input(name: str) -> tuple[bytes, str]:
     it."""
     if name == "-":
         return await asyncio.to_thread(sys.stdin.buffer.read), "standard input"
-    if not name.strip():  # Path("") is the current directory
-        raise ConfigError("", "expected a URL, a file or - for standard input, got nothing")
     if name.startswith("file://"):
         name = unquote(urlsplit(name).path)
+    if not name.strip():  # Path("") is the current directory
+        raise ConfigError("", "expected a URL, a file or - for standard input, got nothing")
     try:
         return await asyncio.to_thread(Path(name).read_bytes), name
     except OSError as e:
@@ -654,14 +661,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"newsmon: --since: {e}", file=sys.stderr)
             return EXIT_USAGE
     path = _config_path(args)
+    # only the default ./newsmon.toml may be missing: a named one is meant to be there
+    named = args.config or os.environ.get("NEWSMON_CONFIG")
+    optional = getattr(args, "watchlist_optional", False)
     try:
-        # only the default ./newsmon.toml may be missing: a named one is meant to be there
-        named = args.config or os.environ.get("NEWSMON_CONFIG")
-        optional = getattr(args, "watchlist_optional", False) and not named and not path.exists()
-        config = None if optional else load_config(path)
+        config = None if optional and not named and not path.exists() else load_config(path)
     except ConfigError as e:
-        print(f"newsmon: configuration error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        # `import-opml x.opml > newsmon.toml`: the shell made the file empty, and that is
+        # no watchlist yet
+        if not (optional and isinstance(e, EmptyWatchlist)):
+            print(f"newsmon: configuration error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        config = None
     try:
         code: int = asyncio.run(args.handler(args, config))
     except StoreError as e:

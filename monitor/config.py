@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from monitor import __version__
 from monitor.cluster import DEFAULT_THRESHOLD
 from monitor.durations import parse_duration
-from monitor.errors import ConfigError, RuleCompileError
+from monitor.errors import ConfigError, EmptyWatchlist, RuleCompileError
 from monitor.models import Document, LanePolicy
 from monitor.parse_job import MAX_ENTRIES
 from monitor.rules import RuleIndex, compile_rules
@@ -647,5 +647,5 @@ def load_config(path: Path) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("", f"{path}: TOML syntax error: {e}") from None
     if not data:  # a file emptied by accident would drop every feed and pending alert
-        raise ConfigError("", f"{path} is empty: expected [[feeds]], [[rules]], [notifiers]")
+        raise EmptyWatchlist("", f"{path} is empty: expected [[feeds]], [[rules]], [notifiers]")
     return parse_config(data, path.resolve())

@@ -22,6 +22,11 @@ class ConfigError(NewsmonError):
         super().__init__(f"{path}: {message}" if path else message)
 
 
+class EmptyWatchlist(ConfigError):
+    """The watchlist file holds nothing: an error for what would run it, a blank page
+    for ``import-opml``, whose output a shell may be writing into that very file."""
+
+
 class QueryError(NewsmonError):
     """A rule query does not parse; ``column`` is 1-based within the query text."""
 

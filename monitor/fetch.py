@@ -144,8 +144,9 @@ class Fetcher:
     def set_policy(
         self, *, timeout: float, allow_networks: Sequence[Network], proxy: str | None
     ) -> None:
-        """The deadline, opened networks and proxy of the requests that start from now (a
-        reloaded watchlist's); the slots' limits stay as they were made."""
+        """A reloaded watchlist's deadline (for the requests that start from now), opened
+        networks and proxy (from each request's next hop: a redirect in flight follows
+        the new ones); the slots' limits stay as they were made."""
         self._timeout = timeout
         self._guard = Guard(self._resolver, allow_networks)
         self._proxy = proxy

@@ -242,9 +242,10 @@ def test_test_command_takes_a_file_by_path_or_file_url(tmp_path: Path) -> None:
     assert by_path.returncode == by_url.returncode == 0, by_url.stderr
     assert "rule russia-embassy: MATCH" in by_url.stdout
     assert by_url.stdout.split("\n", 1)[1] == by_path.stdout.split("\n", 1)[1]
-    nothing = newsmon("test", "", "--config", str(path))
-    assert nothing.returncode == 2
-    assert "expected a URL, a file or - for standard input, got nothing" in nothing.stderr
+    for nothing in ("", "file://"):
+        done = newsmon("test", nothing, "--config", str(path))
+        assert done.returncode == 2
+        assert "expected a URL, a file or - for standard input, got nothing" in done.stderr
 
 
 async def test_test_command_reads_a_pages_headline_as_its_title(
