@@ -217,3 +217,28 @@ async def test_restart_needed_is_said_against_what_runs(
             path.write_text(text, encoding="utf-8")  # undone
             assert await daemon.reload() is True
             assert caplog.text.count(f"restart_needed keys={key}") == 1
+
+
+async def test_a_reloaded_extract_timeout_applies_to_the_next_page(
+    publisher: Publisher, write_watchlist
+) -> None:
+    """`extract_timeout` changed while the daemon runs is the next page's budget: a
+    budget no extraction can meet ends that page as timed out, the page before it
+    extracted under the old one."""
+    body = "Officials met at the embassy for talks on trade and energy questions. " * 5
+    publisher.rss_items = [Item("Talks", "/a", body=body, summary="Talks.")]
+    text = watchlist(feeds=[f"{publisher.base}/rss.xml"], fetch_articles=True)
+    path = write_watchlist(text)
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once(delivery_deadline=1)
+        tight = text.replace("[monitor]\n", '[monitor]\nextract_timeout = "0.000001s"\n')
+        path.write_text(tight, encoding="utf-8")
+        assert await daemon.reload() is True
+        publisher.rss_items.append(Item("More talks", "/b", body=body, summary="More."))
+        await daemon.run_once(delivery_deadline=1)
+    with connect(path.parent / "newsmon.db") as db:
+        statuses = dict(db.execute("SELECT url, body_status FROM entries"))
+    assert statuses == {
+        f"{publisher.base}/a": "extracted",
+        f"{publisher.base}/b": "timeout",
+    }
