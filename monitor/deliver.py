@@ -16,7 +16,7 @@ import logging
 import random
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from monitor import notices
@@ -77,6 +77,19 @@ class TokenBucket:
         self._tokens -= 1.0
 
 
+@dataclass(eq=False)
+class _Lane:
+    """What serves one destination: its notifier and policy, and the lane's own state."""
+
+    notifier: Notifier
+    policy: LanePolicy
+    bucket: TokenBucket | None  # None: no rate limit
+    storage: StoragePause  # the lane's pause while the database refuses writes
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None  # while it runs for good
+
+
 class Relay:
     """Drains the outbox through the notifiers; ``wake()`` after new deliveries are stored.
 
@@ -110,48 +123,43 @@ class Relay:
         self._storage_retry = storage_retry
         self._stopping = asyncio.Event()
         self._group: asyncio.TaskGroup | None = None  # while the lanes run for good
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._notifiers: dict[str, Notifier] = {}
-        self._lanes: dict[str, LanePolicy] = {}
-        self._buckets: dict[str, TokenBucket] = {}
-        self._wakeups: dict[str, asyncio.Event] = {}
-        self._stops: dict[str, asyncio.Event] = {}
-        self._storage: dict[str, StoragePause] = {}  # a lane's pause while writes fail
-        for name, notifier in notifiers.items():
-            self._add(name, notifier, (lanes or {}).get(name, LanePolicy()))
+        self._lanes = {
+            name: self._lane_of(name, notifier, (lanes or {}).get(name, LanePolicy()))
+            for name, notifier in notifiers.items()
+        }
 
-    def _add(self, name: str, notifier: Notifier, lane: LanePolicy) -> None:
-        self._notifiers[name] = notifier
-        self._lanes[name] = lane
-        if lane.rate is not None:
-            self._buckets[name] = TokenBucket(lane.rate, lane.burst, self._clock)
-        self._wakeups[name] = asyncio.Event()
-        self._stops[name] = asyncio.Event()
-        self._storage[name] = StoragePause(
-            self._clock,
-            fields={"notifier": name, "deliveries": "paused"},
-            first=self._storage_retry,
+    def _lane_of(self, name: str, notifier: Notifier, policy: LanePolicy) -> _Lane:
+        rate = policy.rate
+        return _Lane(
+            notifier,
+            policy,
+            TokenBucket(rate, policy.burst, self._clock) if rate is not None else None,
+            StoragePause(
+                self._clock,
+                fields={"notifier": name, "deliveries": "paused"},
+                first=self._storage_retry,
+            ),
         )
 
     def wake(self) -> None:
-        for event in self._wakeups.values():
-            event.set()
+        for lane in self._lanes.values():
+            lane.wakeup.set()
 
     def stop(self) -> None:
         """Ask every lane to finish the attempt in hand and return: an attempt cut off
         mid-send could be accepted by the destination without being marked sent."""
         self._stopping.set()
-        for stop in self._stops.values():
-            stop.set()
+        for lane in self._lanes.values():
+            lane.stop.set()
         self.wake()
 
     async def run(self, *, until_empty: bool = False) -> None:
         """Run every lane; forever, or (``until_empty``) until nothing is due or waiting
         for a retry. Digest windows are kept either way: nothing is flushed early."""
         async with asyncio.TaskGroup() as group:
-            for name in self._notifiers:
-                self._tasks[name] = group.create_task(
-                    self._lane(name, until_empty), name=f"lane-{name}"
+            for name, lane in self._lanes.items():
+                lane.task = group.create_task(
+                    self._serve_lane(name, until_empty), name=f"lane-{name}"
                 )
             if not until_empty:  # open for the lanes a reload starts
                 self._group = group
@@ -169,45 +177,41 @@ class Relay:
         seconds, then are cut off; new ones start; the others go on untouched, so a
         reload that changes one destination neither delays nor repeats another's alerts.
         Returns the lanes cut off, whose row in 'sending' the caller puts back."""
-        going = [n for n in self._notifiers if notifiers.get(n) is not self._notifiers[n]]
-        for name in going:
-            self._stops[name].set()
-            self._wakeups[name].set()
-        running = {name: self._tasks.pop(name) for name in going if name in self._tasks}
+        going = {
+            name: self._lanes.pop(name)
+            for name, lane in list(self._lanes.items())
+            if notifiers.get(name) is not lane.notifier
+        }
+        for lane in going.values():
+            lane.stop.set()
+            lane.wakeup.set()
+        running = {name: lane.task for name, lane in going.items() if lane.task is not None}
         late: set[asyncio.Task[None]] = set()
         if running:
             _, late = await asyncio.wait(running.values(), timeout=grace)
             for task in late:
                 task.cancel()
             await asyncio.wait(running.values())
-        held = (
-            self._notifiers,
-            self._lanes,
-            self._buckets,
-            self._wakeups,
-            self._stops,
-            self._storage,
-        )
-        for name in going:
-            for table in held:
-                table.pop(name, None)
         for name, notifier in notifiers.items():
-            if name not in self._notifiers:
-                self._add(name, notifier, lanes.get(name, LanePolicy()))
+            if name not in self._lanes:
+                lane = self._lanes[name] = self._lane_of(
+                    name, notifier, lanes.get(name, LanePolicy())
+                )
                 if self._group is not None:
-                    self._tasks[name] = self._group.create_task(
-                        self._lane(name, False), name=f"lane-{name}"
+                    lane.task = self._group.create_task(
+                        self._serve_lane(name, False), name=f"lane-{name}"
                     )
         return [name for name, task in running.items() if task in late]
 
-    async def _lane(self, name: str, until_empty: bool) -> None:
+    async def _serve_lane(self, name: str, until_empty: bool) -> None:
         """Serve one destination. A database that refuses writes (RELIABILITY.md case 58)
         pauses the lane, not the daemon: after a growing wait the lane puts back the row
         it may have left in 'sending' (at most one extra copy, as after a crash) and goes
         on; the pause ends at the next attempt the database records (putting back no row
         writes nothing, so a full disk lets it pass). ``until_empty`` (``run --once``) has
         no later: the error is raised."""
-        pause, stop = self._storage[name], self._stops[name]
+        lane = self._lanes[name]
+        pause, stop = lane.storage, lane.stop
         while not stop.is_set():
             try:
                 if pause.failures:
@@ -221,8 +225,8 @@ class Relay:
                 await self._wait(stop, pause.wait())
 
     async def _serve(self, name: str, until_empty: bool) -> None:
-        wakeup, stop = self._wakeups[name], self._stops[name]
-        window = self._lanes[name].digest
+        lane = self._lanes[name]
+        wakeup, stop, window = lane.wakeup, lane.stop, lane.policy.digest
         announced = False
         while not stop.is_set():
             wakeup.clear()
@@ -252,7 +256,7 @@ class Relay:
         outbox every ``look_again`` seconds for what another process queued or made due
         (`newsmon redeliver`). Reads only: an idle lane writes nothing. False when
         ``until_empty`` and nothing waits."""
-        while not self._stops[name].is_set():
+        while not self._lanes[name].stop.is_set():
             next_at, closes = await self._store.lane_times(name, window)
             if next_at is None and until_empty:
                 return False
@@ -274,7 +278,7 @@ class Relay:
         """Send this destination's due digests, then (bundling its digests first, when it
         has a window) its due deliveries, in order; stop at the first transient failure
         or when the destination pauses."""
-        window, stop = self._lanes[name].digest, self._stops[name]
+        window, stop = self._lanes[name].policy.digest, self._lanes[name].stop
         for notice in await self._store.due_notices(name, self._clock()):
             if stop.is_set() or not await self._attempt(name, notice):
                 return
@@ -296,7 +300,7 @@ class Relay:
                 return
 
     async def _take_token(self, name: str) -> None:
-        bucket = self._buckets.get(name)
+        bucket = self._lanes[name].bucket
         if bucket is None:
             return
         while (wait := bucket.wait_time()) > 0:
@@ -305,7 +309,8 @@ class Relay:
 
     async def _attempt(self, name: str, row: Delivery | DigestRow | Notice) -> bool:
         """One attempt; False when the lane should wait before trying anything else."""
-        store, notifier, lane = self._store, self._notifiers[name], self._lanes[name]
+        store, lane = self._store, self._lanes[name]
+        notifier, policy = lane.notifier, lane.policy
         await self._take_token(name)
         fields: dict[str, object] = {"delivery": row.id, "notifier": name}
         send: Callable[[], Awaitable[SendResult]]
@@ -321,7 +326,7 @@ class Relay:
             fields["rule"] = alert.rule
             send = partial(notifier.send, alert)
         await store.mark_sending(row.id, self._clock())
-        self._storage[name].succeeded()
+        lane.storage.succeeded()
         try:
             result = await send()
         except Exception as e:  # a notifier bug must not kill the lane
@@ -334,7 +339,7 @@ class Relay:
             return True
         if result.outcome is Outcome.PERMANENT:
             paused = await store.mark_failed(
-                row.id, name, now, result.detail, pause_after=lane.pause_after
+                row.id, name, now, result.detail, pause_after=policy.pause_after
             )
             log_event(log, logging.ERROR, "delivery_failed", **fields, reason=result.detail)
             if paused:
@@ -343,7 +348,7 @@ class Relay:
         at = now + self._policy.delay(row.attempts + 1, result.retry_after, self._rng)
         gave_up = f"gave up after {row.attempts + 1} tries: {result.detail}"
         if await store.retry_or_expire(
-            row.id, now, at, max_age=lane.max_age, error=result.detail, gave_up=gave_up
+            row.id, now, at, max_age=policy.max_age, error=result.detail, gave_up=gave_up
         ):
             log_event(log, logging.ERROR, "delivery_expired", **fields, reason=result.detail)
             if not isinstance(row, Notice):  # a notice about a notice could chase itself
