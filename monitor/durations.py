@@ -20,7 +20,7 @@ def parse_duration(text: str) -> float:
         raise ValueError(f'expected a duration like "90s", "10m", "2h" or "1d", got {text!r}')
     seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds > MAX_DURATION:
-        raise ValueError(f"expected at most 36500d (a century), got {text!r}")
+        raise ValueError(f"expected at most {span(MAX_DURATION)} (a century), got {text!r}")
     return seconds
 
 

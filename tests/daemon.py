@@ -11,7 +11,8 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from subprocess import PIPE
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
@@ -32,11 +33,12 @@ def environment(**extra: str) -> dict[str, str]:
 
 
 def newsmon(
-    *args: str, cwd: Path | None = None, stdin: str | None = None
+    *args: str, cwd: Path | None = None, stdin: str | None = None, stdout: int | IO[str] = PIPE
 ) -> subprocess.CompletedProcess[str]:
-    """Run one newsmon command to completion, as a user would."""
+    """Run one newsmon command to completion, as a user would; ``stdout``: where its
+    output goes when not captured (a file the shell redirects to, a pipe)."""
     return subprocess.run(
-        [*command(), *args], input=stdin, capture_output=True, text=True, cwd=cwd,
+        [*command(), *args], input=stdin, stdout=stdout, stderr=PIPE, text=True, cwd=cwd,
         env=environment(), timeout=120, check=False,
     )  # fmt: skip
 

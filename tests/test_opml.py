@@ -3,14 +3,13 @@ into the watchlist, pass `newsmon check`."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from monitor.errors import ConfigError
 from monitor.opml import OpmlFeed, plan_import, read_opml, render_feeds
-from tests.daemon import ROOT, command, environment, newsmon
+from tests.daemon import ROOT, newsmon
 
 EXPORT = b"""<?xml version="1.0" encoding="UTF-8"?>
 <opml version="2.0">
@@ -147,10 +146,7 @@ def test_it_runs_before_there_is_a_watchlist(tmp_path: Path) -> None:
     assert "cannot read missing.opml: No such file or directory" in broken.stderr
     (tmp_path / "subs.opml").write_bytes(EXPORT)
     with (tmp_path / "newsmon.toml").open("w") as out:  # `... > newsmon.toml`: empty first
-        redirected = subprocess.run(
-            [*command(), "import-opml", "subs.opml"], stdout=out, stderr=subprocess.PIPE,
-            text=True, cwd=tmp_path, env=environment(), timeout=60, check=False,
-        )  # fmt: skip
+        redirected = newsmon("import-opml", "subs.opml", cwd=tmp_path, stdout=out)
     assert redirected.returncode == 0, redirected.stderr
     assert newsmon("check", cwd=tmp_path).returncode == 0
 

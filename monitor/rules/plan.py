@@ -147,7 +147,7 @@ class Plan:
         """Key sets that must each meet the document's words for this node to hold;
         worked out once per node in ``memo`` (by ident), as thousands of rules share an
         entity's node. The caller's dict, not the node's: the index keeps the nodes, and
-        their requirements would hold 7 MB at 10,000 rules."""
+        their requirements would hold 10 MB at 10,000 rules."""
         found = memo.get(self.ident)
         if found is None:
             found = memo[self.ident] = self._requirement(memo)
