@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 from monitor import __version__, heap
 from monitor.backtest import Caught, scan
 from monitor.backup import back_up
-from monitor.config import Config, load_config
+from monitor.config import Config, load_config, require_feeds
 from monitor.durations import parse_duration
 from monitor.errors import (
     ConfigError,
@@ -592,9 +592,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", parents=[common], help="run the daemon")
     run.add_argument("--once", action="store_true", help="poll every feed, deliver, exit")
-    run.set_defaults(handler=_cmd_run)
+    run.set_defaults(handler=_cmd_run, runs_daemon=True)
     sub.add_parser("check", parents=[common], help="validate the watchlist").set_defaults(
-        handler=_cmd_check
+        handler=_cmd_check, runs_daemon=True
     )
     sub.add_parser("feeds", parents=[common], help="feed health").set_defaults(handler=_cmd_feeds)
     status = sub.add_parser("status", parents=[common], help="is it working? at a glance")
@@ -666,6 +666,8 @@ def main(argv: list[str] | None = None) -> int:
     optional = getattr(args, "watchlist_optional", False)
     try:
         config = None if optional and not named and not path.exists() else load_config(path)
+        if config is not None and getattr(args, "runs_daemon", False):
+            require_feeds(config)
     except ConfigError as e:
         # `import-opml x.opml > newsmon.toml`: the shell made the file empty, and that is
         # no watchlist yet

@@ -649,3 +649,14 @@ def load_config(path: Path) -> Config:
     if not data:  # a file emptied by accident would drop every feed and pending alert
         raise EmptyWatchlist("", f"{path} is empty: expected [[feeds]], [[rules]], [notifiers]")
     return parse_config(data, path.resolve())
+
+
+def require_feeds(config: Config) -> None:
+    """A watchlist the daemon runs must list a feed: one that lists none is a file cut
+    short or overwritten, and running it would stop every poll (and a reload, cancel the
+    alerts queued for the notifiers gone with them)."""
+    if not config.feeds:
+        raise ConfigError(
+            "feeds", "none listed: the daemon needs at least one [[feeds]] table "
+            "(to pause a feed, keep it with enabled = false)",
+        )  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 from tests.daemon import ROOT, newsmon, newsmon_async, running, terminate
 from tests.db import connect
 from tests.servers import Item, Publisher, Receiver
+from tests.watchlists import watchlist
 
 
 @pytest.mark.parametrize("before", [False, True], ids=["after-the-command", "before-it"])
@@ -31,6 +32,23 @@ def test_check_rejects_a_broken_watchlist_with_exit_2(tmp_path: Path) -> None:
     done = newsmon("check", "--config", str(path))
     assert done.returncode == 2
     assert 'rules[0].notify[0]: no notifier named "slak"' in done.stderr
+
+
+def test_a_watchlist_without_feeds_runs_no_daemon_but_tests_rules(tmp_path: Path) -> None:
+    """`run` and `check` refuse a watchlist that lists no feed (a file cut short would
+    otherwise run a daemon that polls nothing); `test` still tries its rules on a story,
+    as someone writing rules before choosing feeds does."""
+    path = tmp_path / "rules-only.toml"
+    path.write_text(watchlist(feeds=[]), encoding="utf-8")
+    for command in (["check"], ["run", "--once"]):
+        done = newsmon(*command, "--config", str(path), cwd=tmp_path)
+        assert done.returncode == 2, command
+        assert "configuration error: feeds: none listed" in done.stderr
+    story = "Russian diplomats met over the work of their respective embassies."
+    done = newsmon("test", "-", "--config", str(path), stdin=story)
+    assert done.returncode == 0, done.stderr
+    assert "rule russia-embassy: MATCH" in done.stdout
+    assert not (tmp_path / "newsmon.db").exists()
 
 
 def test_missing_watchlist_exits_2(tmp_path: Path) -> None:

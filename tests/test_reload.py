@@ -36,8 +36,9 @@ to = ["desk"]
         (lambda text: text.replace("@russia AND embassy", "@russia AND"), "rules[0].query: column"),
         (lambda text: text + BAD_EMAIL, "notifiers.desk.to[0]: not an email address"),
         (lambda text: "# all gone\n", "is empty"),  # every feed, rule and notifier
+        (lambda text: watchlist(feeds=[]), "feeds: none listed"),
     ],
-    ids=["query", "email-address", "emptied"],
+    ids=["query", "email-address", "emptied", "no-feeds"],
 )
 async def test_bad_edit_keeps_the_last_good_watchlist(
     publisher: Publisher,
