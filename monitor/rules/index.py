@@ -33,7 +33,7 @@ from monitor.rules.plan import (
     Requirement,
     Span,
     View,
-    rarest,
+    key_length,
 )
 from monitor.rules.snippet import snippet_of, terms_of_python
 
@@ -73,6 +73,7 @@ class RuleIndex:
         self._plans = [rule.plan for rule in rules]
         # Key sets are numbered once however many rules share them (an entity's, a word's).
         numbers: dict[frozenset[Key], int] = {}
+        shortest: list[int] = []  # per key set: its shortest key's length (see ``rarest``)
         # key -> numbers of the sets holding it; words and neighbour pairs apart, as only
         # a few thousand pairs are keys and their small dictionary stays in the CPU cache.
         word_sets: dict[str, list[int]] = {}
@@ -88,6 +89,7 @@ class RuleIndex:
             for keys in required:
                 if keys not in numbers:
                     numbers[keys] = len(numbers)
+                    shortest.append(min(map(key_length, keys)))
                     for key in keys:
                         if isinstance(key, str):
                             word_sets.setdefault(key, []).append(numbers[keys])
@@ -96,7 +98,8 @@ class RuleIndex:
             # A tuple: a third of a frozenset's memory, and as quick to test against ``met``.
             self._needs.append(tuple(sorted({numbers[keys] for keys in required})))
             if required:
-                self._by_need.setdefault(numbers[rarest(required)], []).append(i)
+                rarest = max(map(numbers.__getitem__, required), key=shortest.__getitem__)
+                self._by_need.setdefault(rarest, []).append(i)
                 continue
             trigger = rule.plan.trigger()
             if trigger is None:

@@ -225,7 +225,7 @@ class Words(Positional):
         # Places are looked up for the rarest word only, the others read beside them. A
         # phrase's slots hold one key each (an inflected word stands alone), so its words
         # compare with the document's in one list comparison.
-        self.anchor = self.lookup.index(rarest(self.lookup))
+        self.anchor = self.lookup.index(rarest(self.lookup)) if len(slots) > 1 else 0
         assert len(slots) == 1 or all(len(slot) == 1 for slot in slots)
         self.sequence = [key for slot in self.lookup for key in slot] if len(slots) > 1 else None
 
@@ -580,10 +580,10 @@ def slot_of(keys: Iterable[str]) -> Slot:
 
 def rarest(slots: Iterable[S]) -> S:
     """The key set least likely to occur: the one whose shortest key is longest."""
-    return max(slots, key=lambda keys: min(map(_length, keys)))
+    return max(slots, key=lambda keys: min(map(key_length, keys)))
 
 
-def _length(key: Key) -> int:
+def key_length(key: Key) -> int:
     """Longer words are rarer; a pair is rarer than either of its words."""
     return len(key) if isinstance(key, str) else len(key[0]) + len(key[1]) + 1
 
@@ -641,11 +641,16 @@ class Builder:
         self.slots: dict[Slot, Slot] = {}
         # An entity's node per fields: thousands of rules name the same few entities.
         self.named: dict[tuple[str, frozenset[int]], Plan] = {}
+        # A query word's slot, its inflections: rules repeat words.
+        self.inflected: dict[str, Slot] = {}
 
     def build(self, node: syntax.Node, fields: frozenset[int] = ALL_FIELDS) -> Plan:
         """Compile ``node``; entity names must have been checked against ``entities``."""
         if isinstance(node, syntax.Word):
-            return self._words(node, (slot_of(forms(node.key)),), fields, False)
+            slot = self.inflected.get(node.key)
+            if slot is None:
+                slot = self.inflected[node.key] = slot_of(forms(node.key))
+            return self._words(node, (slot,), fields, False)
         if isinstance(node, syntax.Phrase):
             return self._words(node, tuple((w,) for w in node.words), fields, False)
         if isinstance(node, syntax.Exact):
