@@ -294,6 +294,8 @@ def compile_entities(
 
 def unknown_entity(query: syntax.Query, known: AbstractSet[str]) -> syntax.EntityRef | None:
     """The leftmost ``@name`` in ``query`` that is not a known entity, if any."""
+    if "@" not in query.text:  # half of the rules name no entity: no walk
+        return None
     stack: list[syntax.Node] = [query.root]
     unknown: list[syntax.EntityRef] = []
     while stack:

@@ -190,7 +190,7 @@ def _lex(text: str) -> list[_Lexeme]:
             end_match = _BARE_END.search(text, i)
             end = end_match.start() if end_match else len(text)
             bare = text[i:end]
-            field_match = _FIELD.match(bare)
+            field_match = _FIELD.match(bare) if ":" in bare else None
             if field_match:
                 name = field_match.group(1)
                 if name not in FIELDS:
@@ -224,7 +224,7 @@ def _bare(bare: str, column: int) -> _Lexeme:
     """Classify an unquoted run of characters: operator, entity, prefix or word(s)."""
     if bare in ("AND", "OR", "NOT"):
         return _Lexeme(bare, column, bare)
-    counted = _COUNTED.fullmatch(bare)
+    counted = _COUNTED.fullmatch(bare) if "/" in bare else None
     if counted or bare.startswith(("NEAR/", "ATLEAST/")):
         op = bare.split("/", 1)[0]
         if counted is None or counted.group(2) is None or (op == "ATLEAST" and bare[-1] == "s"):
@@ -270,16 +270,15 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.lexemes = _lex(text)
         self.pos = 0
+        self.peek = self.lexemes[0]  # the next lexeme; an attribute, read 20 times a query
         self.depth = 0
         self.scope: str | None = None
 
-    @property
-    def peek(self) -> _Lexeme:
-        return self.lexemes[self.pos]
-
     def take(self) -> _Lexeme:
-        lexeme = self.lexemes[self.pos]
+        """The next lexeme, moving past it (never past the end: EOF is never taken)."""
+        lexeme = self.peek
         self.pos += 1
+        self.peek = self.lexemes[self.pos]
         return lexeme
 
     def expect_operand(self, after: _Lexeme) -> None:
