@@ -91,26 +91,3 @@ def clean_body(text: str) -> str:
             continue
         kept.append(line)
     return "\n".join(kept).strip("\n")
-
-
-# A page title's site name: "Headline | Site", "Headline - Site.com"
-_SITE_SUFFIX = re.compile(r"\s+[|\-–—]\s+[^|\-–—]+$")
-
-
-def without_headline(body: str, *titles: str | None) -> str:
-    """``body`` without a first line that repeats one of ``titles``.
-
-    One page in eight starts its text with the headline (docs/extraction.md), which the
-    title field already holds: left in, its words counted twice (``ATLEAST/2`` fired on a
-    headline's one mention) and ``body:`` rules matched the headline alone.
-    """
-    first, _, rest = body.partition("\n")
-    line = _words(first)
-    for title in filter(None, titles):
-        if line and line in (_words(title), _words(_SITE_SUFFIX.sub("", title))):
-            return rest.lstrip("\n")
-    return body
-
-
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.casefold()))

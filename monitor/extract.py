@@ -16,10 +16,10 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urljoin
 
-from monitor.clean import clean_body, without_headline
+from monitor.clean import clean_body
 from monitor.errors import NewsmonError
 from monitor.models import BodyStatus, Extracted
-from monitor.plaintext import MAX_CONTENT, MAX_TITLE, clean_text, single_line
+from monitor.plaintext import MAX_CONTENT, MAX_TITLE, clean_text, single_line, without_headline
 from monitor.urls import normalize_url
 from monitor.workers import WorkerLost, WorkerPool
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import islice
 
-from monitor.plaintext import repeats_start
+from monitor.plaintext import repeats_start, without_headline
 
 MAX_MATCHED_WORDS = 100  # distinct words a hit lists
 
@@ -141,9 +141,11 @@ class Document:
 
     @classmethod
     def of_story(cls, title: str, summary: str, body: str) -> Document:
-        """A stored story's fields, its summary left out where it only repeats the start
-        of the body (a feed's lede, first again on the page): the daemon and a backtest
-        match the same text."""
+        """A story's fields with no text in two of them (DESIGN.md 2): a summary or body
+        that starts with the title loses that line, and a summary that only repeats the
+        start of the body (a feed's lede, first again on the page) is left out. The daemon
+        and a backtest match the same text."""
+        summary, body = without_headline(summary, title), without_headline(body, title)
         return cls(title, "" if repeats_start(summary, body) else summary, body)
 
 

@@ -15,7 +15,6 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from monitor import cluster, notices
-from monitor.clean import without_headline
 from monitor.config import Config, FeedConfig, MonitorConfig
 from monitor.errors import FetchError, ParseError, StoreError
 from monitor.extract import Extractor
@@ -288,13 +287,15 @@ class Pipeline:
         # (blocked, timeout, ...), as RELIABILITY.md case 1 asks.
         page = await self._page(entry, feed, config)
         own_text = page.status is not BodyStatus.EXTRACTED
-        body = entry.content if own_text else without_headline(page.body, entry.title)
         if not entry.title and page.title:
             entry = replace(entry, title=page.title)  # DESIGN.md 2: the page's headline
             own_text = False
         story_key = _canonical(page.canonical_url, entry.url) or fallback_key
         rules = config.scopes.get(feed.url, frozenset())
-        document = Document.of_story(entry.title, entry.summary, body)
+        document = Document.of_story(
+            entry.title, entry.summary, entry.content if own_text else page.body
+        )
+        body = document.body
         matches = tuple(config.index.match(document, only=rules)) if rules else ()
         if not own_text:
             own_print = cluster.story_fingerprint(entry.title, entry.summary, body)

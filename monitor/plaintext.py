@@ -40,3 +40,27 @@ def repeats_start(summary: str, text: str) -> bool:
     ("... […]"), and then the whole story, lede first, as the content or on the page."""
     lede = summary.rstrip(" .…[]").rstrip()
     return summary == text or (bool(lede) and text.startswith(lede))
+
+
+# A page title's site name: "Headline | Site", "Headline - Site.com"
+_SITE_SUFFIX = re.compile(r"\s+[|\-–—]\s+[^|\-–—]+$")
+
+
+def without_headline(body: str, *titles: str | None) -> str:
+    """``body`` (or a summary) without a first line that repeats one of ``titles``.
+
+    One page in eight starts its text with the headline (docs/extraction.md), and feeds
+    repeat the title as the description or as the content's first paragraph; the title
+    field already holds it: left in, its words counted twice (``ATLEAST/2`` fired on a
+    headline's one mention) and ``body:`` rules matched the headline alone.
+    """
+    first, _, rest = body.partition("\n")
+    line = _words(first)
+    for title in filter(None, titles):
+        if line and line in (_words(title), _words(_SITE_SUFFIX.sub("", title))):
+            return rest.lstrip("\n")
+    return body
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.casefold()))

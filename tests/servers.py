@@ -20,6 +20,7 @@ class Item:
     path: str  # article page path on the publisher
     body: str = ""  # article page text; empty: the page 404s
     summary: str = ""
+    content: str = ""  # the feed's own full text (RSS content:encoded), HTML
     guid: str | None = None
     canonical: str | None = None  # the page's <link rel="canonical">, a path on the publisher
     published: datetime | None = field(default_factory=lambda: datetime.now(UTC))
@@ -41,12 +42,14 @@ def rss(base: str, items: list[Item], title: str = "Test Gazette") -> str:
     for it in items:
         guid = f"<guid isPermaLink='false'>{escape(it.guid)}</guid>" if it.guid else ""
         date = f"<pubDate>{format_datetime(it.published)}</pubDate>" if it.published else ""
+        content = f"<content:encoded>{escape(it.content)}</content:encoded>" if it.content else ""
         parts.append(
             f"<item><title>{escape(it.title)}</title><link>{base}{it.path}</link>{guid}{date}"
-            f"<description>{escape(it.summary)}</description></item>"
+            f"<description>{escape(it.summary)}</description>{content}</item>"
         )
     return (
-        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel>"
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'"
+        " xmlns:content='http://purl.org/rss/1.0/modules/content/'><channel>"
         f"<title>{escape(title)}</title><link>{base}/</link><description>news</description>"
         + "".join(parts)
         + "</channel></rss>"

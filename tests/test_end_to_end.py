@@ -420,3 +420,31 @@ async def test_a_headline_or_lede_repeated_on_the_page_counts_once(
         stored = dict(conn.execute("SELECT title, body FROM entries").fetchall())
     assert stored["Kremlin envoy visits embassy"] == rest.replace("\n\n", "\n")
     assert stored["Envoy visits"].startswith(lede)  # the summary, not the page, gave way
+
+
+async def test_a_title_repeated_in_the_feeds_own_text_counts_once(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """Feeds repeat the title as the description, or as the first paragraph of their
+    full text: one mention there is one mention (ATLEAST/2 needs two), pages or not."""
+    publisher.rss_items = [
+        Item("Russia expels envoys", "/as-summary", summary="Russia expels envoys"),
+        Item(
+            "Kremlin says no",
+            "/as-content",
+            content="<p>Kremlin says no</p><p>Officials declined to comment.</p>",
+        ),
+        Item(
+            "Kremlin says no again",
+            "/two",
+            content="<p>Kremlin says no again</p><p>Moscow confirmed it.</p>",
+        ),
+    ]
+    path = write_watchlist(
+        feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url, query="ATLEAST/2 @russia"
+    )
+    await run_once(path)
+    assert [a.body["title"] for a in receiver.accepted] == ["Kremlin says no again"]
+    with connect(path.parent / "newsmon.db") as conn:
+        stored = dict(conn.execute("SELECT title, body FROM entries").fetchall())
+    assert stored["Kremlin says no"] == "Officials declined to comment."

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.clean import clean_body, without_headline
+from monitor.clean import clean_body
+from monitor.plaintext import without_headline
 
 STORY = "The embassy in Ankara reopened on Thursday, officials said."
 
