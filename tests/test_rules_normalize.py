@@ -60,6 +60,8 @@ SENTENCES = [
     ("One! Two? Three", [0, 1, 2], "other stops"),
     ("Mr. Smith", [0, 0], "abbreviation"),
     ("John F. Kennedy", [0, 0, 0], "initial"),
+    ("Article 5. Russia", [0, 0, 1], "a number is no initial"),
+    ("Maj. Gen. Ivanov", [0, 0, 0], "ranks"),
     ("in the U.S. Officials", [0, 0, 0, 0], "acronym never ends a sentence"),
     ("3.5 percent", [0, 0, 0], "decimal point"),
     ('"Go." He', [0, 1], "stop before a closing quote"),

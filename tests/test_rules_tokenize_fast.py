@@ -103,7 +103,8 @@ def reference_tokens(text: str) -> dict[str, list[object]]:
         if not k % 2 and 0 < k < len(parts) - 1 and "\n" in part:
             sentence += 1  # a line break between two surfaces
         if k % 2 and part[0] in ".!?":
-            if part != "." or not (previous in ABBREVIATIONS or len(previous) == 1):
+            initial = len(previous) == 1 and previous.isalpha()
+            if part != "." or not (previous in ABBREVIATIONS or initial):
                 sentence += 1
             previous = ""
         elif k % 2:

@@ -74,7 +74,8 @@ _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'"})
 _ABBREVIATIONS = frozenset(
     {
         *("mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "rev", "vs", "etc"),
-        *("gen", "col", "lt", "sgt", "capt", "cmdr", "adm", "gov", "sen", "rep"),
+        *("gen", "maj", "brig", "col", "lt", "sgt", "capt", "cmdr", "adm", "amb"),
+        *("gov", "sen", "rep"),
         *("inc", "ltd", "co", "corp"),
         *("jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"),
     }
@@ -379,8 +380,10 @@ class Tokens:
 
 
 def _ends_sentence(stop: str, previous: str) -> bool:
-    """An abbreviation or an initial ("John F. Kennedy") before a period ends no sentence."""
-    return stop != "." or not (previous in _ABBREVIATIONS or len(previous) == 1)
+    """An abbreviation or an initial ("John F. Kennedy") before a period ends no sentence;
+    a number does ("invoked Article 5. Russia denied it")."""
+    initial = len(previous) == 1 and previous.isalpha()
+    return stop != "." or not (initial or previous in _ABBREVIATIONS)
 
 
 def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
