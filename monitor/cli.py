@@ -34,6 +34,7 @@ from monitor.log import configure_logging
 from monitor.models import Alert, Document, Outcome
 from monitor.notify.text import one_line
 from monitor.opml import plan_import, read_opml, render_feeds
+from monitor.plaintext import MAX_CONTENT, clean_text
 from monitor.rules import RuleIndex, compile_rules, render_explanation
 from monitor.run_lock import exclusive_run
 from monitor.status import format_status, gather_status, size
@@ -428,8 +429,8 @@ async def _target_document(target: str, config: Config) -> tuple[Document, str]:
         data, source = page.body, page.url
     else:
         data, source = await _read_input(target)
-    if not _looks_like_html(data):
-        text = data.decode("utf-8", "replace")
+    if not _looks_like_html(data):  # cleaned as the daemon cleans a feed's text
+        text = clean_text(data.decode("utf-8", "replace"), MAX_CONTENT)
         return Document("", "", text), f"{source}: {len(text.split())} words of plain text"
     extractor = Extractor(workers=1, timeout=m.extract_timeout)
     try:

@@ -244,6 +244,16 @@ def test_test_command_explains_match_and_non_match(tmp_path: Path) -> None:
     assert "sanctions (column 1): not found" in done.stdout
 
 
+def test_test_command_cleans_plain_text_as_the_daemon_does(tmp_path: Path) -> None:
+    """A soft hyphen inside a word (Rus&shy;sia), which the daemon removes from every
+    text it stores, does not split the word for `newsmon test` either."""
+    config = str(ROOT / "config.example.toml")
+    story = "Rus\u00adsia reopened its embassy."
+    done = newsmon("test", "-", "--config", config, stdin=story)
+    assert done.returncode == 0, done.stderr
+    assert "rule russia-embassy: MATCH" in done.stdout
+
+
 def test_test_command_takes_a_file_by_path_or_file_url(tmp_path: Path) -> None:
     """A story file is read by its path or as a file:// URL alike; an empty TARGET is a
     usage error, not the current directory."""
