@@ -38,6 +38,8 @@ CASES = [
     ("U.S.", "U.S. officials", True, "dotted acronym matches itself"),
     ("U.S.", "the U.S's envoy", True, "acronym possessive without final dot"),
     ("U.S.", "told us nothing", False, "acronym does not match the word"),
+    ("AIDS OR HIV", "Food aid arrived in Hama", False, "an acronym in capitals: no inflections"),
+    ("NATO", "the nato summit", True, "an acronym still ignores case"),
     # quoted phrases and exact case
     ('"state department"', "the State Department said", True, "phrase in order"),
     ('"state department"', "the department of state", False, "phrase order matters"),

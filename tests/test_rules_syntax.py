@@ -44,6 +44,9 @@ TREES = [
     ("ATLEAST/3 @russia", AtLeast(3, EntityRef("russia")), "atleast"),
     ("title:(a OR b)", Scope("title", Or((Word("a"), Word("b")))), "field group"),
     ("and", Word("and"), "lower-case operator is a word"),
+    ("AIDS", Phrase(("aids",)), "a word in capitals is an acronym: no inflections"),
+    ("NATO's", Phrase(("nato",)), "an acronym's possessive"),
+    ("Aids", Word("aids"), "a capital initial is no acronym"),
     ("10:30", Phrase(("10", "30")), "colon after digits is not a field"),
 ]
 

@@ -253,12 +253,22 @@ def _bare(bare: str, column: int) -> _Lexeme:
         if len(tokens) != 1 or tokens.acronym[0]:
             raise QueryError(column, "expected one word before the wildcard *")
         return _Lexeme("TERM", column, bare, term=Prefix(tokens.folded[0], column))
-    words = normalize.tokenize(bare).folded
+    tokens = normalize.tokenize(bare)
+    words = tokens.folded
     if not words:
         raise QueryError(column, f"expected a term, found {bare!r}")
-    # "anti-war" or "Russia-U.S." are several words: match them as the phrase they form.
-    term: Term = Word(words[0], column) if len(words) == 1 else Phrase(tuple(words), column)
+    # "anti-war" or "Russia-U.S." are several words: match them as the phrase they form;
+    # so is an acronym in capitals, one word with no inflections (AIDS is not "aid").
+    acronym = len(words) == 1 and _capitals(tokens.exact[0])
+    term: Term = (
+        Word(words[0], column) if len(words) == 1 and not acronym else Phrase(tuple(words), column)
+    )
     return _Lexeme("TERM", column, bare, term=term)
+
+
+def _capitals(word: str) -> bool:
+    """An acronym written as one: two letters or more, all capitals (NATO, AIDS)."""
+    return len(word) > 1 and word.isalpha() and word.isupper()
 
 
 # --- parser ----------------------------------------------------------------------------
