@@ -63,6 +63,14 @@ _IRREGULAR_GROUPS = (
     "hide hides hid hidden hiding",
     "spend spends spent spending",
     "arise arises arose arisen arising",
+    "knife knives",
+    "wife wives",
+    "life lives",
+    "thief thieves",
+    "half halves",
+    "shelf shelves",
+    "self selves",
+    "wolf wolves",
     "man men",
     "woman women",
     "child children",
@@ -139,11 +147,14 @@ def _inflections(base: str) -> Iterable[str]:
         yield from (base + "d", base[:-1] + "ing")  # hope, hoped, hoping
     else:
         yield from (base + "ed", base + "ing")
-    if _ends_consonant_vowel_consonant(base):
+    if base.endswith("c"):
+        yield from (base + "ked", base + "king")  # panic, panicked; traffic, trafficking
+    elif _ends_consonant_vowel_consonant(base):
         doubled = base + base[-1]  # stop, stopped; both spellings, stress is unknown
         yield from (doubled + "ed", doubled + "ing")
 
 
 def _ends_consonant_vowel_consonant(word: str) -> bool:
     a, b, c = word[-3], word[-2], word[-1]
-    return a not in _VOWELS and b in _VOWELS and c not in _VOWELS and c not in "wxy"
+    consonant_a = a not in _VOWELS or word[-4:-2] == "qu"  # quit, equip: the u is no vowel
+    return consonant_a and b in _VOWELS and c not in _VOWELS and c not in "wxy"
