@@ -108,7 +108,9 @@ def match_at(node: q.Node, tokens: Tokens, i: int) -> int:
     assert isinstance(node, q.Phrase | q.Exact)
     keys = tokens.exact if isinstance(node, q.Exact) else tokens.folded
     words = list(node.words)
-    return len(words) if keys[i : i + len(words)] == words else 0
+    if keys[i : i + len(words)] != words:
+        return 0
+    return len(words) if tokens.sentence[i] == tokens.sentence[i + len(words) - 1] else 0
 
 
 def leftmost_longest_count(spans: set[Span]) -> int:

@@ -1562,6 +1562,7 @@ place_of(PyObject *o, int64_t out[3])
 }
 
 static PyObject *occurrences(const Doc *d, PyObject *node);
+static PyObject *in_one_sentence(const Doc *d, PyObject *found);
 
 static PyObject *
 find_words(const Doc *d, PyObject *node)
@@ -1583,6 +1584,7 @@ find_words(const Doc *d, PyObject *node)
     if (keys != NULL) {
         PyObject *args[] = {d->where, d->folded, keys, anchor, sequence, fields, d->ev->stride};
         out = phrase_occurrences(NULL, args, 7);
+        out = out == NULL ? NULL : in_one_sentence(d, out);
     }
 
 done:
@@ -1786,19 +1788,61 @@ typedef struct {
     Py_ssize_t count, capacity;
 } Pairing;
 
-/* Whether words ``first`` to ``last`` of ``field`` are one sentence; -1 on error. */
+/* Whether words ``first`` to ``last`` of ``field`` are one sentence, the field's ends read
+ * into ``breaks[field]`` (of ``fields``) on first use; -1 on error. */
 static int
-one_sentence(Pairing *p, int64_t field, int64_t first, int64_t last)
+one_sentence(const Doc *d, Breaks *breaks, Py_ssize_t fields, int64_t field, int64_t first,
+             int64_t last)
 {
-    if (field < 0 || field >= p->fields) {
+    if (field < 0 || field >= fields) {
         PyErr_SetString(PyExc_IndexError, "an occurrence's field has no tokens");
         return -1;
     }
-    Breaks *of = &p->breaks[field];
-    if (!of->read && read_breaks(p->d, field, of) < 0) {
+    Breaks *of = &breaks[field];
+    if (!of->read && read_breaks(d, field, of) < 0) {
         return -1;
     }
     return sentence_of(of, first) == sentence_of(of, last);
+}
+
+static void
+breaks_free(Breaks *breaks, Py_ssize_t fields)
+{
+    for (Py_ssize_t f = 0; breaks != NULL && f < fields; f++) {
+        PyMem_Free(breaks[f].ends);
+    }
+    PyMem_Free(breaks);
+}
+
+/* A phrase's occurrences ``found`` (a new list, stolen) without those across a sentence
+ * end: "white. House" is no "white house" (Words.find). Python code runs to read the
+ * ends, but ``found`` is this call's own, so no one else changes it meanwhile. */
+static PyObject *
+in_one_sentence(const Doc *d, PyObject *found)
+{
+    Py_ssize_t n = PyList_GET_SIZE(found);
+    if (n == 0) {
+        return found;
+    }
+    Py_ssize_t fields = PyObject_Length(d->tokens);
+    Breaks *breaks = fields < 0 ? NULL : PyMem_Calloc((size_t)fields + 1, sizeof(Breaks));
+    PyObject *out = breaks == NULL ? NULL : PyList_New(0);
+    if (fields >= 0 && breaks == NULL) {
+        PyErr_NoMemory();
+    }
+    for (Py_ssize_t k = 0; out != NULL && k < n; k++) {
+        PyObject *o = PyList_GET_ITEM(found, k);
+        int64_t place[3];
+        int one = place_of(o, place) < 0
+                      ? -1
+                      : one_sentence(d, breaks, fields, place[0], place[1], place[2]);
+        if (one < 0 || (one && PyList_Append(out, o) < 0)) {
+            Py_CLEAR(out);
+        }
+    }
+    breaks_free(breaks, fields);
+    Py_DECREF(found);
+    return out;
 }
 
 /* Keeps the pair of left ``a`` and right ``b``, with the place they span together. */
@@ -1876,7 +1920,9 @@ closest(Pairing *p, const int64_t (*x)[3], Py_ssize_t nx, const int64_t (*y)[3],
             }
             Py_ssize_t j = deque[head];
             int64_t first = o[1] < y[j][1] ? o[1] : y[j][1], last = o[2] > y[j][2] ? o[2] : y[j][2];
-            int fits = p->breaks == NULL ? 1 : one_sentence(p, field, first, last);
+            int fits = p->breaks == NULL ? 1
+                                         : one_sentence(p->d, p->breaks, p->fields, field, first,
+                                                        last);
             failed = fits < 0
                 || (fits && (flip ? add_pair(p, y[j], o, j, xs[k].index)
                                   : add_pair(p, o, y[j], xs[k].index, j)) < 0);
@@ -1946,10 +1992,7 @@ near_pairs(const Doc *d, PyObject *lefts, PyObject *rights, PyObject *distance, 
     failed = 0;
 
 done:
-    for (Py_ssize_t f = 0; p.breaks != NULL && f < p.fields; f++) {
-        PyMem_Free(p.breaks[f].ends);
-    }
-    PyMem_Free(p.breaks);
+    breaks_free(p.breaks, p.fields);
     PyMem_Free(a);
     PyMem_Free(p.found);
     return failed ? -1 : p.count;

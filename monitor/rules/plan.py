@@ -237,11 +237,12 @@ class Words(Positional):
     def find(self, view: View) -> list[Occurrence]:
         if self.sequence is None:  # a word, its forms
             found = _word_occurrences(view.where, self.lookup[0], self.fields, STRIDE)
-        else:
+        else:  # its words in order, within one sentence: "white. House" is no "white house"
             anchor = self.lookup[self.anchor]
             found = _phrase_occurrences(
                 view.where, view.folded, anchor, self.anchor, self.sequence, self.fields, STRIDE
             )
+            found = [o for o in found if _one_sentence(view.tokens[o[0]], o[1], o[2])]
         if self.case_sensitive:
             found = [o for o in found if self._exact_at(view.tokens[o[0]], o[1])]
         return found
