@@ -14,6 +14,8 @@ RULES = {
     "count": "ATLEAST/3 @russia",
     "not": "embassy NOT sport",
     "title": "title:embassy",
+    "title-entity": "title:@russia",
+    "title-group": "title:(embassy OR diplomat)",
 }
 INDEX = compile_rules(RULES, ENTITIES)
 
@@ -30,11 +32,21 @@ FAILURES = [
     ("count", "Russia and the Kremlin", "ATLEAST/3 @russia", 1, "found 2 times, needs 3"),
     ("not", "the embassy sport day", "NOT sport", 9, "found, and excluded: sport"),
     ("title", "embassy in the body", "embassy", 7, "not found in title"),
+    ("title-entity", "the Kremlin in the body", "@russia", 7, "not found in title"),
+    (
+        "title-group",
+        "embassy in the body",
+        "embassy OR diplomat",
+        8,
+        "none of these found in title",
+    ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("rule", "body", "clause", "column", "reason"), FAILURES, ids=[f[4] for f in FAILURES]
+    ("rule", "body", "clause", "column", "reason"),
+    FAILURES,
+    ids=[f"{f[0]}: {f[4]}" for f in FAILURES],
 )
 def test_failed_clause(rule: str, body: str, clause: str, column: int, reason: str) -> None:
     """A non-match names the innermost failing clause, its column and why it failed."""

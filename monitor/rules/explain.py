@@ -104,12 +104,27 @@ def _failure(plan: Plan, view: View) -> Failure:
         found = matched_terms(view, plan.item.evidence(view) or [])
         reason = "found, and excluded: " + ", ".join(sorted({t.text for t in found}))
     elif isinstance(plan, Alternatives) and isinstance(plan.source, syntax.Or):
-        reason = "none of these found"
-    elif isinstance(plan, Words | Prefix) and plan.fields != ALL_FIELDS:
-        reason = "not found in " + " or ".join(syntax.FIELDS[f] for f in sorted(plan.fields))
+        reason = "none of these found" + _where(plan)
+    elif isinstance(plan, Positional):
+        reason += _where(plan)
     source = plan.source
     assert source is not None  # explain's own Builder keeps the sources
     return Failure(syntax.unparse(source), source.column, reason)
+
+
+def _where(plan: Plan) -> str:
+    """" in title" for a clause scoped to fields (its words may be elsewhere), else ""."""
+    fields = _fields(plan)
+    if fields == ALL_FIELDS:
+        return ""
+    return " in " + " or ".join(syntax.FIELDS[f] for f in sorted(fields))
+
+
+def _fields(plan: Plan) -> frozenset[int]:
+    """The fields a positional clause looks in: its words', scopes pushed into them."""
+    if isinstance(plan, Words | Prefix):
+        return plan.fields
+    return frozenset().union(*(_fields(child) for child in plan.children()))
 
 
 def _contexts(view: View, terms: tuple[MatchedTerm, ...]) -> tuple[tuple[str, str], ...]:
