@@ -259,7 +259,7 @@ def _bare(bare: str, column: int) -> _Lexeme:
         raise QueryError(column, f"expected a term, found {bare!r}")
     # "anti-war" or "Russia-U.S." are several words: match them as the phrase they form;
     # so is an acronym in capitals, one word with no inflections (AIDS is not "aid").
-    acronym = len(words) == 1 and _capitals(tokens.exact[0])
+    acronym = len(words) == 1 and bare[:2].isupper() and _capitals(tokens.exact[0])
     term: Term = (
         Word(words[0], column) if len(words) == 1 and not acronym else Phrase(tuple(words), column)
     )
