@@ -113,7 +113,7 @@ def _failure(plan: Plan, view: View) -> Failure:
 
 
 def _where(plan: Plan) -> str:
-    """" in title" for a clause scoped to fields (its words may be elsewhere), else ""."""
+    """Where a scoped clause looked (its words may be elsewhere): " in title", or ""."""
     fields = _fields(plan)
     if fields == ALL_FIELDS:
         return ""
