@@ -88,6 +88,9 @@ ERRORS = [
     ('"state dep*"', 11, "a wildcard * has no place inside a phrase: its words are matched whole"),
     ("'U*S'", 3, "a wildcard * has no place inside an exact term: it is matched as written"),
     ("---", 1, "expected a term, found '---'"),
+    ("a near/5 b", 3, "operators are written in capitals: NEAR/, not near/"),
+    ("Atleast/2 a", 1, "operators are written in capitals: ATLEAST/, not Atleast/"),
+    ("embassy -sport", 9, "a leading - excludes nothing: write NOT sport"),
     ("a b c) d", 6, "unexpected ) without a matching ("),
 ]
 

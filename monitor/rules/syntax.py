@@ -241,6 +241,11 @@ def _bare(bare: str, column: int) -> _Lexeme:
         if number == 0:
             raise QueryError(column + len(op) + 1, f"{op}/0 can never match: use 1 or more")
         return _Lexeme(op, column, bare, number=number)
+    if "/" in bare and bare.upper().startswith(("NEAR/", "ATLEAST/")):  # near/5
+        op = bare.split("/", 1)[0]
+        raise QueryError(column, f"operators are written in capitals: {op.upper()}/, not {op}/")
+    if bare.startswith(("-", "–", "—")) and bare[1:2].isalpha():  # -sport was sport, required
+        raise QueryError(column, f"a leading - excludes nothing: write NOT {bare[1:]}")
     if bare.startswith("@"):
         entity = _ENTITY.fullmatch(bare)
         if entity is None:
