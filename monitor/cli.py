@@ -571,9 +571,9 @@ async def _cmd_search(args: argparse.Namespace, config: Config) -> int:
             e = copies[0].entry
             print(f"{_when(e.published or e.seen_at)}  {one_line(e.title)}")
             print(f"  {one_line(e.feed)}: {e.url or '-'}")
-            if len(copies) > 1:
-                feeds = ", ".join(sorted({c.entry.feed for c in copies[1:]}))
-                print(f"  also in: {one_line(feeds)}")
+            others = {c.entry.feed for c in copies[1:] if c.entry.feed_url != e.feed_url}
+            if others:  # not the feed just named again, for a copy it posted twice
+                print(f"  also in: {one_line(', '.join(sorted(others)))}")
             print(f"  matched: {one_line(', '.join(copies[0].matched))}\n")
         return EXIT_OK
 

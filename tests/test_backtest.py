@@ -39,13 +39,18 @@ TEXTS = [
 
 
 async def fill(
-    db: Path, texts: list[str], feed: str = "https://feed.test/rss", summary: str = ""
+    db: Path,
+    texts: list[str],
+    feed: str = "https://feed.test/rss",
+    summary: str = "",
+    name: str = "Wire",
+    keys: str = "k",
 ) -> Store:
     store = await Store.open(db)
-    await store.sync_feeds({feed: "Wire"}, 0, 0)
+    await store.sync_feeds({feed: name}, 0, 0)
     state = await store.feed_state(feed)
     stories = [
-        Story(Entry(f"k{i}", f"https://s.test/{i}", f"Title {i}", summary, "", None),
+        Story(Entry(f"{keys}{i}", f"https://s.test/{i}", f"Title {i}", summary, "", None),
               f"https://s.test/{i}", text, BodyStatus.EXTRACTED, (), True)
         for i, text in enumerate(texts)
     ]  # fmt: skip
@@ -111,16 +116,20 @@ async def test_backtest_runs_a_watchlist_rule_and_rejects_unknown_ones(
 
 
 async def test_search_groups_copies_into_one_story(tmp_path: Path, write_watchlist) -> None:
-    """`newsmon search` shows a syndicated story once, naming the other outlets."""
+    """`newsmon search` shows a syndicated story once, naming the other outlets (and not
+    the one it names first, which posted it twice)."""
     path = write_watchlist(feeds=["https://feed.test/rss"])
     db = path.parent / "newsmon.db"
-    store = await fill(db, [story(1)])
-    await store.close()
-    store = await fill(db, [story(1)], feed="https://other.test/rss")  # same key: not new
-    await store.close()
+    for feed, name, keys in [
+        ("https://feed.test/rss", "Wire", "k"),
+        ("https://feed.test/rss", "Wire", "again"),
+        ("https://other.test/rss", "Other", "k"),
+    ]:
+        await (await fill(db, [story(1)], feed=feed, name=name, keys=keys)).close()
     done = newsmon("search", "embassy", "--since", "36500d", "--config", str(path))
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("Title 0") == 1
+    assert done.stdout.count("also in: Other\n") == 1
     assert (
         newsmon("search", "zeppelin", "--config", str(path)).stdout == "no stored story matches\n"
     )
