@@ -441,14 +441,14 @@ places_of(PyObject *where, PyObject *keys, Py_ssize_t *count)
 {
     Py_ssize_t *places = NULL, capacity = 0, lists = 0;
     *count = 0;
-    PyObject *iterator = PyObject_GetIter(keys);
-    if (iterator == NULL) {
+    /* A tuple (a slot is one already: no copy), so that no Python code a lookup runs can
+     * change the keys under the walk, and no iterator is made per word. */
+    PyObject *tuple = PySequence_Tuple(keys);
+    if (tuple == NULL) {
         return NULL;
     }
-    PyObject *key;
-    while ((key = PyIter_Next(iterator)) != NULL) {
-        PyObject *found = PyDict_GetItemWithError(where, key);
-        Py_DECREF(key);
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(tuple); k++) {
+        PyObject *found = PyDict_GetItemWithError(where, PyTuple_GET_ITEM(tuple, k));
         if (found == NULL) {
             if (PyErr_Occurred()) {
                 goto error;
@@ -479,17 +479,14 @@ places_of(PyObject *where, PyObject *keys, Py_ssize_t *count)
             places[(*count)++] = place;
         }
     }
-    if (PyErr_Occurred()) {
-        goto error;
-    }
-    Py_DECREF(iterator);
+    Py_DECREF(tuple);
     if (lists > 1) {
         qsort(places, (size_t)*count, sizeof(Py_ssize_t), compare_places);
     }
     return places;
 
 error:
-    Py_DECREF(iterator);
+    Py_DECREF(tuple);
     PyMem_Free(places);
     *count = 0;
     return NULL;
