@@ -19,7 +19,6 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin
 
 import feedparser
 import lxml.etree
@@ -41,7 +40,7 @@ from monitor.plaintext import (
     single_line,
 )
 from monitor.schedule import parse_ttl
-from monitor.urls import normalize_url
+from monitor.urls import joined, normalize_url
 
 # A DOCTYPE and its internal subset, near the top: feeds never need entity declarations,
 # and nested ones expand exponentially (billion laughs, RELIABILITY.md case 22)
@@ -136,7 +135,7 @@ def _draft(
         summary, content = texts()
         if repeats_start(summary, content):
             summary = ""  # never count text twice (DESIGN.md 2)
-        url = normalize_url(urljoin(base, link)) if link else None
+        url = normalize_url(joined(base, link) or "") if link else None
         return Entry(key, url, single_line(title()), summary, content, published())
 
     # the link is normalized only when needed; a hash key reads the title as it always
@@ -256,7 +255,7 @@ def parse_feed(
     lowered = {k.lower(): v for k, v in headers.items()}  # feedparser reads lower-case names
     # the base of relative links: a Content-Location the publisher sent (itself maybe
     # relative), else the document's own URL
-    base = urljoin(url or "", lowered.get("content-location", ""))
+    base = joined(url or "", lowered.get("content-location", "")) or url or ""
     if "content-location" in lowered:  # feedparser resolves against it: absolute, once
         lowered["content-location"] = base
     if looks_like_json_feed(body, lowered.get("content-type", "")):

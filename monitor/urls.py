@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 # Query parameters that only say where a click came from (marketing and analytics).
 _TRACKING_PREFIXES = ("utm_", "mtm_", "pk_", "at_")
@@ -60,3 +60,13 @@ def without_password(url: str) -> str:
     user, _, host = parts.netloc.rpartition("@")
     name = user.partition(":")[0]
     return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+
+
+def joined(base: str, link: str) -> str | None:
+    """``link`` resolved against ``base``; None where either is malformed (urljoin raises
+    on "http://[2001:db8::1/x"): a publisher's typo in one item or header must cost that
+    link, not the whole feed's poll."""
+    try:
+        return urljoin(base, link)
+    except ValueError:
+        return None

@@ -351,3 +351,17 @@ def test_a_relative_link_resolves_against_the_feeds_url(kind: str) -> None:
         (moved,) = parse_feed(RELATIVE[kind], {"Content-Location": located}, url=feed).entries
         expected = "/news/a.html" if kind == "rss" else "/news/archive/a.html"
         assert moved.url == f"http://127.0.0.1:8801{expected}"
+
+
+@pytest.mark.parametrize("kind", sorted(RELATIVE))
+def test_a_malformed_link_costs_its_entry_the_url_not_the_feed_its_poll(kind: str) -> None:
+    """A link urljoin refuses (an IPv6 literal left open, a stray bracket) in one item,
+    or in the Content-Location header, leaves that entry without a URL; the feed's other
+    entries and the poll go on (RELIABILITY.md case 26)."""
+    feed = "http://127.0.0.1:8801/news/feed"
+    for bad in ("http://[2001:db8::1/story", "https://example.org]/x"):
+        body = RELATIVE[kind].replace(b"a.html", bad.encode()).replace(b"/news/", b"")
+        (entry,) = parse_feed(body, {}, url=feed).entries
+        assert (entry.title, entry.url) == ("A", None)
+        (located,) = parse_feed(RELATIVE[kind], {"Content-Location": bad}, url=feed).entries
+        assert located.url == "http://127.0.0.1:8801/news/a.html"  # the feed's URL as base
