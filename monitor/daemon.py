@@ -165,7 +165,7 @@ class Daemon:
                     log, logging.WARNING, "deliveries_recovered", count=recovered,
                     note="in flight at a crash, sent again: maybe twice",
                 )  # fmt: skip
-            await store.cancel_deliveries(daemon._notifiers, now)
+            await daemon._cancel_removed()
             latest = await store.latest_write()
             if latest is not None and latest - now > JUMP_TOLERANCE:
                 await daemon._shift_schedule(now - latest)  # stepped back while we were down
@@ -256,7 +256,18 @@ class Daemon:
             self.relay.wake()
         if refused:
             raise StoreError(f"cannot store a poll: {refused[0]}") from refused[0]
+        if self.config is not config:  # reloaded meanwhile: the batch queued alerts for
+            await self._cancel_removed()  # the notifiers it had, removed ones included
         return polled
+
+    async def _cancel_removed(self) -> None:
+        """Open deliveries to notifiers no longer in the watchlist end 'cancelled'."""
+        cancelled = await self.store.cancel_deliveries(self._notifiers, self.clock())
+        if cancelled:
+            log_event(
+                log, logging.WARNING, "deliveries_cancelled", count=cancelled,
+                reason="destination removed from the watchlist",
+            )  # fmt: skip
 
     async def run_once(self, delivery_deadline: float = ONCE_DELIVERY_DEADLINE) -> None:
         """Poll every enabled feed now, then deliver what is due, retrying transient
@@ -321,9 +332,7 @@ class Daemon:
                 if notifiers.get(name) is not notifier:
                     await notifier.close()
             self._notifiers = notifiers
-            cancelled = await self.store.cancel_deliveries(self._notifiers, self.clock())
-            if cancelled:
-                log_event(log, logging.WARNING, "deliveries_cancelled", count=cancelled)
+            await self._cancel_removed()
         # against what runs, not the last watchlist: a change and its undoing is no restart
         running, wanted = self._started, config.monitor
         fixed = [k for k in _RESTART_KEYS if getattr(running, k) != getattr(wanted, k)]

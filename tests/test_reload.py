@@ -80,6 +80,50 @@ async def test_removed_notifier_cancels_its_queued_deliveries(
     assert states == [("cancelled", "destination removed from the watchlist")]
 
 
+class HoldingPublisher(Publisher):
+    """Holds every article page until ``release`` is set; ``held`` is set when one is asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path not in ("/rss.xml", "/atom.xml"):
+            self.held.set()
+            await self.release.wait()
+        return await super()._handle(request)
+
+
+async def test_a_notifier_removed_during_a_poll_gets_none_of_its_alerts(
+    receiver: Receiver, write_watchlist, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A poll that began before a reload queues its hits for the notifiers it began with;
+    those to a notifier the reload removed end 'cancelled' when the poll is done, as the
+    ones queued before it did, instead of staying pending for no lane."""
+    async with HoldingPublisher() as publisher:
+        publisher.rss_items = [Item("Embassy", "/e", body="Moscow embassy closes its doors.")]
+        text = watchlist(
+            feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url, fetch_articles=True
+        )
+        both = text.replace('notify = ["hook"]', 'notify = ["hook", "gone"]')
+        path = write_watchlist(both + '[notifiers.gone]\ntype = "console"\n')
+        slow = RetryPolicy(base=3600, cap=3600)
+        async with Daemon.open(load_config(path), retry=slow) as daemon:
+            polling = asyncio.create_task(daemon.run_once(delivery_deadline=30))
+            await asyncio.wait_for(publisher.held.wait(), timeout=30)
+            path.write_text(text, encoding="utf-8")
+            assert await daemon.reload() is True
+            publisher.release.set()
+            with caplog.at_level(logging.WARNING):
+                await polling
+    assert len(receiver.accepted) == 1
+    with connect(path.parent / "newsmon.db") as conn:
+        states = dict(conn.execute("SELECT notifier, state FROM deliveries").fetchall())
+    assert states["gone"] == "cancelled"
+    assert "deliveries_cancelled count=1" in caplog.text
+
+
 class HoldingReceiver(Receiver):
     """Holds every request until ``release`` is set; ``held`` is set when one arrives."""
 
