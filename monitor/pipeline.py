@@ -77,11 +77,18 @@ def _site(url: str) -> str:
 
 
 def _canonical(canonical: str | None, link: str | None) -> str | None:
-    """The page's declared canonical URL, when it stays on the link's own site: a page
-    may not claim another site's URL, or it could silence that site's stories."""
-    if canonical and link and _site(canonical) == _site(link):
+    """The page's declared canonical URL, when it stays on the link's own site and names
+    a page of it: a page may not claim another site's URL, or it could silence that
+    site's stories, and a CMS that gives every page its home page as canonical would
+    make all its stories one."""
+    if canonical and link and _site(canonical) == _site(link) and not _home(canonical):
         return canonical
     return link
+
+
+def _home(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.path in ("", "/") and not parts.query
 
 
 class Pipeline:

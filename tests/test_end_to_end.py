@@ -234,6 +234,24 @@ async def test_canonical_url_joins_two_links_to_one_story(
     assert keys == {f"{publisher.base}/story/1"}
 
 
+async def test_pages_naming_their_home_page_as_canonical_stay_apart(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """A site whose every page declares its home page canonical (a common CMS slip)
+    publishes different stories, each of which alerts."""
+    publisher.rss_items = [
+        Item(f"Story {n}", f"/s/{n}", body=f"{text}\n\n" * 3, canonical="/")
+        for n, text in enumerate(
+            ["The Kremlin closed its embassy in Oslo.", "Moscow's embassy staff left Riga today."]
+        )
+    ]
+    path = write_watchlist(
+        feeds=[f"{publisher.base}/rss.xml"], hook=receiver.url, fetch_articles=True
+    )
+    await run_once(path)
+    assert sorted(a.body["title"] for a in receiver.accepted) == ["Story 0", "Story 1"]
+
+
 @pytest.mark.parametrize(
     ("canonical", "link", "expected"),
     [
@@ -241,8 +259,9 @@ async def test_canonical_url_joins_two_links_to_one_story(
         ("https://m.news.example/a", "https://news.example/amp/a", "https://m.news.example/a"),
         ("https://other.example/a", "https://news.example/a", "https://news.example/a"),
         (None, "https://news.example/a", "https://news.example/a"),
+        ("https://news.example/", "https://news.example/a", "https://news.example/a"),
     ],
-    ids=["same-site", "mobile-host", "foreign-site-refused", "none"],
+    ids=["same-site", "mobile-host", "foreign-site-refused", "none", "home-page-refused"],
 )
 def test_canonical_url_must_stay_on_its_site(
     canonical: str | None, link: str, expected: str
