@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 from monitor import __version__, heap
 from monitor.backtest import Caught, scan
 from monitor.backup import back_up
-from monitor.config import Config, load_config, require_feeds
+from monitor.config import Config, load_config, require_runnable
 from monitor.durations import parse_duration
 from monitor.errors import (
     ConfigError,
@@ -668,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = None if optional and not named and not path.exists() else load_config(path)
         if config is not None and getattr(args, "runs_daemon", False):
-            require_feeds(config)
+            require_runnable(config)
     except ConfigError as e:
         # `import-opml x.opml > newsmon.toml`: the shell made the file empty, and that is
         # no watchlist yet

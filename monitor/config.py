@@ -651,12 +651,16 @@ def load_config(path: Path) -> Config:
     return parse_config(data, path.resolve())
 
 
-def require_feeds(config: Config) -> None:
-    """A watchlist the daemon runs must list a feed: one that lists none is a file cut
-    short or overwritten, and running it would stop every poll (and a reload, cancel the
-    alerts queued for the notifiers gone with them)."""
-    if not config.feeds:
-        raise ConfigError(
-            "feeds", "none listed: the daemon needs at least one [[feeds]] table "
-            "(to pause a feed, keep it with enabled = false)",
-        )  # fmt: skip
+def require_runnable(config: Config) -> None:
+    """A watchlist the daemon runs must list a feed and a rule: one that lists neither is
+    a file cut short or overwritten (rules and notifiers come last in one), and running
+    it would stop every poll or alert (and a reload, cancel the alerts queued for the
+    notifiers gone with them)."""
+    for key, listed, pause in [
+        ("feeds", config.feeds, "to pause a feed, keep it with enabled = false"),
+        ("rules", config.rules, "to only collect stories, keep a rule with enabled = false"),
+    ]:
+        if not listed:
+            raise ConfigError(
+                key, f"none listed: the daemon needs at least one [[{key}]] table ({pause})"
+            )

@@ -32,7 +32,7 @@ from monitor.config import (
     SlackNotifierConfig,
     WebhookNotifierConfig,
     load_config,
-    require_feeds,
+    require_runnable,
 )
 from monitor.deliver import Relay, RetryPolicy
 from monitor.durations import span
@@ -297,7 +297,7 @@ class Daemon:
         with its key path, so an editing mistake never takes the daemon down."""
         try:
             config = await asyncio.to_thread(load_config, self.config.path)
-            require_feeds(config)
+            require_runnable(config)
             await self.apply(config)
         except ConfigError as e:
             log_event(log, logging.ERROR, "reload_failed", path=self.config.path, error=str(e))

@@ -148,7 +148,9 @@ def test_it_runs_before_there_is_a_watchlist(tmp_path: Path) -> None:
     with (tmp_path / "newsmon.toml").open("w") as out:  # `... > newsmon.toml`: empty first
         redirected = newsmon("import-opml", "subs.opml", cwd=tmp_path, stdout=out)
     assert redirected.returncode == 0, redirected.stderr
-    assert newsmon("check", cwd=tmp_path).returncode == 0
+    checked = newsmon("check", cwd=tmp_path)  # its feeds read; no rule yet to run
+    assert checked.returncode == 2
+    assert "configuration error: rules: none listed" in checked.stderr
 
 
 def test_html_entities_in_titles_are_read() -> None:

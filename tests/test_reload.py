@@ -37,8 +37,9 @@ to = ["desk"]
         (lambda text: text + BAD_EMAIL, "notifiers.desk.to[0]: not an email address"),
         (lambda text: "# all gone\n", "is empty"),  # every feed, rule and notifier
         (lambda text: watchlist(feeds=[]), "feeds: none listed"),
+        (lambda text: text[: text.index("[[rules]]")], "rules: none listed"),  # cut short
     ],
-    ids=["query", "email-address", "emptied", "no-feeds"],
+    ids=["query", "email-address", "emptied", "no-feeds", "cut-after-feeds"],
 )
 async def test_bad_edit_keeps_the_last_good_watchlist(
     publisher: Publisher,
