@@ -243,6 +243,7 @@ CACHE_KIB = 16_000  # SQLite's page cache; its default is 2,000 KiB
 CHECKPOINT_PAGES = 8_000  # WAL pages (4 KiB) before an automatic checkpoint; default 1,000
 STORM_WINDOW = 3600.0  # a rule's max_per_hour counts its hits over this many seconds
 STORM_SHOWN = 5  # alerts read into a storm summary; the rest are only counted
+MAX_ALSO = 20  # other outlets an alert names
 RHYTHM_WEIGHT = 0.2  # the newest gap's share in a feed's rhythm (a moving average)
 
 
@@ -1102,16 +1103,21 @@ class Store:
     async def _alert(self, delivery: Delivery) -> Alert:
         row = await self._one(
             "SELECT h.rule, e.title, e.url, COALESCE(f.name, f.title, f.url), e.published,"
-            " h.matched, h.snippet, h.story_key, e.id FROM hits h"
+            " h.matched, h.snippet, h.story_key, e.feed_id FROM hits h"
             " JOIN entries e ON e.id = h.entry_id JOIN feeds f ON f.id = e.feed_id"
             " WHERE h.id = ?",
             (delivery.hit_id,),
         )
+        # other outlets (DESIGN.md 4): each feed once, with its first copy (SQLite gives a
+        # bare column of the row MIN picked), the alerted feed's own copies left out, and
+        # at most MAX_ALSO: a feed posting one text under ever new links grew the list
+        # with every attempt of an alert held back by an outage
         async with self._db.execute(
-            "SELECT e.url, COALESCE(f.name, f.title, f.url), e.title FROM entries e"
-            " JOIN feeds f ON f.id = e.feed_id WHERE e.story_key = ? AND e.id != ?"
-            " ORDER BY e.seen_at",
-            (row[7], row[8]),
+            "SELECT e.url, COALESCE(f.name, f.title, f.url), e.title, MIN(e.seen_at)"
+            " FROM entries e JOIN feeds f ON f.id = e.feed_id"
+            " WHERE e.story_key = ? AND e.feed_id != ?"
+            " GROUP BY e.feed_id ORDER BY MIN(e.seen_at), e.feed_id LIMIT ?",
+            (row[7], row[8], MAX_ALSO),
         ) as cursor:
             others = await cursor.fetchall()
         published = datetime.fromtimestamp(row[4], UTC) if row[4] is not None else None

@@ -213,6 +213,30 @@ async def test_same_story_in_two_feeds_alerts_once_and_names_both(
     assert count(path.parent / "newsmon.db", "entries") == 2
 
 
+async def test_also_names_each_other_outlet_once(
+    publisher: Publisher, receiver: Receiver, write_watchlist
+) -> None:
+    """`also` lists other outlets (DESIGN.md 4): a feed that posts one text under three
+    links, and another with two copies, give an alert naming the other feed once."""
+    wire = (
+        "Russian diplomats left the embassy in Riga on Friday after the talks broke down, "
+        "officials said, and the consulate in Daugavpils will close next month as well. "
+        "The foreign ministry gave the staff a week to leave and said visas already issued "
+        "would stay valid until they expire, while the embassy's school and its cultural "
+        "centre will shut at the end of the term, according to a statement read out late "
+        "on Friday evening by a spokeswoman in the capital."
+    )
+    publisher.rss_items = [Item("Envoys leave", f"/r/{n}", summary=wire) for n in range(3)]
+    publisher.atom_items = [Item("Envoys leave Riga", f"/a/{n}", summary=wire) for n in range(2)]
+    path = write_watchlist(
+        feeds=[f"{publisher.base}/rss.xml", f"{publisher.base}/atom.xml"], hook=receiver.url
+    )
+    await run_once(path)
+    [alert] = [a.body for a in receiver.accepted]
+    assert [a["feed"] for a in alert["also"]] == ["Test Atom Wire"]
+    assert alert["feed"] == "Test Gazette"
+
+
 async def test_canonical_url_joins_two_links_to_one_story(
     publisher: Publisher, receiver: Receiver, write_watchlist
 ) -> None:
