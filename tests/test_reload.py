@@ -81,18 +81,28 @@ async def test_removed_notifier_cancels_its_queued_deliveries(
     assert states == [("cancelled", "destination removed from the watchlist")]
 
 
-class HoldingPublisher(Publisher):
-    """Holds every article page until ``release`` is set; ``held`` is set when one is asked."""
+class Hold:
+    """Requests held until ``release`` is set; ``held`` is set when the first arrives."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.held = asyncio.Event()
         self.release = asyncio.Event()
 
+    async def __call__(self) -> None:
+        self.held.set()
+        await self.release.wait()
+
+
+class HoldingPublisher(Publisher):
+    """Holds every article page (feeds are served at once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = Hold()
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.path not in ("/rss.xml", "/atom.xml"):
-            self.held.set()
-            await self.release.wait()
+            await self.hold()
         return await super()._handle(request)
 
 
@@ -112,10 +122,10 @@ async def test_a_notifier_removed_during_a_poll_gets_none_of_its_alerts(
         slow = RetryPolicy(base=3600, cap=3600)
         async with Daemon.open(load_config(path), retry=slow) as daemon:
             polling = asyncio.create_task(daemon.run_once(delivery_deadline=30))
-            await asyncio.wait_for(publisher.held.wait(), timeout=30)
+            await asyncio.wait_for(publisher.hold.held.wait(), timeout=30)
             path.write_text(text, encoding="utf-8")
             assert await daemon.reload() is True
-            publisher.release.set()
+            publisher.hold.release.set()
             with caplog.at_level(logging.WARNING):
                 await polling
     assert len(receiver.accepted) == 1
@@ -126,16 +136,14 @@ async def test_a_notifier_removed_during_a_poll_gets_none_of_its_alerts(
 
 
 class HoldingReceiver(Receiver):
-    """Holds every request until ``release`` is set; ``held`` is set when one arrives."""
+    """Holds every request."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.held = asyncio.Event()
-        self.release = asyncio.Event()
+        self.hold = Hold()
 
     async def _handle(self, request: web.Request) -> web.Response:
-        self.held.set()
-        await self.release.wait()
+        await self.hold()
         return await super()._handle(request)
 
 
@@ -153,12 +161,12 @@ async def test_a_reload_that_changes_one_notifier_leaves_the_others_sending(
         async with Daemon.open(load_config(path)) as daemon:
             stop, reload = asyncio.Event(), asyncio.Event()
             runs = asyncio.create_task(daemon.run_forever(stop, reload))
-            await asyncio.wait_for(slow.held.wait(), timeout=30)
+            await asyncio.wait_for(slow.hold.held.wait(), timeout=30)
             await receiver.wait_for(lambda: len(receiver.accepted) == 1, timeout=30)
             path.write_text(text.replace(receiver.url, f"{receiver.url}?v=2"), encoding="utf-8")
             with caplog.at_level(logging.INFO):
                 assert await daemon.reload() is True
-            slow.release.set()
+            slow.hold.release.set()
             await slow.wait_for(lambda: len(slow.accepted) == 1, timeout=30)
             stop.set()
             await runs
