@@ -49,7 +49,7 @@ from monitor.pipeline import Pipeline
 from monitor.sdnotify import extending_start
 from monitor.service import Service
 from monitor.storage_pause import StoragePause
-from monitor.store import Store
+from monitor.store import REMOVED, Store
 from monitor.workers import WorkerPool
 
 log = logging.getLogger("newsmon.daemon")
@@ -266,7 +266,7 @@ class Daemon:
         if cancelled:
             log_event(
                 log, logging.WARNING, "deliveries_cancelled", count=cancelled,
-                reason="destination removed from the watchlist",
+                reason=REMOVED,
             )  # fmt: skip
 
     async def run_once(self, delivery_deadline: float = ONCE_DELIVERY_DEADLINE) -> None:

@@ -243,7 +243,7 @@ class Relay:
                 await self._wait(wakeup, self._look_again)
                 continue
             if announced:
-                log_event(log, logging.INFO, "destination_resumed", notifier=name)  # as asked
+                log_event(log, logging.INFO, "destination_resumed", notifier=name)
                 announced = False
             await self.send_due(name)
             if not await self._until_due(name, window, wakeup, until_empty):

@@ -19,7 +19,7 @@ from monitor.clean import clean_body
 from monitor.errors import NewsmonError
 from monitor.models import BodyStatus, Extracted
 from monitor.plaintext import MAX_CONTENT, MAX_TITLE, clean_text, single_line, without_headline
-from monitor.urls import joined, normalize_url
+from monitor.urls import resolved
 from monitor.workers import WorkerLost, WorkerPool
 
 ExtractFunction = Callable[[bytes, str | None], Extracted]
@@ -41,7 +41,7 @@ def _canonical(tree: Any, url: str | None) -> str | None:
     for link in tree.iterfind(".//link[@href]"):
         if "canonical" in (link.get("rel") or "").lower().split():
             href = link.get("href", "").strip()
-            return normalize_url(joined(url or "", href) or "") if href else None
+            return resolved(url or "", href)
     return None
 
 

@@ -40,7 +40,7 @@ from monitor.plaintext import (
     single_line,
 )
 from monitor.schedule import parse_ttl
-from monitor.urls import joined, normalize_url
+from monitor.urls import joined, normalize_url, resolved
 
 # A DOCTYPE and its internal subset, near the top: feeds never need entity declarations,
 # and nested ones expand exponentially (billion laughs, RELIABILITY.md case 22)
@@ -135,7 +135,7 @@ def _draft(
         summary, content = texts()
         if repeats_start(summary, content):
             summary = ""  # never count text twice (DESIGN.md 2)
-        url = normalize_url(joined(base, link) or "") if link else None
+        url = resolved(base, link)
         return Entry(key, url, single_line(title()), summary, content, published())
 
     # the link is normalized only when needed; a hash key reads the title as it always

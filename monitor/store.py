@@ -244,6 +244,7 @@ CHECKPOINT_PAGES = 8_000  # WAL pages (4 KiB) before an automatic checkpoint; de
 STORM_WINDOW = 3600.0  # a rule's max_per_hour counts its hits over this many seconds
 STORM_SHOWN = 5  # alerts read into a storm summary; the rest are only counted
 MAX_ALSO = 20  # other outlets an alert names
+REMOVED = "destination removed from the watchlist"  # why cancel_deliveries cancels
 RHYTHM_WEIGHT = 0.2  # the newest gap's share in a feed's rhythm (a moving average)
 
 
@@ -835,7 +836,7 @@ class Store:
 
     async def cancel_deliveries(self, notifiers: Iterable[str], now: float) -> int:
         """Open deliveries to destinations no longer in the watchlist end as cancelled."""
-        reason = "destination removed from the watchlist"
+        reason = REMOVED
         keep = json.dumps(list(notifiers))
         async with self._transaction():
             changes = (

@@ -70,3 +70,8 @@ def joined(base: str, link: str) -> str | None:
         return urljoin(base, link)
     except ValueError:
         return None
+
+
+def resolved(base: str, link: str) -> str | None:
+    """``link`` against ``base``, normalized; None for no link or one that is no URL."""
+    return normalize_url(joined(base, link) or "") if link else None

@@ -145,7 +145,7 @@ any_texts = st.lists(
 ).map("".join)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, derandomize=True)
 @given(ascii_texts)
 @example("")
 @example("\x00" * 50)
@@ -154,14 +154,14 @@ def test_agree_on_ascii_text(text: str) -> None:
     agree(text)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=200, derandomize=True)
 @given(typeset_texts)
 def test_agree_on_typeset_text(text: str) -> None:
     """Text that is ASCII but for typographic quotes, dashes and spaces agrees."""
     agree(text)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, derandomize=True)
 @given(any_texts)
 @example("ΟΔΟΣ’Α ΟΔΟΣ—Α")  # the separator decides final sigma: replaced before lower()
 @example("\ud800 w1 w2 w3 w4")
@@ -233,7 +233,7 @@ signatures = st.binary(min_size=cluster.BINS * 4, max_size=cluster.BINS * 4)
 counts = st.integers(min_value=1, max_value=2**40)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, derandomize=True)
 @given(signatures, signatures, counts, counts, st.integers(0, cluster.BINS))
 def test_bands_and_containment_agree(
     sig_a: bytes, sig_b: bytes, count_a: int, count_b: int, shared: int

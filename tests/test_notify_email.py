@@ -471,7 +471,7 @@ def test_rejects_an_unknown_security_mode() -> None:
         notifier(25, security="ssl")  # type: ignore[arg-type]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(title=st.text(), rule=st.text(), delivery_id=st.text(min_size=1))
 def test_no_title_adds_a_header(title: str, rule: str, delivery_id: str) -> None:
     """Whatever a title holds, the serialized message parses back to exactly our headers."""

@@ -380,7 +380,7 @@ def test_render_is_pure_and_stable() -> None:
     assert render_slack(make_alert()) == render_slack(make_alert())
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(title=st.text(), snippet=st.text(), feed=st.text(), word=st.text())
 def test_no_feed_text_becomes_a_slack_token(title: str, snippet: str, feed: str, word: str) -> None:
     """Whatever Unicode or markup a feed sends, the only Slack tokens are our own links."""

@@ -161,7 +161,7 @@ def split_both(text: str) -> None:
     assert memoryview(bounds).cast("q").tolist() == derived
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, derandomize=True)
 @given(ascii_texts)
 @example("")
 @example("U.S.'S U.S.'s e.g.s")
@@ -201,7 +201,7 @@ def matches(text: str) -> list[tuple[str, object, str]]:
     return [(m.rule, m.terms, m.snippet) for m in compile_rules(*RULES).match(doc)]
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=200, derandomize=True)
 @given(any_texts)
 @example("")
 @example("The U.S.’s “embassy” talks—don’t stop. Zu\u0308rich quote\xa0here.")
@@ -216,7 +216,7 @@ def test_matching_agrees_on_any_text(text: str) -> None:
     assert by_c == by_py
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, derandomize=True)
 @given(st.lists(st.lists(st.sampled_from(["a", "b", "", "u.s.", "東", "a"]), max_size=12)))
 def test_place_agrees(fields: list[list[str]]) -> None:
     """The compiled word index gives each key's places in the pure-Python order."""
@@ -228,7 +228,7 @@ VOCABULARY = ["talks", "the", "of", "embassy", "us", "u.s.", "moscow", "said", "
 words = st.sampled_from(VOCABULARY)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=200, derandomize=True)
 @given(
     st.lists(st.lists(words, min_size=1, max_size=3), min_size=1, max_size=12),
     st.lists(st.lists(words, max_size=30), min_size=1, max_size=3),
@@ -282,7 +282,7 @@ def test_gatherer_refuses_broken_indexes() -> None:
     assert made.gather(["a"], [], True) == ([1], [0, 1])  # refused filings change nothing
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, derandomize=True)
 @given(
     st.lists(st.lists(st.sampled_from(["a", "b", "c", "d"]), max_size=300), max_size=3),
     st.lists(st.sampled_from(["a", "b", "c", "x"]), max_size=4),
@@ -299,7 +299,7 @@ def test_word_occurrences_agree(
     assert by_c == plan.word_occurrences_python(where, keys, wanted, plan.STRIDE)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, derandomize=True)
 @given(
     st.lists(st.lists(st.sampled_from(["a", "b", "c"]), max_size=300), min_size=1, max_size=3),
     st.lists(st.sampled_from(["a", "b", "c", "x"]), min_size=1, max_size=4),
@@ -337,7 +337,7 @@ def reported(terms: Terms, spans: list[plan.Span], known: set[plan.Span]) -> obj
     return terms(spans, made, make, None), asked
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, derandomize=True)
 @given(st.lists(spans, max_size=12), st.sets(spans, max_size=4))
 @example([(0, 1, 2), (0, 1, 1), (0, 2, 2), (0, 1, 2), (1, 1, 1)], {(0, 1, 2)})
 def test_matched_terms_agree(found: list[plan.Span], known: set[plan.Span]) -> None:
@@ -459,7 +459,7 @@ def compiled_plan(node: q.Node) -> plan.Plan:
 sentences = st.lists(st.sampled_from(reference.VOCAB), max_size=16).map(" ".join)
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=400, derandomize=True)
 @given(reference.queries, sentences, any_texts, sentences)
 @example(
     q.Or((q.Near(q.EntityRef("ru"), q.Word("talks"), None), q.Word("talks"))),

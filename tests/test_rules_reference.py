@@ -150,7 +150,7 @@ queries = st.recursive(
 texts = st.lists(st.sampled_from(VOCAB), max_size=12).map(" ".join)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, derandomize=True)
 @given(queries, texts, texts, texts)
 def test_index_agrees_with_naive_evaluator(
     node: q.Node, title: str, summary: str, body: str

@@ -31,7 +31,7 @@ def reference(view: View, terms: tuple[MatchedTerm, ...], width: int) -> str:
 texts = st.lists(st.sampled_from(WORDS), max_size=15).map(" ".join)
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, derandomize=True)
 @given(texts, texts, texts, st.data(), st.integers(5, 80))
 def test_snippet_agrees_with_reference(
     title: str, summary: str, body: str, data: st.DataObject, width: int

@@ -75,7 +75,7 @@ texts = st.lists(
 
 
 @pytest.mark.parametrize("split_plain", SPLITS)
-@settings(max_examples=500, deadline=None, derandomize=True)
+@settings(max_examples=500, derandomize=True)
 @given(text=texts)
 def test_fast_path_agrees_on_random_text(split_plain: SplitPlain, text: str) -> None:
     """On text built from every character class the pattern uses, both paths agree."""
@@ -122,7 +122,7 @@ pieces = st.sampled_from(
 )
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, derandomize=True)
 @given(st.lists(pieces, max_size=20), st.sampled_from([" ", "", "  "]))
 @example(["ʼ", "."], " ")  # a word that spells to nothing, then a stop
 @example(["ʼ", "¼", "talks", ".", "Russia"], " ")  # no word and two words: counts agree

@@ -224,9 +224,11 @@ def _bare(bare: str, column: int) -> _Lexeme:
     """Classify an unquoted run of characters: operator, entity, prefix or word(s)."""
     if bare in ("AND", "OR", "NOT"):
         return _Lexeme(bare, column, bare)
-    counted = _COUNTED.fullmatch(bare) if "/" in bare else None
-    if counted or bare.startswith(("NEAR/", "ATLEAST/")):
+    if "/" in bare and bare.upper().startswith(("NEAR/", "ATLEAST/")):
         op = bare.split("/", 1)[0]
+        if op != op.upper():  # near/5 was the phrase "near 5"
+            raise QueryError(column, f"operators are written in capitals: {op.upper()}/, not {op}/")
+        counted = _COUNTED.fullmatch(bare)
         if counted is None or counted.group(2) is None or (op == "ATLEAST" and bare[-1] == "s"):
             wanted = "a number or s" if op == "NEAR" else "a number"
             raise QueryError(column + len(op) + 1, f"expected {wanted} after {op}/")
@@ -241,9 +243,6 @@ def _bare(bare: str, column: int) -> _Lexeme:
         if number == 0:
             raise QueryError(column + len(op) + 1, f"{op}/0 can never match: use 1 or more")
         return _Lexeme(op, column, bare, number=number)
-    if "/" in bare and bare.upper().startswith(("NEAR/", "ATLEAST/")):  # near/5
-        op = bare.split("/", 1)[0]
-        raise QueryError(column, f"operators are written in capitals: {op.upper()}/, not {op}/")
     if bare.startswith(("-", "–", "—")) and bare[1:2].isalpha():  # -sport was sport, required
         raise QueryError(column, f"a leading - excludes nothing: write NOT {bare[1:]}")
     if bare.startswith("@"):
