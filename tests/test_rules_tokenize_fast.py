@@ -1,5 +1,5 @@
 """The ASCII fast path of the tokeniser, in both forms (C and Python), splits and spells
-exactly like the Unicode path."""
+exactly like the Unicode path, alone or with a few runs of other characters between."""
 
 from __future__ import annotations
 
@@ -12,7 +12,16 @@ from hypothesis import strategies as st
 
 from monitor.rules import normalize
 from monitor.rules.normalize import _ABBREVIATIONS as ABBREVIATIONS
-from monitor.rules.normalize import _STOP, _TOKEN, Spelling, Tokens, spell, tokenize
+from monitor.rules.normalize import (
+    _STOP,
+    _TOKEN,
+    MAX_FOREIGN_RUNS,
+    Spelling,
+    Tokens,
+    spell,
+    split_unicode,
+    tokenize,
+)
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "articles"
 
@@ -48,13 +57,17 @@ CHUNKS += ["u.s.'S", "e.g.", "3.5", "x.y.", "a.b.c", "dogs'"]
 def assert_same_tokens(text: str, split_plain: SplitPlain) -> None:
     """The words ``split_plain`` gives for ``text`` (ASCII once its typography is mapped),
     as matching reads them, are the Unicode path's: keys, offsets and sentences."""
-    plain = normalize._plain(text)
-    assert plain is not None
+    plain = normalize._mapped(text)
+    assert plain.isascii()
     parts, spellings, folded, stops, bounds = split_plain(plain, {}, spell, _STOP)
-    fast = Tokens(parts, spellings, folded, plain, stops, {}, bounds)
+    assert list(map(len, parts)) == list(map(len, _TOKEN.split(text)))  # so every offset
+    assert_same_words(Tokens(parts, spellings, folded, plain, stops, {}, bounds), text)
+
+
+def assert_same_words(fast: Tokens, text: str) -> None:
+    """``fast``'s words of ``text`` are the Unicode path's, as matching reads them."""
     unicode_parts = _TOKEN.split(text)
     slow = Tokens(unicode_parts, [spell(s) for s in unicode_parts[1::2]])
-    assert list(map(len, parts)) == list(map(len, unicode_parts))  # so every offset
     assert fast.folded == slow.folded
     words = range(len(slow))
     assert [fast.exact_of(i) for i in words] == slow.exact
@@ -88,7 +101,7 @@ def test_fast_path_agrees_on_the_corpus(split_plain: SplitPlain) -> None:
     """On every corpus article body that is ASCII once its typography is mapped, both
     paths give the same words, keys, offsets and sentences."""
     bodies = [path.read_text(encoding="utf-8") for path in sorted(CORPUS.glob("*.txt"))]
-    plain = [body for body in bodies if normalize._plain(body) is not None]
+    plain = [body for body in bodies if normalize._mapped(body).isascii()]
     assert len(plain) > len(bodies) // 2
     for body in plain:
         assert_same_tokens(body, split_plain)
@@ -173,5 +186,42 @@ def test_hostile_shapes_split_as_real_text_does(
 
 
 def unicode_tokens(text: str) -> tuple[list[str], list[int]]:
-    tokens = tokenize(text)
+    tokens = split_unicode(text, {})
     return tokens.folded, tokens.breaks()
+
+
+# Characters the fast split cannot read: letters with accents, a combining accent, a
+# letter that NFKC makes two words and one it makes none, symbols, a space that is not
+# ASCII, Hangul, and a capital whose lower case is two characters.
+FOREIGN = "éÉßǅ\u0301¼ʼ®€\u2009한İ"
+FOREIGN_CHUNKS = ["Erdoğan’s", "café.", "U.S.é", "é.é. x", "São Paulo", "naïve?”", "€5.3"]
+mixed_texts = st.lists(
+    st.one_of(st.text(ALPHABET + FOREIGN, max_size=6), st.sampled_from(CHUNKS + FOREIGN_CHUNKS)),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=500, derandomize=True)
+@given(text=mixed_texts)
+def test_mostly_ascii_text_agrees_with_the_unicode_path(text: str) -> None:
+    """Text with runs of other characters, split as ASCII with the runs apart (or by the
+    Unicode path where that cannot be), gives the Unicode path's words."""
+    assert_same_words(tokenize(text), text)
+
+
+@pytest.mark.parametrize(
+    ("text", "mixed"),
+    [
+        ("Recep Tayyip Erdoğan’s visit to the U.S. © 2026 Reuters.", True),
+        ("Talks in São Paulo.\nMr. Lula said", True),
+        ("¼ of the vote", False),  # NFKC makes two words of one surface
+        (" ".join(["é"] * MAX_FOREIGN_RUNS + ["talks"] * 20), True),
+        (" ".join(["é"] * (MAX_FOREIGN_RUNS + 1) + ["talks"] * 20), False),
+        ("Moscou, le président a déclaré", False),  # a quarter of it in runs
+    ],
+)
+def test_mostly_ascii_text_takes_the_fast_split(text: str, mixed: bool) -> None:
+    """A few runs of other characters keep the rest of the text on the fast split."""
+    tokens = tokenize(text)
+    assert (tokens._text is not None) == mixed
+    assert_same_words(tokens, text)

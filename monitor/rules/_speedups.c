@@ -220,17 +220,24 @@ run_add(Run *r, int64_t a, int64_t b)
 }
 
 PyDoc_STRVAR(split_plain_doc,
-"split_plain(text, cache, spell, stop, /)\n--\n\n"
+"split_plain(text, cache, spell, stop, base=0, /)\n--\n\n"
 "Split ASCII ``text`` as normalize._ASCII_TOKEN splits it lower-cased: (parts, spellings,\n"
-"folded, stops, bounds). See normalize._split_plain, which this is the compiled form of.");
+"folded, stops, bounds), the bounds counted from ``base``. See normalize._split_plain,\n"
+"which this is the compiled form of.");
 
 static PyObject *
 split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (wrong_nargs("split_plain", 4, nargs) < 0) {
+    if (nargs != 4 && nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "split_plain takes 4 or 5 arguments (%zd given)", nargs);
         return NULL;
     }
     PyObject *text = args[0], *cache = args[1], *spell = args[2], *stop = args[3];
+    /* where ``text`` starts in the field it was cut from (normalize._split_mixed) */
+    Py_ssize_t base = 0;
+    if (nargs == 5 && (base = PyLong_AsSsize_t(args[4])) == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
     if (!PyUnicode_Check(text)) {
         PyErr_SetString(PyExc_TypeError, "text must be a str");
         return NULL;
@@ -294,7 +301,7 @@ split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
         }
         if (plain) {  /* its own folded key, with no spelling */
             if (PyList_Append(spellings, Py_None) < 0 || PyList_Append(folded, surface) < 0
-                || run_add(&bounds, pos, end) < 0) {
+                || run_add(&bounds, base + pos, base + end) < 0) {
                 Py_DECREF(surface);
                 goto error;
             }
@@ -309,7 +316,7 @@ split_plain(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs
                 if (!failed && truth) {  /* the word ends where its spelling says */
                     Py_ssize_t length = PyLong_AsSsize_t(PyTuple_GET_ITEM(spelled, 1));
                     failed = (length == -1 && PyErr_Occurred())
-                             || run_add(&bounds, pos, pos + length) < 0;
+                             || run_add(&bounds, base + pos, base + pos + length) < 0;
                 }
             }
             if (!failed && spelled == stop) {

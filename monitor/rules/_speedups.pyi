@@ -11,6 +11,7 @@ def split_plain(
     cache: dict[str, Spelling],
     spell: Callable[[str], Spelling],
     stop: Spelling,
+    base: int = 0,
     /,
 ) -> tuple[list[str], list[Spelling | None], list[str], list[int], bytes | None]: ...
 def place(fields: Sequence[list[str]], stride: int, /) -> dict[str, list[int]]: ...

@@ -9,10 +9,11 @@ applied per token, except that ASCII text is lower-cased whole, which moves no o
 from __future__ import annotations
 
 import re
+import struct
 import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
-from itertools import accumulate, chain, compress, count, repeat
+from itertools import accumulate, chain, compress, count, islice, repeat
 from operator import contains, is_, itemgetter, not_, sub
 from typing import cast
 
@@ -69,6 +70,15 @@ _TYPOGRAPHY = (
     *(("’", "'"), ("”", '"'), ("“", "#"), ("‘", "#")),
     *(("—", "-"), ("–", "-"), ("…", "#"), ("\xa0", " ")),
 )
+# Runs between ASCII white space that hold another character: in mostly ASCII text, only
+# these go through _TOKEN (_split_mixed). The lookbehind starts a run only after white
+# space, so that each run is scanned once: linear time on text without any.
+_FOREIGN = re.compile(
+    r"(?<![^\t\n\x0b\x0c\r ])[^\t\n\x0b\x0c\r ]*?[^\x00-\x7f][^\t\n\x0b\x0c\r ]*+"
+)
+# Past this many runs, or a quarter of the text in them, the general path costs less.
+MAX_FOREIGN_RUNS = 16
+_BOUNDS = struct.Struct("=qq")  # a word's start and end, as the compiled split packs them
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'"})
 # Periods after these words rarely end a sentence in news copy ("Mr. Lavrov said").
 _ABBREVIATIONS = frozenset(
@@ -394,10 +404,15 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
     """
     if cache is None:
         cache = {}
-    plain = _plain(text)
-    if plain is not None:
+    plain = _mapped(text)
+    if plain.isascii():
         parts, spellings, folded, stops, bounds = _split_plain(plain, cache, spell, _STOP)
         return Tokens(parts, spellings, folded, plain, stops, cache, bounds)
+    return _split_mixed(plain, cache) or split_unicode(text, cache)
+
+
+def split_unicode(text: str, cache: dict[str, Spelling]) -> Tokens:
+    """Any text: every surface found by _TOKEN and spelled through ``cache``."""
     parts = _TOKEN.split(text)
     surfaces = parts[1::2]
     # Known words are read in C; the gaps (a few dozen new words per article) are found in
@@ -409,14 +424,70 @@ def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
     return Tokens(parts, spellings)
 
 
+def _split_mixed(plain: str, cache: dict[str, Spelling]) -> Tokens | None:
+    """Text that is ASCII but for a few runs (a name with an accent, a "©"), split as
+    ASCII text is: the stretches between the runs by the fast split, each run by _TOKEN.
+
+    A run is cut at ASCII white space, which no token takes and any token may end before,
+    so each piece splits as it does in the whole. None where the runs are many or long
+    (the general path costs less then), or one of their surfaces gives other than one
+    word or a stop (only the general path keeps track of those).
+    """
+    runs = [run.span() for run in islice(_FOREIGN.finditer(plain), MAX_FOREIGN_RUNS + 1)]
+    if len(runs) > MAX_FOREIGN_RUNS or 4 * sum(end - start for start, end in runs) > len(plain):
+        return None
+    parts: list[str] = [""]
+    spellings: list[Spelling | None] = []
+    folded: list[str] = []
+    stops: list[int] = []
+    bounds: list[bytes] | None = []
+    at = 0
+    for start, end in [*runs, (len(plain), len(plain))]:
+        more, spelled, keys, stopped, packed = _split_plain(
+            plain[at:start], cache, spell, _STOP, at
+        )
+        stops += [len(spellings) + i for i in stopped]
+        parts[-1] += more[0]
+        parts += more[1:]
+        spellings += spelled
+        folded += keys
+        bounds = None if bounds is None or packed is None else [*bounds, packed]
+        if start == end:
+            break
+        more = _TOKEN.split(plain[start:end])
+        parts[-1] += more[0]
+        offset = start + len(more[0])
+        for surface, gap in zip(more[1::2], more[2::2], strict=True):
+            found = _spelled(surface, cache)
+            if found is _STOP:
+                stops.append(len(spellings))
+            elif len(found[0]) != 1 or not found[2][0]:
+                return None
+            else:
+                folded.append(found[2][0])
+                if bounds is not None:
+                    bounds.append(_BOUNDS.pack(offset, offset + found[1]))
+            spellings.append(found)
+            parts += (surface, gap)
+            offset += len(surface) + len(gap)
+        at = end
+    packed_bounds = None if bounds is None else b"".join(bounds)
+    return Tokens(parts, spellings, folded, plain, stops, cache, packed_bounds)
+
+
 def _split_plain_python(
-    plain: str, cache: dict[str, Spelling], spell: Callable[[str], Spelling], stop: Spelling
+    plain: str,
+    cache: dict[str, Spelling],
+    spell: Callable[[str], Spelling],
+    stop: Spelling,
+    base: int = 0,
 ) -> tuple[list[str], list[Spelling | None], list[str], list[int], bytes | None]:
     """Split ASCII text lower-cased: its parts, the spellings of its surfaces (None for a
     plain word), its folded keys, which surfaces are stops (spelled as ``stop``), and
-    None where the compiled form gives each word's start and end offsets, packed as
-    native int64 (made in Python, the ints cost more than ``Tokens.offsets`` deriving
-    the few it is asked for from the parts: the split took twice as long).
+    None where the compiled form gives each word's start and end offsets (counted from
+    ``base``), packed as native int64 (made in Python, the ints cost more than
+    ``Tokens.offsets`` deriving the few it is asked for from the parts: the split took
+    twice as long).
 
     Lower-cased, a plain word (letters and digits) is its own folded key (NFKC and accents
     are no matter in ASCII): only the others (stops, possessives, acronyms, "don't") are
@@ -441,8 +512,8 @@ else:
     _split_plain = _split_plain_python
 
 
-def _plain(text: str) -> str | None:
-    """``text`` with its typography mapped to ASCII one for one, if that makes it ASCII.
+def _mapped(text: str) -> str:
+    """``text`` with its typography mapped to ASCII one for one.
 
     Its surfaces may differ from the text's only in apostrophes, which spell alike;
     lengths, and so offsets, are the same.
@@ -451,7 +522,7 @@ def _plain(text: str) -> str | None:
     if not plain.isascii():
         for typographic, ascii_char in _TYPOGRAPHY:
             plain = plain.replace(typographic, ascii_char)
-    return plain if plain.isascii() else None
+    return plain
 
 
 def _spelled(surface: str, cache: dict[str, Spelling]) -> Spelling:
