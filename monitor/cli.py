@@ -593,9 +593,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", parents=[common], help="run the daemon")
     run.add_argument("--once", action="store_true", help="poll every feed, deliver, exit")
-    run.set_defaults(handler=_cmd_run, runs_daemon=True)
+    # only what sends reads secrets, and `check`, which answers for `run`: the others
+    # answer without the service's environment, as an operator's shell lacks it
+    run.set_defaults(handler=_cmd_run, runs_daemon=True, reads_secrets=True)
     sub.add_parser("check", parents=[common], help="validate the watchlist").set_defaults(
-        handler=_cmd_check, runs_daemon=True
+        handler=_cmd_check, runs_daemon=True, reads_secrets=True
     )
     sub.add_parser("feeds", parents=[common], help="feed health").set_defaults(handler=_cmd_feeds)
     status = sub.add_parser("status", parents=[common], help="is it working? at a glance")
@@ -622,7 +624,7 @@ def _parser() -> argparse.ArgumentParser:
         "notify-test", parents=[common], help="send a test alert, show the answer"
     )
     notify_test.add_argument("name", help="notifier name")
-    notify_test.set_defaults(handler=_cmd_notify_test)
+    notify_test.set_defaults(handler=_cmd_notify_test, reads_secrets=True)
     resume = sub.add_parser(
         "resume", parents=[common], help="unpause a notifier or re-enable a feed"
     )
@@ -665,8 +667,10 @@ def main(argv: list[str] | None = None) -> int:
     # only the default ./newsmon.toml may be missing: a named one is meant to be there
     named = args.config or os.environ.get("NEWSMON_CONFIG")
     optional = getattr(args, "watchlist_optional", False)
+    absent = optional and not named and not path.exists()
+    secrets = getattr(args, "reads_secrets", False)
     try:
-        config = None if optional and not named and not path.exists() else load_config(path)
+        config = None if absent else load_config(path, secrets=secrets)
         if config is not None and getattr(args, "runs_daemon", False):
             require_runnable(config)
     except ConfigError as e:

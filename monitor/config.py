@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
@@ -24,7 +24,7 @@ from monitor.models import Document, LanePolicy
 from monitor.parse_job import MAX_ENTRIES
 from monitor.rules import RuleIndex, compile_rules
 from monitor.rules.syntax import ENTITY_NAME
-from monitor.secrets import Secret
+from monitor.secrets import Secret, UnreadSecret
 from monitor.urls import without_password
 
 if TYPE_CHECKING:  # the guard imports aiohttp, which `newsmon check` need not load
@@ -172,14 +172,16 @@ _MISSING: Any = object()
 
 
 class _Table:
-    """Reads one TOML table, remembering which keys were used so leftovers are errors."""
+    """Reads one TOML table, remembering which keys were used so leftovers are errors.
+    ``secrets``: read the variables and files secrets are kept in (see ``load_config``)."""
 
-    def __init__(self, data: object, path: str, base: Path) -> None:
+    def __init__(self, data: object, path: str, base: Path, secrets: bool) -> None:
         if not isinstance(data, dict):
             raise ConfigError(path, f"expected a table, got {_kind(data)}")
         self.data: dict[str, Any] = data
         self.path = path
         self.base = base
+        self.secrets = secrets
         self.used: set[str] = set()
 
     def key(self, name: str) -> str:
@@ -260,14 +262,22 @@ class _Table:
         return tuple(value)
 
     def table(self, name: str) -> _Table:
-        return _Table(self._get(name, (dict,), "a table", {}), self.key(name), self.base)
+        value = self._get(name, (dict,), "a table", {})
+        return _Table(value, self.key(name), self.base, self.secrets)
 
     def tables(self, name: str) -> list[_Table]:
         value = self._get(name, (list,), "an array of tables ([[...]])", [])
-        return [_Table(item, f"{self.key(name)}[{i}]", self.base) for i, item in enumerate(value)]
+        return [
+            _Table(item, f"{self.key(name)}[{i}]", self.base, self.secrets)
+            for i, item in enumerate(value)
+        ]
 
-    def secret(self, name: str, *, required: bool) -> Secret | None:
-        """``name``, ``name_env`` or ``name_file``: exactly one of the three."""
+    def secret(
+        self, name: str, *, required: bool, check: Callable[[str], str | None] | None = None
+    ) -> Secret | None:
+        """``name``, ``name_env`` or ``name_file``: exactly one of the three. ``check``
+        says what is wrong with the value, if anything; it runs only on a value read, as
+        a variable or file is only when the table reads secrets."""
         given = [k for k in (name, f"{name}_env", f"{name}_file") if k in self.data]
         self.used.update((name, f"{name}_env", f"{name}_file"))
         if len(given) > 1:
@@ -278,11 +288,21 @@ class _Table:
             return None
         key = given[0]
         source = self.text(key)
+        if key != name and not self.secrets:
+            return UnreadSecret(self.key(key))
+        value = self._secret_value(key, source)
+        problem = check(value) if check is not None else None
+        if problem is not None:
+            raise ConfigError(self.key(name), problem)
+        return Secret(value)
+
+    def _secret_value(self, key: str, source: str) -> str:
+        """The secret ``key`` holds: ``source`` itself, or the variable or file it names."""
         if key.endswith("_env"):
             value = os.environ.get(source)
             if not value:
                 raise ConfigError(self.key(key), f"environment variable {source} is not set")
-            return Secret(value)
+            return value
         if key.endswith("_file"):
             path = self.base / os.path.expandvars(source)
             try:
@@ -293,8 +313,8 @@ class _Table:
             text = text.removesuffix("\n").removesuffix("\r")
             if not text:
                 raise ConfigError(self.key(key), f"{path} is empty")
-            return Secret(text)
-        return Secret(source)
+            return text
+        return source
 
     def finish(self) -> None:
         unknown = [k for k in self.data if k not in self.used]
@@ -400,11 +420,8 @@ def _proxy(t: _Table, name: str) -> str | None:
 
 def _secret_url(t: _Table, name: str) -> Secret:
     """A notifier's URL; never echoed, as it may carry a token (Slack's do)."""
-    url = t.secret(name, required=True)
+    url = t.secret(name, required=True, check=_url_problem)
     assert url is not None
-    problem = _url_problem(url.reveal())
-    if problem is not None:
-        raise ConfigError(t.key(name), problem)
     return url
 
 
@@ -593,9 +610,10 @@ def _check_examples(rules: tuple[RuleConfig, ...], index: RuleIndex) -> None:
                     )
 
 
-def parse_config(data: dict[str, Any], path: Path) -> Config:
-    """Validate an already-parsed TOML document; relative paths anchor to ``path``'s folder."""
-    root = _Table(data, "", path.parent)
+def parse_config(data: dict[str, Any], path: Path, *, secrets: bool = True) -> Config:
+    """Validate an already-parsed TOML document; relative paths anchor to ``path``'s folder.
+    ``secrets``: as for ``load_config``."""
+    root = _Table(data, "", path.parent, secrets)
     monitor = _monitor(root.table("monitor"))
     feeds = tuple(_feed(t, monitor.interval, monitor.adaptive) for t in root.tables("feeds"))
     _unique([(f"feeds[{i}].url", f.url) for i, f in enumerate(feeds)], "feed URL")
@@ -634,8 +652,12 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     )
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate the watchlist at ``path``; raises ConfigError."""
+def load_config(path: Path, *, secrets: bool = True) -> Config:
+    """Read and validate the watchlist at ``path``; raises ConfigError.
+
+    ``secrets=False`` leaves the secrets kept in variables and files unread (an
+    ``UnreadSecret`` each): a command that sends nothing then answers without the
+    service's environment, where a missing variable would otherwise stop it."""
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -648,7 +670,7 @@ def load_config(path: Path) -> Config:
         raise ConfigError("", f"{path}: TOML syntax error: {e}") from None
     if not data:  # a file emptied by accident would drop every feed and pending alert
         raise EmptyWatchlist("", f"{path} is empty: expected [[feeds]], [[rules]], [notifiers]")
-    return parse_config(data, path.resolve())
+    return parse_config(data, path.resolve(), secrets=secrets)
 
 
 def require_runnable(config: Config) -> None:

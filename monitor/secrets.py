@@ -24,3 +24,18 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
+
+
+class UnreadSecret(Secret):
+    """A secret kept in a variable or file that was not read: commands that send nothing
+    (`status`, `hits`, ...) must answer without the service's environment. ``where`` is
+    its key path."""
+
+    __slots__ = ("_where",)
+
+    def __init__(self, where: str) -> None:
+        super().__init__("")
+        self._where = where
+
+    def reveal(self) -> str:
+        raise RuntimeError(f"{self._where} was not read: only commands that send read secrets")

@@ -304,3 +304,63 @@ async def test_test_command_fetches_and_extracts_a_url(publisher: Publisher) -> 
     assert image.returncode == 1
     assert "content type image/png" in image.stderr
     assert "MATCH" not in image.stdout
+
+
+# Secrets kept where an operator's shell does not see them: a variable of the service's
+# environment and a file of its credentials folder.
+UNREAD_SECRETS = """
+[[feeds]]
+url = "http://127.0.0.1:9/private.xml"
+username = "bob"
+password_file = "credentials/feed_password"
+
+[notifiers.slack]
+type = "slack"
+url_env = "NEWSMON_TEST_NEVER_SET_SLACK_URL"
+"""
+STDIN = {
+    "test": "The Russian embassy reopened.",
+    "import-opml": '<opml version="2.0"><body><outline xmlUrl="https://example.org/a.xml"/>'
+    "</body></opml>",
+}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["status"], ["feeds"], ["hits"], ["deliveries"], ["search", "embassy"],
+     ["backtest", "--rule", "russia-embassy"], ["resume", "hook"], ["backup", "copy.db"],
+     ["test", "-"], ["import-opml", "-"]],
+    ids=lambda args: args[0],
+)  # fmt: skip
+@pytest.mark.usefixtures("store")  # a database, as the service made it
+async def test_commands_that_send_nothing_answer_without_the_secrets(
+    tmp_path: Path, write_watchlist, args: list[str]
+) -> None:
+    """A command that sends nothing answers in a shell without the service's environment
+    or credentials (`newsmon status` over ssh): it never reads a secret it has no use
+    for, so a variable that is not set there stops it no more."""
+    path = write_watchlist(feeds=["http://127.0.0.1:9/rss.xml"], extra=UNREAD_SECRETS)
+    done = newsmon(*args, "--config", str(path), cwd=tmp_path, stdin=STDIN.get(args[0]))
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["check"], ["run", "--once"], ["run"], ["notify-test", "slack"]],
+    ids=" ".join,
+)
+def test_commands_that_send_still_need_every_secret(
+    tmp_path: Path, write_watchlist, args: list[str]
+) -> None:
+    """`run` (and `check`, which answers for it, and `notify-test`) read every secret:
+    one that is not set stops them at start with exit 2, the key path and the variable."""
+    text = UNREAD_SECRETS.replace('password_file = "credentials/feed_password"', "")
+    path = write_watchlist(feeds=["http://127.0.0.1:9/rss.xml"], extra=text)
+    done = newsmon(*args, "--config", str(path), cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr == (
+        "newsmon: configuration error: notifiers.slack.url_env: environment variable"
+        " NEWSMON_TEST_NEVER_SET_SLACK_URL is not set\n"
+    )
+    assert not (tmp_path / "newsmon.db").exists()
