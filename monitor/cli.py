@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 from monitor import __version__, heap
 from monitor.backtest import Caught, scan
 from monitor.backup import back_up
-from monitor.config import Config, load_config, require_runnable
+from monitor.config import Config, config_warnings, load_config, require_runnable
 from monitor.durations import parse_duration
 from monitor.errors import (
     ConfigError,
@@ -94,6 +94,8 @@ async def _cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 
 async def _cmd_check(args: argparse.Namespace, config: Config) -> int:
+    for warning in config_warnings(config):  # where an error would be, but exit 0
+        print(f"newsmon: warning: {warning}", file=sys.stderr)
     enabled = sum(r.enabled for r in config.rules)
     print(
         f"{config.path}: ok (feeds: {len(config.feeds)}, rules: {enabled} enabled of "

@@ -673,6 +673,49 @@ def load_config(path: Path, *, secrets: bool = True) -> Config:
     return parse_config(data, path.resolve(), secrets=secrets)
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigWarning:
+    """What the watchlist may say but its operator should know: `newsmon check` prints
+    it, the daemon logs it when it starts or a reload brings it."""
+
+    path: str  # the dotted key path, as a ConfigError's
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def config_warnings(config: Config) -> list[ConfigWarning]:
+    """What ``config`` may do but not unsaid. So far one thing: an email notifier with
+    security "none" and a password sends the password where anyone on the way can read
+    it (AUTH PLAIN and LOGIN are base64), which RFC 4954 4 wants protected. Allowed, as
+    a relay on a trusted network may offer no TLS, but not silently; not for a loopback
+    host, which crosses no network (Go's net/smtp, which refuses the rest, allows that
+    one too)."""
+    return [
+        ConfigWarning(
+            f"notifiers.{name}.security",
+            f"none sends the SMTP password to {cfg.host} unencrypted; use starttls or tls"
+            " unless every network on the way is trusted",
+        )
+        for name, cfg in config.notifiers.items()
+        if isinstance(cfg, EmailNotifierConfig)
+        and cfg.security == "none"
+        and cfg.password is not None
+        and not _loopback(cfg.host)
+    ]
+
+
+def _loopback(host: str) -> bool:
+    """``host`` is this machine: localhost, 127.0.0.0/8 or ::1."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def require_runnable(config: Config) -> None:
     """A watchlist the daemon runs must list a feed and a rule: one that lists neither is
     a file cut short or overwritten (rules and notifiers come last in one), and running

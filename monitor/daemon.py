@@ -31,6 +31,7 @@ from monitor.config import (
     NotifierConfig,
     SlackNotifierConfig,
     WebhookNotifierConfig,
+    config_warnings,
     load_config,
     require_runnable,
 )
@@ -169,6 +170,7 @@ class Daemon:
             latest = await store.latest_write()
             if latest is not None and latest - now > JUMP_TOLERANCE:
                 await daemon._shift_schedule(now - latest)  # stepped back while we were down
+            _log_warnings(config)
             yield daemon
 
     async def _shift_schedule(self, jump: float) -> None:
@@ -338,6 +340,7 @@ class Daemon:
         fixed = [k for k in _RESTART_KEYS if getattr(running, k) != getattr(wanted, k)]
         if fixed:
             log_event(log, logging.WARNING, "restart_needed", keys=",".join(fixed))
+        _log_warnings(config, old)
         log_event(
             log, logging.INFO, "reloaded", feeds=len(self.config.enabled), rules=len(config.rules),
             notifiers=len(config.notifiers),
@@ -469,6 +472,18 @@ RELOADED = "watchlist reloaded"  # STATUS= after a reload
 RELOAD_REFUSED = "watchlist NOT reloaded: the last good one runs; see the log"
 STOP_GRACE = 10.0  # seconds lanes get to finish an attempt in hand
 WATCH_INTERVAL = 2.0  # seconds between checks of the watchlist file
+
+
+def _log_warnings(config: Config, running: Config | None = None) -> None:
+    """What `newsmon check` warns of, in the log: at start, and at a reload what the
+    ``running`` watchlist did not have already (every edit would repeat it)."""
+    known = config_warnings(running) if running is not None else []
+    for warning in config_warnings(config):
+        if warning not in known:
+            log_event(
+                log, logging.WARNING, "watchlist_warning", key=warning.path,
+                warning=warning.message,
+            )  # fmt: skip
 
 
 def _lanes(config: Config) -> dict[str, LanePolicy]:

@@ -11,6 +11,7 @@ import pytest
 from tests.daemon import ROOT, newsmon, newsmon_async, running, terminate
 from tests.db import connect
 from tests.servers import Item, Publisher, Receiver
+from tests.smtp_server import PASSWORD, SENDER, Recorder
 from tests.watchlists import watchlist
 
 
@@ -364,3 +365,71 @@ def test_commands_that_send_still_need_every_secret(
         " NEWSMON_TEST_NEVER_SET_SLACK_URL is not set\n"
     )
     assert not (tmp_path / "newsmon.db").exists()
+
+
+def email_notifier(
+    name: str, host: str, port: int = 25, *, security: str = "none", login: bool = True
+) -> str:
+    """An [notifiers.NAME] email table; ``login``: with the user name and password the
+    tests' SMTP server accepts."""
+    credentials = f'username = "alerts"\npassword = "{PASSWORD}"\n' if login else ""
+    return (
+        f'[notifiers.{name}]\ntype = "email"\nhost = "{host}"\nport = {port}\n'
+        f'security = "{security}"\nfrom = "{SENDER}"\nto = ["desk@example.org"]\n'
+        f"{credentials}\n"
+    )
+
+
+def unencrypted(name: str, host: str) -> str:
+    """The warning about notifier ``name``, after its key path."""
+    return (
+        f"notifiers.{name}.security: none sends the SMTP password to {host} unencrypted;"
+        " use starttls or tls unless every network on the way is trusted"
+    )
+
+
+def test_check_warns_of_each_password_sent_unencrypted_off_this_machine(write_watchlist) -> None:
+    """`check` passes a watchlist whose email notifier sends its password without
+    encryption, with one warning line per such notifier, where an error would stand: none
+    for a loopback host, an upgraded connection or a notifier that logs in to nothing."""
+    notifiers = [
+        email_notifier("remote", "smtp.example.org"),
+        email_notifier("lan", "192.0.2.25"),
+        email_notifier("loopback", "127.0.0.2"),
+        email_notifier("localhost", "localhost"),
+        email_notifier("ipv6", "::1"),
+        email_notifier("upgraded", "smtp.example.org", security="starttls"),
+        email_notifier("anonymous", "smtp.example.org", login=False),
+    ]
+    path = write_watchlist(feeds=["http://127.0.0.1:9/rss.xml"], extra="".join(notifiers))
+    done = newsmon("check", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"newsmon: warning: {unencrypted('remote', 'smtp.example.org')}",
+        f"newsmon: warning: {unencrypted('lan', '192.0.2.25')}",
+    ]
+    assert f"{path}: ok (feeds: 1, rules: 1 enabled of 1, notifiers: 8)" in done.stdout
+
+
+async def test_run_logs_in_through_a_plain_relay_and_warns_of_a_remote_one(
+    publisher: Publisher, smtpd: tuple[Recorder, int], write_watchlist
+) -> None:
+    """security = "none" with a password is allowed: `run` logs in to a relay on loopback
+    and sends without a word about it, and says at start, in one line, which notifier
+    would send its password unencrypted to another host (no rule names that one: nothing
+    goes there)."""
+    recorder, port = smtpd
+    publisher.rss_items = [Item("Embassy row", "/x", summary="Russia recalls its embassy staff.")]
+    relays = email_notifier("relay", "127.0.0.1", port) + email_notifier("remote", "192.0.2.25")
+    text = watchlist(feeds=[f"{publisher.base}/rss.xml"], extra=relays)
+    path = write_watchlist(text.replace('notify = ["hook"]', 'notify = ["relay"]'))
+    done = await newsmon_async("run", "--once", "--config", str(path))
+    assert done.returncode == 0, done.stderr
+    assert recorder.logins == [b"alerts"]
+    assert [m.message["Subject"] for m in recorder.messages] == [
+        "[newsmon] russia-embassy: Embassy row"
+    ]
+    warned = [line for line in done.stderr.splitlines() if "WARNING watchlist_warning" in line]
+    assert len(warned) == 1
+    key, message = unencrypted("remote", "192.0.2.25").split(": ", 1)
+    assert warned[0].endswith(f'watchlist_warning key={key} warning="{message}"')

@@ -29,6 +29,18 @@ from = "alerts@example.org"
 to = ["desk"]
 """
 
+# Its password crosses the network unencrypted; nothing is sent to it in these tests.
+PLAIN_EMAIL = """
+[notifiers.desk]
+type = "email"
+host = "192.0.2.25"
+security = "none"
+username = "alerts"
+password = "p"
+from = "alerts@example.org"
+to = ["desk@example.org"]
+"""
+
 
 @pytest.mark.parametrize(
     ("edit", "where"),
@@ -240,6 +252,22 @@ def test_the_file_watch_waits_for_an_edit_to_settle_and_counts_a_reload_as_read(
     path.write_text("[monitor]\ninterval = '17m'\n", encoding="utf-8")  # a new size
     assert not watch.look()
     assert watch.look()
+
+
+async def test_a_reload_warns_once_of_a_password_sent_unencrypted(
+    publisher: Publisher, write_watchlist, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reload that brings an email notifier sending its password unencrypted logs what
+    `newsmon check` warns of; the reloads after it, with the notifier still there, do not
+    say it again."""
+    text = watchlist(feeds=[f"{publisher.base}/rss.xml"])
+    path = write_watchlist(text)
+    async with Daemon.open(load_config(path)) as daemon:
+        with caplog.at_level(logging.WARNING):
+            path.write_text(text + PLAIN_EMAIL, encoding="utf-8")
+            assert await daemon.reload() is True
+            assert await daemon.reload() is True
+    assert caplog.text.count("watchlist_warning key=notifiers.desk.security") == 1
 
 
 @pytest.mark.parametrize(
