@@ -3,7 +3,8 @@
 A query word and an article word meet only if both went through the same functions, so
 everything that decides what a "word" is lives here. Offsets always refer to the original
 text, so that highlights and snippets point at what the reader sees: normalisation is
-applied per token, except that ASCII text is lower-cased whole, which moves no offset.
+applied per token, except that ASCII text, or the ASCII stretches of mostly ASCII text, is
+lower-cased whole, which moves no offset.
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ class Tokens:
     Text that is ASCII (once its typography is mapped) is split lower-cased, so that a
     plain word (letters and digits) is its own folded key: it has no spelling (None),
     and ``text`` keeps the original case for the exact keys; ``exact_of`` spells them
-    through ``cache``, the index's spelling cache.
+    through ``cache``, the index's spelling cache. So is text with a few runs of other
+    characters, whose surfaces are kept as found and spelled (``_split_mixed``).
     """
 
     __slots__ = (
