@@ -43,6 +43,11 @@ SHAPES = [
     Shape("acronym chain, ASCII", "embassy", lambda: _body("a." * 99_990 + "aa")),
     Shape("run of stops, not ASCII", "embassy", lambda: _summary("é " + "." * 19_990 + "x")),
     Shape("stacked possessives", "embassy", lambda: _body("x" + "'s" * 99_990)),
+    Shape(  # the most runs, and the most text in them, that keep the ASCII split
+        "acronym chains, 16 runs not ASCII",
+        "embassy",
+        lambda: _body(("a." * 4_700 + " " + "é." * 1_500 + " ") * 16),
+    ),
     Shape(
         "NEAR/s, a list with no full stop",
         "russia NEAR/s embassy",
