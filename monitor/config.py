@@ -25,7 +25,7 @@ from monitor.parse_job import MAX_ENTRIES
 from monitor.rules import RuleIndex, compile_rules
 from monitor.rules.syntax import ENTITY_NAME
 from monitor.secrets import Secret, UnreadSecret
-from monitor.urls import without_password
+from monitor.urls import normalize_url, without_password
 
 if TYPE_CHECKING:  # the guard imports aiohttp, which `newsmon check` need not load
     from monitor.guard import Network
@@ -555,6 +555,20 @@ def _unique(items: list[tuple[str, str]], what: str) -> None:
         seen.add(value)
 
 
+def _one_entry_per_feed(feeds: tuple[FeedConfig, ...]) -> None:
+    """Two entries for one feed would poll it twice: URLs that differ only where no server
+    tells them apart (the host's case, a default port, the order of the query, a tracking
+    parameter) are one feed. Different credentials make different feeds."""
+    first: dict[tuple[str | None, ...], int] = {}
+    for i, feed in enumerate(feeds):
+        parts = urlsplit(feed.url)
+        key = (normalize_url(feed.url), parts.username, parts.password)
+        if key in first:
+            shown = without_password(feed.url)
+            raise ConfigError(f"feeds[{i}].url", f"the same feed as feeds[{first[key]}]: {shown}")
+        first[key] = i
+
+
 def _scopes(
     feeds: tuple[FeedConfig, ...], rules: tuple[RuleConfig, ...]
 ) -> dict[str, frozenset[str]]:
@@ -616,7 +630,7 @@ def parse_config(data: dict[str, Any], path: Path, *, secrets: bool = True) -> C
     root = _Table(data, "", path.parent, secrets)
     monitor = _monitor(root.table("monitor"))
     feeds = tuple(_feed(t, monitor.interval, monitor.adaptive) for t in root.tables("feeds"))
-    _unique([(f"feeds[{i}].url", f.url) for i, f in enumerate(feeds)], "feed URL")
+    _one_entry_per_feed(feeds)
     _unique([(f"feeds[{i}].name", f.name) for i, f in enumerate(feeds) if f.name], "feed name")
     notifier_table = root.table("notifiers")
     notifiers = {

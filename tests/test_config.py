@@ -81,6 +81,8 @@ def test_example_watchlist_is_valid() -> None:
         ),
         pytest.param(BASE + '\n[[rules]]\nname = "r"\nquery = "x"\nnotify = ["hook"]\n',
                      "rules[1].name", "duplicate", id="duplicate-rule"),
+        pytest.param(BASE + '[[feeds]]\nurl = "HTTPS://Example.ORG:443/feed.xml?utm_source=x"\n',
+                     "feeds[1].url", "the same feed as feeds[0]", id="duplicate-feed"),
         pytest.param("[monitor\n", "", "TOML syntax error", id="toml-syntax"),
         pytest.param(BASE.replace("https://example.org/feed.xml", "http://"),
                      "feeds[0].url", "with a host", id="feed-no-host"),
@@ -123,6 +125,21 @@ def test_bad_watchlist_names_the_key(tmp_path: Path, edit: str, path: str, messa
         load(tmp_path, edit)
     assert caught.value.path == path
     assert message in caught.value.message
+
+
+def test_one_feed_under_other_credentials_is_another_feed(tmp_path: Path) -> None:
+    """A private feed read as two users is two feeds; as one user twice, it is refused
+    without printing the password."""
+    two = BASE + '[[feeds]]\nurl = "https://ann:s3cret@example.org/feed.xml"\n'
+    config = load(tmp_path, two + '[[feeds]]\nurl = "https://bob:s3cret@example.org/feed.xml"\n')
+    assert len(config.feeds) == 3  # type: ignore[attr-defined]
+    again = two + '[[feeds]]\nurl = "https://ann:s3cret@EXAMPLE.org/feed.xml"\n'
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, again)
+    assert caught.value.path == "feeds[2].url"
+    assert caught.value.message == (
+        "the same feed as feeds[1]: https://ann:***@EXAMPLE.org/feed.xml"
+    )
 
 
 def test_email_addresses_as_people_write_them(tmp_path: Path) -> None:
