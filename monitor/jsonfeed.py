@@ -71,17 +71,23 @@ def read_json_feed(body: bytes) -> tuple[str | None, list[JsonItem]]:
     """The feed's title and items in document order.
 
     Raises ValueError when the bytes are not JSON or not a JSON Feed (no jsonfeed.org
-    version); the caller words it as a ParseError.
+    version), its message a line for the user (the caller raises it as a ParseError).
     """
     try:
         document = json.loads(body.removeprefix(_BOM))  # RFC 8259: UTF-8 (json sniffs 16/32)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ValueError(f"invalid JSON at byte {getattr(e, 'pos', 0)}") from None
+    except json.JSONDecodeError as e:
+        # e.msg is one of json's fixed phrases ("Expecting value"), never the text itself
+        fault = e.msg.removesuffix(" at").lower()
+        raise ValueError(f"malformed JSON at line {e.lineno}, column {e.colno}: {fault}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"malformed JSON: not UTF-8 (byte {e.start})") from None
+    except RecursionError:
+        raise ValueError("malformed JSON: nested too deeply to read") from None
     version = document.get("version") if isinstance(document, dict) else None
     if not isinstance(version, str) or not version.startswith(
         (f"https://{VERSION_MARK}", f"http://{VERSION_MARK}")
     ):
-        raise ValueError("JSON, but not a JSON Feed (no jsonfeed.org version)")
+        raise ValueError("not a feed: JSON without a jsonfeed.org version")
     items = document.get("items")
     raw_items = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
     return _text(document.get("title")) or None, [_item(i) for i in raw_items]

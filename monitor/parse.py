@@ -14,6 +14,7 @@ import hashlib
 import io
 import re
 import time
+import xml.parsers.expat
 from collections.abc import Callable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -201,9 +202,81 @@ def _newest(drafts: list[_Draft], limit: int) -> list[_Draft]:
 
 
 def _without_doctype(body: bytes) -> bytes:
+    """``body`` with its DOCTYPE's lines left blank, so that a fault's line number (see
+    ``_not_a_feed``) is still the line in the document as sent."""
     head = body[:65536]
     match = _DOCTYPE.search(head)
-    return body if match is None else head[: match.start()] + head[match.end() :] + body[65536:]
+    if match is None:
+        return body
+    blank = b"\n" * match.group().count(b"\n")
+    return head[: match.start()] + blank + head[match.end() :] + body[65536:]
+
+
+# An HTML page, however it is labelled: its doctype or root, after any prolog and comments
+_HTML_PAGE = re.compile(r"(?:\s|<\?[^>]*>|<!--.*?-->)*+<(?:!doctype\s+html|html)[\s>]", re.I | re.S)
+# expat's "no element found": none at all, or, once the root has begun, a text cut off
+_NO_ELEMENT = xml.parsers.expat.errors.codes[xml.parsers.expat.errors.XML_ERROR_NO_ELEMENTS]
+_SHOWN = 40  # characters of a publisher's word (a content type, an element name) shown
+
+
+def _shown(word: str) -> str:
+    """A word the publisher chose, fit for a one-line message: no controls, capped."""
+    word = CONTROL.sub("", word).strip()
+    return word if len(word) <= _SHOWN else word[: _SHOWN - 1] + "…"
+
+
+def _decoded(document: bytes, encoding: str) -> str:
+    """The document as feedparser decoded it (``encoding`` is the one it settled on)."""
+    try:
+        return document.decode(encoding, "replace")
+    except LookupError:
+        return document.decode("utf-8", "replace")
+
+
+def _not_a_feed(text: str, content_type: str) -> str:
+    """Why a document in which feedparser found no feed is none: one line with the
+    evidence (the content type, where the XML breaks, its root element), for the log and
+    `newsmon feeds`. Never a library's exception name, and none of the document's own text
+    but a capped element name."""
+    media = _shown(content_type.split(";")[0].lower())
+    labelled = f" (Content-Type: {media})" if media else ""
+    start = text.lstrip("\ufeff \t\r\n")
+    if not start:
+        return "empty response"
+    if media in ("text/html", "application/xhtml+xml"):
+        return f"not a feed: the server sent {media}"
+    if _HTML_PAGE.match(start[:4096]):
+        return f"not a feed: the server sent an HTML page{labelled}"
+    if start.startswith(("{", "[")):  # JSON, but not on the JSON Feed path
+        return f"not a feed: JSON without a jsonfeed.org version at its start{labelled}"
+    if not start.startswith("<"):
+        return f"not a feed: the response is neither XML nor JSON{labelled}"
+    return _xml_fault(text)
+
+
+def _xml_fault(text: str) -> str:
+    """Where XML without a feed breaks, or what its root is, as expat (feedparser's own
+    XML parser) sees it: its messages are fixed phrases, never the document's text. Only
+    run once a poll has failed; ``text`` has no DOCTYPE left, so no entity expands
+    (RELIABILITY.md case 22)."""
+    parser = xml.parsers.expat.ParserCreate()
+    roots: list[str] = []
+
+    def root(name: str, attributes: object) -> None:
+        roots.append(name)
+        parser.StartElementHandler = None  # the root is all we need: no call per element
+
+    parser.StartElementHandler = root
+    try:
+        parser.Parse(text, True)  # a str: expat reads it as UTF-8, whatever it declares
+    except xml.parsers.expat.ExpatError as e:
+        if e.code == _NO_ELEMENT:  # before the root: none at all; after: cut off
+            if not roots:
+                return "not a feed: XML without any element"
+            return f"truncated XML: the document ends at line {e.lineno} with elements open"
+        fault = xml.parsers.expat.ErrorString(e.code)
+        return f"malformed XML at line {e.lineno}, column {e.offset + 1}: {fault}"
+    return f"not a feed: no RSS or Atom in this XML (root element <{_shown(roots[0])}>)"
 
 
 _Read = tuple[str | None, list[_Draft], float | None]  # title, entries, ttl in seconds
@@ -225,11 +298,11 @@ def read_feedparser(body: bytes, headers: Mapping[str, str]) -> _Read:
     ``headers`` have lower-case names."""
     # A file object, never bytes: feedparser tries bytes as a file path first, so a body
     # that spells "/etc/passwd" would be read from disk (RELIABILITY.md case 25).
-    result = feedparser.parse(io.BytesIO(_without_doctype(body)), response_headers=dict(headers))
+    document = _without_doctype(body)
+    result = feedparser.parse(io.BytesIO(document), response_headers=dict(headers))
     if not result.get("version") and not result.entries:
-        reason = result.get("bozo_exception")
-        detail = f": {type(reason).__name__}" if reason else ""
-        raise ParseError(f"not an RSS, Atom or JSON feed{detail}")
+        text = _decoded(document, result.get("encoding") or "utf-8")
+        raise ParseError(_not_a_feed(text, headers.get("content-type", "")))
     title = html_to_text(str(result.feed.get("title", "")), MAX_TITLE) or None
     drafts = [_feedparser_draft(item) for item in result.entries]
     return title, drafts, parse_ttl(result.feed.get("ttl"))
@@ -262,7 +335,7 @@ def parse_feed(
         try:
             title, items = read_json_feed(body)
         except ValueError as e:
-            raise ParseError(f"not a JSON Feed: {e}") from None
+            raise ParseError(str(e)) from None
         title = clean_text(title, MAX_TITLE) if title else None
         drafts = [_json_draft(item) for item in items]
         return _parsed((title, drafts, None), max_entries, seen, base)

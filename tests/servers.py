@@ -132,6 +132,7 @@ class Publisher(LocalServer):
         self.requests: list[tuple[str, dict[str, str]]] = []
         # path -> (status, headers): answer this instead of the normal content
         self.overrides: dict[str, tuple[int, dict[str, str]]] = {}
+        self.pages: dict[str, tuple[str, bytes]] = {}  # path -> (content type, body) as is
         self.extra_headers: dict[str, str] = {}
         self.redirects: dict[str, tuple[int, str]] = {}  # path -> (status, location path)
         self.failures: dict[str, int] = {}  # path -> how many more times to answer 503
@@ -151,6 +152,9 @@ class Publisher(LocalServer):
         if request.path in self.overrides:
             status, headers = self.overrides[request.path]
             return web.Response(status=status, headers=headers, text="no")
+        if request.path in self.pages:
+            kind, body = self.pages[request.path]
+            return web.Response(body=body, headers={"Content-Type": kind})
         if request.path in ("/rss.xml", "/atom.xml"):
             base = "" if self.relative_links else self.base
             if request.path == "/rss.xml":

@@ -187,7 +187,7 @@ async def test_feeds_shows_the_status_of_a_200_that_is_no_feed(
     assert (await newsmon_async("run", "--once", "--config", str(path))).returncode == 0
     [_, row] = newsmon("feeds", "--config", str(path)).stdout.splitlines()
     assert row.split()[1:4] == ["failing", "x1", "200"]
-    assert "not an RSS, Atom or JSON feed" in row
+    assert row.endswith("not a feed: the server sent text/html")
 
 
 @pytest.mark.parametrize(

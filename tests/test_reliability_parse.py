@@ -19,6 +19,8 @@ from monitor.daemon import Daemon
 from monitor.parse import ParseError, parse_feed
 from tests.db import connect
 from tests.hostile import Hostile, running
+from tests.logs import logged
+from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
 
 
@@ -334,3 +336,44 @@ async def test_a_feed_of_50000_items_near_the_size_cap_keeps_the_newest(
     assert titles == {f"Story {i}" for i in range(49_800, 50_000)}
     assert "dropped=49800" in caplog.text
     assert stall < 1.0
+
+
+NO_FEED = {
+    "html": ("text/html; charset=utf-8", b"<!doctype html><html><body>Sign in</body></html>",
+             "not a feed: the server sent text/html"),
+    "empty": ("application/rss+xml", b"", "empty response"),
+    "broken-xml": ("application/xml", b"<?xml version='1.0'?>\n<error>\n<code>5</error>",
+                   "malformed XML at line 3, column 10: mismatched tag"),
+    "cut-off-json": ("application/feed+json", b'{"version": "https://jsonfeed.org/version/1"',
+                     "malformed JSON at line 1, column 45: expecting ',' delimiter"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "body", "message"), NO_FEED.values(), ids=NO_FEED)
+async def test_a_feed_that_is_no_feed_fails_in_one_readable_line(
+    publisher: Publisher,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    kind: str,
+    body: bytes,
+    message: str,
+) -> None:
+    """Cases 20, 21, 26: a URL that answers 200 with no feed logs one poll_failed line
+    saying what is wrong, stores the same words for `newsmon feeds`, is polled again
+    later, and costs the other feed nothing."""
+    publisher.pages["/broken"] = (kind, body)
+    publisher.rss_items = [Item("Embassy reopens", "/a")]
+    broken = f"{publisher.base}/broken"
+    path = tmp_path / "newsmon.toml"
+    path.write_text(watchlist(feeds=[broken, f"{publisher.base}/rss.xml"]), encoding="utf-8")
+    caplog.set_level("INFO")
+    async with Daemon.open(load_config(path)) as daemon:
+        await daemon.run_once(delivery_deadline=1)
+    [failed] = [r.getMessage() for r in logged(caplog, "poll_failed")]
+    assert failed.startswith(f'poll_failed feed={broken} error="{message}" errors=1 retry_in=')
+    assert len(logged(caplog, "poll_ok")) == 1
+    with connect(tmp_path / "newsmon.db") as conn:
+        stored = conn.execute("SELECT last_error, next_poll_at FROM feeds WHERE url = ?", [broken])
+        (error, next_poll_at) = stored.fetchone()
+    assert error == message
+    assert next_poll_at > time.time()
