@@ -138,7 +138,7 @@ class Pipeline:
             raise  # the database is the daemon's problem, not this feed's
         except Exception as e:  # a bug or a library's failure on this feed's data
             log.exception("poll of %s failed unexpectedly", feed.titled(state.title))
-            error = ParseError(f"internal error: {type(e).__name__}")
+            error = ParseError(f"poll failed on an unexpected {type(e).__name__}; see the log")
             await self._failed(feed, config, state, error)
             return PollResult(feed.url, "error", error=str(error))
         log_event(
@@ -259,8 +259,10 @@ class Pipeline:
             )  # fmt: skip
         except TimeoutError:
             raise ParseError(f"parsing took longer than {budget:g}s") from None
-        except (WorkerLost, JobFailed) as e:
-            raise ParseError(f"parser failed: {e}") from None
+        except WorkerLost as e:  # "worker died": a crash, or out of memory
+            raise ParseError(f"parsing failed: the parser's {e}") from None
+        except JobFailed as e:  # its message is the class name of what the parser raised
+            raise ParseError(f"parsing failed on an unexpected {e} in the parser") from None
 
     async def _interval(
         self, feed: FeedConfig, config: Config, state: FeedState, fresh: list[Entry], bounds: Bounds

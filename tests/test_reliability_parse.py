@@ -8,20 +8,28 @@ import builtins
 import email.utils
 import time
 import tracemalloc
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from monitor.config import load_config
 from monitor.daemon import Daemon
+from monitor.extract import Extractor
+from monitor.fetch import fetcher_for
 from monitor.parse import ParseError, parse_feed
+from monitor.pipeline import Pipeline
+from monitor.store import Store
+from monitor.workers import WorkerPool
 from tests.db import connect
 from tests.hostile import Hostile, running
 from tests.logs import logged
 from tests.servers import Item, Publisher
 from tests.watchlists import watchlist
+from tests.worker_jobs import broken_warm_up
 
 
 def _entities(separator: bytes) -> bytes:
@@ -377,3 +385,21 @@ async def test_a_feed_that_is_no_feed_fails_in_one_readable_line(
         (error, next_poll_at) = stored.fetchone()
     assert error == message
     assert next_poll_at > time.time()
+
+
+async def test_a_parser_that_cannot_start_fails_the_poll_in_words(
+    publisher: Publisher, write_watchlist, store: Store, session: aiohttp.ClientSession
+) -> None:
+    """A parse worker that cannot start (its warm-up raises) fails the poll with a line
+    that says so, recorded as that feed's error."""
+    publisher.rss_items = [Item("Embassy reopens", "/a")]
+    config = load_config(write_watchlist(feeds=[f"{publisher.base}/rss.xml"]))
+    with closing(WorkerPool(workers=1, warm_up=broken_warm_up)) as pool:
+        poll = Pipeline(
+            store, fetcher_for(session, config.monitor), Extractor(timeout=1.0, pool=pool), pool,
+            clock=time.time,
+        )  # fmt: skip
+        await store.sync_feeds({config.feeds[0].url: None}, 0.0, 0.0)
+        result = await poll.poll(config.feeds[0], config)
+    assert result.error == "parsing failed: the parser's worker failed to start"
+    assert (await store.feed_state(config.feeds[0].url)).errors == 1
