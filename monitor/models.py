@@ -142,9 +142,9 @@ class Document:
     @classmethod
     def of_story(cls, title: str, summary: str, body: str) -> Document:
         """A story's fields with no text in two of them (DESIGN.md 2): a summary or body
-        that starts with the title loses that line, and a summary that only repeats the
-        start of the body (a feed's lede, first again on the page) is left out. The daemon
-        and a backtest match the same text."""
+        that starts with the title loses that line or sentence, and a summary that only
+        repeats the start of the body (a feed's lede, first again on the page) is left
+        out. The daemon and a backtest match the same text."""
         summary, body = without_headline(summary, title), without_headline(body, title)
         return cls(title, "" if repeats_start(summary, body) else summary, body)
 

@@ -44,22 +44,49 @@ def repeats_start(summary: str, text: str) -> bool:
 
 # A page title's site name: "Headline | Site", "Headline - Site.com"
 _SITE_SUFFIX = re.compile(r"\s+[|\-–—]\s+[^|\-–—]+$")
+# A sentence's end: its stop, any closing quotes or brackets, then a space
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s+")
 
 
 def without_headline(body: str, *titles: str | None) -> str:
-    """``body`` (or a summary) without a first line that repeats one of ``titles``.
+    """``body`` (or a summary) without a first line, or a first sentence, that repeats
+    one of ``titles``.
 
     One page in eight starts its text with the headline (docs/extraction.md), and feeds
-    repeat the title as the description or as the content's first paragraph; the title
-    field already holds it: left in, its words counted twice (``ATLEAST/2`` fired on a
-    headline's one mention) and ``body:`` rules matched the headline alone.
+    repeat the title as the description or as the content's first paragraph, or open
+    the lede with it ("Russia expels envoy. The ministry said..."); the title field
+    already holds it: left in, its words counted twice (``ATLEAST/2`` fired on a
+    headline's one mention) and ``body:`` rules matched the headline alone. A first
+    sentence that only begins with the title's words keeps them.
     """
     first, _, rest = body.partition("\n")
     line = _words(first)
     for title in filter(None, titles):
-        if line and line in (_words(title), _words(_SITE_SUFFIX.sub("", title))):
-            return rest.lstrip("\n")
+        # the title, and the title without a site name, once each
+        for said in dict.fromkeys((_words(title), _words(_SITE_SUFFIX.sub("", title)))):
+            if line and line == said:
+                return rest.lstrip("\n")
+            # most texts fail this prefix test: only they pay for finding sentences
+            if said and line.startswith(said + " "):
+                end = _after_sentence(first, said)
+                if end:
+                    return body[end:]
     return body
+
+
+def _after_sentence(line: str, words: str) -> int:
+    """Where ``line`` goes on after the sentence that opens it, when that sentence says
+    ``words`` (folded as ``_words`` folds), else 0. An abbreviation's stop ("U.S.")
+    may end a candidate early: the next stop is tried, until more than ``words`` is said.
+    Only stops within twice the words' length are looked for: the sentence that says
+    them is about as long, and a lede's first sentence is often far longer."""
+    for stop in _SENTENCE_END.finditer(line, 0, 2 * len(words) + 8):
+        said = _words(line[: stop.start()])
+        if said == words:
+            return stop.end()
+        if len(said) >= len(words):
+            return 0
+    return 0
 
 
 def _words(text: str) -> str:

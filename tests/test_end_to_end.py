@@ -468,10 +468,16 @@ async def test_a_headline_or_lede_repeated_on_the_page_counts_once(
 async def test_a_title_repeated_in_the_feeds_own_text_counts_once(
     publisher: Publisher, receiver: Receiver, write_watchlist
 ) -> None:
-    """Feeds repeat the title as the description, or as the first paragraph of their
-    full text: one mention there is one mention (ATLEAST/2 needs two), pages or not."""
+    """Feeds repeat the title as the description, as its first sentence, or as the first
+    paragraph of their full text: one mention there is one mention (ATLEAST/2 needs
+    two), pages or not."""
     publisher.rss_items = [
         Item("Russia expels envoys", "/as-summary", summary="Russia expels envoys"),
+        Item(
+            "Russia recalls envoy",
+            "/as-lede",
+            summary="Russia recalls envoy. The ministry gave no reason on Monday.",
+        ),
         Item(
             "Kremlin says no",
             "/as-content",

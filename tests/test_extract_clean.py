@@ -114,3 +114,43 @@ def test_a_first_line_repeating_the_title_goes(
     counted twice, it made ATLEAST/2 fire on one mention."""
     body = f"{first_line}\n{STORY}"
     assert without_headline(body, None, title) == (STORY if dropped else body)
+
+
+LEDE = "The foreign ministry said on Monday that the envoy has a week to leave."
+
+
+TITLE_SENTENCES = {  # id: (title, text, what is left of it; None: all of it)
+    "plain": ("Russia expels envoy", f"Russia expels envoy. {LEDE}", LEDE),
+    "case-and-stop": ("Russia expels envoy", f"RUSSIA EXPELS ENVOY! {LEDE}", LEDE),
+    "apostrophes": ("Russia’s envoy leaves", f"Russia's envoy leaves. {LEDE}", LEDE),
+    "quoted": ('"We will respond," Moscow says', f'"We will respond," Moscow says. {LEDE}', LEDE),
+    "question": ("Will Moscow respond?", f"Will Moscow respond? {LEDE}", LEDE),
+    "abbreviation": ("U.S. expels Russian envoy", f"U.S. expels Russian envoy. {LEDE}", LEDE),
+    "site-name": ("Russia expels envoy | The Gazette", f"Russia expels envoy. {LEDE}", LEDE),
+    "more-lines": (
+        "Russia expels envoy",
+        f"Russia expels envoy. {LEDE}\n{STORY}",
+        f"{LEDE}\n{STORY}",
+    ),
+    "said-twice": (
+        "Russia expels envoy",
+        f"Russia expels envoy. Russia expels envoy. {LEDE}",
+        f"Russia expels envoy. {LEDE}",
+    ),
+    # the title's words, going on in the same sentence: no repeat of the title
+    "goes-on": ("Russia expels envoy", "Russia expels envoy over spy row, ministry says.", None),
+    "comma": ("Russia expels envoy", "Russia expels envoy, officials said. More.", None),
+    "possessive": ("Russia expels envoy", "Russia expels envoy's aide. More.", None),
+    "aside": ("Russia expels envoy", f"Russia expels envoy (updated). {LEDE}", None),
+    "no-space": ("Russia expels envoy", "Russia expels envoy.More.", None),
+    "not-first": ("Russia expels envoy", f"Officials said Russia expels envoy. {LEDE}", None),
+    "second-sentence": ("Russia expels envoy", f"{STORY} Russia expels envoy. {LEDE}", None),
+}
+
+
+@pytest.mark.parametrize(("title", "text", "left"), TITLE_SENTENCES.values(), ids=TITLE_SENTENCES)
+def test_a_first_sentence_repeating_the_title_goes(title: str, text: str, left: str | None) -> None:
+    """A summary or body that opens with the title as a sentence of its own ("Russia
+    expels envoy. The ministry said...") loses that sentence and nothing else; one whose
+    first sentence only begins with the title's words keeps them (``left`` None: all kept)."""
+    assert without_headline(text, title) == (text if left is None else left)

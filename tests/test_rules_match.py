@@ -144,6 +144,26 @@ def test_fields(query: str, title: str, summary: str, body: str, expected: bool)
     assert matches(query, body, title=title, summary=summary) is expected
 
 
+HEADLINE_LEDES = [
+    ("Russia expels envoy. The ministry gave him a week.", False, "title as a sentence"),
+    ("Russia expels envoy.\nThe ministry gave him a week.", False, "title as a line"),
+    ("Russia expels envoy over spy row. The ministry said.", True, "a sentence of its own"),
+    ("Russia expels envoy. Moscow gave him a week.", True, "a second mention"),
+]
+
+
+@pytest.mark.parametrize(
+    ("summary", "expected"), [c[:2] for c in HEADLINE_LEDES], ids=[c[2] for c in HEADLINE_LEDES]
+)
+def test_a_lede_repeating_the_headline_is_one_mention(summary: str, expected: bool) -> None:
+    """A story as the daemon matches it (Document.of_story): a summary opening with the
+    headline as its own sentence counts the headline's words once, so ATLEAST/2 needs a
+    second mention (DESIGN.md 2)."""
+    index = compile_rules({"r": "ATLEAST/2 @russia"}, ENTITIES)
+    document = Document.of_story("Russia expels envoy", summary, "")
+    assert bool(index.match(document)) is expected
+
+
 def test_match_records_terms_as_found() -> None:
     """A match lists each matched occurrence with its field and offsets, and a snippet."""
     index = compile_rules({"r": "@russia AND embassy"}, ENTITIES)
