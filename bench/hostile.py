@@ -44,9 +44,9 @@ SHAPES = [
     Shape("run of stops, not ASCII", "embassy", lambda: _summary("é " + "." * 19_990 + "x")),
     Shape("stacked possessives", "embassy", lambda: _body("x" + "'s" * 99_990)),
     Shape(  # the most runs, and the most text in them, that keep the ASCII split
-        "acronym chains, 16 runs not ASCII",
+        "acronym chains, 64 runs not ASCII",
         "embassy",
-        lambda: _body(("a." * 4_700 + " " + "é." * 1_500 + " ") * 16),
+        lambda: _body(("a." * 1_175 + " " + "é." * 375 + " ") * 64),
     ),
     Shape(
         "NEAR/s, a list with no full stop",

@@ -77,8 +77,10 @@ _TYPOGRAPHY = (
 _FOREIGN = re.compile(
     r"(?<![^\t\n\x0b\x0c\r ])[^\t\n\x0b\x0c\r ]*?[^\x00-\x7f][^\t\n\x0b\x0c\r ]*+"
 )
-# Past this many runs, or a quarter of the text in them, the general path costs less.
-MAX_FOREIGN_RUNS = 16
+# Past this many runs, or a quarter of the text in them, the general path costs less (on
+# 7 KB articles with one word in 4, 8, 16 or 40 accented, 154 to 49 runs, the mixed split
+# took 1.0, 0.81, 0.64 and 0.57 times the general path's CPU time).
+MAX_FOREIGN_RUNS = 64
 _BOUNDS = struct.Struct("=qq")  # a word's start and end, as the compiled split packs them
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'"})
 # Periods after these words rarely end a sentence in news copy ("Mr. Lavrov said").
