@@ -177,7 +177,7 @@ class Daemon:
         """The wall clock jumped: move every stored wait with it (RELIABILITY.md case 62)."""
         await self.store.shift_schedule(jump)
         log_event(log, logging.WARNING, "clock_jumped", by=f"{jump:+.0f}s", waits="moved")
-        self.relay.wake()  # lanes read their next times again
+        self.relay.shift(jump)  # the lanes' own waits; they read their next times again
 
     async def check_silence(self) -> None:
         """Feeds silent far beyond their rhythm (monitor/notices.py): logged once per

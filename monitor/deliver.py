@@ -1,7 +1,8 @@
 """The outbox relay: sends pending deliveries, one independent lane per destination.
 
 A lane sends its destination's rows in order. A transient failure parks the whole lane
-until the retry time (the destination is likely down, and order matters), so one dead,
+until the retry time (the destination is likely down, and order matters; a Retry-After
+that outlasts the row it answered, which then expires, parks it too), so one dead,
 slow or rate-limited destination never delays another: each lane is its own task. A lane
 also keeps its destination's rate (a token bucket), bundles its digests, and stops while
 the destination is paused after repeated permanent failures (until `newsmon resume`).
@@ -52,7 +53,11 @@ class RetryPolicy:
     def delay(self, attempts: int, retry_after: float | None, rng: random.Random) -> float:
         """Seconds before the next attempt."""
         jittered = rng.uniform(0, self.base * 2 ** max(0, attempts - 1))
-        return min(max(jittered, retry_after or 0.0, self.floor), self.cap)
+        return max(min(max(jittered, self.floor), self.cap), self.obeyed(retry_after))
+
+    def obeyed(self, retry_after: float | None) -> float:
+        """Seconds of a destination's Retry-After that are obeyed: up to ``cap``."""
+        return min(retry_after or 0.0, self.cap)
 
 
 class TokenBucket:
@@ -85,6 +90,10 @@ class _Lane:
     policy: LanePolicy
     bucket: TokenBucket | None  # None: no rate limit
     storage: StoragePause  # the lane's pause while the database refuses writes
+    # until when the destination asked (Retry-After) to be left alone, once the row it
+    # asked it of expired (a row retried holds the lane by its own retry time); in
+    # memory: a restart forgets it, and the destination, asked once early, says it again
+    quiet_until: float = 0.0
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None  # while it runs for good
@@ -144,6 +153,13 @@ class Relay:
     def wake(self) -> None:
         for lane in self._lanes.values():
             lane.wakeup.set()
+
+    def shift(self, seconds: float) -> None:
+        """The wall clock jumped ``seconds`` (RELIABILITY.md case 62): move the lanes' waits
+        with it, as ``Store.shift_schedule`` moves the stored ones, and let them look again."""
+        for lane in self._lanes.values():
+            lane.quiet_until += seconds
+        self.wake()
 
     def stop(self) -> None:
         """Ask every lane to finish the attempt in hand and return: an attempt cut off
@@ -226,7 +242,7 @@ class Relay:
 
     async def _serve(self, name: str, until_empty: bool) -> None:
         lane = self._lanes[name]
-        wakeup, stop, window = lane.wakeup, lane.stop, lane.policy.digest
+        wakeup, stop = lane.wakeup, lane.stop
         announced = False
         while not stop.is_set():
             wakeup.clear()
@@ -246,26 +262,30 @@ class Relay:
                 log_event(log, logging.INFO, "destination_resumed", notifier=name)
                 announced = False
             await self.send_due(name)
-            if not await self._until_due(name, window, wakeup, until_empty):
+            if not await self._until_due(name, lane, until_empty):
                 return
 
-    async def _until_due(
-        self, name: str, window: float | None, wakeup: asyncio.Event, until_empty: bool
-    ) -> bool:
+    async def _until_due(self, name: str, lane: _Lane, until_empty: bool) -> bool:
         """Wait until something of the lane is due, or ``wake()``; meanwhile read the
         outbox every ``look_again`` seconds for what another process queued or made due
         (`newsmon redeliver`). Reads only: an idle lane writes nothing. False when
-        ``until_empty`` and nothing waits."""
-        while not self._lanes[name].stop.is_set():
-            next_at, closes = await self._store.lane_times(name, window)
+        ``until_empty`` and nothing waits. ``lane``, not looked up by ``name``: a reload
+        may take it out of the relay meanwhile (``replace``)."""
+        while not lane.stop.is_set():
+            next_at, closes = await self._store.lane_times(name, lane.policy.digest)
             if next_at is None and until_empty:
                 return False
-            times = [t - self._clock() for t in (next_at, closes) if t is not None]
+            quiet, now = self._quiet(lane), self._clock()
+            times = [max(t - now, quiet) for t in (next_at, closes) if t is not None]
             if times and min(times) <= 0:
                 return True
-            if await self._wait(wakeup, min([*times, self._look_again])):
+            if await self._wait(lane.wakeup, min([*times, self._look_again])):
                 return True
         return True
+
+    def _quiet(self, lane: _Lane) -> float:
+        """Seconds the lane still owes its destination's Retry-After."""
+        return max(0.0, lane.quiet_until - self._clock())
 
     @staticmethod
     async def _wait(wakeup: asyncio.Event, seconds: float) -> bool:
@@ -277,8 +297,11 @@ class Relay:
     async def send_due(self, name: str) -> None:
         """Send this destination's due digests, then (bundling its digests first, when it
         has a window) its due deliveries, in order; stop at the first transient failure
-        or when the destination pauses."""
-        window, stop = self._lanes[name].policy.digest, self._lanes[name].stop
+        or when the destination pauses. Nothing while the destination asked for quiet."""
+        lane = self._lanes[name]
+        window, stop = lane.policy.digest, lane.stop
+        if self._quiet(lane):
+            return
         for notice in await self._store.due_notices(name, self._clock()):
             if stop.is_set() or not await self._attempt(name, notice):
                 return
@@ -346,17 +369,20 @@ class Relay:
                 await self._notice(notices.destination_paused, name, result.detail, now)
             return not paused
         at = now + self._policy.delay(row.attempts + 1, result.retry_after, self._rng)
-        gave_up = f"gave up after {row.attempts + 1} tries: {result.detail}"
-        if await store.retry_or_expire(
-            row.id, now, at, max_age=policy.max_age, error=result.detail, gave_up=gave_up
-        ):
-            log_event(log, logging.ERROR, "delivery_expired", **fields, reason=result.detail)
+        not_before = now + self._policy.obeyed(result.retry_after)
+        retry = await store.retry_or_expire(
+            row.id, now, at, not_before=not_before, max_age=policy.max_age, error=result.detail
+        )
+        if isinstance(retry, str):
+            log_event(log, logging.ERROR, "delivery_expired", **fields, reason=retry)
             if not isinstance(row, Notice):  # a notice about a notice could chase itself
-                await self._notice(notices.delivery_expired, name, result.detail, now)
-            return True
+                await self._notice(notices.delivery_expired, name, retry, now)
+            # the rows behind it wait as the destination asked, as they would behind a retry
+            lane.quiet_until = not_before
+            return not_before <= now
         log_event(
             log, logging.WARNING, "delivery_retry", **fields, reason=result.detail,
-            retry_in=f"{at - now:.1f}s",
+            retry_in=f"{retry - now:.1f}s",
         )  # fmt: skip
         return False
 

@@ -120,7 +120,7 @@ async def delivery_expired(
 ) -> bool:
     """Alerts to ``name`` given up after ``max_age``: one notice an hour at most."""
     text = (
-        f"Alerts to {name} are expiring undelivered after retrying past their max_age"
+        f"Alerts to {name} are expiring undelivered after retrying up to their max_age"
         f" (last error: {reason}); `newsmon deliveries --failed` lists them."
     )
     episode = now // EXPIRED_EPISODE

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from monitor import cluster
+from monitor.durations import span
 from monitor.errors import StoreError
 from monitor.log import log_event
 from monitor.models import (
@@ -971,24 +972,48 @@ class Store:
             )
 
     async def retry_or_expire(
-        self, outbox_id: str, now: float, at: float, *, max_age: float, error: str, gave_up: str
-    ) -> bool:
-        """Another attempt at ``at``, unless that falls past the row's age limit: then it
-        ends expired with ``gave_up``, and True. The age is read from the row, not from
-        the lane's copy: a clock jump during the attempt moved it (``shift_schedule``). A
-        row that is gone has nothing left to try: True, and nothing written."""
+        self,
+        outbox_id: str,
+        now: float,
+        at: float,
+        *,
+        not_before: float,
+        max_age: float,
+        error: str,
+    ) -> float | str:
+        """After an attempt failed with ``error`` at ``now``: another at ``at`` (the
+        backoff), or, when that falls past the row's deadline (its creation + ``max_age``),
+        one last try at the deadline itself, so a row is retried for all of its max_age.
+        It ends expired when a try at or after the deadline failed, or when the destination
+        asked (Retry-After) to be left alone until ``not_before``, past the deadline: a try
+        sooner would go against its wish, and one later against the user's max_age.
+        Returns the next attempt's time, or why the row expired (the last error, and the
+        destination's wish when it decided). The age is read from the row, not from the
+        lane's copy: a clock jump during the attempt moved it (``shift_schedule``). A row
+        that is gone has nothing left to try: expired, and nothing written."""
         async with self._transaction():
             row = await self._first(
-                "SELECT created_at FROM deliveries WHERE id = ? UNION ALL"
-                " SELECT created_at FROM digests WHERE id = ? UNION ALL"
-                " SELECT created_at FROM notices WHERE id = ?",
+                "SELECT created_at, attempts FROM deliveries WHERE id = ? UNION ALL"
+                " SELECT created_at, attempts FROM digests WHERE id = ? UNION ALL"
+                " SELECT created_at, attempts FROM notices WHERE id = ?",
                 (outbox_id,) * 3,
             )
-            if row is not None and at <= row[0] + max_age:
+            if row is None:
+                return error
+            deadline = row[0] + max_age
+            if at <= deadline or (now < deadline and not_before <= deadline):
+                at = min(at, deadline)
                 await self._update(outbox_id, "pending", now, error=error, next_attempt_at=at)
-                return False
-            await self._update(outbox_id, "expired", now, error=gave_up)
-            return True
+                return at
+            why = error
+            if now < deadline:
+                why += (
+                    f"; the destination asked us to wait {span(not_before - now)},"
+                    f" and max_age ends in {span(deadline - now)}"
+                )
+            tries = f"{row[1]} {'try' if row[1] == 1 else 'tries'}"
+            await self._update(outbox_id, "expired", now, error=f"gave up after {tries}: {why}")
+            return why
 
     async def mark_failed(
         self, outbox_id: str, notifier: str, now: float, error: str, *, pause_after: int

@@ -142,22 +142,68 @@ async def test_permanent_failure_is_final_with_its_reason(store, session, clock)
         assert len(server.seen) == 1
 
 
-async def test_retried_past_max_age_expires(store, session, clock) -> None:
-    """A destination down longer than the notifier's max_age: the delivery expires with
-    the last reason and the count of tries; nothing is left pending."""
+@pytest.mark.parametrize("back", [False, True], ids=["down", "back-at-max-age"])
+async def test_retried_past_max_age_expires(store, session, clock, back: bool) -> None:
+    """A destination down for all of the notifier's max_age: where the backoff (up to
+    10 min) would overshoot it, the last try is made at max_age itself; failing, the
+    delivery expires with the last reason and the count of tries, nothing left pending. A
+    destination back by then gets the alert, once."""
     async with hook(clock, *[Answer(503)] * 50) as server:
         await add_hits(store, 1, ["a"], clock())
-        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=120)})
-        for _ in range(50):
-            await r.send_due("a")
-            next_at, _ = await store.lane_times("a", None)
-            if next_at is None:
-                break
+        deadline = clock() + 1800
+        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=1800)})
+        while (next_at := (await store.lane_times("a", None))[0]) is not None:
             clock.now = next_at
+            if back and next_at == deadline:
+                server.script.clear()
+            await r.send_due("a")
         ((_, state, attempts, reason),) = await states(store)
-        assert state == "expired"
-        assert reason == f"gave up after {attempts} tries: HTTP 503: answer"
-        assert clock() <= NOW + 120 + POLICY.cap
+        assert server.seen[-1].at == deadline > server.seen[-2].at  # the last try: at max_age
+        assert attempts == len(server.seen)
+        if back:
+            assert (state, reason, len(server.accepted)) == ("sent", None, 1)
+        else:
+            assert state == "expired"
+            assert reason == f"gave up after {attempts} tries: HTTP 503: answer"
+
+
+@pytest.mark.parametrize("step", [0.0, -86400.0], ids=["steady", "clock-stepped-back"])
+async def test_a_retry_after_past_max_age_expires_at_once_and_is_obeyed(
+    store, session, clock, caplog: pytest.LogCaptureFixture, step: float
+) -> None:
+    """A destination asking (429, Retry-After) for a wait that ends past a delivery's
+    max_age: the delivery expires at once, in one ERROR line that says why, rather than be
+    tried against the destination's wish or after its max_age; the alert behind it waits
+    as asked, then is sent. A wall clock stepped back a day meanwhile (RELIABILITY.md case
+    62) does not stretch that wait."""
+    busy = Answer(429, {"Retry-After": "600"})
+    async with hook(clock, busy, busy) as server:
+        start = clock()
+        await add_hits(store, 2, ["a"], start)
+        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=900)})
+        caplog.set_level(logging.WARNING, logger="newsmon.deliver")
+        await r.send_due("a")  # 10 min asked, 15 left: tried again in 10
+        clock.now = start + 600
+        await r.send_due("a")  # 10 min asked, 5 left: no try can be made in time
+        why = "HTTP 429: answer; the destination asked us to wait 10m, and max_age ends in 5m"
+        fields = f"delivery={server.seen[0].delivery} notifier=a rule=r"
+        assert [(r.levelno, r.getMessage()) for r in logged(caplog, "delivery_")] == [
+            (logging.WARNING, f'delivery_retry {fields} reason="HTTP 429: answer" retry_in=600.0s'),
+            (logging.ERROR, f'delivery_expired {fields} reason="{why}"'),
+        ]
+        clock.now += step
+        await store.shift_schedule(step)  # as the daemon does, seeing the jump
+        r.shift(step)
+        clock.advance(599)
+        await r.send_due("a")
+        assert len(server.seen) == 2  # story 1 waits as the destination asked
+        clock.advance(1)
+        await r.send_due("a")
+        assert sorted(await states(store)) == [  # story 1's age moved with the clock
+            ("story 0", "expired", 2, f"gave up after 2 tries: {why}"),
+            ("story 1", "sent", 1, None),
+        ]
+        assert [s.at for s in server.seen] == [start, start + 600, start + 1200 + step]
 
 
 async def test_removed_destination_cancels_its_open_deliveries(store, clock) -> None:
@@ -443,13 +489,19 @@ async def test_a_clock_jump_during_an_attempt_does_not_expire_the_row(
 
 
 async def test_retry_or_expire_judges_a_notice_by_its_own_age(store: Store) -> None:
-    """A notice's id, like a delivery's: retried within max_age, expired past it; an id
-    that names no row ends as given up instead of failing the lane."""
+    """A notice's id, like a delivery's: retried within max_age, tried last at its
+    deadline when the backoff overshoots it, expired when that try fails; an id that
+    names no row ends as given up instead of failing the lane."""
     await store.add_notice("feed_gone", "https://x.org/a", "1", "gone", ["desk"], 1000.0)
     (notice,) = await store.due_notices("desk", 1000.0)
-    keep = {"max_age": 3600.0, "error": "HTTP 503", "gave_up": "gave up"}
-    assert not await store.retry_or_expire(notice.id, 1001.0, 4600.0, **keep)
+    keep = {"max_age": 3600.0, "error": "HTTP 503"}
+    assert await store.retry_or_expire(notice.id, 1001.0, 4000.0, not_before=1001.0, **keep) == 4000
+    assert await store.retry_or_expire(notice.id, 4000.0, 7000.0, not_before=4000.0, **keep) == 4600
     assert [state for _, state in await store.notices()] == ["pending"]
-    assert await store.retry_or_expire(notice.id, 1002.0, 4601.0, **keep)
+    assert await store.retry_or_expire(notice.id, 4600.0, 4601.0, not_before=4600.0, **keep) == (
+        "HTTP 503"
+    )
     assert [state for _, state in await store.notices()] == ["expired"]
-    assert await store.retry_or_expire("no-such-id", 1003.0, 1004.0, **keep)
+    assert await store.retry_or_expire("no-such-id", 1003.0, 1004.0, not_before=0, **keep) == (
+        "HTTP 503"
+    )

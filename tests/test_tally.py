@@ -127,7 +127,9 @@ async def test_the_outbox_listing_reads_the_newest_deliveries_by_age(
     try:
         await add_hits(store, 3, ["a"], NOW)
         for row in await store.deliveries():
-            await store.retry_or_expire(row.id, NOW, NOW + 1e9, max_age=1, error="x", gave_up="y")
+            await store.retry_or_expire(
+                row.id, NOW + 1, NOW + 9, not_before=0, max_age=1, error="x"
+            )
         async with traced(store) as statements:
             rows = await store.deliveries(failed_only=failed_only, limit=2)
     finally:
