@@ -41,7 +41,8 @@ class StatusReport:
     last_poll_at: float | None
     hits_last_day: int
     deliveries_pending: int  # pending or sending
-    deliveries_failed: int  # failed or expired
+    deliveries_failed: int  # refused for good by their destination
+    deliveries_expired: int  # given up after retrying up to their max_age
     notices_pending: int  # operational notices pending or sending (notices.py)
 
     @property
@@ -64,6 +65,8 @@ class StatusReport:
         parts.append(f"{self.deliveries_pending} deliveries pending")
         if self.deliveries_failed:
             parts.append(f"{self.deliveries_failed} failed")
+        if self.deliveries_expired:
+            parts.append(f"{self.deliveries_expired} expired")
         if self.notices_pending:
             parts.append(f"{self.notices_pending} notices pending")
         return ", ".join(parts)
@@ -137,7 +140,8 @@ async def gather_status(
         last_poll_at=max(polls, default=None),
         hits_last_day=await store.hits_since(now - DAY),
         deliveries_pending=by_state.get("pending", 0) + by_state.get("sending", 0),
-        deliveries_failed=by_state.get("failed", 0) + by_state.get("expired", 0),
+        deliveries_failed=by_state.get("failed", 0),
+        deliveries_expired=by_state.get("expired", 0),
         notices_pending=await store.open_notices(),
     )
 
@@ -171,7 +175,8 @@ def format_status(report: StatusReport) -> str:
         ("hits", f"{report.hits_last_day} in the last day"),
         (
             "deliveries",
-            f"{report.deliveries_pending} pending, {report.deliveries_failed} failed"
+            f"{report.deliveries_pending} pending, {report.deliveries_failed} failed,"
+            f" {report.deliveries_expired} expired"
             + (f"; {report.notices_pending} notices pending" if report.notices_pending else ""),
         ),
         ("database", f"{report.database} ({size(report.database_bytes)}, {disk})"),

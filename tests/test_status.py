@@ -41,7 +41,7 @@ async def test_report_counts_feeds_hits_and_deliveries(
 ) -> None:
     """After a run with a healthy, a failing and a disabled feed and a refused alert, the
     report says 1 / 1 / 1, one hit today (none two days on), nothing pending, one failed,
-    and the last poll."""
+    and the last poll; an alert given up after its max_age counts as expired, apart."""
     monkeypatch.delenv("STATE_DIRECTORY", raising=False)
     publisher.rss_items = [EMBASSY]
     disabled = f'[[feeds]]\nurl = "{publisher.base}/old.xml"\nenabled = false\n'
@@ -61,6 +61,13 @@ async def test_report_counts_feeds_hits_and_deliveries(
         # a notice the destination has not taken yet is counted too
         await store.add_notice("feed_gone", "old", "1", "gone", ["hook"], time.time())
         noticed = await gather_status(store, config, time.time())
+        await add_hits(store, 1, ["hook"], now := time.time())
+        (row,) = [r for r in await store.deliveries() if r.state == "pending"]
+        await store.mark_sending(row.id, now)
+        assert await store.retry_or_expire(
+            row.id, now, now + 60, not_before=now, max_age=0, error="HTTP 503"
+        ) == "HTTP 503"  # fmt: skip
+        expired = await gather_status(store, config, now)
     finally:
         await store.close()
     assert two_days_on.hits_last_day == 0  # the hit is older than a day by then
@@ -68,6 +75,7 @@ async def test_report_counts_feeds_hits_and_deliveries(
     assert report.failing == (f"{publisher.base}/missing.xml",)
     assert report.hits_last_day == 1
     assert (report.deliveries_pending, report.deliveries_failed) == (0, 1)
+    assert (expired.deliveries_failed, expired.deliveries_expired) == (1, 1)
     assert report.last_poll_at is not None
     assert report.last_poll_at >= started
     assert report.database_bytes > 0
@@ -75,11 +83,13 @@ async def test_report_counts_feeds_hits_and_deliveries(
     assert "feeds       1 healthy, 1 failing, 1 disabled" in text
     assert f"failing     {publisher.base}/missing.xml" in text
     assert "hits        1 in the last day" in text
-    assert "deliveries  0 pending, 1 failed" in text
+    assert "deliveries  0 pending, 1 failed, 0 expired" in text
     assert report.line() == "2 feeds, 1 failing, 1 hits today, 0 deliveries pending, 1 failed"
     assert (report.notices_pending, noticed.notices_pending) == (0, 1)
-    assert "deliveries  0 pending, 1 failed; 1 notices pending" in format_status(noticed)
+    assert "deliveries  0 pending, 1 failed, 0 expired; 1 notices pending" in format_status(noticed)
     assert noticed.line().endswith("1 failed, 1 notices pending")
+    assert "deliveries  0 pending, 1 failed, 1 expired" in format_status(expired)
+    assert "0 deliveries pending, 1 failed, 1 expired, 1 notices" in expired.line()
 
 
 async def test_status_reads_while_the_daemon_runs(
@@ -98,11 +108,12 @@ async def test_status_reads_while_the_daemon_runs(
     assert done.returncode == 0, done.stderr
     assert "1 healthy, 0 failing, 0 disabled" in done.stdout
     assert "1 in the last day" in done.stdout
-    assert "0 pending, 0 failed" in done.stdout
+    assert "0 pending, 0 failed, 0 expired" in done.stdout
     assert as_json.returncode == 0, as_json.stderr
     document = json.loads(as_json.stdout)
     assert (document["feeds_healthy"], document["hits_last_day"]) == (1, 1)
     assert (document["deliveries_pending"], document["deliveries_failed"]) == (0, 0)
+    assert document["deliveries_expired"] == 0
     assert proc.returncode == 0
 
 
