@@ -455,7 +455,10 @@ def _split_mixed(plain: str, cache: dict[str, Spelling]) -> Tokens | None:
         parts += more[1:]
         spellings += spelled
         folded += keys
-        bounds = None if bounds is None or packed is None else [*bounds, packed]
+        if packed is None:  # the pure-Python split: offsets come from the parts
+            bounds = None
+        elif bounds is not None:
+            bounds.append(packed)
         if start == end:
             break
         more = _TOKEN.split(plain[start:end])
