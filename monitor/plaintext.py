@@ -1,4 +1,5 @@
-"""Text as newsmon stores it: control characters out, blanks folded, each field capped.
+"""Text as newsmon stores it: control characters out, blanks folded, each field capped;
+and where a sentence of it ends, for matching and for a headline repeated in the lede.
 
 Its own module, free of lxml and feedparser, because the daemon needs it too (extracted
 pages' titles and bodies) while the parsers themselves run in the workers.
@@ -42,6 +43,25 @@ def repeats_start(summary: str, text: str) -> bool:
     return summary == text or (bool(lede) and text.startswith(lede))
 
 
+# Periods after these words rarely end a sentence in news copy ("Mr. Lavrov said").
+ABBREVIATIONS = frozenset(
+    {
+        *("mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "rev", "vs", "etc"),
+        *("gen", "maj", "brig", "col", "lt", "sgt", "capt", "cmdr", "adm", "amb"),
+        *("gov", "sen", "rep"),
+        *("inc", "ltd", "co", "corp"),
+        *("jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"),
+    }
+)
+
+
+def ends_sentence(stop: str, previous: str) -> bool:
+    """An abbreviation or an initial ("John F. Kennedy") before a period ends no sentence;
+    a number does ("invoked Article 5. Russia denied it")."""
+    initial = len(previous) == 1 and previous.isalpha()
+    return stop != "." or not (initial or previous in ABBREVIATIONS)
+
+
 # A page title's site name: "Headline | Site", "Headline - Site.com"
 _SITE_SUFFIX = re.compile(r"\s+[|\-–—]\s+[^|\-–—]+$")
 # A sentence's end: its stop, any closing quotes or brackets, then a space
@@ -76,14 +96,15 @@ def without_headline(body: str, *titles: str | None) -> str:
 
 def _after_sentence(line: str, words: str) -> int:
     """Where ``line`` goes on after the sentence that opens it, when that sentence says
-    ``words`` (folded as ``_words`` folds), else 0. An abbreviation's stop ("U.S.")
-    may end a candidate early: the next stop is tried, until more than ``words`` is said.
+    ``words`` (folded as ``_words`` folds), else 0. A period after an abbreviation or an
+    initial ("U.S." is the initial S's) ends no sentence, as for NEAR/s: the next stop
+    is tried, until more than ``words`` is said.
     Only stops within twice the words' length are looked for: the sentence that says
     them is about as long, and a lede's first sentence is often far longer."""
     for stop in _SENTENCE_END.finditer(line, 0, 2 * len(words) + 8):
         said = _words(line[: stop.start()])
-        if said == words:
-            return stop.end()
+        if said == words:  # unless the period ends "U.S." or "St.", as matching reads it
+            return stop.end() if ends_sentence(stop.group()[0], said.rpartition(" ")[2]) else 0
         if len(said) >= len(words):
             return 0
     return 0

@@ -145,6 +145,11 @@ TITLE_SENTENCES = {  # id: (title, text, what is left of it; None: all of it)
     "no-space": ("Russia expels envoy", "Russia expels envoy.More.", None),
     "not-first": ("Russia expels envoy", f"Officials said Russia expels envoy. {LEDE}", None),
     "second-sentence": ("Russia expels envoy", f"{STORY} Russia expels envoy. {LEDE}", None),
+    # a title ending where an abbreviation's or an acronym's period does: no sentence end
+    "acronym-goes-on": ("China warns U.S.", "China warns U.S. over arms sales. More.", None),
+    "abbreviation-goes-on": ("Storm hits St.", "Storm hits St. Louis. More.", None),
+    "initial-goes-on": ("Ask John F.", "Ask John F. Kennedy. More.", None),
+    "number-ends": ("Nato invokes Article 5", f"Nato invokes Article 5. {LEDE}", LEDE),
 }
 
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from monitor.plaintext import ABBREVIATIONS
 from monitor.rules import normalize
-from monitor.rules.normalize import _ABBREVIATIONS as ABBREVIATIONS
 from monitor.rules.normalize import (
     _STOP,
     _TOKEN,

@@ -20,6 +20,7 @@ from typing import cast
 
 import regex
 
+from monitor.plaintext import ends_sentence
 from monitor.rules import native
 
 # One pass over the text finds words, dotted acronyms and sentence ends. Hyphens, slashes
@@ -83,16 +84,6 @@ _FOREIGN = re.compile(
 MAX_FOREIGN_RUNS = 64
 _BOUNDS = struct.Struct("=qq")  # a word's start and end, as the compiled split packs them
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'"})
-# Periods after these words rarely end a sentence in news copy ("Mr. Lavrov said").
-_ABBREVIATIONS = frozenset(
-    {
-        *("mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "rev", "vs", "etc"),
-        *("gen", "maj", "brig", "col", "lt", "sgt", "capt", "cmdr", "adm", "amb"),
-        *("gov", "sen", "rep"),
-        *("inc", "ltd", "co", "corp"),
-        *("jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"),
-    }
-)
 
 
 def fold(word: str) -> str:
@@ -356,7 +347,7 @@ class Tokens:
             after = 0  # the first surface after the last stop
             for stop, words in zip(self._stop_surfaces(), self._stop_words(), strict=True):
                 previous = self.folded[words - 1] if stop > after else ""
-                if _ends_sentence(surfaces[stop], previous):
+                if ends_sentence(surfaces[stop], previous):
                     ends.append(words)
                 after = stop + 1
             return ends
@@ -366,7 +357,7 @@ class Tokens:
                 words += len(pieces)
                 previous = pieces[-1][1]
             elif surface[0] in _STOPS:
-                if _ends_sentence(surface, previous):
+                if ends_sentence(surface, previous):
                     ends.append(words)
                 previous = ""
         return ends
@@ -391,13 +382,6 @@ class Tokens:
             else:
                 found = {bisect_left(owners, surface) for surface in lines}
         return sorted(word for word in found if 0 < word < len(self.folded))
-
-
-def _ends_sentence(stop: str, previous: str) -> bool:
-    """An abbreviation or an initial ("John F. Kennedy") before a period ends no sentence;
-    a number does ("invoked Article 5. Russia denied it")."""
-    initial = len(previous) == 1 and previous.isalpha()
-    return stop != "." or not (initial or previous in _ABBREVIATIONS)
 
 
 def tokenize(text: str, cache: dict[str, Spelling] | None = None) -> Tokens:
