@@ -83,6 +83,8 @@ def read_json_feed(body: bytes) -> tuple[str | None, list[JsonItem]]:
         raise ValueError(f"malformed JSON: not UTF-8 (byte {e.start})") from None
     except RecursionError:
         raise ValueError("malformed JSON: nested too deeply to read") from None
+    except ValueError:  # what is left: an integer past Python's 4,300 digits
+        raise ValueError("malformed JSON: a number too long to read") from None
     version = document.get("version") if isinstance(document, dict) else None
     if not isinstance(version, str) or not version.startswith(
         (f"https://{VERSION_MARK}", f"http://{VERSION_MARK}")

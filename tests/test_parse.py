@@ -153,6 +153,11 @@ NOT_FEEDS = {
         "application/json",
         "malformed JSON: not UTF-8 (byte 61)",
     ),
+    "json-long-number": (
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": ' + b"1" * 5000 + b"}]}",
+        "application/feed+json",
+        "malformed JSON: a number too long to read",
+    ),
 }
 
 
