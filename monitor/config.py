@@ -558,11 +558,12 @@ def _unique(items: list[tuple[str, str]], what: str) -> None:
 def _one_entry_per_feed(feeds: tuple[FeedConfig, ...]) -> None:
     """Two entries for one feed would poll it twice: URLs that differ only where no server
     tells them apart (the host's case, a default port, the order of the query, a tracking
-    parameter) are one feed. Different credentials make different feeds."""
+    parameter) are one feed. Another user, in the URL or in ``username``, makes another
+    feed (a private feed read as two users)."""
     first: dict[tuple[str | None, ...], int] = {}
     for i, feed in enumerate(feeds):
         parts = urlsplit(feed.url)
-        key = (normalize_url(feed.url), parts.username, parts.password)
+        key = (normalize_url(feed.url) or feed.url, parts.username, feed.username)
         if key in first:
             shown = without_password(feed.url)
             raise ConfigError(f"feeds[{i}].url", f"the same feed as feeds[{first[key]}]: {shown}")

@@ -140,6 +140,12 @@ def test_one_feed_under_other_credentials_is_another_feed(tmp_path: Path) -> Non
     assert caught.value.message == (
         "the same feed as feeds[1]: https://ann:***@EXAMPLE.org/feed.xml"
     )
+    as_users = '[[feeds]]\nurl = "https://example.org/p.xml"\nusername = "{}"\npassword = "pw"\n'
+    users = load(tmp_path, BASE + as_users.format("ann") + as_users.format("bob"))
+    assert len(users.feeds) == 3  # type: ignore[attr-defined]
+    # URLs that normalize to nothing are compared as written
+    odd = BASE + '[[feeds]]\nurl = "http://./a"\n[[feeds]]\nurl = "http://../b"\n'
+    assert len(load(tmp_path, odd).feeds) == 3  # type: ignore[attr-defined]
 
 
 def test_email_addresses_as_people_write_them(tmp_path: Path) -> None:
