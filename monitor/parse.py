@@ -53,6 +53,7 @@ _DOCTYPE = re.compile(
 )
 
 
+_NOT_NEWLINE = re.compile(rb"[^\n]")
 _BLANKS = re.compile(r"\s+")
 _PARAGRAPH_GAP = re.compile(r"\n[^\S\n]*\n\s*")  # a blank line, and what follows it
 
@@ -207,13 +208,14 @@ def _newest(drafts: list[_Draft], limit: int) -> list[_Draft]:
 
 
 def _without_doctype(body: bytes) -> bytes:
-    """``body`` with its DOCTYPE's lines left blank, so that a fault's line number (see
-    ``_not_a_feed``) is still the line in the document as sent."""
+    """``body`` with its DOCTYPE blanked out (white space, which the prolog may hold), so
+    that a fault's line and column (see ``_not_a_feed``) are those of the document as
+    sent."""
     head = body[:65536]
     match = _DOCTYPE.match(head)
     if match is None:
         return body
-    blank = b"\n" * match.group(1).count(b"\n")
+    blank = _NOT_NEWLINE.sub(b" ", match.group(1))
     return head[: match.start(1)] + blank + head[match.end(1) :] + body[65536:]
 
 
@@ -262,8 +264,9 @@ def _not_a_feed(text: str, content_type: str) -> str:
 def _xml_fault(text: str) -> str:
     """Where XML without a feed breaks, or what its root is, as expat (feedparser's own
     XML parser) sees it: its messages are fixed phrases, never the document's text. Only
-    run once a poll has failed; ``text`` has no DOCTYPE left, so no entity expands
-    (RELIABILITY.md case 22)."""
+    run once a poll has failed, on text whose prolog's DOCTYPE is blanked out (RELIABILITY.md
+    case 22; one past the first 64 KB, or in a wide encoding, is left to expat's own
+    limit on entity expansion)."""
     parser = xml.parsers.expat.ParserCreate()
     roots: list[str] = []
 

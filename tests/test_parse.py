@@ -112,6 +112,12 @@ NOT_FEEDS = {
         "",
         "malformed XML at line 6, column 6: mismatched tag",
     ),
+    # and columns on the DOCTYPE's line
+    "mismatched-after-doctype-on-one-line": (
+        b'<?xml version="1.0"?><!DOCTYPE foo><foo><bar>x</baz></foo>',
+        "",
+        "malformed XML at line 1, column 49: mismatched tag",
+    ),
     "cut-off": (
         b"<status>\n<code>503",
         "application/xml",
