@@ -10,6 +10,7 @@ sniffs the encoding itself and never touches the network.
 from __future__ import annotations
 
 import calendar
+import codecs
 import hashlib
 import io
 import re
@@ -339,6 +340,7 @@ def parse_feed(
     base = joined(url or "", lowered.get("content-location", "")) or url or ""
     if "content-location" in lowered:  # feedparser resolves against it: absolute, once
         lowered["content-location"] = base
+    body = _narrowed(body, lowered)
     if looks_like_json_feed(body, lowered.get("content-type", "")):
         try:
             title, items = read_json_feed(body)
@@ -354,6 +356,34 @@ def parse_feed(
     except fastparse.Unusual:
         pass  # a field read (a new item's, or one an identity needs) is outside the case
     return _parsed(read_feedparser(body, lowered), max_entries, seen, base)
+
+
+# Byte order marks of the wide encodings, UTF-32's first: its little-endian one starts
+# with UTF-16's
+_WIDE = (
+    *((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32")),
+    *((codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")),
+)
+_DECLARED_ENCODING = re.compile(rb"""\A(<\?xml[^>]*?\sencoding\s*=\s*)(["'])[^"']*\2""")
+_CHARSET = re.compile(r";\s*charset\s*=[^;]*", re.IGNORECASE)
+
+
+def _narrowed(body: bytes, headers: dict[str, str]) -> bytes:
+    """A document in UTF-16 or UTF-32, told by its byte order mark (as XML tells it), as
+    UTF-8, its declaration and ``headers``' Content-Type saying so: what reads the bytes
+    before a parser does (the JSON Feed sniff, the reasons a document is no feed) reads
+    them as UTF-8, so a JSON Feed in UTF-16 was "no feed" and an HTML page "neither XML
+    nor JSON"."""
+    for mark, codec in _WIDE:
+        if body.startswith(mark):
+            try:
+                text = body.decode(codec)  # the codec reads the mark and drops it
+            except UnicodeDecodeError as e:
+                raise ParseError(f"malformed {codec.upper()} at byte {e.start}") from None
+            if "content-type" in headers:
+                headers["content-type"] = _CHARSET.sub("", headers["content-type"])
+            return _DECLARED_ENCODING.sub(rb"\1\2utf-8\2", text.encode("utf-8"), count=1)
+    return body
 
 
 def _parsed(read: _Read, max_entries: int, seen: AbstractSet[str], base: str) -> ParsedFeed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 
 import pytest
@@ -159,12 +160,58 @@ NOT_FEEDS = {
         "application/json",
         "malformed JSON: not UTF-8 (byte 61)",
     ),
+    "html-in-utf-16": (
+        codecs.BOM_UTF16_LE + "<html><body>Sign in</body></html>".encode("utf-16-le"),
+        "",
+        "not a feed: the server sent an HTML page",
+    ),
     "json-long-number": (
         b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"id": ' + b"1" * 5000 + b"}]}",
         "application/feed+json",
         "malformed JSON: a number too long to read",
     ),
 }
+
+
+# no channel: a shape fastparse leaves to feedparser, which must read it still
+WIDE_RSS = (
+    '<?xml version="1.0" encoding="UTF-16"?>'
+    "<rss><item><title>Café talks</title><guid>g1</guid></item></rss>"
+)
+WIDE_JSON = (
+    '{"version": "https://jsonfeed.org/version/1.1",'
+    ' "items": [{"id": "g1", "title": "Café talks"}]}'
+)
+WIDE = {  # id: (body, Content-Type)
+    "utf-16-le-declared": (
+        codecs.BOM_UTF16_LE + WIDE_RSS.encode("utf-16-le"),
+        "text/xml; charset=utf-16",
+    ),
+    "utf-16-be-undeclared": (
+        codecs.BOM_UTF16_BE + WIDE_RSS.replace(' encoding="UTF-16"', "").encode("utf-16-be"),
+        "",
+    ),
+    "utf-32-le": (codecs.BOM_UTF32_LE + WIDE_RSS.encode("utf-32-le"), "application/rss+xml"),
+    "json-utf-16": (codecs.BOM_UTF16_LE + WIDE_JSON.encode("utf-16-le"), "application/feed+json"),
+}
+
+
+@pytest.mark.parametrize(("body", "content_type"), WIDE.values(), ids=WIDE)
+def test_a_feed_in_utf_16_or_32_is_read_by_its_byte_order_mark(
+    body: bytes, content_type: str
+) -> None:
+    """A feed in a wide encoding, told by its byte order mark, is read like any other, once
+    made UTF-8 (its declaration and Content-Type too): a JSON Feed was "no feed"."""
+    assert fastparse.read(WIDE_RSS.encode()) is None  # so the XML ones take feedparser
+    headers = {"Content-Type": content_type} if content_type else {}
+    entries = parse_feed(body, headers).entries
+    assert [(e.key, e.title) for e in entries] == [("id:g1", "Café talks")]
+
+
+def test_a_wide_encoding_cut_short_says_so() -> None:
+    body = codecs.BOM_UTF16_LE + WIDE_RSS.encode("utf-16-le")[:-1]
+    with pytest.raises(ParseError, match=r"^malformed UTF-16 at byte \d+$"):
+        parse_feed(body, {})
 
 
 def test_a_doctype_in_a_comment_or_cdata_is_text() -> None:
