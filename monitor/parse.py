@@ -358,26 +358,30 @@ def parse_feed(
     return _parsed(read_feedparser(body, lowered), max_entries, seen, base)
 
 
-# Byte order marks of the wide encodings, UTF-32's first: its little-endian one starts
-# with UTF-16's
+# How a document in a wide encoding starts: its byte order mark, or without one, its
+# first "<" (XML 1.0 appendix F); UTF-32's first, as its little-endian ones start with
+# UTF-16's
 _WIDE = (
     *((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32")),
+    *((b"<\0\0\0", "utf-32-le"), (b"\0\0\0<", "utf-32-be")),
     *((codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")),
+    *((b"<\0", "utf-16-le"), (b"\0<", "utf-16-be")),
 )
 _DECLARED_ENCODING = re.compile(rb"""\A(<\?xml[^>]*?\sencoding\s*=\s*)(["'])[^"']*\2""")
 _CHARSET = re.compile(r";\s*charset\s*=[^;]*", re.IGNORECASE)
 
 
 def _narrowed(body: bytes, headers: dict[str, str]) -> bytes:
-    """A document in UTF-16 or UTF-32, told by its byte order mark (as XML tells it), as
-    UTF-8, its declaration and ``headers``' Content-Type saying so: what reads the bytes
-    before a parser does (the JSON Feed sniff, the reasons a document is no feed) reads
-    them as UTF-8, so a JSON Feed in UTF-16 was "no feed" and an HTML page "neither XML
-    nor JSON"."""
+    """A document in UTF-16 or UTF-32, told by its first bytes as XML tells it, as UTF-8,
+    its declaration and ``headers``' Content-Type saying so. What reads the bytes before
+    a parser does (the JSON Feed sniff, the reasons a document is no feed) reads them as
+    UTF-8, so a JSON Feed in UTF-16 was "no feed" and an HTML page "neither XML nor
+    JSON"; and feedparser reads `text/xml` with no charset as US-ASCII (RFC 3023, which
+    RFC 7303 replaced), so such a feed without a byte order mark failed."""
     for mark, codec in _WIDE:
         if body.startswith(mark):
             try:
-                text = body.decode(codec)  # the codec reads the mark and drops it
+                text = body.decode(codec)  # "utf-16" and "utf-32" read the mark and drop it
             except UnicodeDecodeError as e:
                 raise ParseError(f"malformed {codec.upper()} at byte {e.start}") from None
             if "content-type" in headers:

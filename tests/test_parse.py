@@ -178,6 +178,8 @@ WIDE_RSS = (
     '<?xml version="1.0" encoding="UTF-16"?>'
     "<rss><item><title>Café talks</title><guid>g1</guid></item></rss>"
 )
+UNDECLARED = WIDE_RSS.replace(' encoding="UTF-16"', "")
+BARE = WIDE_RSS.split("?>", 1)[1]
 WIDE_JSON = (
     '{"version": "https://jsonfeed.org/version/1.1",'
     ' "items": [{"id": "g1", "title": "Café talks"}]}'
@@ -188,20 +190,22 @@ WIDE = {  # id: (body, Content-Type)
         "text/xml; charset=utf-16",
     ),
     "utf-16-be-undeclared": (
-        codecs.BOM_UTF16_BE + WIDE_RSS.replace(' encoding="UTF-16"', "").encode("utf-16-be"),
+        codecs.BOM_UTF16_BE + UNDECLARED.encode("utf-16-be"),
         "",
     ),
     "utf-32-le": (codecs.BOM_UTF32_LE + WIDE_RSS.encode("utf-32-le"), "application/rss+xml"),
+    # no mark, no declaration: told by its first "<"
+    "utf-16-le-unmarked": (BARE.encode("utf-16-le"), "text/xml"),
+    "utf-32-be-unmarked": (BARE.encode("utf-32-be"), "text/xml"),
     "json-utf-16": (codecs.BOM_UTF16_LE + WIDE_JSON.encode("utf-16-le"), "application/feed+json"),
 }
 
 
 @pytest.mark.parametrize(("body", "content_type"), WIDE.values(), ids=WIDE)
-def test_a_feed_in_utf_16_or_32_is_read_by_its_byte_order_mark(
-    body: bytes, content_type: str
-) -> None:
-    """A feed in a wide encoding, told by its byte order mark, is read like any other, once
-    made UTF-8 (its declaration and Content-Type too): a JSON Feed was "no feed"."""
+def test_a_feed_in_utf_16_or_32_is_read_by_its_first_bytes(body: bytes, content_type: str) -> None:
+    """A feed in a wide encoding, told by its byte order mark or its first "<", is read like
+    any other once made UTF-8 (its declaration and Content-Type too): a JSON Feed was "no
+    feed", and one without mark or declaration malformed."""
     assert fastparse.read(WIDE_RSS.encode()) is None  # so the XML ones take feedparser
     headers = {"Content-Type": content_type} if content_type else {}
     entries = parse_feed(body, headers).entries
