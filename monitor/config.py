@@ -722,13 +722,17 @@ def config_warnings(config: Config) -> list[ConfigWarning]:
 
 
 def _loopback(host: str) -> bool:
-    """``host`` is this machine: localhost, 127.0.0.0/8 or ::1."""
-    if host.lower().rstrip(".") == "localhost":
+    """``host`` is this machine: localhost or a name under it (RFC 6761), 127.0.0.0/8 or
+    ::1, bracketed or not, or IPv4-mapped (::ffff:127.0.0.1)."""
+    name = host.lower().rstrip(".").removeprefix("[").removesuffix("]")
+    if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
 def require_runnable(config: Config) -> None:

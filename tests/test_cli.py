@@ -398,6 +398,10 @@ def test_check_warns_of_each_password_sent_unencrypted_off_this_machine(write_wa
         email_notifier("loopback", "127.0.0.2"),
         email_notifier("localhost", "localhost"),
         email_notifier("ipv6", "::1"),
+        email_notifier("bracketed", "[::1]"),
+        email_notifier("mapped", "::ffff:127.0.0.1"),
+        email_notifier("under-localhost", "mail.localhost"),
+        email_notifier("not-under-localhost", "localhost.example.org"),
         email_notifier("upgraded", "smtp.example.org", security="starttls"),
         email_notifier("anonymous", "smtp.example.org", login=False),
     ]
@@ -407,8 +411,9 @@ def test_check_warns_of_each_password_sent_unencrypted_off_this_machine(write_wa
     assert done.stderr.splitlines() == [
         f"newsmon: warning: {unencrypted('remote', 'smtp.example.org')}",
         f"newsmon: warning: {unencrypted('lan', '192.0.2.25')}",
+        f"newsmon: warning: {unencrypted('not-under-localhost', 'localhost.example.org')}",
     ]
-    assert f"{path}: ok (feeds: 1, rules: 1 enabled of 1, notifiers: 8)" in done.stdout
+    assert f"{path}: ok (feeds: 1, rules: 1 enabled of 1, notifiers: 12)" in done.stdout
 
 
 async def test_run_logs_in_through_a_plain_relay_and_warns_of_a_remote_one(
