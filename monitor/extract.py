@@ -20,7 +20,7 @@ from monitor.errors import NewsmonError
 from monitor.models import BodyStatus, Extracted
 from monitor.plaintext import MAX_CONTENT, MAX_TITLE, clean_text, single_line, without_headline
 from monitor.urls import resolved
-from monitor.workers import WorkerLost, WorkerPool
+from monitor.workers import JobFailed, WorkerLost, WorkerPool
 
 ExtractFunction = Callable[[bytes, str | None], Extracted]
 
@@ -184,6 +184,8 @@ class Extractor:
             return Extracted("", BodyStatus.TIMEOUT, f"over the {seconds:g}s budget")
         except WorkerLost as e:
             return Extracted("", BodyStatus.EMPTY, f"extraction {e}")
+        except JobFailed as e:  # its message is the class name of what the extractor raised
+            return Extracted("", BodyStatus.EMPTY, f"extraction failed on an unexpected {e}")
         except NewsmonError as e:
             return Extracted("", BodyStatus.EMPTY, f"extraction failed: {e}")
 

@@ -71,7 +71,10 @@ async def test_failing_function_keeps_its_worker(pool: Extractor) -> None:
     """An exception on one page is that page's failure, not the worker's."""
     first = await pool.extract(b"x", None)
     failed = await pool.extract(RAISE, None)
-    assert (failed.status, failed.detail) == (BodyStatus.EMPTY, "extraction failed: ValueError")
+    assert (failed.status, failed.detail) == (
+        BodyStatus.EMPTY,
+        "extraction failed on an unexpected ValueError",
+    )
     assert {int(first.detail)} <= await _worker_pids(pool)
 
 
