@@ -1,9 +1,10 @@
 """The outbox relay: sends pending deliveries, one independent lane per destination.
 
-A lane sends its destination's rows in order. A transient failure parks the whole lane
-until the retry time (the destination is likely down, and order matters; a Retry-After
-that outlasts the row it answered, which then expires, parks it too), so one dead,
-slow or rate-limited destination never delays another: each lane is its own task. A lane
+A lane sends its destination's rows in order. A transient failure parks the lane's
+deliveries until the retry time (the destination is likely down, and order matters), and
+a Retry-After parks every row of the lane, notices and digests too, until it ends (also
+when the row it answered expires meanwhile), so one dead, slow or rate-limited
+destination never delays another: each lane is its own task. A lane
 also keeps its destination's rate (a token bucket), bundles its digests, and stops while
 the destination is paused after repeated permanent failures (until `newsmon resume`).
 Operational notices go first; a destination pausing, or alerts expiring, raise one.
@@ -90,9 +91,9 @@ class _Lane:
     policy: LanePolicy
     bucket: TokenBucket | None  # None: no rate limit
     storage: StoragePause  # the lane's pause while the database refuses writes
-    # until when the destination asked (Retry-After) to be left alone, once the row it
-    # asked it of expired (a row retried holds the lane by its own retry time); in
-    # memory: a restart forgets it, and the destination, asked once early, says it again
+    # until when the destination asked (Retry-After) to be left alone: no row of the lane
+    # goes before, whatever its own time; in memory, kept through a reload that replaces
+    # the lane: a restart forgets it, and the destination, asked once early, says it again
     quiet_until: float = 0.0
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -213,6 +214,8 @@ class Relay:
                 lane = self._lanes[name] = self._lane_of(
                     name, notifier, lanes.get(name, LanePolicy())
                 )
+                if name in going:  # a notifier edited: its destination's Retry-After holds
+                    lane.quiet_until = going[name].quiet_until
                 if self._group is not None:
                     lane.task = self._group.create_task(
                         self._serve_lane(name, False), name=f"lane-{name}"
@@ -370,6 +373,9 @@ class Relay:
             return not paused
         at = now + self._policy.delay(row.attempts + 1, result.retry_after, self._rng)
         not_before = now + self._policy.obeyed(result.retry_after)
+        # every row of the lane (notices and digests too, which keep times of their own)
+        # waits as the destination asked, whether this row is retried or expires (G8)
+        lane.quiet_until = max(lane.quiet_until, not_before)
         retry = await store.retry_or_expire(
             row.id, now, at, not_before=not_before, max_age=policy.max_age, error=result.detail
         )
@@ -377,8 +383,6 @@ class Relay:
             log_event(log, logging.ERROR, "delivery_expired", **fields, reason=retry)
             if not isinstance(row, Notice):  # a notice about a notice could chase itself
                 await self._notice(notices.delivery_expired, name, retry, now)
-            # the rows behind it wait as the destination asked, as they would behind a retry
-            lane.quiet_until = not_before
             return not_before <= now
         log_event(
             log, logging.WARNING, "delivery_retry", **fields, reason=result.detail,

@@ -206,6 +206,47 @@ async def test_a_retry_after_past_max_age_expires_at_once_and_is_obeyed(
         assert [s.at for s in server.seen] == [start, start + 600, start + 1200 + step]
 
 
+async def test_a_reload_that_edits_the_notifier_keeps_its_destinations_wait(
+    store, session, clock
+) -> None:
+    """The wait a destination asked for outlives the row it answered, and a reload that
+    edits the notifier (its max_age, say, after seeing alerts expire): the new lane keeps
+    it (G8)."""
+    busy = Answer(429, {"Retry-After": "600"})
+    async with hook(clock, busy, busy) as server:
+        start = clock()
+        await add_hits(store, 2, ["a"], start)
+        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=900)})
+        await r.send_due("a")
+        clock.now = start + 600
+        await r.send_due("a")  # story 0 expires; the destination asked for 10 minutes
+        edited = WebhookNotifier("a", Secret(server.url), session, timeout=10)
+        await r.replace({"a": edited}, {"a": LanePolicy(max_age=1800)}, 1.0)
+        clock.advance(599)
+        await r.send_due("a")
+        assert len(server.seen) == 2
+        clock.advance(1)
+        await r.send_due("a")
+        assert [s.at for s in server.seen] == [start, start + 600, start + 1200]
+
+
+async def test_a_retry_after_holds_the_lanes_notices_too(store, session, clock) -> None:
+    """A notice (or a digest) keeps a time of its own, but the destination asked the
+    whole lane to wait (G8): it goes when the wait is over, not one second later."""
+    async with hook(clock, Answer(429, {"Retry-After": "600"})) as server:
+        start = clock()
+        await add_hits(store, 1, ["a"], start)
+        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=3600)})
+        await r.send_due("a")  # retried in 10 minutes, as asked
+        await store.add_notice("feed_gone", "https://x.org/a", "1", "gone", ["a"], start)
+        clock.advance(1)
+        await r.send_due("a")
+        assert len(server.seen) == 1
+        clock.now = start + 600
+        await r.send_due("a")
+        assert [s.at for s in server.seen] == [start, start + 600, start + 600]
+
+
 async def test_removed_destination_cancels_its_open_deliveries(store, clock) -> None:
     """Deliveries to a notifier gone from the watchlist end cancelled, with the reason;
     the others stay pending. Once the notifier is back (a mistaken edit undone), a
