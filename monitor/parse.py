@@ -54,7 +54,7 @@ _DOCTYPE = re.compile(
 )
 
 
-_NOT_NEWLINE = re.compile(rb"[^\n]")
+_NOT_NEWLINE = re.compile(rb"[^\r\n]")  # XML ends a line at CR, LF or both
 _BLANKS = re.compile(r"\s+")
 _PARAGRAPH_GAP = re.compile(r"\n[^\S\n]*\n\s*")  # a blank line, and what follows it
 

@@ -119,6 +119,12 @@ NOT_FEEDS = {
         "",
         "malformed XML at line 1, column 49: mismatched tag",
     ),
+    "mismatched-after-doctype-cr-lines": (
+        b'<?xml version="1.0"?>\r<!DOCTYPE foo [\r<!ENTITY a "b">\r]>\r'
+        b"<foo>\r  <bar></baz>\r</foo>",
+        "",
+        "malformed XML at line 6, column 10: mismatched tag",
+    ),
     "cut-off": (
         b"<status>\n<code>503",
         "application/xml",
