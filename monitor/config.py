@@ -25,7 +25,7 @@ from monitor.parse_job import MAX_ENTRIES
 from monitor.rules import RuleIndex, compile_rules
 from monitor.rules.syntax import ENTITY_NAME
 from monitor.secrets import Secret, UnreadSecret
-from monitor.urls import normalize_url, without_password
+from monitor.urls import DEFAULT_PORTS, without_password
 
 if TYPE_CHECKING:  # the guard imports aiohttp, which `newsmon check` need not load
     from monitor.guard import Network
@@ -556,18 +556,26 @@ def _unique(items: list[tuple[str, str]], what: str) -> None:
 
 
 def _one_entry_per_feed(feeds: tuple[FeedConfig, ...]) -> None:
-    """Two entries for one feed would poll it twice: URLs that differ only where no server
-    tells them apart (the host's case, a default port, the order of the query, a tracking
-    parameter) are one feed. Another user, in the URL or in ``username``, makes another
-    feed (a private feed read as two users)."""
-    first: dict[tuple[str | None, ...], int] = {}
+    """Two entries for one feed would poll it twice."""
+    first: dict[tuple[object, ...], int] = {}
     for i, feed in enumerate(feeds):
-        parts = urlsplit(feed.url)
-        key = (normalize_url(feed.url) or feed.url, parts.username, feed.username)
+        key = _feed_identity(feed)
         if key in first:
             shown = without_password(feed.url)
             raise ConfigError(f"feeds[{i}].url", f"the same feed as feeds[{first[key]}]: {shown}")
         first[key] = i
+
+
+def _feed_identity(feed: FeedConfig) -> tuple[object, ...]:
+    """The feed's URL but for what no server tells apart (the scheme's and the host's
+    case, a default port, a fragment), and the user who reads it (in the URL or in
+    ``username``): a private feed read as two users is two feeds. Its query is kept as
+    written: a parameter that tracks an article's reader (``ocid``) may choose a feed."""
+    parts = urlsplit(feed.url)
+    scheme = parts.scheme.lower()
+    port = None if parts.port == DEFAULT_PORTS.get(scheme) else parts.port
+    host = (parts.hostname or "").rstrip(".")
+    return (scheme, host, port, parts.path or "/", parts.query, parts.username or feed.username)
 
 
 def _scopes(

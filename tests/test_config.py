@@ -81,7 +81,7 @@ def test_example_watchlist_is_valid() -> None:
         ),
         pytest.param(BASE + '\n[[rules]]\nname = "r"\nquery = "x"\nnotify = ["hook"]\n',
                      "rules[1].name", "duplicate", id="duplicate-rule"),
-        pytest.param(BASE + '[[feeds]]\nurl = "HTTPS://Example.ORG:443/feed.xml?utm_source=x"\n',
+        pytest.param(BASE + '[[feeds]]\nurl = "HTTPS://Example.ORG:443/feed.xml#top"\n',
                      "feeds[1].url", "the same feed as feeds[0]", id="duplicate-feed"),
         pytest.param("[monitor\n", "", "TOML syntax error", id="toml-syntax"),
         pytest.param(BASE.replace("https://example.org/feed.xml", "http://"),
@@ -143,9 +143,16 @@ def test_one_feed_under_other_credentials_is_another_feed(tmp_path: Path) -> Non
     as_users = '[[feeds]]\nurl = "https://example.org/p.xml"\nusername = "{}"\npassword = "pw"\n'
     users = load(tmp_path, BASE + as_users.format("ann") + as_users.format("bob"))
     assert len(users.feeds) == 3  # type: ignore[attr-defined]
-    # URLs that normalize to nothing are compared as written
+    # the user in the URL or in username: one reader
+    same_user = BASE + as_users.format("ann") + '[[feeds]]\nurl = "https://ann@example.org/p.xml"\n'
+    with pytest.raises(ConfigError, match="the same feed as feeds"):
+        load(tmp_path, same_user)
+    # hosts of dots are no spelling of one another; a query chooses a feed
     odd = BASE + '[[feeds]]\nurl = "http://./a"\n[[feeds]]\nurl = "http://../b"\n'
     assert len(load(tmp_path, odd).feeds) == 3  # type: ignore[attr-defined]
+    editions = '[[feeds]]\nurl = "https://example.org/rss?ocid={}"\n'
+    asked = BASE + editions.format("world") + editions.format("sports")
+    assert len(load(tmp_path, asked).feeds) == 3  # type: ignore[attr-defined]
 
 
 def test_email_addresses_as_people_write_them(tmp_path: Path) -> None:
