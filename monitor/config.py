@@ -730,10 +730,11 @@ def config_warnings(config: Config) -> list[ConfigWarning]:
 
 
 def _loopback(host: str) -> bool:
-    """``host`` is this machine: localhost or a name under it (RFC 6761), 127.0.0.0/8 or
-    ::1, bracketed or not, or IPv4-mapped (::ffff:127.0.0.1)."""
+    """``host`` is this machine: localhost, 127.0.0.0/8 or ::1, bracketed or not, or
+    IPv4-mapped (::ffff:127.0.0.1). Not a name under localhost: a resolver without RFC
+    6761's rule may ask DNS for it."""
     name = host.lower().rstrip(".").removeprefix("[").removesuffix("]")
-    if name == "localhost" or name.endswith(".localhost"):
+    if name == "localhost":
         return True
     try:
         address = ipaddress.ip_address(name)

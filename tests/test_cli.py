@@ -411,6 +411,7 @@ def test_check_warns_of_each_password_sent_unencrypted_off_this_machine(write_wa
     assert done.stderr.splitlines() == [
         f"newsmon: warning: {unencrypted('remote', 'smtp.example.org')}",
         f"newsmon: warning: {unencrypted('lan', '192.0.2.25')}",
+        f"newsmon: warning: {unencrypted('under-localhost', 'mail.localhost')}",
         f"newsmon: warning: {unencrypted('not-under-localhost', 'localhost.example.org')}",
     ]
     assert f"{path}: ok (feeds: 1, rules: 1 enabled of 1, notifiers: 12)" in done.stdout
