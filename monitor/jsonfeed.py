@@ -54,7 +54,7 @@ def _date(value: object) -> datetime | None:
 
 def _item(raw: dict[str, Any]) -> JsonItem:
     ident = raw.get("id")
-    # 1.1: "id ... If the id is a number, convert it to a string"; JSON has no NaN to fear
+    # 1.1: "id ... If the id is a number, convert it to a string" (NaN was read as null)
     ident = str(ident) if isinstance(ident, int | float) and not isinstance(ident, bool) else ident
     return JsonItem(
         id=_text(ident),
@@ -74,7 +74,10 @@ def read_json_feed(body: bytes) -> tuple[str | None, list[JsonItem]]:
     version), its message a line for the user (the caller raises it as a ParseError).
     """
     try:
-        document = json.loads(body.removeprefix(_BOM))  # RFC 8259: UTF-8 (json sniffs 16/32)
+        # RFC 8259: UTF-8 (json sniffs 16/32). NaN and Infinity are no JSON; Python's json
+        # reads them, and every item whose id is NaN shared the key "id:nan": as null, an
+        # item falls back to its link or its text for its identity.
+        document = json.loads(body.removeprefix(_BOM), parse_constant=lambda _: None)
     except json.JSONDecodeError as e:
         # e.msg is one of json's fixed phrases ("Expecting value"), never the text itself
         fault = e.msg.removesuffix(" at").lower()

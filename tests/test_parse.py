@@ -304,6 +304,20 @@ def test_json_feed_with_a_bom_or_http_version_is_read() -> None:
     assert parse_feed(plain, {}).entries == feed.entries
 
 
+def test_json_feed_items_with_nan_ids_keep_their_own_identities() -> None:
+    """NaN is no JSON, but Python reads it: every item whose id was NaN had the key
+    "id:nan", and all but one were lost as repeats. Read as no id, each falls back to its
+    link."""
+    items = ", ".join(
+        f'{{"id": {nan}, "url": "https://example.org/{n}", "title": "t{n}"}}'
+        for n, nan in enumerate(["NaN", "NaN", "Infinity"])
+    )
+    body = f'{{"version": "https://jsonfeed.org/version/1.1", "items": [{items}]}}'.encode()
+    entries = parse_feed(body, {"content-type": "application/feed+json"}).entries
+    assert [e.url for e in entries] == [f"https://example.org/{n}" for n in range(3)]
+    assert len({e.key for e in entries}) == 3
+
+
 def _rss(items: list[tuple[str, str]]) -> bytes:
     """An RSS feed of (title, pubDate) items without guid or link."""
     body = "".join(
