@@ -1007,10 +1007,10 @@ class Store:
                 return at
             why = error
             if now < deadline:
-                why += (
-                    f"; the destination asked us to wait {span(not_before - now)},"
-                    f" and max_age ends in {span(deadline - now)}"
-                )
+                asked, left = span(not_before - now), span(deadline - now)
+                if asked == left:  # rounded alike ("2m" and "2m"): in seconds, which differ
+                    asked, left = f"{not_before - now:.0f}s", f"{deadline - now:.0f}s"
+                why += f"; the destination asked us to wait {asked}, and max_age ends in {left}"
             tries = f"{row[1]} {'try' if row[1] == 1 else 'tries'}"
             await self._update(outbox_id, "expired", now, error=f"gave up after {tries}: {why}")
             return why

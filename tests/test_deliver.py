@@ -206,6 +206,20 @@ async def test_a_retry_after_past_max_age_expires_at_once_and_is_obeyed(
         assert [s.at for s in server.seen] == [start, start + 600, start + 1200 + step]
 
 
+async def test_an_expiry_reason_says_the_two_waits_apart(store, session, clock) -> None:
+    """100 s asked and 90 s left both round to "2m": then the reason gives seconds."""
+    busy = Answer(429, {"Retry-After": "100"})
+    async with hook(clock, busy, busy) as server:
+        start = clock()
+        await add_hits(store, 1, ["a"], start)
+        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=190)})
+        await r.send_due("a")
+        clock.now = start + 100
+        await r.send_due("a")
+        why = "HTTP 429: answer; the destination asked us to wait 100s, and max_age ends in 90s"
+        assert await states(store) == [("story 0", "expired", 2, f"gave up after 2 tries: {why}")]
+
+
 async def test_a_reload_that_edits_the_notifier_keeps_its_destinations_wait(
     store, session, clock
 ) -> None:
