@@ -167,6 +167,21 @@ async def test_retried_past_max_age_expires(store, session, clock, back: bool) -
             assert reason == f"gave up after {attempts} tries: HTTP 503: answer"
 
 
+async def expired_behind_retry_after(
+    store: Store, session, clock, server, *, hits: int, wait: float, max_age: float
+) -> tuple[Relay, float]:
+    """``hits`` alerts to "a", whose destination answers the first two tries with 429 and
+    a Retry-After of ``wait`` seconds: the first alert is tried again after ``wait``, then
+    expires, a second wait ending past its ``max_age``. The relay and the start time."""
+    start = clock()
+    await add_hits(store, hits, ["a"], start)
+    r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=max_age)})
+    await r.send_due("a")
+    clock.now = start + wait
+    await r.send_due("a")
+    return r, start
+
+
 @pytest.mark.parametrize("step", [0.0, -86400.0], ids=["steady", "clock-stepped-back"])
 async def test_a_retry_after_past_max_age_expires_at_once_and_is_obeyed(
     store, session, clock, caplog: pytest.LogCaptureFixture, step: float
@@ -177,14 +192,12 @@ async def test_a_retry_after_past_max_age_expires_at_once_and_is_obeyed(
     as asked, then is sent. A wall clock stepped back a day meanwhile (RELIABILITY.md case
     62) does not stretch that wait."""
     busy = Answer(429, {"Retry-After": "600"})
+    caplog.set_level(logging.WARNING, logger="newsmon.deliver")
     async with hook(clock, busy, busy) as server:
-        start = clock()
-        await add_hits(store, 2, ["a"], start)
-        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=900)})
-        caplog.set_level(logging.WARNING, logger="newsmon.deliver")
-        await r.send_due("a")  # 10 min asked, 15 left: tried again in 10
-        clock.now = start + 600
-        await r.send_due("a")  # 10 min asked, 5 left: no try can be made in time
+        # 10 min asked, 15 left: tried again in 10; then 5 left: no try can be made in time
+        r, start = await expired_behind_retry_after(
+            store, session, clock, server, hits=2, wait=600, max_age=900
+        )
         why = "HTTP 429: answer; the destination asked us to wait 10m, and max_age ends in 5m"
         fields = f"delivery={server.seen[0].delivery} notifier=a rule=r"
         assert [(r.levelno, r.getMessage()) for r in logged(caplog, "delivery_")] == [
@@ -210,12 +223,9 @@ async def test_an_expiry_reason_says_the_two_waits_apart(store, session, clock) 
     """100 s asked and 90 s left both round to "2m": then the reason gives seconds."""
     busy = Answer(429, {"Retry-After": "100"})
     async with hook(clock, busy, busy) as server:
-        start = clock()
-        await add_hits(store, 1, ["a"], start)
-        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=190)})
-        await r.send_due("a")
-        clock.now = start + 100
-        await r.send_due("a")
+        await expired_behind_retry_after(
+            store, session, clock, server, hits=1, wait=100, max_age=190
+        )
         why = "HTTP 429: answer; the destination asked us to wait 100s, and max_age ends in 90s"
         assert await states(store) == [("story 0", "expired", 2, f"gave up after 2 tries: {why}")]
 
@@ -228,12 +238,9 @@ async def test_a_reload_that_edits_the_notifier_keeps_its_destinations_wait(
     it (G8)."""
     busy = Answer(429, {"Retry-After": "600"})
     async with hook(clock, busy, busy) as server:
-        start = clock()
-        await add_hits(store, 2, ["a"], start)
-        r = relay(store, {"a": server}, session, clock, {"a": LanePolicy(max_age=900)})
-        await r.send_due("a")
-        clock.now = start + 600
-        await r.send_due("a")  # story 0 expires; the destination asked for 10 minutes
+        r, start = await expired_behind_retry_after(
+            store, session, clock, server, hits=2, wait=600, max_age=900
+        )
         edited = WebhookNotifier("a", Secret(server.url), session, timeout=10)
         await r.replace({"a": edited}, {"a": LanePolicy(max_age=1800)}, 1.0)
         clock.advance(599)
