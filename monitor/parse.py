@@ -44,12 +44,15 @@ from monitor.plaintext import (
 from monitor.schedule import parse_ttl
 from monitor.urls import joined, normalize_url, resolved
 
+# What may come before a document's DOCTYPE and root: white space, processing
+# instructions (the XML declaration), comments. Possessive, so each part is scanned once.
+_PROLOG = r"(?:\s++|<\?.*?\?>|<!--.*?-->)*+"
 # A DOCTYPE and its internal subset (group 1), in the prolog: feeds never need entity
 # declarations, and nested ones expand exponentially (billion laughs, RELIABILITY.md
 # case 22). Only there is one read: "<!DOCTYPE" in a comment or a CDATA section is text,
-# and cutting it out broke the document. Possessive, so each part is scanned once.
+# and cutting it out broke the document.
 _DOCTYPE = re.compile(
-    rb"(?:\xef\xbb\xbf)?(?:\s++|<\?.*?\?>|<!--.*?-->)*+(<!DOCTYPE[^>\[]*(?:\[.*?\]\s*)?>)",
+    rf"(?:\xef\xbb\xbf)?{_PROLOG}(<!DOCTYPE[^>\[]*(?:\[.*?\]\s*)?>)".encode(),
     re.IGNORECASE | re.DOTALL,
 )
 
@@ -221,7 +224,7 @@ def _without_doctype(body: bytes) -> bytes:
 
 
 # An HTML page, however it is labelled: its doctype or root, after any prolog and comments
-_HTML_PAGE = re.compile(r"(?:\s|<\?[^>]*>|<!--.*?-->)*+<(?:!doctype\s+html|html)[\s>]", re.I | re.S)
+_HTML_PAGE = re.compile(rf"{_PROLOG}<(?:!doctype\s+html|html)[\s>]", re.I | re.S)
 # expat's "no element found": none at all, or, once the root has begun, a text cut off
 _NO_ELEMENT = xml.parsers.expat.errors.codes[xml.parsers.expat.errors.XML_ERROR_NO_ELEMENTS]
 _SHOWN = 40  # characters of a publisher's word (a content type, an element name) shown

@@ -837,7 +837,6 @@ class Store:
 
     async def cancel_deliveries(self, notifiers: Iterable[str], now: float) -> int:
         """Open deliveries to destinations no longer in the watchlist end as cancelled."""
-        reason = REMOVED
         keep = json.dumps(list(notifiers))
         async with self._transaction():
             changes = (
@@ -846,7 +845,7 @@ class Store:
                 " AND notifier NOT IN (SELECT value FROM json_each(?))"
             )
             for table in _OUTBOX_TABLES:  # deliveries last: its count is returned
-                cursor = await self._db.execute(f"UPDATE {table} {changes}", (now, reason, keep))
+                cursor = await self._db.execute(f"UPDATE {table} {changes}", (now, REMOVED, keep))
             return cursor.rowcount
 
     async def due_deliveries(self, notifier: str, now: float, limit: int) -> list[Delivery]:
